@@ -1,0 +1,148 @@
+"""Writes src/plumecast/presets/paper-room.toml from the facts of DESIGN section 2.
+
+The floor plan is the 26 x 49 fluid mask of the paper's Fluent plane (791 open cells),
+typed in below as an ASCII plan; source cells and the train/test split are the paper's.
+Rerun after changing the choices here: ``python scripts/make_presets.py``.
+"""
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+PLAN = """\
+#################################################
+#################################################
+##############.............######################
+##############.............######################
+##############.............######################
+##############.............######################
+##############.............######################
+###...................................###########
+###...................................###########
+###............................................##
+###............................................##
+###............................................##
+...............................................##
+...............................................##
+...............................................##
+...............................................##
+...............................................##
+...............................................##
+..........#.......#############................##
+..........#.......#############................##
+..........#.......#############................##
+..........#.......#############................##
+..........#.......#############................##
+..........#.......#############................##
+####......#####################................##
+####......#####################................##"""
+
+SOURCES = """0 (13,3) 1 (6,8) 2 (6,15) 3 (13,20) 4 (23,21) 5 (10,31) 6 (13,40) 7 (13,45) 8 (17,32)
+9 (4,40) 10 (13,25) 11 (15,22) 12 (13,15) 13 (16,8) 14 (8,3) 15 (3,7) 16 (12,10) 17 (17,17)
+18 (19,26) 19 (2,34) 20 (12,34) 21 (8,37) 22 (10,44) 23 (4,45) 24 (9,22) 25 (16,24) 26 (6,41)
+27 (9,34) 28 (9,14) 29 (14,36) 30 (11,2) 31 (14,31) 32 (5,36) 33 (23,25) 34 (14,28) 35 (22,19)
+36 (15,37) 37 (10,6) 38 (17,5) 39 (17,12) 40 (14,42) 41 (5,4) 42 (3,17) 43 (9,18) 44 (10,38)
+45 (4,5) 46 (14,13) 47 (9,29) 48 (13,6) 49 (6,46) 50 (14,18) 51 (17,19) 52 (4,1)"""
+TRAIN = {0, 2, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 19, 21, 23, 25, 37, 38, 41, 42, 43, 49, 50}
+HEIGHTS_M = (1.5, 1.1, 1.9)  # cycled over sources: at, below and above the plane
+HORIZON_S = 600.0
+
+
+def ping_pong(points, speed_m_s, horizon_s=HORIZON_S, pause_s=0.0):
+    """Waypoints walking a polyline forth and back at a speed until the horizon."""
+    pts = [np.asarray(p, float) for p in points]
+    route = pts + pts[-2::-1]
+    out, t = [(0.0, *route[0])], 0.0
+    i = 0
+    while t < horizon_s:
+        a, b = route[i % (len(route) - 1)], route[i % (len(route) - 1) + 1]
+        t += float(np.linalg.norm(b - a)) / speed_m_s
+        out.append((round(t, 3), *map(float, b)))
+        if pause_s:
+            t += pause_s
+            out.append((round(t, 3), *map(float, b)))
+        i += 1
+    return out
+
+
+def fmt(v):
+    return "[" + ", ".join(fmt(x) if isinstance(x, (list, tuple)) else repr(round(float(x), 4)) for x in v) + "]"
+
+
+def main():
+    lines = [
+        "# paper-room: the floor plan of arXiv 2511.21369 (26 x 49 cells of 0.5 m, 791 open),",
+        "# with plumecast's choices for what the paper does not give. Written by",
+        "# scripts/make_presets.py; see docs/reference-simulator.md for the reasons.",
+        'name = "paper-room"',
+        "",
+        "[simulation]",
+        "horizon_s = 600.0",
+        "snapshot_s = 2.0",
+        "plane_height_m = 1.5",
+        "plane_cell_m = 0.5",
+        "fine_cell_m = 0.25",
+        "molecular_diffusivity_m2_s = 2.0e-5",
+        "turbulent_schmidt = 0.7",
+        'mass_unit = "mg"',
+        "",
+        "[flow]",
+        "kinematic_viscosity_m2_s = 1.5e-5",
+        "mixing_length_max_m = 0.3",
+        "",
+        "[room]",
+        "size_m = [24.5, 13.0, 3.0]",
+        "plan_cell_m = 0.5",
+        '# First line = highest y. "." open, "#" full-height wall.',
+        'plan = """',
+        PLAN,
+        '"""',
+        "",
+    ]
+    desks = [  # (x0, x1, y0, y1) of 0.75 m desks, in open office areas
+        (1.0, 3.0, 2.0, 3.0), (6.5, 8.5, 2.0, 3.0), (16.5, 18.5, 2.0, 3.0), (20.0, 22.0, 2.0, 3.0),
+        (16.5, 18.5, 5.5, 6.5), (20.0, 22.0, 5.5, 6.5), (8.0, 10.0, 10.0, 11.0), (11.0, 13.0, 10.0, 11.0),
+    ]
+    for i, (x0, x1, y0, y1) in enumerate(desks):
+        lines += ["[[room.obstacles]]", f'name = "desk-{i}"', f"box_m = {fmt((x0, x1, y0, y1, 0.0, 0.75))}", ""]
+    partitions = [(12.0, 12.25, 4.0, 6.0), (3.5, 7.0, 9.0, 9.25)]  # 1.25 m screens
+    for i, (x0, x1, y0, y1) in enumerate(partitions):
+        lines += ["[[room.obstacles]]", f'name = "partition-{i}"', f"box_m = {fmt((x0, x1, y0, y1, 0.0, 1.25))}", ""]
+    diffusers = [(2.0, 6.0), (8.0, 3.0), (14.0, 6.5), (19.5, 3.0), (17.0, 9.0), (10.0, 10.5)]
+    for i, (x, y) in enumerate(diffusers):
+        lines += [
+            "[[room.inlets]]", f'name = "diffuser-{i}"', 'face = "z+"',
+            f"rect_m = {fmt((x, x + 0.5, y, y + 0.5))}", "speed_m_s = 0.6", "",
+        ]
+    grilles = [("x-", (3.0, 4.0, 0.0, 0.5)), ("y-", (20.0, 21.0, 0.0, 0.5)), ("z-", (10.0, 10.5, 11.0, 11.5))]
+    for i, (face, rect) in enumerate(grilles):
+        lines += ["[[room.outlets]]", f'name = "exhaust-{i}"', f'face = "{face}"', f"rect_m = {fmt(rect)}", ""]
+    for idx, y, x in ((int(a), int(b), int(c)) for a, b, c in re.findall(r"(\d+) \((\d+),(\d+)\)", SOURCES)):
+        pos = ((x + 0.5) * 0.5, (y + 0.5) * 0.5, HEIGHTS_M[idx % 3])
+        lines += [
+            "[[scenarios]]", f'name = "static-{idx:02d}"', f'split = "{"train" if idx in TRAIN else "test"}"',
+            f"source = {{ position_m = {fmt(pos)}, rate = [[0.0, 1.0]] }}", "",
+        ]
+    walks = [  # (polyline (x, y, z), speed m/s, pause at turns s)
+        ([(1.0, 6.75, 1.5), (23.0, 6.75, 1.5)], 1.2, 0.0),
+        ([(2.0, 7.75, 1.1), (20.0, 7.75, 1.1)], 0.3, 0.0),
+        ([(2.0, 5.0, 1.5), (17.0, 5.0, 1.5), (17.0, 8.5, 1.5), (2.0, 8.5, 1.5)], 1.2, 0.0),
+        ([(3.0, 3.0, 1.9), (3.0, 8.0, 1.9), (9.0, 8.0, 1.9)], 0.3, 0.0),
+        ([(12.5, 6.0, 1.5), (12.5, 10.5, 1.5), (8.0, 10.5, 1.5)], 0.6, 10.0),
+        ([(17.0, 1.0, 1.1), (22.0, 1.0, 1.1), (22.0, 8.0, 1.1), (17.0, 8.0, 1.1)], 1.2, 0.0),
+    ]
+    for i, (poly, speed, pause) in enumerate(walks):
+        path = ping_pong(poly, speed, pause_s=pause)
+        lines += [
+            "[[scenarios]]", f'name = "moving-{i:02d}"', 'split = "ood"',
+            f"# {speed} m/s along {len(poly)} waypoints, forth and back",
+            f"source = {{ rate = [[0.0, 1.0]], path = {fmt(path)} }}", "",
+        ]
+    out = Path(__file__).resolve().parents[1] / "src/plumecast/presets/paper-room.toml"
+    out.write_text("\n".join(lines))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Scenarios: sources (static, time-varying, moving), scenario sets with splits, presets.
+
+A scenario set is one room, one steady flow and many scenarios that differ by source.
+Each scenario has exactly one source; its emission rate is piecewise linear in time and
+its position is fixed or follows timed waypoints (piecewise linear, held at the ends).
+Units: metres, seconds, and a mass unit named by the set (default ``mg``): rates in
+mass/s, concentrations in mass/m^3.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from plumecast.geometry import Box, GeometryError, Grid3D, Patch, Room, parse_ascii_plan, plan_from_rectangles
+
+SPLITS = ("train", "test", "ood")
+
+
+class ScenarioError(ValueError):
+    """A scenario or scenario file that cannot be used as written."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A point source: rate ``(t_s, rate)`` pairs and either a position or a path.
+
+    ``path`` holds ``(t_s, x_m, y_m, z_m)`` waypoints with increasing times; before the
+    first and after the last waypoint the source stands still.
+    """
+
+    rate: tuple[tuple[float, float], ...]
+    position_m: tuple[float, float, float] | None = None
+    path: tuple[tuple[float, float, float, float], ...] | None = None
+
+    def __post_init__(self):
+        if (self.position_m is None) == (self.path is None):
+            raise ScenarioError("a source needs exactly one of 'position_m' and 'path'")
+        rate = np.asarray(self.rate, dtype=float)
+        if rate.ndim != 2 or rate.shape[1] != 2 or len(rate) < 1:
+            raise ScenarioError(f"source rate must be a list of [t_s, rate] pairs, got {self.rate}")
+        if not np.isfinite(rate).all() or (rate[:, 1] < 0).any():
+            raise ScenarioError(f"source rate must be finite and non-negative, got {self.rate}")
+        if (np.diff(rate[:, 0]) <= 0).any():
+            raise ScenarioError(f"source rate times must increase, got {rate[:, 0].tolist()}")
+        if self.path is not None:
+            path = np.asarray(self.path, dtype=float)
+            if path.ndim != 2 or path.shape[1] != 4 or len(path) < 2:
+                raise ScenarioError("a source path needs at least two [t_s, x_m, y_m, z_m] waypoints")
+            if not np.isfinite(path).all():
+                raise ScenarioError("source path has non-finite values")
+            if (np.diff(path[:, 0]) <= 0).any():
+                raise ScenarioError(f"source path times must increase, got {path[:, 0].tolist()}")
+        elif not np.isfinite(np.asarray(self.position_m, dtype=float)).all():
+            raise ScenarioError(f"source position must be finite, got {self.position_m}")
+
+    @property
+    def moving(self) -> bool:
+        return self.path is not None
+
+    def rate_at(self, t_s) -> np.ndarray:
+        r = np.asarray(self.rate, dtype=float)
+        return np.interp(t_s, r[:, 0], r[:, 1])
+
+    def position_at(self, t_s) -> np.ndarray:
+        """Position ``(..., 3)`` as (x, y, z) metres at times ``t_s``."""
+        t = np.asarray(t_s, dtype=float)
+        if self.path is None:
+            return np.broadcast_to(np.asarray(self.position_m, dtype=float), t.shape + (3,)).copy()
+        p = np.asarray(self.path, dtype=float)
+        return np.stack([np.interp(t, p[:, 0], p[:, k]) for k in (1, 2, 3)], axis=-1)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    split: str
+    source: Source
+
+    def __post_init__(self):
+        if self.split not in SPLITS:
+            raise ScenarioError(f"scenario {self.name!r}: split must be one of {SPLITS}, got {self.split!r}")
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Time span, sampling, plane and transport constants of a scenario set."""
+
+    horizon_s: float = 600.0
+    snapshot_s: float = 2.0
+    plane_height_m: float = 1.5
+    plane_cell_m: float = 0.5
+    fine_cell_m: float = 0.25
+    molecular_diffusivity_m2_s: float = 2.0e-5
+    turbulent_schmidt: float = 0.7
+    cfl: float = 0.8
+    mass_unit: str = "mg"
+
+    def __post_init__(self):
+        for name in ("horizon_s", "snapshot_s", "plane_height_m", "plane_cell_m", "fine_cell_m", "turbulent_schmidt"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v > 0):
+                raise ScenarioError(f"simulation.{name} must be positive, got {v}")
+        if not 0 < self.cfl <= 1:
+            raise ScenarioError(f"simulation.cfl must be in (0, 1], got {self.cfl}")
+        n = self.horizon_s / self.snapshot_s
+        if not np.isclose(n, round(n)):
+            raise ScenarioError(f"horizon {self.horizon_s} s is not a whole number of {self.snapshot_s} s snapshots")
+
+    @property
+    def times_s(self) -> np.ndarray:
+        n = int(round(self.horizon_s / self.snapshot_s))
+        return np.arange(n + 1) * self.snapshot_s
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    """Settings of the steady RANS flow solve (see plumecast.reference.flow)."""
+
+    kinematic_viscosity_m2_s: float = 1.5e-5
+    max_iterations: int = 20000
+    residual_tol: float = 1e-4
+    divergence_tol: float = 1e-8
+    mixing_length_max_m: float = 0.3
+
+
+@dataclass(frozen=True)
+class ScenarioSet:
+    name: str
+    room: Room = field(repr=False)
+    simulation: Simulation
+    flow: FlowSettings
+    scenarios: tuple[Scenario, ...]
+    config: dict = field(repr=False, compare=False, default_factory=dict)
+
+    def __post_init__(self):
+        names = [s.name for s in self.scenarios]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ScenarioError(f"duplicate scenario names: {dup}")
+        if not self.scenarios:
+            raise ScenarioError(f"scenario set {self.name!r} has no scenarios")
+
+    def select(self, names: list[str] | None) -> "ScenarioSet":
+        """The same set restricted to ``names`` (in the set's order); unknown names raise."""
+        if not names:
+            return self
+        known = {s.name for s in self.scenarios}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise ScenarioError(f"unknown scenarios {missing}; known: {sorted(known)[:10]}...")
+        keep = tuple(s for s in self.scenarios if s.name in set(names))
+        return ScenarioSet(self.name, self.room, self.simulation, self.flow, keep, self.config)
+
+    def config_json(self) -> str:
+        return json.dumps(self.config, sort_keys=True)
+
+    def validate_sources(self, grid: Grid3D) -> None:
+        """Every source, at every time of the horizon, in a fluid cell of the 3D grid."""
+        t = np.arange(0.0, self.simulation.horizon_s + 1e-9, min(0.1, self.simulation.snapshot_s))
+        for sc in self.scenarios:
+            pos = sc.source.position_at(t)
+            what = "path" if sc.source.moving else "source"
+            for ti, (x, y, z) in zip(t, pos):
+                idx = grid.cell_index(x, y, z)
+                if idx is None:
+                    raise ScenarioError(
+                        f"scenario {sc.name!r}: {what} at ({x:.3f}, {y:.3f}, {z:.3f}) m, t = {ti:.1f} s, "
+                        "is outside the room"
+                    )
+                if not grid.fluid[idx]:
+                    raise ScenarioError(
+                        f"scenario {sc.name!r}: {what} at ({x:.3f}, {y:.3f}, {z:.3f}) m, t = {ti:.1f} s, "
+                        "is inside a wall or obstacle"
+                    )
+                if not sc.source.moving:
+                    break
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("plumecast.presets").iterdir() if p.name.endswith(".toml"))
+
+
+def load_scenario_set(preset_or_path: str | Path) -> ScenarioSet:
+    """A preset name (see ``preset_names()``) or the path of a scenario TOML file."""
+    p = Path(preset_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise ScenarioError(f"scenario file {p} does not exist")
+        text = p.read_text()
+        origin = str(p)
+    elif str(preset_or_path) in preset_names():
+        text = resources.files("plumecast.presets").joinpath(f"{preset_or_path}.toml").read_text()
+        origin = f"preset {preset_or_path}"
+    else:
+        raise ScenarioError(f"{preset_or_path!r} is neither a preset ({', '.join(preset_names())}) nor a TOML file")
+    try:
+        config = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{origin}: malformed TOML: {e}") from None
+    return scenario_set_from_config(config, origin)
+
+
+def scenario_set_from_config(config: dict, origin: str = "config") -> ScenarioSet:
+    try:
+        return _from_config(config)
+    except KeyError as e:
+        raise ScenarioError(f"{origin}: missing key {e}") from None
+    except (TypeError, GeometryError, ScenarioError) as e:
+        raise ScenarioError(f"{origin}: {e}") from None
+
+
+def _from_config(config: dict) -> ScenarioSet:
+    r = config["room"]
+    size = tuple(float(v) for v in r["size_m"])
+    cell = float(r["plan_cell_m"])
+    if "plan" in r:
+        plan = parse_ascii_plan(r["plan"])
+    else:
+        plan = plan_from_rectangles(size[:2], cell, r.get("solid_rectangles_m", []))
+    room = Room(
+        size_m=size,
+        plan_cell_m=cell,
+        plan=plan,
+        obstacles=tuple(Box(o["name"], *map(float, o["box_m"])) for o in r.get("obstacles", [])),
+        inlets=tuple(Patch(p["name"], p["face"], tuple(map(float, p["rect_m"])), p.get("speed_m_s")) for p in r["inlets"]),
+        outlets=tuple(
+            Patch(p["name"], p["face"], tuple(map(float, p["rect_m"])), p.get("speed_m_s")) for p in r["outlets"]
+        ),
+    )
+    sim = Simulation(**config.get("simulation", {}))
+    flow = FlowSettings(**config.get("flow", {}))
+    scenarios = []
+    for s in config["scenarios"]:
+        src = s["source"]
+        scenarios.append(
+            Scenario(
+                name=s["name"],
+                split=s["split"],
+                source=Source(
+                    rate=tuple(tuple(map(float, pair)) for pair in src["rate"]),
+                    position_m=tuple(map(float, src["position_m"])) if "position_m" in src else None,
+                    path=tuple(tuple(map(float, w)) for w in src["path"]) if "path" in src else None,
+                ),
+            )
+        )
+    return ScenarioSet(config.get("name", "unnamed"), room, sim, flow, tuple(scenarios), config)
+
+
