@@ -1,0 +1,18 @@
+"""The shared typer app and the one way commands report errors."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Fast learned forecasts of scalar spread on a plane of a building.")
+import_app = typer.Typer(no_args_is_help=True, help="Import finished CFD output into the plumecast dataset schema.")
+app.add_typer(import_app, name="import")
+
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print an error that names the problem and exit non-zero."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)

@@ -1,0 +1,3 @@
+"""Commands: import openfoam, import fluent."""
+
+from plumecast.cli.app import import_app  # noqa: F401

@@ -1,0 +1,221 @@
+"""The plane dataset: one writer, one reader, one validator (netCDF through xarray).
+
+Schema (version 1), dimensions ``scenario, time, y, x``:
+
+==================  =======================  ===========================================
+variable            dims                     meaning
+==================  =======================  ===========================================
+concentration       scenario, time, y, x     plane concentration, mass/m^3 (0 in solids)
+u, v, w             y, x                     plane velocity, m/s (w > 0 upward)
+nu_t                y, x                     plane turbulent kinematic viscosity, m^2/s
+fluid               y, x                     1 where the coarse cell holds fluid, else 0
+fluid_fraction      y, x                     fluid area fraction of the coarse cell
+source_x/_y/_z      scenario, time           source position, m
+source_rate         scenario, time           emission rate, mass/s
+split               scenario                 'train', 'test' or 'ood'
+==================  =======================  ===========================================
+
+Optional per-scenario diagnostics ``mass_room``, ``mass_injected``, ``mass_outflow``
+(scenario, time) hold the 3D mass budget where the generator knows it. Coordinates are
+cell centres in metres and times in seconds. Attributes: ``schema_version``,
+``plane_height_m``, ``dx_m``, ``dy_m``, ``mass_unit``, ``generator``,
+``generator_version``, ``scenario_config`` (JSON), and free-form ``history``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+SCHEMA_VERSION = 1
+SPLITS = ("train", "test", "ood")
+FIELD_VARS = ("u", "v", "w", "nu_t", "fluid", "fluid_fraction")
+TRACK_VARS = ("source_x", "source_y", "source_z", "source_rate")
+BUDGET_VARS = ("mass_room", "mass_injected", "mass_outflow")
+REQUIRED_ATTRS = (
+    "schema_version", "plane_height_m", "dx_m", "dy_m", "mass_unit", "generator", "generator_version",
+    "scenario_config",
+)
+
+
+class DatasetError(ValueError):
+    """A dataset that does not follow the plumecast schema; the message names the problem."""
+
+
+def make_dataset(
+    *,
+    scenario_names,
+    splits,
+    times_s,
+    x_m,
+    y_m,
+    concentration,
+    u,
+    v,
+    w,
+    nu_t,
+    fluid_fraction,
+    source_xyz,
+    source_rate,
+    plane_height_m: float,
+    mass_unit: str,
+    generator: str,
+    generator_version: str,
+    scenario_config: dict | str,
+    budget: dict | None = None,
+) -> xr.Dataset:
+    """Assemble and validate a dataset from arrays.
+
+    ``concentration`` is ``(scenario, time, y, x)``; ``source_xyz`` is ``(scenario, time,
+    3)``; ``budget`` optionally maps ``mass_room``/``mass_injected``/``mass_outflow`` to
+    ``(scenario, time)`` arrays.
+    """
+    x_m, y_m = np.asarray(x_m, float), np.asarray(y_m, float)
+    fluid_fraction = np.asarray(fluid_fraction, float)
+    source_xyz = np.asarray(source_xyz, float)
+    st, yx = ("scenario", "time"), ("y", "x")
+    mass = f"{mass_unit}"
+    data_vars = {
+        "concentration": (st + yx, np.asarray(concentration, np.float32), {"units": f"{mass}/m^3"}),
+        "u": (yx, np.asarray(u, float), {"units": "m/s", "long_name": "plane velocity along x"}),
+        "v": (yx, np.asarray(v, float), {"units": "m/s", "long_name": "plane velocity along y"}),
+        "w": (yx, np.asarray(w, float), {"units": "m/s", "long_name": "vertical velocity through the plane"}),
+        "nu_t": (yx, np.asarray(nu_t, float), {"units": "m^2/s", "long_name": "turbulent kinematic viscosity"}),
+        "fluid": (yx, (fluid_fraction > 0).astype(np.int8), {"long_name": "1 in fluid cells"}),
+        "fluid_fraction": (yx, fluid_fraction, {"long_name": "fluid area fraction"}),
+        "source_x": (st, source_xyz[..., 0], {"units": "m"}),
+        "source_y": (st, source_xyz[..., 1], {"units": "m"}),
+        "source_z": (st, source_xyz[..., 2], {"units": "m"}),
+        "source_rate": (st, np.asarray(source_rate, float), {"units": f"{mass}/s"}),
+        "split": (("scenario",), np.asarray(splits, dtype=str)),
+    }
+    for name, arr in (budget or {}).items():
+        if name not in BUDGET_VARS:
+            raise DatasetError(f"unknown budget variable {name!r}; expected one of {BUDGET_VARS}")
+        data_vars[name] = (st, np.asarray(arr, float), {"units": mass})
+    coords = {
+        "scenario": ("scenario", np.asarray(scenario_names, dtype=str)),
+        "time": ("time", np.asarray(times_s, float), {"units": "s"}),
+        "y": ("y", y_m, {"units": "m"}),
+        "x": ("x", x_m, {"units": "m"}),
+    }
+    attrs = {
+        "schema_version": SCHEMA_VERSION,
+        "plane_height_m": float(plane_height_m),
+        "dx_m": float(np.diff(x_m).mean()) if len(x_m) > 1 else float("nan"),
+        "dy_m": float(np.diff(y_m).mean()) if len(y_m) > 1 else float("nan"),
+        "mass_unit": mass_unit,
+        "generator": generator,
+        "generator_version": generator_version,
+        "scenario_config": scenario_config if isinstance(scenario_config, str) else json.dumps(scenario_config, sort_keys=True),
+    }
+    ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    validate_dataset(ds)
+    return ds
+
+
+def validate_dataset(ds: xr.Dataset, source: str = "dataset") -> None:
+    """Raise DatasetError naming the first problem found; return None when ``ds`` is sound."""
+
+    def fail(msg):
+        raise DatasetError(f"{source}: {msg}")
+
+    for name in ("concentration",) + FIELD_VARS + TRACK_VARS + ("split",):
+        if name not in ds.variables:
+            fail(f"missing variable {name!r}")
+    for name in ("scenario", "time", "y", "x"):
+        if name not in ds.coords:
+            fail(f"missing coordinate {name!r}")
+    expected = {"concentration": ("scenario", "time", "y", "x"), "split": ("scenario",)}
+    expected.update({n: ("y", "x") for n in FIELD_VARS})
+    expected.update({n: ("scenario", "time") for n in TRACK_VARS + BUDGET_VARS})
+    for name, dims in expected.items():
+        if name in ds.variables and ds[name].dims != dims:
+            fail(f"variable {name!r} has dimensions {ds[name].dims}, expected {dims}")
+    for name in REQUIRED_ATTRS:
+        if name not in ds.attrs:
+            fail(f"missing attribute {name!r}")
+    if int(ds.attrs["schema_version"]) != SCHEMA_VERSION:
+        fail(f"schema version {ds.attrs['schema_version']} is not the supported {SCHEMA_VERSION}")
+    sizes = ds.sizes
+    if min(sizes["scenario"], sizes["time"], sizes["y"], sizes["x"]) < 1:
+        fail(f"empty dimension in {dict(sizes)}")
+    names = [str(s) for s in ds["scenario"].values]
+    if len(set(names)) != len(names):
+        fail("scenario names are not unique")
+    bad_split = sorted({str(s) for s in ds["split"].values} - set(SPLITS))
+    if bad_split:
+        fail(f"unknown split values {bad_split}; expected {SPLITS}")
+    t = np.asarray(ds["time"].values, float)
+    if not np.isfinite(t).all() or (np.diff(t) <= 0).any():
+        fail("time coordinate must be finite and strictly increasing")
+    for axis in ("x", "y"):
+        c = np.asarray(ds[axis].values, float)
+        if not np.isfinite(c).all() or (len(c) > 1 and (np.diff(c) <= 0).any()):
+            fail(f"{axis} coordinate must be finite and strictly increasing")
+        if len(c) > 2 and not np.allclose(np.diff(c), np.diff(c)[0], rtol=1e-6):
+            fail(f"{axis} coordinate is not uniformly spaced")
+    for name in ("concentration",) + FIELD_VARS + TRACK_VARS + tuple(n for n in BUDGET_VARS if n in ds):
+        values = np.asarray(ds[name].values, float)
+        if not np.isfinite(values).all():
+            count = int((~np.isfinite(values)).sum())
+            fail(f"variable {name!r} holds {count} non-finite values (NaN or inf)")
+    fluid = np.asarray(ds["fluid"].values)
+    if not set(np.unique(fluid)).issubset({0, 1}):
+        fail("variable 'fluid' must hold only 0 and 1")
+    if not fluid.any():
+        fail("variable 'fluid' marks no fluid cell")
+    frac = np.asarray(ds["fluid_fraction"].values, float)
+    if (frac < 0).any() or (frac > 1).any() or ((frac > 0) != (fluid == 1)).any():
+        fail("variable 'fluid_fraction' must lie in [0, 1] and be positive exactly where 'fluid' is 1")
+    if (np.asarray(ds["source_rate"].values) < 0).any():
+        fail("variable 'source_rate' has negative rates")
+    if (np.asarray(ds["nu_t"].values) < 0).any():
+        fail("variable 'nu_t' has negative values")
+    try:
+        json.loads(ds.attrs["scenario_config"])
+    except (TypeError, json.JSONDecodeError) as e:
+        fail(f"attribute 'scenario_config' is not valid JSON: {e}")
+
+
+def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
+    """Validate, then write atomically: a temporary file in the same folder, renamed."""
+    path = Path(path)
+    validate_dataset(ds, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        encoding = {"concentration": {"zlib": True, "complevel": 1}}
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_dataset(path: str | Path) -> xr.Dataset:
+    """Read a dataset fully into memory and validate it; DatasetError names any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            ds = ds.load()
+    except DatasetError:
+        raise
+    except Exception as e:  # netCDF4 raises OSError, RuntimeError, ValueError for bad files
+        raise DatasetError(f"{path}: not a readable netCDF dataset ({type(e).__name__}: {e})") from None
+    validate_dataset(ds, str(path))
+    return ds
+
+
+def scenario_config(ds: xr.Dataset) -> dict:
+    """The full scenario configuration stored with the dataset."""
+    return json.loads(ds.attrs["scenario_config"])
