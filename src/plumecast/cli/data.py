@@ -1,3 +1,187 @@
 """Commands: generate, info, plot (the 3D reference data)."""
 
-from plumecast.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from plumecast.cli.app import app, console, fail
+from plumecast.geometry import GeometryError
+from plumecast.io.dataset import DatasetError, read_dataset
+from plumecast.scenario import ScenarioError, load_scenario_set
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+@app.command()
+def generate(
+    preset_or_toml: Annotated[str, typer.Argument(help="A preset name (paper-room, tiny) or a scenario TOML file.")],
+    out: Annotated[Path, typer.Option("--out", help="Output netCDF file (put it under data/, which git ignores).")],
+    scenarios: Annotated[
+        str | None, typer.Option("--scenarios", help="Comma-separated scenario names to generate (default: all).")
+    ] = None,
+    engine: Annotated[str, typer.Option("--engine", help="embedded (default) or openfoam.")] = "embedded",
+    chunk: Annotated[int, typer.Option("--chunk", min=1, help="Scenarios simulated together.")] = 16,
+) -> None:
+    """Simulate a scenario set in 3D and write its plane dataset (reuses what exists)."""
+    try:
+        sset = load_scenario_set(preset_or_toml)
+        sset = sset.select([s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None)
+    except (ScenarioError, GeometryError) as e:
+        fail(str(e))
+    if engine == "openfoam":
+        _generate_openfoam(sset, out)
+        return
+    if engine != "embedded":
+        fail(f"unknown engine {engine!r}; use 'embedded' or 'openfoam'")
+    from plumecast.reference.flow import FlowError
+    from plumecast.reference.generate import generate_embedded
+
+    try:
+        with _progress() as bar:
+            flow_task = bar.add_task("flow (iterations)", total=sset.flow.max_iterations)
+            scen_task = bar.add_task("scenarios", total=len(sset.scenarios))
+            step_task = bar.add_task("time steps of chunk", total=None)
+
+            def on_flow(it, residual):
+                bar.update(flow_task, completed=it, description=f"flow (residual {residual:.2e})")
+
+            def on_scen(done, total):
+                bar.update(scen_task, completed=done, total=total)
+
+            def on_steps(done, total):
+                bar.update(step_task, completed=done, total=total)
+
+            def on_stage(name):
+                if name == "scalar":
+                    bar.update(flow_task, completed=bar.tasks[flow_task].total, description="flow (done)")
+
+            report = generate_embedded(
+                sset, out, chunk_size=chunk, on_stage=on_stage, on_flow_progress=on_flow,
+                on_scenarios=on_scen, on_steps=on_steps,
+            )
+    except KeyboardInterrupt:
+        fail("interrupted; finished scenarios are cached, rerun the same command to resume", code=130)
+    except (ScenarioError, GeometryError, FlowError, DatasetError) as e:
+        fail(str(e))
+    if report.reused:
+        console.print(f"{out} is up to date with {sset.name} ({len(sset.scenarios)} scenarios); nothing to do")
+        return
+    d = report.flow_diagnostics
+    console.print(
+        f"flow: {'cached' if report.flow_cached else 'solved'}; iterations {d.get('iterations')}, "
+        f"residual {d.get('residual', float('nan')):.3g} (tol {d.get('residual_tol')}), "
+        f"divergence {d.get('divergence', float('nan')):.3g} (tol {d.get('divergence_tol')})",
+        highlight=False,
+    )
+    console.print(
+        f"scenarios: {report.scenarios_simulated} simulated, {report.scenarios_cached} from cache; "
+        f"wrote {out} in {report.seconds:.1f} s",
+        highlight=False,
+    )
+
+
+def _generate_openfoam(sset, out: Path) -> None:
+    try:
+        from plumecast.reference.openfoam_engine import generate_openfoam
+    except ImportError as e:
+        fail(f"the OpenFOAM engine is not available: {e}")
+    from plumecast.io.dataset import write_dataset
+
+    try:
+        with _progress() as bar:
+            task = bar.add_task("OpenFOAM cases", total=len(sset.scenarios))
+            ds = generate_openfoam(
+                sset, out.parent / ".plumecast-cache" / "openfoam", progress=lambda d, t: bar.update(task, completed=d, total=t)
+            )
+        write_dataset(ds, out)
+    except KeyboardInterrupt:
+        fail("interrupted; nothing written", code=130)
+    except (ScenarioError, GeometryError, DatasetError, RuntimeError, FileNotFoundError) as e:
+        fail(str(e))
+    console.print(f"wrote {out}")
+
+
+def _open(path: Path):
+    try:
+        return read_dataset(path)
+    except DatasetError as e:
+        fail(str(e))
+
+
+@app.command()
+def info(path: Annotated[Path, typer.Argument(help="A plumecast dataset (netCDF).")]) -> None:
+    """Grid, splits, scenarios, time span, value ranges and mass budget of a dataset."""
+    ds = _open(path)
+    fluid = ds["fluid"].values == 1
+    t = ds["time"].values
+    c = ds["concentration"].values
+    table = Table(title=str(path), show_header=False)
+    table.add_row("generator", f"{ds.attrs['generator']} {ds.attrs['generator_version']}")
+    table.add_row(
+        "plane grid",
+        f"{ds.sizes['y']} (y) x {ds.sizes['x']} (x) cells of {ds.attrs['dx_m']:g} x {ds.attrs['dy_m']:g} m, "
+        f"{int(fluid.sum())} fluid, plane at {ds.attrs['plane_height_m']} m",
+    )
+    table.add_row("time", f"{t[0]:g} .. {t[-1]:g} s, {len(t)} snapshots every {np.diff(t).mean():g} s")
+    splits = [str(s) for s in ds["split"].values]
+    table.add_row("splits", ", ".join(f"{k}: {splits.count(k)}" for k in ("train", "test", "ood")))
+    names = [str(s) for s in ds["scenario"].values]
+    table.add_row("scenarios", ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else ""))
+    unit = ds["concentration"].attrs.get("units", "")
+    table.add_row("concentration", f"min {c.min():.4g}, max {c.max():.4g} {unit}; final-time median over fluid "
+                  f"{np.median(c[:, -1][:, fluid]):.4g}")
+    for k in ("u", "v", "w"):
+        table.add_row(k, f"{ds[k].values[fluid].min():+.4f} .. {ds[k].values[fluid].max():+.4f} m/s")
+    table.add_row("nu_t", f"{ds['nu_t'].values[fluid].min():.3g} .. {ds['nu_t'].values[fluid].max():.3g} m^2/s")
+    if "mass_room" in ds:
+        room, inj, outf = (ds[k].values for k in ("mass_room", "mass_injected", "mass_outflow"))
+        err = np.abs(room - (inj - outf)).max(axis=1) / np.maximum(inj.max(axis=1), 1e-300)
+        share = outf[:, -1] / np.maximum(inj[:, -1], 1e-300)
+        table.add_row(
+            "mass budget",
+            f"max |room - (injected - outflow)| / injected = {err.max():.2e}; "
+            f"left through outlets by the end: {np.median(share):.0%} median",
+        )
+    if "flow_diagnostics" in ds.attrs:
+        d = json.loads(ds.attrs["flow_diagnostics"])
+        table.add_row("flow", ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(d.items())))
+    console.print(table)
+
+
+@app.command()
+def plot(
+    path: Annotated[Path, typer.Argument(help="A plumecast dataset (netCDF).")],
+    scenario: Annotated[str, typer.Option("--scenario", help="Scenario name.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+) -> None:
+    """A snapshot grid (PNG), an animation (GIF) and the plane flow (PNG) of one scenario."""
+    from plumecast import plot as pictures
+
+    ds = _open(path)
+    names = [str(s) for s in ds["scenario"].values]
+    if scenario not in names:
+        fail(f"scenario {scenario!r} is not in {path}; it has {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}")
+    written = [
+        pictures.snapshot_grid(ds, scenario, out / f"{scenario}-snapshots.png"),
+        pictures.animation(ds, scenario, out / f"{scenario}.gif"),
+        pictures.plane_flow_picture(ds, out / "plane-flow.png"),
+    ]
+    for p in written:
+        console.print(f"wrote {p}")
