@@ -141,6 +141,7 @@ def generate_embedded(
 
     room_key = _room_key(sset)
     results: dict[str, dict] = {}
+    steps: dict[str, float] = {}
     todo: list[Scenario] = []
     for sc in sset.scenarios:
         path = cache / f"scenario-{_scenario_key(sset, sc, room_key)}.nc"
@@ -156,6 +157,7 @@ def generate_embedded(
     for start in range(0, len(todo), chunk_size):
         chunk = todo[start : start + chunk_size]
         res = simulate_scalar(grid, flow, chunk, sim, progress=on_steps)
+        steps = {"transport_dt_s": float(res.dt_s), "transport_steps": int(res.n_steps)}
         for i, sc in enumerate(chunk):
             entry = {
                 "concentration": np.asarray(res.concentration[i]),
@@ -200,6 +202,7 @@ def generate_embedded(
     )
     ds.attrs["flow_diagnostics"] = json.dumps(flow.diagnostics, sort_keys=True, default=float)
     ds.attrs["fine_cell_m"] = sim.fine_cell_m
+    ds.attrs.update(steps)  # empty when every scenario came from the cache
     ds.attrs["history"] = f"plumecast {__version__} generate {sset.name} (embedded 3D reference)"
     write_dataset(ds, out)
     return GenerationReport(
