@@ -1,0 +1,472 @@
+"""The coarse plane model: 2D finite-volume physics with learned orthotropic diffusivity.
+
+``CoarseModel`` is an ``eqx.Module`` over **one unbatched state** ``q (ny, nx)``:
+
+* static grid configuration (:class:`GridConfig`: sizes, spacing, step, substeps and the
+  reference scales) as a static field, saved as JSON with every checkpoint;
+* fixed arrays from the dataset: fluid mask, plane velocity ``u, v, w`` and ``nu_t``
+  (kept out of training by :func:`trainable_spec`);
+* learnable arrays: the face diffusivities, stored as unconstrained logits ``theta_x
+  (ny, nx-1)``, ``theta_y (ny-1, nx)`` with ``D = d_max * sigmoid(theta) * face_mask``.
+  So ``D`` is positive by construction, exactly zero on faces touching solids, and below
+  ``d_max``, the largest diffusivity for which the explicit substep stays positive with the
+  dataset's velocity (computed once when the model is built; a flow too fast for the
+  substeps raises :class:`~plumecast.physics.operators.StabilityError`). Learned ``D``
+  therefore can never make a rollout unstable. They start at ``nu_t / Sc_t`` (``Sc_t`` =
+  0.7 unless the dataset says otherwise) averaged to the faces;
+* the learned source-rate correction ``source_net``: a small MLP of the source position
+  (x, y normalised to the room, height above the plane in layer heights) whose output
+  ``o`` gives a bounded scale ``exp(log(S) tanh(o))`` in ``[1/S, S]`` (``S`` =
+  ``source_scale_max``, default 10) on the emission rate of the dataset's source track.
+  The last layer starts at zero, so the scale starts at exactly 1. It stands in for the
+  paper's small rate network: a 2D plane receives only part of what a source above or
+  below it emits, and how much depends on where the source is. It is constant in time
+  for a static source and follows a moving one.
+
+Nondimensionalisation: the state is ``q = C / c_ref`` (``c_ref`` a concentration scale of
+the training data, see :func:`concentration_scale`), so networks and losses see O(1)
+values whatever the mass unit. Space and time stay in metres and seconds in the physics
+(the diffusivity is learned through O(1) logits, and :class:`ClosureContext` gives the
+closure velocities over ``u_ref`` and diffusivities over ``d_ref``). ``encode`` and
+``decode`` convert concentrations.
+
+The plane is treated as a layer of thickness ``layer_height_m`` (default: the room height
+when the dataset's scenario config gives it, else 3 m): an emission of ``r`` mass/s raises
+the concentration of the cells around the source at ``r / (dx dy layer_height)``.
+
+float32 by default; ``dtype="float64"`` for verification.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from plumecast.physics import operators as ops_
+from plumecast.physics.operators import StabilityError
+
+__all__ = [
+    "GridConfig",
+    "CoarseModel",
+    "Forcing",
+    "PhysicsOperators",
+    "ClosureContext",
+    "build_model",
+    "model_from_dataset",
+    "concentration_scale",
+    "trainable_spec",
+    "StabilityError",
+]
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """Static configuration of a coarse model (JSON-serialisable, hashable)."""
+
+    ny: int
+    nx: int
+    dx: float
+    dy: float
+    x0: float = 0.0  # x of the centre of cell (., 0), m
+    y0: float = 0.0
+    dt: float = 0.4  # model step, s
+    substeps: int = 4  # explicit physics substeps per step
+    c_ref: float = 1.0  # concentration scale, mass/m^3
+    u_ref: float = 1.0  # velocity scale, m/s
+    d_ref: float = 1.0  # diffusivity scale, m^2/s
+    d_max: float = 1.0  # upper bound of learned D (stability limit), m^2/s
+    layer_height_m: float = 3.0
+    plane_height_m: float = 1.5
+    schmidt: float = 0.7
+    source_scale_max: float = 10.0
+    source_width: int = 16
+    stability_limit: float = 0.9
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        if self.ny < 2 or self.nx < 2:
+            raise ValueError(f"grid must be at least 2 x 2 cells, got {self.ny} x {self.nx}")
+        if not (self.dx > 0 and self.dy > 0 and self.dt > 0 and self.substeps >= 1):
+            raise ValueError(f"bad spacing/step in {self}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if not self.source_scale_max >= 1:
+            raise ValueError("source_scale_max must be >= 1")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.ny, self.nx)
+
+    @property
+    def sub_dt(self) -> float:
+        return self.dt / self.substeps
+
+    @property
+    def jdtype(self):
+        return jnp.dtype(self.dtype)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "GridConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown grid config keys {unknown}")
+        return cls(**d)
+
+
+class Forcing(eqx.Module):
+    """What drives one model step: time at the step's start and the source track.
+
+    Scalars for one step; in a rollout each field has a leading step axis. ``x, y, z`` in
+    metres and ``rate`` in mass/s, taken at the step's midpoint.
+    """
+
+    t: jax.Array
+    x: jax.Array
+    y: jax.Array
+    z: jax.Array
+    rate: jax.Array
+
+
+class PhysicsOperators(eqx.Module):
+    """Arrays fixed over a rollout, computed once from the model (outside the time loop)."""
+
+    fluid: jax.Array
+    uf: jax.Array  # face velocities, m/s
+    vf: jax.Array
+    Dx: jax.Array  # face diffusivities, m^2/s
+    Dy: jax.Array
+    stencil: tuple  # five-point coefficients of one substep (operators.substep_stencil)
+
+
+class ClosureContext(eqx.Module):
+    """What a closure sees in one step, all O(1) and on cell centres ``(ny, nx)``.
+
+    ``q`` is the normalised field at the start of the step, ``q_physics`` after the physics
+    substeps (equal to ``q`` for a closure that does not use physics); ``u, v, w`` over
+    ``u_ref``; ``dx_c``, ``dy_c`` the learned diffusivities averaged to cells over
+    ``d_ref``; ``source`` the normalised source increment of one step (``dt * s / 1``);
+    ``fluid`` the mask; ``t`` the time at the step's start, s.
+    """
+
+    q: jax.Array
+    q_physics: jax.Array
+    u: jax.Array
+    v: jax.Array
+    w: jax.Array
+    dx_c: jax.Array
+    dy_c: jax.Array
+    source: jax.Array
+    fluid: jax.Array
+    t: jax.Array
+
+
+class CoarseModel(eqx.Module):
+    """The coarse plane physics (see the module docstring). Build with :func:`build_model`."""
+
+    config: GridConfig = eqx.field(static=True)
+    fluid: jax.Array
+    u: jax.Array
+    v: jax.Array
+    w: jax.Array
+    nu_t: jax.Array
+    theta_x: jax.Array
+    theta_y: jax.Array
+    source_net: eqx.nn.MLP
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def skeleton(cls, config: GridConfig) -> "CoarseModel":
+        """A model with the right structure and zero arrays, to deserialise leaves into."""
+        dt = config.jdtype
+        z = jnp.zeros(config.shape, dt)
+        return cls(
+            config=config,
+            fluid=z,
+            u=z,
+            v=z,
+            w=z,
+            nu_t=z,
+            theta_x=jnp.zeros((config.ny, config.nx - 1), dt),
+            theta_y=jnp.zeros((config.ny - 1, config.nx), dt),
+            source_net=_source_net(config, jax.random.PRNGKey(0)),
+        )
+
+    # ------------------------------------------------------------------ physics
+    def _check(self, q):
+        if q.shape != self.config.shape:
+            raise ValueError(
+                f"expected one unbatched field of shape {self.config.shape}, got {q.shape}; "
+                "use jax.vmap at the call site for batches"
+            )
+
+    def diffusivities(self):
+        """Face diffusivities ``(Dx (ny, nx-1), Dy (ny-1, nx))`` in m^2/s."""
+        mx, my = ops_.face_masks(self.fluid)
+        d = self.config.d_max
+        return d * jax.nn.sigmoid(self.theta_x) * mx, d * jax.nn.sigmoid(self.theta_y) * my
+
+    def prepare(self) -> PhysicsOperators:
+        """Per-rollout operator arrays (face velocities and diffusivities)."""
+        fluid = jax.lax.stop_gradient(self.fluid)
+        uf, vf = ops_.face_velocities(jax.lax.stop_gradient(self.u), jax.lax.stop_gradient(self.v), fluid)
+        Dx, Dy = self.diffusivities()
+        c = self.config
+        stencil = ops_.substep_stencil(uf, vf, Dx, Dy, fluid, c.dx, c.dy, c.sub_dt)
+        return PhysicsOperators(fluid=fluid, uf=uf, vf=vf, Dx=Dx, Dy=Dy, stencil=stencil)
+
+    def source_scale(self, x, y, z):
+        """The learned, bounded emission-rate correction at a source position (scalar)."""
+        c = self.config
+        lx, ly = c.nx * c.dx, c.ny * c.dy
+        feats = jnp.stack(
+            [
+                2.0 * (x - c.x0 + 0.5 * c.dx) / lx - 1.0,
+                2.0 * (y - c.y0 + 0.5 * c.dy) / ly - 1.0,
+                (z - c.plane_height_m) / c.layer_height_m,
+            ]
+        ).astype(c.jdtype)
+        o = self.source_net(feats)[0]
+        return jnp.exp(math.log(c.source_scale_max) * jnp.tanh(o))
+
+    def source_term(self, forcing: Forcing, ops: PhysicsOperators | None = None):
+        """Source tendency ``(ny, nx)`` in normalised units per second."""
+        c = self.config
+        fluid = ops.fluid if ops is not None else jax.lax.stop_gradient(self.fluid)
+        x, y, z, rate = (jnp.asarray(a).astype(c.jdtype) for a in (forcing.x, forcing.y, forcing.z, forcing.rate))
+        w = ops_.deposit_weights(x, y, fluid, c.x0, c.y0, c.dx, c.dy)
+        rate = rate * self.source_scale(x, y, z)
+        return (rate / (c.dx * c.dy * c.layer_height_m * c.c_ref)) * w
+
+    def physics(self, q, source, ops: PhysicsOperators | None = None):
+        """The physics substeps of one model step (constant source within the step)."""
+        self._check(q)
+        ops = self.prepare() if ops is None else ops
+        c = self.config
+        increment = (c.sub_dt * source) * ops.fluid
+        for _ in range(c.substeps):
+            q = ops_.apply_stencil(q, ops.stencil, increment)
+        return q
+
+    def __call__(self, q, forcing: Forcing, ops: PhysicsOperators | None = None):
+        """One physics-only model step: normalised field in, normalised field out."""
+        ops = self.prepare() if ops is None else ops
+        return self.physics(q, self.source_term(forcing, ops), ops)
+
+    def closure_context(self, q, q_physics, source, ops: PhysicsOperators, t) -> ClosureContext:
+        c = self.config
+        dxc, dyc = ops_.cells_from_faces(ops.Dx, ops.Dy)
+        sg = jax.lax.stop_gradient
+        return ClosureContext(
+            q=q,
+            q_physics=q_physics,
+            u=sg(self.u) / c.u_ref,
+            v=sg(self.v) / c.u_ref,
+            w=sg(self.w) / c.u_ref,
+            dx_c=dxc / c.d_ref,
+            dy_c=dyc / c.d_ref,
+            source=source * c.dt,
+            fluid=ops.fluid,
+            t=t,
+        )
+
+    # ------------------------------------------------------------------ units
+    def encode(self, concentration):
+        """Concentration (mass/m^3) to the normalised state."""
+        return (jnp.asarray(concentration) / self.config.c_ref).astype(self.config.jdtype)
+
+    def decode(self, q):
+        """Normalised state to concentration (mass/m^3)."""
+        return q * self.config.c_ref
+
+
+def _source_net(config: GridConfig, key) -> eqx.nn.MLP:
+    net = eqx.nn.MLP(3, 1, config.source_width, 1, activation=jnp.tanh, key=key, dtype=config.jdtype)
+    last = net.layers[-1]
+    return eqx.tree_at(lambda n: (n.layers[-1].weight, n.layers[-1].bias), net, (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
+
+
+def trainable_spec(model: CoarseModel):
+    """Filter spec (pytree of bools) of the learnable leaves: the D logits and the source net."""
+    spec = jax.tree.map(lambda _: False, model)
+    return eqx.tree_at(
+        lambda m: (m.theta_x, m.theta_y, m.source_net),
+        spec,
+        replace=(True, True, jax.tree.map(eqx.is_inexact_array, model.source_net)),
+    )
+
+
+def build_model(
+    *,
+    fluid,
+    u,
+    v,
+    nu_t,
+    dx: float,
+    dy: float,
+    w=None,
+    x0: float | None = None,
+    y0: float | None = None,
+    dt: float = 0.4,
+    substeps: int = 4,
+    c_ref: float = 1.0,
+    layer_height_m: float = 3.0,
+    plane_height_m: float = 1.5,
+    schmidt: float = 0.7,
+    source_scale_max: float = 10.0,
+    stability_limit: float = 0.9,
+    d_faces=None,
+    dtype: str = "float32",
+    key=None,
+) -> CoarseModel:
+    """Build a coarse model from plane arrays ``(ny, nx)`` (numpy or JAX, any float type).
+
+    ``d_faces`` optionally gives the initial ``(Dx, Dy)`` in m^2/s instead of
+    ``nu_t / schmidt`` at the faces. Raises :class:`StabilityError` when the flow is too
+    fast for ``substeps`` explicit substeps, or the initial diffusivity is above the
+    stable bound.
+    """
+    fluid = (np.asarray(fluid) > 0).astype(float)
+    if fluid.ndim != 2:
+        raise ValueError(f"fluid must be (ny, nx), got shape {fluid.shape}")
+    shape = fluid.shape
+    u, v, nu_t = (np.asarray(a, float) for a in (u, v, nu_t))
+    w = np.zeros(shape) if w is None else np.asarray(w, float)
+    for name, a in (("u", u), ("v", v), ("w", w), ("nu_t", nu_t)):
+        if a.shape != shape:
+            raise ValueError(f"{name} has shape {a.shape}, expected {shape} like the fluid mask")
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name} holds non-finite values")
+    u, v, w, nu_t = (a * fluid for a in (u, v, w, nu_t))
+    ny, nx = shape
+    sub = dt / substeps
+    mx, my = (np.asarray(m) for m in ops_.face_masks(fluid))
+    uf, vf = (np.asarray(a) for a in ops_.face_velocities(u, v, fluid))
+    zx, zy = np.zeros_like(mx), np.zeros_like(my)
+    adv = np.asarray(ops_.outflow_rates(uf, vf, zx, zy, dx, dy)) * sub
+    geo = np.asarray(ops_.outflow_rates(zx, zy, mx, my, dx, dy)) * sub  # per unit D
+    worst = float(adv.max())
+    if worst >= stability_limit:
+        need = int(np.ceil(substeps * worst / (0.5 * stability_limit)))
+        j, i = np.unravel_index(int(adv.argmax()), adv.shape)
+        raise StabilityError(
+            f"advective CFL number {worst:.3g} at cell (y={j}, x={i}) with {substeps} substeps of "
+            f"{sub:g} s exceeds the limit {stability_limit:g}; use about {need} substeps"
+        )
+    with np.errstate(divide="ignore"):
+        room = np.where((fluid > 0) & (geo > 0), (stability_limit - adv) / np.where(geo > 0, geo, 1.0), np.inf)
+    d_max = float(room.min()) if np.isfinite(room.min()) else 1.0
+    if d_faces is None:
+        Dx0, Dy0 = (np.asarray(a) / schmidt for a in ops_.faces_from_cells(nu_t, fluid))
+    else:
+        Dx0, Dy0 = (np.asarray(a, float) for a in d_faces)
+        if Dx0.shape != mx.shape or Dy0.shape != my.shape:
+            raise ValueError(f"d_faces must have shapes {mx.shape} and {my.shape}, got {Dx0.shape}, {Dy0.shape}")
+    d_top = max(float((Dx0 * mx).max(initial=0.0)), float((Dy0 * my).max(initial=0.0)))
+    if not d_top < d_max:
+        raise StabilityError(
+            f"initial diffusivity {d_top:.3g} m^2/s is above the stable bound {d_max:.3g} m^2/s for "
+            f"{substeps} substeps of {sub:g} s; use more substeps"
+        )
+    floor = 1e-6 * d_max
+
+    def logit(D, m):
+        p = np.clip(D / d_max, floor / d_max, 1.0 - 1e-6)
+        return np.where(m > 0, np.log(p) - np.log1p(-p), 0.0)
+
+    on = np.concatenate([Dx0[mx > 0], Dy0[my > 0]])
+    d_ref = float(np.mean(on)) if on.size and np.mean(on) > 0 else d_max * 0.1
+    speed = np.abs(np.concatenate([u[fluid > 0], v[fluid > 0]]))
+    u_ref = float(speed.max()) if speed.size and speed.max() > 0 else 1.0
+    config = GridConfig(
+        ny=ny,
+        nx=nx,
+        dx=float(dx),
+        dy=float(dy),
+        x0=float(0.5 * dx if x0 is None else x0),
+        y0=float(0.5 * dy if y0 is None else y0),
+        dt=float(dt),
+        substeps=int(substeps),
+        c_ref=float(c_ref),
+        u_ref=u_ref,
+        d_ref=d_ref,
+        d_max=d_max,
+        layer_height_m=float(layer_height_m),
+        plane_height_m=float(plane_height_m),
+        schmidt=float(schmidt),
+        source_scale_max=float(source_scale_max),
+        stability_limit=float(stability_limit),
+        dtype=dtype,
+    )
+    jd = config.jdtype
+    key = jax.random.PRNGKey(0) if key is None else key
+    return CoarseModel(
+        config=config,
+        fluid=jnp.asarray(fluid, jd),
+        u=jnp.asarray(u, jd),
+        v=jnp.asarray(v, jd),
+        w=jnp.asarray(w, jd),
+        nu_t=jnp.asarray(nu_t, jd),
+        theta_x=jnp.asarray(logit(Dx0, mx), jd),
+        theta_y=jnp.asarray(logit(Dy0, my), jd),
+        source_net=_source_net(config, key),
+    )
+
+
+def concentration_scale(concentration, fluid) -> float:
+    """A robust concentration scale: the 99th percentile of positive fluid-cell values (1 if none)."""
+    c = np.asarray(concentration)
+    mask = np.broadcast_to(np.asarray(fluid) > 0, c.shape)
+    vals = c[mask & (c > 0)]
+    if vals.size == 0:
+        return 1.0
+    scale = float(np.percentile(vals, 99.0))
+    return scale if np.isfinite(scale) and scale > 0 else 1.0
+
+
+def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, layer_height_m: float | None = None,
+                       source_scale_max: float = 10.0, dtype: str = "float32", key=None) -> CoarseModel:
+    """A coarse model on a dataset's plane: its grid, flow, ``nu_t`` and transport constants."""
+    cfg = {}
+    try:
+        cfg = json.loads(ds.attrs.get("scenario_config", "{}")) or {}
+    except (TypeError, ValueError):
+        cfg = {}
+    sim = cfg.get("simulation", {}) if isinstance(cfg, dict) else {}
+    room = cfg.get("room", {}) if isinstance(cfg, dict) else {}
+    schmidt = float(sim.get("turbulent_schmidt", 0.7))
+    if layer_height_m is None:
+        size = room.get("size_m")
+        layer_height_m = float(size[2]) if isinstance(size, (list, tuple)) and len(size) == 3 else 3.0
+    x = np.asarray(ds["x"].values, float)
+    y = np.asarray(ds["y"].values, float)
+    return build_model(
+        fluid=np.asarray(ds["fluid"].values),
+        u=ds["u"].values,
+        v=ds["v"].values,
+        w=ds["w"].values,
+        nu_t=ds["nu_t"].values,
+        dx=float(ds.attrs["dx_m"]),
+        dy=float(ds.attrs["dy_m"]),
+        x0=float(x[0]),
+        y0=float(y[0]),
+        dt=dt,
+        substeps=substeps,
+        c_ref=c_ref,
+        layer_height_m=layer_height_m,
+        plane_height_m=float(ds.attrs["plane_height_m"]),
+        schmidt=schmidt,
+        source_scale_max=source_scale_max,
+        dtype=dtype,
+        key=key,
+    )
