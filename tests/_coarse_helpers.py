@@ -34,6 +34,8 @@ def synthetic_dataset(*, n_train=3, n_test=2, n_ood=1, horizon_s=12.0, snapshot_
     The truth diffuses ``truth_scale`` times faster than nu_t / 0.7 and loses mass at rate
     ``decay`` (a stand-in for vertical exchange), so training has something to learn.
     """
+    import equinox as eqx
+    import jax
     import jax.numpy as jnp
 
     from plumecast.physics.model import build_model
@@ -71,13 +73,15 @@ def synthetic_dataset(*, n_train=3, n_test=2, n_ood=1, horizon_s=12.0, snapshot_
     n_steps = int(round(horizon_s / dt))
     spf = int(round(snapshot_s / dt))
     conc = np.zeros((n, len(times), ny, nx))
-    for k in range(n):
-        f = forcing_from_track(times, xyz[k, :, 0], xyz[k, :, 1], xyz[k, :, 2], rate[k], dt=dt, n_steps=n_steps,
-                               dtype="float64")
-        decay_hook = None
-        _, frames = rollout(truth, None, init_carry(None, jnp.zeros((ny, nx))), f, steps_per_frame=spf, hook=decay_hook)
-        frames = np.asarray(frames) * np.exp(-decay * times[1:])[:, None, None]
-        conc[k, 1:] = frames
+    per = [forcing_from_track(times, xyz[k, :, 0], xyz[k, :, 1], xyz[k, :, 2], rate[k], dt=dt, n_steps=n_steps,
+                              dtype="float64") for k in range(n)]
+    forcing = jax.tree.map(lambda *a: jnp.stack(a), *per)
+
+    @eqx.filter_jit
+    def run(model, f):
+        return jax.vmap(lambda ff: rollout(model, None, init_carry(None, jnp.zeros((ny, nx))), ff, steps_per_frame=spf)[1])(f)
+
+    conc[:, 1:] = np.asarray(run(truth, forcing)) * np.exp(-decay * times[1:])[None, :, None, None]
     config = {"name": "synthetic", "room": {"size_m": [nx * dx, ny * dx, 3.0]}, "simulation": {"turbulent_schmidt": 0.7}}
     return make_dataset(
         scenario_names=[f"s{k:02d}" for k in range(n)],

@@ -1,0 +1,169 @@
+"""The training engine, checkpoints and the train/forecast commands, on tiny synthetic data."""
+
+import json
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import plumecast  # noqa: F401
+from plumecast.cli import app
+from plumecast.io.checkpoint import key_from_json, key_to_json, latest_checkpoint, save_checkpoint, write_json_atomic
+from plumecast.io.dataset import read_dataset, write_dataset
+from plumecast.train import (
+    TrainConfig,
+    TrainError,
+    build_system,
+    load_run,
+    cached_train_step,
+    prepare_data,
+    system_spec,
+    train,
+)
+
+from _coarse_helpers import synthetic_dataset
+
+TINY = dict(window_s=4.0, curriculum_s=(4.0, 8.0), epochs=(3, 2), batch_size=2, learning_rate=5e-2, clip_norm=1.0,
+            smoothness=1e-3, weight_decay=1e-6)
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return synthetic_dataset(n_train=3, n_test=2, n_ood=1, horizon_s=8.0, decay=0.05)
+
+
+def test_training_learns_without_recompiling(ds, tmp_path):
+    cfg = TrainConfig(**TINY)
+    result = train(ds, tmp_path / "run", cfg, progress=False, log=lambda m: None)
+    assert result.completed and result.trace_count <= 1  # one compile at most for all windows and phases
+    losses = [h["loss"] for h in result.history]
+    assert losses[-1] < losses[0]
+    s = result.summary
+    for split in ("train", "test"):
+        assert s["trained"][split]["median"] < 0.9 * s["untrained"][split]["median"]
+    assert set(s["trained"]) == {"train", "test", "ood"}
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert TrainConfig.from_json(saved["train"]) == cfg
+    # The trained model loads back from its checkpoint, identical.
+    system, config, _ = load_run(tmp_path / "run")
+    assert config == cfg
+    for a, b in zip(jax.tree.leaves(eqx.filter(system, eqx.is_array)), jax.tree.leaves(eqx.filter(result.system, eqx.is_array))):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(ds, tmp_path):
+    cfg = TrainConfig(**{**TINY, "epochs": (2, 2)})
+    full = train(ds, tmp_path / "full", cfg, progress=False, evaluate=False, log=lambda m: None)
+    part = train(ds, tmp_path / "part", cfg, progress=False, evaluate=False, stop_after_epochs=3, log=lambda m: None)
+    assert not part.completed
+    with pytest.raises(TrainError, match="already holds a run"):
+        train(ds, tmp_path / "part", cfg, progress=False, evaluate=False, log=lambda m: None)
+    resumed = train(ds, tmp_path / "part", None, resume=True, progress=False, evaluate=False, log=lambda m: None)
+    assert resumed.completed
+    for a, b in zip(jax.tree.leaves(eqx.filter(full.system, eqx.is_array)), jax.tree.leaves(eqx.filter(resumed.system, eqx.is_array))):
+        np.testing.assert_array_equal(a, b)
+    assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
+
+
+def test_non_finite_loss_keeps_last_good_state(ds):
+    cfg = TrainConfig(**TINY)
+    prep = prepare_data(ds, cfg.dt_s)
+    system = build_system(ds, cfg, prep)
+    params, static = eqx.partition(system, system_spec(system))
+    opt, step, traces = cached_train_step(cfg, prep.steps_per_snapshot)  # the step train() compiled above
+    opt_state = opt.init(params)
+    assert traces() <= 1
+    idx = np.array([0, 1])
+    carry = (jnp.asarray(prep.conc[idx, 0], jnp.float32), ((), ()))
+    carry = (carry[0], ())
+    f = jax.tree.map(lambda a: jnp.asarray(a[idx, :10]), prep.forcing)
+    targets = jnp.asarray(prep.conc[idx, 1:3] / system[0].config.c_ref, jnp.float32)
+    p1, o1, c1, loss, ok = step(params, static, opt_state, carry, f, targets)
+    assert bool(ok) and np.isfinite(float(loss))
+    assert not np.array_equal(p1[0].theta_x, params[0].theta_x)
+    bad = targets.at[0, 0, 3, 3].set(jnp.nan)
+    p2, o2, _, loss, ok = step(p1, static, o1, c1, f, bad)
+    assert not bool(ok) and not np.isfinite(float(loss))
+    for a, b in zip(jax.tree.leaves((p2, o2)), jax.tree.leaves((p1, o1))):
+        np.testing.assert_array_equal(a, b)
+    # Other windows (new data, carry and parameters) reuse the same compiled step.
+    f2 = jax.tree.map(lambda a: jnp.asarray(a[idx, 10:20]), prep.forcing)
+    step(p2, static, o2, c1, f2, targets * 2)
+    assert traces() == 1
+
+
+def test_checkpoint_files_are_atomic_and_keys_roundtrip(tmp_path):
+    key = jax.random.fold_in(jax.random.PRNGKey(3), 7)
+    assert np.array_equal(key_from_json(json.loads(json.dumps(key_to_json(key)))), key)
+    typed = jax.random.key(5)
+    back = key_from_json(json.loads(json.dumps(key_to_json(typed))))
+    assert np.array_equal(jax.random.key_data(back), jax.random.key_data(typed))
+    tree = {"a": jnp.arange(3.0), "b": jnp.ones((2, 2), jnp.float32)}
+    for i in range(4):
+        save_checkpoint(tmp_path, i, system=tree, opt_state=(), state={"i": i})
+    ckpts = sorted(p.name for p in (tmp_path / "checkpoints").glob("ckpt-*"))
+    assert ckpts == ["ckpt-000002", "ckpt-000003"] and latest_checkpoint(tmp_path).name == "ckpt-000003"
+    assert not list((tmp_path / "checkpoints").glob(".*tmp*"))
+    write_json_atomic(tmp_path / "x.json", {"k": 1})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"k": 1}
+
+
+def test_config_rejects_bad_settings(ds, tmp_path):
+    with pytest.raises(TrainError, match="windows"):
+        TrainConfig(window_s=60.0, curriculum_s=(90.0,), epochs=(1,))
+    with pytest.raises(ValueError, match="unknown variant"):
+        TrainConfig(variant="nope")
+    with pytest.raises(TrainError, match="exceeds the dataset"):
+        train(ds, tmp_path / "r", TrainConfig(window_s=4.0, curriculum_s=(4.0, 60.0), epochs=(1, 1)), progress=False)
+    with pytest.raises(TrainError, match="whole number"):
+        train(ds, tmp_path / "r", TrainConfig(window_s=3.0, curriculum_s=(6.0,), epochs=(1,), dt_s=0.4), progress=False)
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_cli_train_and_forecast_end_to_end(ds, tmp_path):
+    data = write_dataset(ds, tmp_path / "tiny.nc")
+    run = tmp_path / "run"
+    runner = CliRunner()
+    sets = ["--set", "window_s=4", "--set", "curriculum_s=[4,8]", "--set", "epochs=[1,1]", "--set", "batch_size=2"]
+    for k in ("learning_rate", "clip_norm", "smoothness", "weight_decay"):  # reuse the compiled step of TINY
+        sets += ["--set", f"{k}={TINY[k]}"]
+    r = runner.invoke(app, ["train", str(data), "--variant", "physics", "--out", str(run), "--no-progress", *sets])
+    assert r.exit_code == 0, r.output
+    assert latest_checkpoint(run) is not None and (run / "summary.json").is_file()
+    out = tmp_path / "fc.nc"
+    r = runner.invoke(app, ["forecast", str(run), "--data", str(data), "--scenario", "s05", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    fc = read_dataset(out)
+    assert fc.attrs["generator"] == "plumecast-forecast"
+    assert fc.sizes["scenario"] == 1 and fc.sizes["time"] == ds.sizes["time"]
+    assert str(fc["split"].values[0]) == "ood"
+    np.testing.assert_allclose(fc["source_x"].values[0], ds["source_x"].values[5])
+    assert float(fc["concentration"].max()) > 0
+    # Resume of a finished run is accepted and changes nothing.
+    r = runner.invoke(app, ["train", str(data), "--out", str(run), "--resume", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    # Bad inputs: a clear error, a non-zero exit, nothing written.
+    bad_cases = [
+        (["train", str(tmp_path / "missing.nc"), "--out", str(tmp_path / "r1")], "no such file", tmp_path / "r1"),
+        (["train", str(data), "--variant", "nope", "--out", str(tmp_path / "r2")], "unknown variant", tmp_path / "r2"),
+        (["train", str(data), "--out", str(tmp_path / "r3"), "--set", "epochs=[1]"], "epochs", tmp_path / "r3"),
+        (["train", str(data), "--out", str(run)], "already holds a run", None),
+        (["train", str(data), "--out", str(tmp_path / "r4"), "--resume"], "no checkpoint", tmp_path / "r4"),
+        (["forecast", str(run), "--data", str(data), "--scenario", "zz", "--out", str(tmp_path / "f1.nc")], "no scenario",
+         tmp_path / "f1.nc"),
+        (["forecast", str(tmp_path), "--data", str(data), "--scenario", "s00", "--out", str(tmp_path / "f2.nc")],
+         "not a training run", tmp_path / "f2.nc"),
+    ]
+    for args, message, must_not_exist in bad_cases:
+        r = runner.invoke(app, args)
+        assert r.exit_code != 0, args
+        assert message in " ".join(r.output.split()), (args, r.output)
+        if must_not_exist is not None:
+            assert not must_not_exist.exists(), args
+    other = synthetic_dataset(n_train=2, n_test=1, n_ood=0, horizon_s=4.0, ny=9, nx=14)
+    other_path = write_dataset(other, tmp_path / "other.nc")
+    r = runner.invoke(app, ["forecast", str(run), "--data", str(other_path), "--scenario", "s00", "--out", str(tmp_path / "f3.nc")])
+    assert r.exit_code != 0 and "grid mismatch" in r.output and not (tmp_path / "f3.nc").exists()
