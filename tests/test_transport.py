@@ -16,7 +16,6 @@ from plumecast.reference.transport import (
     TransportError,
     advance,
     build_operator,
-    choose_dt,
     cumulative_emission,
     face_diffusivities,
     operator_from_flow,
