@@ -154,8 +154,8 @@ def test_upwind_through_flow_matches_exact_binomial_solution():
     grid = make_grid(fluid, h, inlet_x0=True, outlet_x1=True, speed=speed)
     u = np.full((1, 2, nx + 1), speed)
     op = build_operator(grid, u, np.zeros((1, 3, nx)), np.zeros((2, 2, nx)), 0.0, 0.0, 0.0)
-    # lambda = 2 |u| / h per cell (in and out face) -> limit cfl h / (2 u)
-    assert stable_dt(op, 1.0) == pytest.approx(h / (2 * speed), rel=1e-14)
+    # lambda = u / h per cell (only the outflow face counts) -> limit cfl h / u
+    assert stable_dt(op, 1.0) == pytest.approx(h / speed, rel=1e-14)
     dt = 0.5  # nu = 0.4
     nu = speed * dt / h
     n = 7

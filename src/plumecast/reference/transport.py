@@ -17,11 +17,11 @@ Finite volumes on the uniform grid (cell ``h``), in float64, explicit Euler in t
   point, renormalised over fluid cells, times the exact integral of the piecewise-linear
   rate over the step, at the step-midpoint position.
 
-Time step: with ``lambda_i = sum_faces(|u_f| / h + D_f / h^2)`` (6 faces of cell i, for a
-uniform D this is ``sum|u|/h + 2 (Dx + Dy + Dz) / h^2``), a step ``dt`` is admissible when
-``dt * max_i lambda_i <= cfl``; since the diagonal of the update is
-``1 - dt * sum_faces(u_out/h + D_f/h^2) >= 1 - cfl >= 0`` the scheme is positive, and in a
-divergence-free flow it is a convex combination, so no new extrema. ``dt`` is then reduced so
+Time step: with ``lambda_i = sum_faces(u_out,f / h + D_f / h^2)``, the rate at which cell i
+loses its content (``u_out`` the outward normal speed, 0 on inflow faces), a step ``dt`` is
+admissible when ``dt * max_i lambda_i <= cfl``. The diagonal of the update is then
+``1 - dt * lambda_i >= 1 - cfl >= 0``, so the scheme is positive, and in a divergence-free
+flow it is a convex combination, so no new extrema. ``dt`` is then reduced so
 that a whole number of steps fills each snapshot interval.
 
 The state is carried in "flux form": face fluxes are computed once per step and their
@@ -178,9 +178,10 @@ def build_operator(grid: Grid3D, u, v, w, dx, dy, dz) -> TransportOperator:
         a = np.maximum(vel, 0.0) / h + dif / h**2
         b = np.maximum(-vel, 0.0) / h + dif / h**2
         coef += [a, b]
-        g = np.abs(vel) / h + dif / h**2
+        # The loss rate of a cell (the diagonal of the update) counts only what leaves it:
+        # a on its upper face, b on its lower one. dt * rate <= 1 keeps the update positive.
         n = shp[axis]
-        rate += np.take(g, np.arange(n - 1), axis=axis) + np.take(g, np.arange(1, n), axis=axis)
+        rate += np.take(a, np.arange(1, n), axis=axis) + np.take(b, np.arange(n - 1), axis=axis)
     return TransportOperator(cell_m=h, fluid=grid.fluid.copy(), coef=tuple(coef), rate=rate)
 
 
@@ -208,7 +209,7 @@ def choose_dt(op: TransportOperator, cfl: float, interval_s: float, dt: float | 
         if dt > limit * (1 + 1e-12):
             raise TransportError(
                 f"time step {dt:.6g} s exceeds the explicit stability limit {limit:.6g} s "
-                f"(cfl {cfl} / max rate {op.max_rate:.6g} 1/s: advective |u|/h plus diffusive D/h^2 over "
+                f"(cfl {cfl} / max rate {op.max_rate:.6g} 1/s: outflow u/h plus diffusive D/h^2 over "
                 "each cell's faces); use a smaller dt or let the solver choose"
             )
         target = dt
