@@ -378,6 +378,7 @@ class ScalarResult:
     plane_height_m: float
     plane_cell_m: float
     wall_s: float = 0.0
+    final_field: np.ndarray | None = field(default=None, repr=False)  # (S, nz, ny, nx) at the horizon
 
     @property
     def budget_error(self) -> np.ndarray:
@@ -420,6 +421,7 @@ def simulate_scalar(
     *,
     dt: float | None = None,
     batch_size: int | None = None,
+    keep_final_field: bool = False,
 ) -> ScalarResult:
     """Transient transport of all ``scenarios`` (Scenario or Source objects) at once.
 
@@ -428,6 +430,7 @@ def simulate_scalar(
     ``lax.scan`` over the steps between snapshots; only plane fields leave the loop.
     ``progress(done_steps, total_steps)`` is called after every snapshot interval, steps
     counted over all chunks. ``dt`` (optional) must respect the stability limit.
+    ``keep_final_field`` also returns the 3D field at the horizon (``final_field``).
     """
     t_wall = time.perf_counter()
     sources = [getattr(s, "source", s) for s in scenarios]
@@ -462,6 +465,7 @@ def simulate_scalar(
     rate = np.stack([src.rate_at(times) for src in sources])
     total = n_steps * int(math.ceil(S / bs))
     done = 0
+    final = np.zeros((S,) + grid.shape) if keep_final_field else None
     for start in range(0, S, bs):
         chunk = sources[start : start + bs]
         sl = slice(start, start + len(chunk))
@@ -489,6 +493,8 @@ def simulate_scalar(
             done += n_sub
             if progress is not None:
                 progress(done, total)
+        if final is not None:
+            final[sl] = np.asarray(c)
     return ScalarResult(
         names=names,
         times_s=times,
@@ -505,6 +511,7 @@ def simulate_scalar(
         plane_height_m=float(sim.plane_height_m),
         plane_cell_m=float(sim.plane_cell_m),
         wall_s=time.perf_counter() - t_wall,
+        final_field=final,
     )
 
 
