@@ -59,16 +59,24 @@ def generate(
             scen_task = bar.add_task("scenarios", total=len(sset.scenarios))
             step_task = bar.add_task("time steps of chunk", total=None)
 
+            plain = not console.is_terminal  # logs get a line per milestone instead of a live bar
+
             def on_flow(it, residual):
                 bar.update(flow_task, completed=it, description=f"flow (residual {residual:.2e})")
+                if plain and it % 500 == 0:
+                    console.print(f"flow iteration {it}, residual {residual:.2e}", highlight=False)
 
             def on_scen(done, total):
                 bar.update(scen_task, completed=done, total=total)
+                if plain:
+                    console.print(f"scenarios {done}/{total} done", highlight=False)
 
             def on_steps(done, total):
                 bar.update(step_task, completed=done, total=total)
 
             def on_stage(name):
+                if plain:
+                    console.print(f"stage: {name}", highlight=False)
                 if name == "scalar":
                     bar.update(flow_task, completed=bar.tasks[flow_task].total, description="flow (done)")
 
