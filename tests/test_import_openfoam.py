@@ -1,0 +1,346 @@
+"""OpenFOAM case importer: cases written here (ascii, binary, decomposed), bad input, CLI.
+
+The cases are written by the small writer below (a box of hexahedra with optional solid
+cells and graded spacing), so these tests need foamlib but no OpenFOAM binaries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from plumecast.cli import app
+from plumecast.io.dataset import read_dataset
+
+pytest.importorskip("foamlib", reason="needs foamlib: pip install 'plumecast[openfoam]'")
+
+from plumecast.io.openfoam import OpenFOAMImportError, import_openfoam, read_case, read_mesh  # noqa: E402
+
+runner = CliRunner()
+
+# ----------------------------------------------------------------------------- a tiny case writer
+
+HEADER = """FoamFile
+{{
+    version     2.0;
+    format      {fmt};
+    class       {cls};{arch}
+    location    "{loc}";
+    object      {obj};
+}}
+"""
+
+
+def _header(fmt, cls, loc, obj):
+    arch = '\n    arch        "LSB;label=32;scalar=64";' if fmt == "binary" else ""
+    return HEADER.format(fmt=fmt, cls=cls, arch=arch, loc=loc, obj=obj)
+
+
+def _list(arr, fmt, dtype) -> bytes:
+    """An OpenFOAM list body: 'N (items)' in ascii or 'N(raw bytes)' in binary."""
+    arr = np.asarray(arr)
+    n = len(arr)
+    if fmt == "binary":
+        return f"{n}\n(".encode() + np.ascontiguousarray(arr, dtype=dtype).tobytes() + b")\n"
+    if arr.ndim == 1:
+        body = "\n".join(repr(v) if dtype == "<f8" else str(int(v)) for v in arr.tolist())
+    else:
+        body = "\n".join("(" + " ".join(repr(float(c)) for c in row) + ")" for row in arr)
+    return f"{n}\n(\n{body}\n)\n".encode()
+
+
+def box_mesh(xs, ys, zs, solid=None):
+    """Points, faces (list of 4-lists), owner, neighbour, n_cells of a box of hexes."""
+    xs, ys, zs = (np.asarray(a, float) for a in (xs, ys, zs))
+    nx, ny, nz = len(xs) - 1, len(ys) - 1, len(zs) - 1
+    fluid = np.ones((nz, ny, nx), bool) if solid is None else ~np.asarray(solid, bool)
+    label = -np.ones((nz, ny, nx), int)
+    label[fluid] = np.arange(fluid.sum())
+    Z, Y, X = np.meshgrid(zs, ys, xs, indexing="ij")
+    points = np.stack([X.ravel(), Y.ravel(), Z.ravel()], axis=1)
+
+    def p(i, j, k):
+        return i + (nx + 1) * (j + (ny + 1) * k)
+
+    internal, boundary = [], []
+    for k in range(nz):
+        for j in range(ny):
+            for i in range(nx):
+                if not fluid[k, j, i]:
+                    continue
+                c = label[k, j, i]
+                # Faces on the + side of this cell along x, y, z (normal +axis), and the - side on boundaries.
+                plus = {
+                    "x": [p(i + 1, j, k), p(i + 1, j + 1, k), p(i + 1, j + 1, k + 1), p(i + 1, j, k + 1)],
+                    "y": [p(i, j + 1, k), p(i, j + 1, k + 1), p(i + 1, j + 1, k + 1), p(i + 1, j + 1, k)],
+                    "z": [p(i, j, k + 1), p(i + 1, j, k + 1), p(i + 1, j + 1, k + 1), p(i, j + 1, k + 1)],
+                }
+                minus = {
+                    "x": [p(i, j, k), p(i, j, k + 1), p(i, j + 1, k + 1), p(i, j + 1, k)],
+                    "y": [p(i, j, k), p(i + 1, j, k), p(i + 1, j, k + 1), p(i, j, k + 1)],
+                    "z": [p(i, j, k), p(i, j + 1, k), p(i + 1, j + 1, k), p(i + 1, j, k)],
+                }
+                for ax, (di, dj, dk), n_ax in (("x", (1, 0, 0), nx), ("y", (0, 1, 0), ny), ("z", (0, 0, 1), nz)):
+                    ii, jj, kk = i + di, j + dj, k + dk
+                    idx = {"x": ii, "y": jj, "z": kk}[ax]
+                    if idx < n_ax and fluid[kk, jj, ii]:
+                        internal.append((c, label[kk, jj, ii], plus[ax]))
+                    else:
+                        boundary.append((c, plus[ax]))
+                    ii, jj, kk = i - di, j - dj, k - dk
+                    idx = {"x": ii, "y": jj, "z": kk}[ax]
+                    if idx < 0 or not fluid[kk, jj, ii]:
+                        boundary.append((c, minus[ax]))
+    internal.sort(key=lambda t: (t[0], t[1]))
+    faces = [f for _, _, f in internal] + [f for _, f in boundary]
+    owner = [o for o, _, _ in internal] + [o for o, _ in boundary]
+    neighbour = [n for _, n, _ in internal]
+    return points, faces, np.array(owner), np.array(neighbour), int(fluid.sum()), len(internal)
+
+
+def write_mesh(root: Path, xs, ys, zs, solid=None, fmt="ascii"):
+    points, faces, owner, neighbour, n_cells, n_int = box_mesh(xs, ys, zs, solid)
+    d = root / "constant" / "polyMesh"
+    d.mkdir(parents=True, exist_ok=True)
+    loc = "constant/polyMesh"
+    (d / "points").write_bytes(_header(fmt, "vectorField", loc, "points").encode() + _list(points, fmt, "<f8"))
+    if fmt == "binary":
+        offsets = np.arange(len(faces) + 1) * 4
+        flat = np.asarray(faces).ravel()
+        body = _list(offsets, fmt, "<i4") + _list(flat, fmt, "<i4")
+        (d / "faces").write_bytes(_header(fmt, "faceCompactList", loc, "faces").encode() + body)
+    else:
+        body = f"{len(faces)}\n(\n" + "\n".join("4(" + " ".join(map(str, f)) + ")" for f in faces) + "\n)\n"
+        (d / "faces").write_bytes(_header(fmt, "faceList", loc, "faces").encode() + body.encode())
+    (d / "owner").write_bytes(_header(fmt, "labelList", loc, "owner").encode() + _list(owner, fmt, "<i4"))
+    (d / "neighbour").write_bytes(_header(fmt, "labelList", loc, "neighbour").encode() + _list(neighbour, fmt, "<i4"))
+    n_b = len(faces) - n_int
+    (d / "boundary").write_text(
+        _header("ascii", "polyBoundaryMesh", loc, "boundary")
+        + f"1\n(\n    walls\n    {{\n        type wall;\n        nFaces {n_b};\n        startFace {n_int};\n    }}\n)\n"
+    )
+    return n_cells
+
+
+def write_field(path: Path, name: str, values, fmt="ascii"):
+    values = np.asarray(values, float)
+    vector = values.ndim == 2
+    cls, typ = ("volVectorField", "vector") if vector else ("volScalarField", "scalar")
+    dims = "[0 1 -1 0 0 0 0]" if vector else "[0 0 0 0 0 0 0]"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = _header(fmt, cls, path.parent.name, name) + f"\ndimensions      {dims};\n\n"
+    body = f"internalField   nonuniform List<{typ}> ".encode() + _list(values, fmt, "<f8").rstrip(b"\n") + b";\n"
+    bf = "\nboundaryField\n{\n    walls\n    {\n        type            zeroGradient;\n    }\n}\n"
+    path.write_bytes(head.encode() + body + bf.encode())
+
+
+XS = np.linspace(0.0, 2.0, 9)  # 8 cells of 0.25 m
+YS = np.linspace(0.0, 1.0, 5)  # 4 cells
+ZS = np.linspace(0.0, 1.0, 5)  # 4 cells, centres 0.125 ... 0.875
+
+
+def centres(xs, ys, zs, solid=None):
+    cx, cy, cz = ((a[1:] + a[:-1]) / 2 for a in (xs, ys, zs))
+    Z, Y, X = np.meshgrid(cz, cy, cx, indexing="ij")
+    keep = np.ones(X.shape, bool) if solid is None else ~solid
+    return X[keep], Y[keep], Z[keep]
+
+
+def scalar_at(x, y, z, t):
+    return t * (1.0 + x + 2.0 * y + 3.0 * z)
+
+
+def write_case(root: Path, fmt="ascii", xs=XS, ys=YS, zs=ZS, solid=None, times=(0.0, 2.0, 4.0), scalar="T",
+               flow_dir="0", skip=()):
+    write_mesh(root, xs, ys, zs, solid, fmt)
+    x, y, z = centres(xs, ys, zs, solid)
+    (root / "system").mkdir(exist_ok=True)
+    if "U" not in skip:
+        write_field(root / flow_dir / "U", "U", np.stack([0.1 * x, -0.2 * y, 0.05 + 0 * z], 1), fmt)
+    if "nut" not in skip:
+        write_field(root / flow_dir / "nut", "nut", 1e-3 * (1 + x), fmt)
+    for t in times:
+        write_field(root / f"{t:g}" / scalar, scalar, scalar_at(x, y, z, t), fmt)
+    return root
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+@pytest.mark.parametrize("fmt", ["ascii", "binary"])
+def test_ascii_and_binary_cases_give_exact_linear_planes(tmp_path, fmt):
+    case = write_case(tmp_path / f"case-{fmt}", fmt)
+    geom = read_mesh(case / "constant/polyMesh")
+    assert geom.n_cells == 128 and geom.volumes.sum() == pytest.approx(2.0)
+    # Plane at 0.45 m between layers at 0.375 and 0.625: linear interpolation, then 0.5 m cells.
+    ds = import_openfoam(case, height_m=0.45, cell_m=0.5)
+    assert (ds.sizes["y"], ds.sizes["x"], ds.sizes["time"]) == (2, 4, 3)
+    np.testing.assert_allclose(ds["time"].values, [0, 2, 4])
+    X, Y = np.meshgrid(ds["x"].values, ds["y"].values)
+    np.testing.assert_allclose(ds["concentration"].values[0, 2], scalar_at(X, Y, 0.45, 4.0), rtol=1e-6)
+    np.testing.assert_allclose(ds["u"].values, 0.1 * X, rtol=1e-12)
+    np.testing.assert_allclose(ds["v"].values, -0.2 * Y, rtol=1e-12)
+    np.testing.assert_allclose(ds["w"].values, 0.05, rtol=1e-12)
+    np.testing.assert_allclose(ds["nu_t"].values, 1e-3 * (1 + X), rtol=1e-12)
+    assert (ds["fluid_fraction"].values == 1).all()
+    # The 3D mass in the case: integral of the scalar over the room.
+    assert ds["mass_room"].values[0, 1] == pytest.approx(2.0 * 2.0 * (1 + 1 + 1 + 1.5), rel=1e-9)
+
+
+def test_graded_mesh_with_obstacle(tmp_path):
+    xs = np.concatenate([np.linspace(0, 1, 3), np.linspace(1, 2, 9)[1:]])  # 0.5 m then 0.125 m cells
+    zs = np.array([0.0, 0.2, 0.5, 0.9, 1.2])
+    solid = np.zeros((4, 4, 10), bool)
+    solid[:2, :2, 6:] = True  # a box x in [1.5, 2], y in [0, 0.5], z in [0, 0.5]: its top at 0.5 m
+    case = write_case(tmp_path / "graded", xs=xs, zs=zs, solid=solid, times=(1.0,))
+    ds = import_openfoam(case, height_m=0.5, cell_m=0.5)  # exactly the obstacle's top: solid there
+    frac = ds["fluid_fraction"].values
+    assert frac[0, 3] == 0 and frac[1, 3] == 1 and frac[0, 0] == 1
+    assert ds["concentration"].values[0, 0, 0, 3] == 0
+    ds = import_openfoam(case, height_m=0.7, cell_m=0.5)  # inside the layer 0.5-0.9 (centre 0.7)
+    X, Y = np.meshgrid(ds["x"].values, ds["y"].values)
+    np.testing.assert_allclose(ds["concentration"].values[0, 0], scalar_at(X, Y, 0.7, 1.0), rtol=1e-6)
+    assert (ds["fluid_fraction"].values == 1).all()
+    with pytest.raises(OpenFOAMImportError, match=r"coarser than the 0.25 m plane cells; choose --cell >= 0.5"):
+        import_openfoam(case, height_m=0.7, cell_m=0.25)
+
+
+def test_decomposed_case_is_read_by_concatenation(tmp_path):
+    full = import_openfoam(write_case(tmp_path / "whole"), height_m=0.45, cell_m=0.5)
+    case = tmp_path / "decomposed"
+    write_mesh(case, XS, YS, ZS)  # the undecomposed mesh, as decomposePar leaves it
+    for n, xs in enumerate((XS[:5], XS[4:])):
+        write_case(case / f"processor{n}", xs=xs)
+    data = read_case(case)
+    assert data.decomposed == 2 and data.geometry.n_cells == 128
+    ds = import_openfoam(case, height_m=0.45, cell_m=0.5)
+    np.testing.assert_allclose(ds["concentration"].values, full["concentration"].values, rtol=1e-12)
+    assert "2 processor folders" in ds.attrs["history"]
+
+
+def test_scalar_named_s_and_flow_in_latest_time(tmp_path):
+    case = write_case(tmp_path / "s", scalar="s", flow_dir="4", fmt="binary")
+    ds = import_openfoam(case, height_m=0.5, cell_m=0.5)
+    assert '"field": "s"' in ds.attrs["scenario_config"] and '"flow_time": "4"' in ds.attrs["scenario_config"]
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def _truncate(path: Path, keep=0.6):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+@pytest.mark.parametrize("fmt", ["ascii", "binary"])
+def test_malformed_cases(tmp_path, fmt):
+    case = write_case(tmp_path / "c", fmt)
+    _truncate(case / "2" / "T")
+    with pytest.raises(OpenFOAMImportError, match=r"c/2/T:\d+: .*truncated"):
+        import_openfoam(case, height_m=0.5, cell_m=0.5)
+
+    case = write_case(tmp_path / "m", fmt)
+    _truncate(case / "constant/polyMesh/points")
+    with pytest.raises(OpenFOAMImportError, match=r"polyMesh/points:\d+: .*truncated"):
+        import_openfoam(case, height_m=0.5, cell_m=0.5)
+
+    if fmt == "ascii":  # a garbled number names its line
+        case = write_case(tmp_path / "g", fmt)
+        text = (case / "2" / "T").read_text()
+        lines = text.splitlines()
+        k = next(i for i, ln in enumerate(lines) if ln.startswith("internalField")) + 5
+        lines[k] = "1.2.3"
+        (case / "2" / "T").write_text("\n".join(lines) + "\n")
+        with pytest.raises(OpenFOAMImportError, match=rf"g/2/T:{k + 1}: '1.2.3' is not a number"):
+            import_openfoam(case, height_m=0.5, cell_m=0.5)
+        (case / "2" / "T").write_text(text.replace("128\n(", "130\n(", 1))
+        with pytest.raises(OpenFOAMImportError, match=r"g/2/T:\d+: the list announces 130 values but holds 128"):
+            import_openfoam(case, height_m=0.5, cell_m=0.5)
+
+    case = write_case(tmp_path / "n", fmt, skip=("nut",))
+    with pytest.raises(OpenFOAMImportError, match=r"missing field: no time directory holds nut"):
+        import_openfoam(case, height_m=0.5, cell_m=0.5)
+
+    case = write_case(tmp_path / "q", fmt, times=())
+    with pytest.raises(OpenFOAMImportError, match=r"missing field: no scalar named T or s.*fields found: U, nut"):
+        import_openfoam(case, height_m=0.5, cell_m=0.5)
+    with pytest.raises(OpenFOAMImportError, match=r"no time directory holds the scalar 'C'"):
+        import_openfoam(case, height_m=0.5, cell_m=0.5, field_name="C")
+
+    case = write_case(tmp_path / "nan", fmt)
+    x, y, z = centres(XS, YS, ZS)
+    bad = scalar_at(x, y, z, 2.0)
+    bad[7] = np.nan
+    write_field(case / "2" / "T", "T", bad, fmt)
+    with pytest.raises(OpenFOAMImportError, match=r"nan/2/T: field holds 1 cells of NaN or inf"):
+        import_openfoam(case, height_m=0.5, cell_m=0.5)
+
+    case = write_case(tmp_path / "size", fmt)
+    write_field(case / "4" / "T", "T", np.ones(100), fmt)
+    with pytest.raises(OpenFOAMImportError, match=r"size/4/T: field has 100 values .* mesh has 128 cells.*disagree"):
+        import_openfoam(case, height_m=0.5, cell_m=0.5)
+    write_field(case / "4" / "T", "T", np.ones((128, 3)), fmt)
+    with pytest.raises(OpenFOAMImportError, match=r"size/4/T: field has 128 values of shape \(3,\)"):
+        import_openfoam(case, height_m=0.5, cell_m=0.5)
+
+
+def test_other_errors(tmp_path):
+    case = write_case(tmp_path / "c")
+    with pytest.raises(OpenFOAMImportError, match=r"plane height 1.5 m is outside the mesh's z range"):
+        import_openfoam(case, height_m=1.5, cell_m=0.5)
+    with pytest.raises(OpenFOAMImportError, match="no such case directory"):
+        import_openfoam(tmp_path / "absent", height_m=0.5, cell_m=0.5)
+    dec = tmp_path / "dec"
+    write_mesh(dec, XS, YS, ZS)
+    write_field(dec / "0" / "T", "T", np.zeros(128))
+    (dec / "processor0").mkdir()
+    (dec / "processor1").mkdir()
+    with pytest.raises(OpenFOAMImportError, match=r"processor0: decomposed case without time directories"):
+        import_openfoam(dec, height_m=0.5, cell_m=0.5)
+    empty = tmp_path / "empty"
+    (empty / "0").mkdir(parents=True)
+    with pytest.raises(OpenFOAMImportError, match="missing field"):
+        import_openfoam(empty, height_m=0.5, cell_m=0.5)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_import_with_source_toml(tmp_path):
+    case = write_case(tmp_path / "room", "binary")
+    src = tmp_path / "src.toml"
+    src.write_text('name = "moving-1"\nsplit = "ood"\n[source]\npath = [[0.0, 0.2, 0.2, 0.5], [4.0, 1.8, 0.2, 0.5]]\n'
+                   "rate = [[0.0, 1.0], [4.0, 3.0]]\n")
+    out = tmp_path / "o.nc"
+    result = runner.invoke(app, ["import", "openfoam", str(case), "--height", "0.45", "--cell", "0.5", "--out",
+                                 str(out), "--source-toml", str(src)])
+    assert result.exit_code == 0, result.output
+    ds = read_dataset(out)
+    assert ds["scenario"].values.tolist() == ["moving-1"] and ds["split"].values.tolist() == ["ood"]
+    np.testing.assert_allclose(ds["source_x"].values[0], [0.2, 1.0, 1.8])
+    np.testing.assert_allclose(ds["source_rate"].values[0], [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    "setup, extra, message",
+    [
+        ("nan", [], "field holds 1 cells of NaN"),
+        ("ok", ["--field", "C"], "no time directory holds the scalar 'C'"),
+        ("ok", ["--source-rate", "1"], "--source-rate needs --source-position"),
+        ("ok", ["--split", "x"], "--split must be one of"),
+        ("nonut", [], "missing field: no time directory holds nut"),
+    ],
+)
+def test_cli_failures_write_nothing(tmp_path, setup, extra, message):
+    case = write_case(tmp_path / "room", skip=("nut",) if setup == "nonut" else ())
+    if setup == "nan":
+        write_field(case / "2" / "T", "T", np.r_[np.nan, np.zeros(127)])
+    out = tmp_path / "o.nc"
+    result = runner.invoke(app, ["import", "openfoam", str(case), "--height", "0.45", "--cell", "0.5", "--out",
+                                 str(out), *extra])
+    assert result.exit_code != 0
+    assert message in " ".join(result.output.split())
+    assert not out.exists() and not list(tmp_path.glob(".o.nc*"))
