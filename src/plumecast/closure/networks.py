@@ -1,0 +1,314 @@
+"""Building blocks of the learned closures: encoder, memory core, decoder, residual head.
+
+One network family serves the three learned variants (:mod:`plumecast.closure.memory`,
+:mod:`~plumecast.closure.markovian`, :mod:`~plumecast.closure.datadriven`), following the
+paper's closure (arXiv 2511.21369):
+
+* **encoder**: the normalised field, the normalised source increment and the fluid mask
+  ``(3, ny, nx)``, zero-padded at the bottom/right to a multiple of ``2**L``, then ``L``
+  stride-2 3x3 convolutions (``channels``, paper 16-32-64-128) with GELU, then a mean over
+  space: one vector of ``channels[-1]`` values (the paper's 128-vector);
+* **core**: ``core_layers`` stacked LSTM cells of ``core_width`` (paper 4 x 128) whose
+  ``(h, c)`` states are the closure memory, carried through the whole rollout from zero;
+  or, for a closure without memory, an MLP of the same widths;
+* **decoder**: a linear map of the core output to a ``channels[-1] x (H/2^L) x (W/2^L)``
+  map, then ``L`` stride-2 transposed convolutions (sub-pixel form, see
+  :class:`ConvTranspose`) back to the padded grid,
+  cropped to ``(ny, nx)``; ``channels[0]`` feature maps on the grid;
+* **head**: a small residual conv head over the decoder features and the physics inputs
+  (normalised field before and after the physics, ``u, v, w``, cell diffusivities ``Dx``,
+  ``Dy``, source increment, mask), two 3x3 convolutions of ``head_width`` and a 3x3
+  output convolution to one channel: the correction of the step, masked to fluid cells.
+
+The output convolution starts with its weights scaled by ``init_scale`` (default 1e-4)
+and a zero bias, so an untrained closure adds a correction near zero (the model starts
+as the physics model) while gradients reach every layer from the first step.
+
+Sizes: ``size="quick"`` (channels 8-16-32, core 2 x 64, head 16; trains on a laptop CPU)
+or ``size="paper"`` (16-32-64-128, 4 x 128, head 32); any of ``channels``,
+``core_width``, ``core_layers``, ``head_width``, ``init_scale`` overrides the size.
+Options are plain JSON values, so a run's config can rebuild the structure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["SIZES", "NetConfig", "resolve_options", "ClosureNet", "Conv", "ConvTranspose", "Dense", "LSTMCell", "physics_inputs", "encoder_inputs", "rng_from_key"]
+
+SIZES: dict[str, dict] = {
+    "quick": {"channels": (8, 16, 32), "core_width": 64, "core_layers": 2, "head_width": 16, "head_layers": 1},
+    "paper": {"channels": (16, 32, 64, 128), "core_width": 128, "core_layers": 4, "head_width": 32, "head_layers": 2},
+}
+ENCODER_INPUTS = 3  # field, source increment, mask
+PHYSICS_INPUTS = 9  # q, q_physics, u, v, w, Dx, Dy, source, mask
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Resolved, hashable sizes of a closure network."""
+
+    ny: int
+    nx: int
+    channels: tuple[int, ...]
+    core_width: int
+    core_layers: int
+    head_width: int
+    head_layers: int = 2
+    init_scale: float = 1e-4
+    memory: bool = True
+
+    def __post_init__(self):
+        if not self.channels or any(int(c) < 1 for c in self.channels):
+            raise ValueError(f"channels must be a non-empty list of positive ints, got {self.channels}")
+        if min(self.core_width, self.core_layers, self.head_width, self.head_layers) < 1:
+            raise ValueError(f"core_width, core_layers, head_width, head_layers must be >= 1 in {self}")
+        if not self.init_scale >= 0:
+            raise ValueError(f"init_scale must be >= 0, got {self.init_scale}")
+
+    @property
+    def levels(self) -> int:
+        return len(self.channels)
+
+    @property
+    def padded_shape(self) -> tuple[int, int]:
+        m = 2**self.levels
+        return (-(-self.ny // m) * m, -(-self.nx // m) * m)
+
+    @property
+    def coarse_shape(self) -> tuple[int, int]:
+        m = 2**self.levels
+        hp, wp = self.padded_shape
+        return (hp // m, wp // m)
+
+
+def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: dict) -> NetConfig:
+    """A :class:`NetConfig` from a variant's options (``size`` plus overrides); unknown keys fail."""
+    options = dict(options)
+    size = options.pop("size", "quick")
+    if size not in SIZES:
+        raise ValueError(f"variant {variant!r}: unknown size {size!r}; known: {', '.join(SIZES)}")
+    known = set(SIZES[size]) | {"init_scale"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"variant {variant!r}: unknown options {unknown}; known: size, {', '.join(sorted(known))}")
+    sizes = {**SIZES[size], **options}
+    return NetConfig(
+        ny=int(ny),
+        nx=int(nx),
+        channels=tuple(int(c) for c in sizes["channels"]),
+        core_width=int(sizes["core_width"]),
+        core_layers=int(sizes["core_layers"]),
+        head_width=int(sizes["head_width"]),
+        head_layers=int(sizes["head_layers"]),
+        init_scale=float(sizes.get("init_scale", 1e-4)),
+        memory=memory,
+    )
+
+
+def physics_inputs(ctx) -> jax.Array:
+    """The head's physics channels ``(ny, nx, 9)`` from a :class:`ClosureContext`."""
+    return jnp.stack([ctx.q, ctx.q_physics, ctx.u, ctx.v, ctx.w, ctx.dx_c, ctx.dy_c, ctx.source, ctx.fluid], axis=-1)
+
+
+def encoder_inputs(ctx) -> jax.Array:
+    """The encoder's channels ``(ny, nx, 3)``: field after the physics, source increment, mask."""
+    return jnp.stack([ctx.q_physics, ctx.source, ctx.fluid], axis=-1)
+
+
+_DIMS = ("NHWC", "HWIO", "NHWC")  # channels-last: several times faster than NCHW in XLA on CPU
+
+
+def rng_from_key(key) -> np.random.Generator:
+    """A NumPy generator seeded by a JAX PRNG key (legacy uint32 or typed key).
+
+    Initial weights are drawn with NumPy: drawing them with ``jax.random`` outside ``jit``
+    compiles one XLA kernel per weight shape, which costs tens of seconds on a small CPU.
+    """
+    if key is None:
+        key = jax.random.PRNGKey(0)
+    if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.random.default_rng(np.asarray(key, dtype=np.uint32).ravel().tolist())
+
+
+def _uniform(rng: np.random.Generator, shape, fan_in: int, dtype) -> jax.Array:
+    bound = 1.0 / max(fan_in, 1) ** 0.5
+    return jnp.asarray(rng.uniform(-bound, bound, shape), dtype)
+
+
+class Dense(eqx.Module):
+    """``y = W x + b`` on a vector."""
+
+    weight: jax.Array  # (out, in)
+    bias: jax.Array
+
+    def __init__(self, cin: int, cout: int, *, rng, dtype):
+        self.weight = _uniform(rng, (cout, cin), cin, dtype)
+        self.bias = _uniform(rng, (cout,), cin, dtype)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.weight @ x + self.bias
+
+
+class LSTMCell(eqx.Module):
+    """A standard LSTM cell: gates ``i, f, g, o`` from ``[x, h]``; state ``(h, c)``."""
+
+    weight: jax.Array  # (4 hidden, in + hidden)
+    bias: jax.Array
+    hidden: int = eqx.field(static=True)
+
+    def __init__(self, cin: int, hidden: int, *, rng, dtype):
+        self.weight = _uniform(rng, (4 * hidden, cin + hidden), hidden, dtype)
+        self.bias = _uniform(rng, (4 * hidden,), hidden, dtype)
+        self.hidden = hidden
+
+    def __call__(self, x: jax.Array, state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        h, c = state
+        gates = self.weight @ jnp.concatenate([x, h]) + self.bias
+        i, f, g, o = jnp.split(gates, 4)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return h, c
+
+
+class Conv(eqx.Module):
+    """A 2D convolution on one channels-last map ``(H, W, C)``, zero 'same' padding."""
+
+    weight: jax.Array  # (k, k, cin, cout)
+    bias: jax.Array
+    stride: int = eqx.field(static=True)
+
+    def __init__(self, cin: int, cout: int, kernel: int, *, stride: int = 1, rng, dtype):
+        fan_in = cin * kernel * kernel
+        self.weight = _uniform(rng, (kernel, kernel, cin, cout), fan_in, dtype)
+        self.bias = _uniform(rng, (cout,), fan_in, dtype)
+        self.stride = stride
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = self.weight.shape[0]
+        pad = ((k - 1) // 2, k // 2)
+        y = jax.lax.conv_general_dilated(x[None], self.weight, (self.stride,) * 2, (pad, pad), dimension_numbers=_DIMS)
+        return y[0] + self.bias
+
+
+class ConvTranspose(eqx.Module):
+    """A learned stride-2 upsampling ``(H, W, C)`` to ``(2H, 2W, C')``: a transposed convolution.
+
+    Implemented in its sub-pixel form (Shi et al. 2016): a 3x3 convolution of the coarse
+    map to ``4 C'`` channels, one per output phase, interleaved onto the fine grid. This
+    is exactly a stride-2 transposed convolution with a 6x6 kernel (it contains the usual
+    kernel-4 one) and runs several times faster on CPU than XLA's dilated-input form.
+    """
+
+    conv: Conv
+    cout: int = eqx.field(static=True)
+
+    def __init__(self, cin: int, cout: int, *, rng, dtype):
+        self.conv = Conv(cin, 4 * cout, 3, rng=rng, dtype=dtype)
+        self.cout = cout
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h, w, _ = x.shape
+        y = self.conv(x).reshape(h, w, 2, 2, self.cout)  # (i, j, phase_y, phase_x, c)
+        return y.transpose(0, 2, 1, 3, 4).reshape(2 * h, 2 * w, self.cout)
+
+
+class ClosureNet(eqx.Module):
+    """Encoder -> core (LSTM stack or MLP) -> decoder -> residual head (see the module docstring).
+
+    Internally channels-last ``(H, W, C)``; takes and returns ``(ny, nx)`` fields.
+    """
+
+    config: NetConfig = eqx.field(static=True)
+    encoder: tuple[Conv, ...]
+    core: tuple  # LSTMCell (memory) or Dense (no memory) per layer
+    expand: Dense
+    decoder: tuple[ConvTranspose, ...]
+    head: tuple[Conv, ...]
+
+    def __init__(self, config: NetConfig, *, key, dtype=None):
+        self.config = config
+        dtype = jnp.float32 if dtype is None else dtype
+        rng = rng_from_key(key)
+        ch = config.channels
+        cin = (ENCODER_INPUTS,) + ch[:-1]
+        self.encoder = tuple(Conv(a, b, 3, stride=2, rng=rng, dtype=dtype) for a, b in zip(cin, ch))
+        widths = (ch[-1],) + (config.core_width,) * config.core_layers
+        layer = LSTMCell if config.memory else Dense
+        self.core = tuple(layer(a, b, rng=rng, dtype=dtype) for a, b in zip(widths[:-1], widths[1:]))
+        h0, w0 = config.coarse_shape
+        self.expand = Dense(config.core_width, h0 * w0 * ch[-1], rng=rng, dtype=dtype)
+        dec = tuple(reversed(ch)) + (ch[0],)
+        self.decoder = tuple(ConvTranspose(a, b, rng=rng, dtype=dtype) for a, b in zip(dec[:-1], dec[1:]))
+        hw = config.head_width
+        hin = (ch[0] + PHYSICS_INPUTS,) + (hw,) * (config.head_layers - 1)
+        hidden = tuple(Conv(a, hw, 3, rng=rng, dtype=dtype) for a in hin)
+        out = Conv(hw, 1, 1, rng=rng, dtype=dtype)
+        out = eqx.tree_at(lambda c: (c.weight, c.bias), out, (out.weight * config.init_scale, jnp.zeros_like(out.bias)))
+        self.head = hidden + (out,)
+
+    # ------------------------------------------------------------------ memory
+    def init_memory(self, dtype) -> tuple:
+        """Zero ``(h, c)`` per LSTM layer, or ``()`` without memory."""
+        if not self.config.memory:
+            return ()
+        z = jnp.zeros((self.config.core_width,), dtype)
+        return tuple((z, z) for _ in self.core)
+
+    # ------------------------------------------------------------------ parts
+    def encode(self, x: jax.Array) -> jax.Array:
+        """``(ny, nx, 3)`` encoder inputs to one vector of ``channels[-1]``."""
+        c = self.config
+        if x.shape != (c.ny, c.nx, ENCODER_INPUTS):
+            raise ValueError(f"encoder expects ({c.ny}, {c.nx}, {ENCODER_INPUTS}), got {x.shape}")
+        hp, wp = c.padded_shape
+        x = jnp.pad(x, ((0, hp - c.ny), (0, wp - c.nx), (0, 0)))
+        for conv in self.encoder:
+            x = jax.nn.gelu(conv(x))
+        return jnp.mean(x, axis=(0, 1))
+
+    def advance(self, z: jax.Array, memory) -> tuple[jax.Array, tuple]:
+        """The core: the LSTM stack (state in, state out) or the memoryless MLP."""
+        if not self.config.memory:
+            for layer in self.core:
+                z = jnp.tanh(layer(z))
+            return z, ()
+        if len(memory) != len(self.core):
+            raise ValueError(f"memory has {len(memory)} LSTM states, the closure {len(self.core)}")
+        new = []
+        for cell, state in zip(self.core, memory):
+            h, cstate = cell(z, state)
+            new.append((h, cstate))
+            z = h
+        return z, tuple(new)
+
+    def decode(self, z: jax.Array) -> jax.Array:
+        """A core vector to ``(ny, nx, channels[0])`` feature maps (padded grid, cropped)."""
+        c = self.config
+        h0, w0 = c.coarse_shape
+        x = self.expand(z).reshape(h0, w0, c.channels[-1])
+        for conv in self.decoder:
+            x = jax.nn.gelu(conv(x))
+        return x[: c.ny, : c.nx]
+
+    def correct(self, features: jax.Array, physics: jax.Array) -> jax.Array:
+        """The head: decoder features and physics inputs ``(ny, nx, .)`` to a correction ``(ny, nx)``."""
+        x = jnp.concatenate([features, physics], axis=-1)
+        *hidden, out = self.head
+        for conv in hidden:
+            x = jax.nn.gelu(conv(x))
+        return out(x)[..., 0]
+
+    def __call__(self, ctx, memory) -> tuple[jax.Array, tuple]:
+        """The correction ``(ny, nx)`` (masked to fluid) and the next memory."""
+        z = self.encode(encoder_inputs(ctx))
+        z, memory = self.advance(z, memory)
+        features = self.decode(z)
+        dq = self.correct(features, physics_inputs(ctx)) * ctx.fluid
+        return dq, memory

@@ -1,0 +1,190 @@
+"""The learned closures: start as the physics model, memory carries, odd grids, options."""
+
+import io
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import plumecast  # noqa: F401  (x64 on)
+from plumecast.closure import get_variant, make_closure, variant_names
+from plumecast.closure.networks import NetConfig, resolve_options
+from plumecast.physics.model import ClosureContext, build_model
+from plumecast.rollout import forcing_from_track, init_carry, rollout
+
+LEARNED = ("memory", "markovian", "datadriven")
+
+
+def _room(ny=11, nx=17):
+    fluid = np.ones((ny, nx))
+    fluid[3:6, 6:10] = 0
+    fluid[6:9, 3] = 0
+    yy, xx = np.meshgrid(np.linspace(0, 1, ny), np.linspace(0, 1, nx), indexing="ij")
+    u = 0.1 * np.sin(np.pi * yy) * fluid
+    v = 0.05 * np.cos(2 * np.pi * xx) * np.sin(np.pi * yy) * fluid
+    return fluid, u, v
+
+
+def _model(ny=11, nx=17, dtype="float64"):
+    fluid, u, v = _room(ny, nx)
+    return build_model(fluid=fluid, u=u, v=v, w=0.01 * u, nu_t=0.004 * fluid, dx=0.5, dy=0.5, dtype=dtype)
+
+
+def _forcing(model, n_steps):
+    c = model.config
+    x, y = c.x0 + 2 * c.dx, c.y0 + 2 * c.dy
+    return forcing_from_track([0.0, 1e3], [x, x], [y, y], [1.2, 1.2], [2.0, 2.0], dt=c.dt, n_steps=n_steps, dtype=c.dtype)
+
+
+def test_variants_registered():
+    assert set(variant_names()) >= {"physics", "memory", "markovian", "datadriven"}
+    m = _model()
+    flags = {name: make_closure(name, m, key=jax.random.PRNGKey(0)).uses_physics for name in LEARNED}
+    assert flags == {"memory": True, "markovian": True, "datadriven": False}
+    assert make_closure("physics", m, key=None) is None
+    for name in LEARNED:
+        assert get_variant(name).description
+
+
+@pytest.mark.parametrize("name,size", [("memory", "quick"), ("markovian", "quick"), ("memory", "paper")])
+def test_hybrid_starts_as_physics(name, size):
+    m = _model()
+    closure = make_closure(name, m, key=jax.random.PRNGKey(1), size=size)
+    f = _forcing(m, 10)
+    q0 = jnp.zeros(m.config.shape)
+    _, hybrid = rollout(m, closure, init_carry(closure, q0), f)
+    _, physics = rollout(m, None, init_carry(None, q0), f)
+    diff = float(jnp.max(jnp.abs(hybrid - physics)))
+    scale = float(jnp.max(jnp.abs(physics)))
+    assert scale > 0.1
+    assert 0 < diff < 1e-3 * scale, (diff, scale)
+    # Solid cells stay exactly zero.
+    assert float(jnp.max(jnp.abs(hybrid * (1 - m.fluid)))) == 0.0
+
+
+def test_datadriven_starts_as_identity():
+    m = _model()
+    closure = make_closure("datadriven", m, key=jax.random.PRNGKey(2))
+    q0 = jnp.asarray(np.random.default_rng(0).random(m.config.shape)) * m.fluid
+    _, frames = rollout(m, closure, init_carry(closure, q0), _forcing(m, 10))
+    assert float(jnp.max(jnp.abs(frames[-1] - q0))) < 1e-3
+    # The physics would have moved the field much further.
+    _, physics = rollout(m, None, init_carry(None, q0), _forcing(m, 10))
+    assert float(jnp.max(jnp.abs(physics[-1] - q0))) > 0.05
+
+
+def _contexts(m, n, seed=0):
+    """``n`` random but plausible closure contexts, stacked along a leading step axis."""
+    rng = np.random.default_rng(seed)
+    shape = (n,) + m.config.shape
+    fluid = np.broadcast_to(np.asarray(m.fluid), shape)
+    q = rng.random(shape) * fluid
+    one = lambda a: jnp.asarray(np.broadcast_to(np.asarray(a), shape))  # noqa: E731
+    return ClosureContext(
+        q=jnp.asarray(q),
+        q_physics=jnp.asarray(0.9 * q),
+        u=one(m.u),
+        v=one(m.v),
+        w=one(m.w),
+        dx_c=jnp.asarray(rng.random(shape) * fluid),
+        dy_c=jnp.asarray(rng.random(shape) * fluid),
+        source=jnp.asarray((rng.random(shape) > 0.97) * fluid * 0.1),
+        fluid=jnp.asarray(fluid),
+        t=jnp.arange(n) * m.config.dt,
+    )
+
+
+@eqx.filter_jit
+def _run_closure(closure, ctxs):
+    def body(memory, ctx):
+        q, memory = closure(ctx, memory)
+        return memory, q
+
+    _, out = jax.lax.scan(body, closure.init_memory(), ctxs)
+    return out
+
+
+@pytest.mark.parametrize("name,carries", [("memory", True), ("markovian", False), ("datadriven", True)])
+def test_memory_carries(name, carries):
+    """Perturb the input of step 0 only: a memory closure's output at step n changes, a Markovian one's does not."""
+    m = _model()
+    # init_scale=1 so the memory path is not scaled down to round-off (the default starts at 1e-4).
+    closure = make_closure(name, m, key=jax.random.PRNGKey(3), channels=[4, 8], core_width=16, init_scale=1.0)
+    n = 6
+    ctxs = _contexts(m, n)
+    bump = jnp.zeros((n,) + m.config.shape).at[0].set(0.5 * m.fluid)
+    perturbed = eqx.tree_at(lambda c: (c.q, c.q_physics), ctxs, (ctxs.q + bump, ctxs.q_physics + bump))
+    out = _run_closure(closure, ctxs)
+    out_p = _run_closure(closure, perturbed)
+    late = float(jnp.max(jnp.abs(out[1:] - out_p[1:])))
+    assert float(jnp.max(jnp.abs(out[0] - out_p[0]))) > 0  # step 0 itself sees the bump
+    if carries:
+        assert late > 1e-6, late
+    else:
+        assert late == 0.0
+
+    # The same in derivatives: d(output at the last step) / d(field at step 0).
+    def last(q0):
+        c = eqx.tree_at(lambda c: c.q_physics, ctxs, ctxs.q_physics.at[0].set(q0))
+        return jnp.sum(_run_closure(closure, c)[-1])
+
+    g = eqx.filter_jit(jax.grad(last))(ctxs.q_physics[0])
+    assert (float(jnp.max(jnp.abs(g))) > 0) == carries
+
+
+@pytest.mark.parametrize("shape,size", [((26, 49), "quick"), ((7, 5), "paper"), ((3, 2), "quick")])
+def test_odd_grids_pad_and_crop(shape, size):
+    cfg = resolve_options(*shape, memory=True, variant="memory", options={"size": size})
+    hp, wp = cfg.padded_shape
+    assert hp >= shape[0] and wp >= shape[1] and hp % 2**cfg.levels == 0 and wp % 2**cfg.levels == 0
+    fluid = np.ones(shape)
+    m = build_model(fluid=fluid, u=0 * fluid, v=0 * fluid, nu_t=0.001 * fluid, dx=0.5, dy=0.5, dtype="float32")
+    closure = make_closure("memory", m, key=jax.random.PRNGKey(0), size=size)
+    ctx = jax.tree.map(lambda a: a[0], _contexts(m, 1))
+    ctx = jax.tree.map(lambda a: a.astype(jnp.float32), ctx)
+    q, memory = eqx.filter_jit(lambda c, x, mem: c(x, mem))(closure, ctx, closure.init_memory())
+    assert q.shape == shape and q.dtype == jnp.float32
+    assert jax.tree.structure(memory) == jax.tree.structure(closure.init_memory())
+
+
+def test_sizes_and_options():
+    m = _model()
+    quick = make_closure("memory", m, key=jax.random.PRNGKey(0))
+    paper = make_closure("memory", m, key=jax.random.PRNGKey(0), size="paper")
+    assert quick.net.config.channels == (8, 16, 32) and quick.net.config.core_layers == 2
+    assert paper.net.config.channels == (16, 32, 64, 128)
+    assert (paper.net.config.core_layers, paper.net.config.core_width) == (4, 128)
+    assert len(quick.init_memory()) == 2 and quick.init_memory()[0][0].shape == (64,)
+    custom = make_closure("markovian", m, key=jax.random.PRNGKey(0), channels=[4, 8], core_width=16, core_layers=3)
+    assert custom.net.config.channels == (4, 8) and custom.init_memory() == ()
+    with pytest.raises(ValueError, match="unknown options"):
+        make_closure("memory", m, key=jax.random.PRNGKey(0), lstm_width=3)
+    with pytest.raises(ValueError, match="unknown size"):
+        make_closure("memory", m, key=jax.random.PRNGKey(0), size="huge")
+    with pytest.raises(ValueError, match="channels"):
+        NetConfig(ny=4, nx=4, channels=(), core_width=4, core_layers=1, head_width=4)
+
+
+def test_wrong_shape_is_an_error():
+    m = _model()
+    closure = make_closure("memory", m, key=jax.random.PRNGKey(0))
+    ctx = jax.tree.map(lambda a: a[0, :-1] if a.ndim == 3 else a[0], _contexts(m, 1))
+    with pytest.raises(ValueError, match="encoder expects"):
+        closure(ctx, closure.init_memory())
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_leaves_roundtrip(name):
+    """A closure rebuilt from its variant options takes the serialised leaves of a trained one."""
+    m = _model(dtype="float32")
+    trained = make_closure(name, m, key=jax.random.PRNGKey(5), core_width=16)
+    trained = jax.tree.map(lambda a: a + 0.5 if eqx.is_inexact_array(a) else a, trained)
+    buf = io.BytesIO()
+    eqx.tree_serialise_leaves(buf, trained)
+    buf.seek(0)
+    skeleton = make_closure(name, m, key=jax.random.PRNGKey(0), core_width=16)
+    loaded = eqx.tree_deserialise_leaves(buf, skeleton)
+    for a, b in zip(jax.tree.leaves(trained), jax.tree.leaves(loaded)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
