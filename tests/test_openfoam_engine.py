@@ -1,0 +1,108 @@
+"""The OpenFOAM engine: the tiny preset end to end (needs OpenFOAM), source windows, errors."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from plumecast.geometry import plane_fluid_fraction
+from plumecast.io.dataset import read_dataset, validate_dataset, write_dataset
+from plumecast.reference import openfoam_engine as ofe
+from plumecast.scenario import Scenario, Source, load_scenario_set
+
+
+def _skip_without_openfoam():
+    missing = ofe.openfoam_missing()
+    if missing:
+        pytest.skip(f"OpenFOAM not installed ({', '.join(missing)} missing); {ofe.INSTALL_HINT}")
+    pytest.importorskip("foamlib", reason="needs foamlib: pip install 'plumecast[openfoam]'")
+
+
+@pytest.fixture(scope="module")
+def tiny_openfoam(tmp_path_factory):
+    _skip_without_openfoam()
+    sset = load_scenario_set("tiny")
+    work = tmp_path_factory.mktemp("of") / "cases"
+    calls = []
+    ds = ofe.generate_openfoam(sset, work, progress=lambda d, t: calls.append((d, t)), workers=1)
+    return sset, ds, calls, work
+
+
+@pytest.mark.openfoam
+def test_tiny_end_to_end(tiny_openfoam, tmp_path):
+    sset, ds, calls, work = tiny_openfoam
+    validate_dataset(ds)
+    out = write_dataset(ds, tmp_path / "tiny-of.nc")
+    ds = read_dataset(out)
+    assert ds.sizes == {"scenario": 6, "time": 21, "y": 4, "x": 8}
+    assert ds.attrs["generator"] == "plumecast-openfoam"
+    assert calls[0] == (0, 7) and calls[-1] == (7, 7)
+    # The same plane cells as the embedded engine.
+    grid = sset.room.discretise(sset.simulation.fine_cell_m)
+    np.testing.assert_allclose(ds["fluid_fraction"].values, plane_fluid_fraction(grid, 0.75, 0.5), atol=1e-9)
+    c = ds["concentration"].values
+    assert c[:, 0].max() == 0 and (c[:, -1].max(axis=(1, 2)) > 0).all()
+    assert c.min() > -1e-6 * c.max()
+    assert (c[:, :, ds["fluid"].values == 0] == 0).all()
+    assert abs(ds["w"].values).max() > 0 and ds["nu_t"].values.max() > 0
+    moving = ds["source_x"].sel(scenario="moving-f").values
+    assert moving[-1] != moving[0]
+
+
+@pytest.mark.openfoam
+def test_tiny_mass_budget_matches_sources(tiny_openfoam):
+    sset, ds, _, _ = tiny_openfoam
+    room, inj, out = (ds[k].values for k in ("mass_room", "mass_injected", "mass_outflow"))
+    # Conservation: what is in the room plus what left through the outlets is what was injected.
+    np.testing.assert_allclose(room + out, inj, rtol=0, atol=1e-8 * inj.max())
+    # Injected equals the time integral of each source's rate (40 mg over 40 s in every tiny scenario).
+    t = ds["time"].values
+    for k, sc in enumerate(sset.scenarios):
+        tt = np.linspace(0, t[-1], 40001)
+        exact = np.trapezoid(sc.source.rate_at(tt), tt)
+        assert inj[k, -1] == pytest.approx(exact, rel=1e-9)
+        # Time-stepped injection follows the rate within one time step's worth.
+        dt = ds.attrs["openfoam_time_step_s"]
+        cum = np.array([np.trapezoid(sc.source.rate_at(tt[tt <= T]), tt[tt <= T]) for T in t])
+        assert np.abs(inj[k] - cum).max() <= 2 * dt * sc.source.rate_at(tt).max() + 1e-9
+    assert (out[:, -1] > 0).all() and (np.diff(out, axis=1) >= -1e-12).all()
+
+
+@pytest.mark.openfoam
+def test_flow_is_reused_and_failures_name_case_and_log(tiny_openfoam, tmp_path):
+    sset, ds, _, work = tiny_openfoam
+    flows = sorted(work.glob("flow-*"))
+    assert len(flows) == 1 and (flows[0] / "plumecast-done.json").is_file()
+    diag = ds.attrs["flow_diagnostics"]
+    assert '"stationary": true' in diag
+    broken = tmp_path / "broken"
+    (broken / "system").mkdir(parents=True)
+    with pytest.raises(ofe.OpenFOAMError, match=r"case .*broken: simpleFoam failed .* see .*broken/log.simpleFoam"):
+        ofe._run(broken, "simpleFoam")
+
+
+def test_missing_openfoam_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(ofe.OpenFOAMError, match="apt-get install -y --no-install-recommends openfoam"):
+        ofe.generate_openfoam(load_scenario_set("tiny"), tmp_path)
+    assert isinstance(ofe.OpenFOAMError("x"), RuntimeError)
+
+
+def test_source_windows_tile_time_and_keep_mass():
+    pulse = Scenario("p", "train", Source(rate=((0.0, 0.0), (5.0, 2.0), (20.0, 2.0), (25.0, 0.0)), position_m=(1, 1, 1)))
+    wins = ofe.source_windows(pulse, 40.0, 0.4, 2.0, 0.25)
+    assert all(abs(round(w[0] / 0.4) * 0.4 - w[0]) < 1e-9 for w in wins)
+    assert all(b[0] >= a[1] - 1e-12 for a, b in zip(wins, wins[1:]))
+    assert sum((w[1] - w[0]) * w[2] for w in wins) == pytest.approx(40.0, rel=1e-9)
+    # Ramps are cut into windows of at most a snapshot; equal neighbours merge (the plateau).
+    assert all(w[1] - w[0] <= 2.0 + 1e-9 or w[2] == pytest.approx(2.0) for w in wins)
+    assert len(wins) > 6
+    static = Scenario("s", "train", Source(rate=((0.0, 1.0),), position_m=(1, 1, 1)))
+    assert ofe.source_windows(static, 40.0, 0.4, 2.0, 0.25) == [(0.0, 40.0, 1.0, (1.0, 1.0, 1.0))]
+    moving = Scenario("m", "ood", Source(rate=((0.0, 1.0),), path=((0.0, 0.5, 0.75, 0.75), (20.0, 3.5, 0.75, 0.75))))
+    wins = ofe.source_windows(moving, 40.0, 0.2, 2.0, 0.25)
+    steps = [np.linalg.norm(np.subtract(b[3], a[3])) for a, b in zip(wins, wins[1:])]
+    assert max(steps) <= 0.125 + 1e-9  # less than half a fine cell between consecutive windows
+    assert sum((w[1] - w[0]) * w[2] for w in wins) == pytest.approx(40.0)
