@@ -575,11 +575,15 @@ def generate_openfoam(
     or a case fails; GeometryError/ScenarioError for an invalid room or source.
     """
     from plumecast.io.dataset import make_dataset
-    from plumecast.io.openfoam import OpenFOAMImportError, plane_sampler, read_field, read_mesh
+    from plumecast.io.openfoam import OpenFOAMImportError, _foamlib, plane_sampler, read_field, read_mesh
 
     missing = openfoam_missing()
     if missing:
         raise OpenFOAMError(f"OpenFOAM applications not found: {', '.join(missing)}; {INSTALL_HINT}")
+    try:
+        _foamlib()
+    except OpenFOAMImportError as e:
+        raise OpenFOAMError(str(e)) from None
     sset = scenario_set
     sim = sset.simulation
     grid = sset.room.discretise(sim.fine_cell_m)
