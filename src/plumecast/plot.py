@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +11,8 @@ import imageio.v3 as iio  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
+
+from plumecast.io.atomic import atomic_path  # noqa: E402
 
 
 def _extent(ds: xr.Dataset):
@@ -26,15 +26,11 @@ def _masked(ds: xr.Dataset, field: np.ndarray) -> np.ma.MaskedArray:
 
 
 def _save_figure(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 
@@ -85,14 +81,8 @@ def animation(ds: xr.Dataset, scenario: str, path: str | Path, every: int = 1, f
         frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
     plt.close(fig)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gif", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".gif") as tmp:
         iio.imwrite(tmp, np.stack(frames), duration=1000 / fps, loop=0)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 

@@ -25,12 +25,12 @@ cell centres in metres and times in seconds. Attributes: ``schema_version``,
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
+
+from plumecast.io.atomic import atomic_path
 
 SCHEMA_VERSION = 1
 SPLITS = ("train", "test", "ood")
@@ -187,16 +187,8 @@ def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
     """Validate, then write atomically: a temporary file in the same folder, renamed."""
     path = Path(path)
     validate_dataset(ds, str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        encoding = {"concentration": {"zlib": True, "complevel": 1}}
-        ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4", encoding={"concentration": {"zlib": True, "complevel": 1}})
     return path
 
 

@@ -51,8 +51,6 @@ Convergence is declared when both
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +59,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import ndimage
 from scipy.sparse.linalg import splu
+
+from plumecast.io.atomic import atomic_path
 
 KAPPA = 0.41
 CFL = 0.8
@@ -465,16 +465,8 @@ def write_flow(path, grid, flow: Flow3D) -> Path:
             "diagnostics": json.dumps(flow.diagnostics, sort_keys=True),
         },
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path
 
 

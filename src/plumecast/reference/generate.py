@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ import xarray as xr
 
 from plumecast import __version__
 from plumecast.geometry import Grid3D, plane_fluid_fraction
+from plumecast.io.atomic import atomic_path
 from plumecast.io.dataset import DatasetError, make_dataset, read_dataset, write_dataset
 from plumecast.reference.flow import Flow3D, read_flow, solve_flow, write_flow
 from plumecast.reference.plane import plane_flow
@@ -71,17 +70,6 @@ def flow_for(sset: ScenarioSet, grid: Grid3D, cache: Path, on_progress=None) -> 
     flow = solve_flow(grid, sset.flow, progress=on_progress)
     write_flow(path, grid, flow)
     return flow, False
-
-
-def _write_atomic(ds: xr.Dataset, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp, engine="netcdf4")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_scenario_cache(path: Path) -> dict | None:
@@ -169,7 +157,8 @@ def generate_embedded(
             }
             dims = {"concentration": ("time", "y", "x"), "source_xyz": ("time", "xyz")}
             ds = xr.Dataset({k: (dims.get(k, ("time",)), v) for k, v in entry.items()})
-            _write_atomic(ds, cache / f"scenario-{_scenario_key(sset, sc, room_key)}.nc")
+            with atomic_path(cache / f"scenario-{_scenario_key(sset, sc, room_key)}.nc") as tmp:
+                ds.to_netcdf(tmp, engine="netcdf4")
             results[sc.name] = entry
         if on_scenarios:
             on_scenarios(len(results), len(sset.scenarios))
