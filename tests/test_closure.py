@@ -154,6 +154,7 @@ def test_sizes_and_options():
     quick = make_closure("memory", m, key=jax.random.PRNGKey(0))
     paper = make_closure("memory", m, key=jax.random.PRNGKey(0), size="paper")
     assert quick.net.config.channels == (8, 16, 32) and quick.net.config.core_layers == 2
+    assert (quick.net.config.decoder_out, quick.net.config.head_width) == (4, 8)
     assert paper.net.config.channels == (16, 32, 64, 128)
     assert (paper.net.config.core_layers, paper.net.config.core_width) == (4, 128)
     assert len(quick.init_memory()) == 2 and quick.init_memory()[0][0].shape == (64,)
@@ -188,3 +189,16 @@ def test_leaves_roundtrip(name):
     loaded = eqx.tree_deserialise_leaves(buf, skeleton)
     for a, b in zip(jax.tree.leaves(trained), jax.tree.leaves(loaded)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_transposed_convolution_matches_lax():
+    """The polyphase ConvTranspose is exactly lax.conv_transpose with its 4 x 4 kernel (stride 2, padding 1)."""
+    from plumecast.closure.networks import _DIMS, ConvTranspose
+
+    rng = np.random.default_rng(0)
+    ct = ConvTranspose(3, 5, rng=rng, dtype=jnp.float64)
+    x = jnp.asarray(rng.standard_normal((4, 7, 3)))
+    ref = jax.lax.conv_transpose(x[None], ct.kernel(), (2, 2), ((2, 2), (2, 2)), dimension_numbers=_DIMS)[0] + ct.bias
+    out = ct(x)
+    assert out.shape == (8, 14, 5)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-12, atol=1e-12)

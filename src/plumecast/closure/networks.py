@@ -42,11 +42,14 @@ import numpy as np
 __all__ = ["SIZES", "NetConfig", "resolve_options", "ClosureNet", "Conv", "ConvTranspose", "Dense", "LSTMCell", "physics_inputs", "encoder_inputs", "rng_from_key"]
 
 SIZES: dict[str, dict] = {
-    "quick": {"channels": (8, 16, 32), "core_width": 64, "core_layers": 2, "head_width": 16, "head_layers": 1},
-    "paper": {"channels": (16, 32, 64, 128), "core_width": 128, "core_layers": 4, "head_width": 32, "head_layers": 2},
+    "quick": {"channels": (8, 16, 32), "core_width": 64, "core_layers": 2, "decoder_out": 4, "head_width": 8,
+              "head_layers": 1},
+    "paper": {"channels": (16, 32, 64, 128), "core_width": 128, "core_layers": 4, "decoder_out": 8, "head_width": 16,
+              "head_layers": 1},
 }
 ENCODER_INPUTS = 3  # field, source increment, mask
-PHYSICS_INPUTS = 9  # q, q_physics, u, v, w, Dx, Dy, source, mask
+DYNAMIC_INPUTS = 3  # q, q_physics, source: change every step
+STATIC_INPUTS = 6  # u, v, w, Dx, Dy, mask: fixed within a rollout
 
 
 @dataclass(frozen=True)
@@ -59,15 +62,16 @@ class NetConfig:
     core_width: int
     core_layers: int
     head_width: int
-    head_layers: int = 2
+    head_layers: int = 1
+    decoder_out: int = 4
     init_scale: float = 1e-4
     memory: bool = True
 
     def __post_init__(self):
         if not self.channels or any(int(c) < 1 for c in self.channels):
             raise ValueError(f"channels must be a non-empty list of positive ints, got {self.channels}")
-        if min(self.core_width, self.core_layers, self.head_width, self.head_layers) < 1:
-            raise ValueError(f"core_width, core_layers, head_width, head_layers must be >= 1 in {self}")
+        if min(self.core_width, self.core_layers, self.head_width, self.head_layers, self.decoder_out) < 1:
+            raise ValueError(f"core_width, core_layers, decoder_out, head_width, head_layers must be >= 1 in {self}")
         if not self.init_scale >= 0:
             raise ValueError(f"init_scale must be >= 0, got {self.init_scale}")
 
@@ -106,14 +110,22 @@ def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: di
         core_layers=int(sizes["core_layers"]),
         head_width=int(sizes["head_width"]),
         head_layers=int(sizes["head_layers"]),
+        decoder_out=int(sizes["decoder_out"]),
         init_scale=float(sizes.get("init_scale", 1e-4)),
         memory=memory,
     )
 
 
-def physics_inputs(ctx) -> jax.Array:
-    """The head's physics channels ``(ny, nx, 9)`` from a :class:`ClosureContext`."""
-    return jnp.stack([ctx.q, ctx.q_physics, ctx.u, ctx.v, ctx.w, ctx.dx_c, ctx.dy_c, ctx.source, ctx.fluid], axis=-1)
+def physics_inputs(ctx) -> tuple[jax.Array, jax.Array]:
+    """The head's physics channels from a :class:`ClosureContext`: ``(dynamic, static)``.
+
+    ``dynamic (ny, nx, 3)``: the field before and after the physics, the source increment;
+    ``static (ny, nx, 6)``: ``u, v, w``, the cell diffusivities ``Dx, Dy`` and the mask,
+    fixed within a rollout.
+    """
+    dynamic = jnp.stack([ctx.q, ctx.q_physics, ctx.source], axis=-1)
+    static = jnp.stack([ctx.u, ctx.v, ctx.w, ctx.dx_c, ctx.dy_c, ctx.fluid], axis=-1)
+    return dynamic, static
 
 
 def encoder_inputs(ctx) -> jax.Array:
@@ -181,42 +193,58 @@ class Conv(eqx.Module):
     """A 2D convolution on one channels-last map ``(H, W, C)``, zero 'same' padding."""
 
     weight: jax.Array  # (k, k, cin, cout)
-    bias: jax.Array
+    bias: jax.Array | None
     stride: int = eqx.field(static=True)
 
-    def __init__(self, cin: int, cout: int, kernel: int, *, stride: int = 1, rng, dtype):
-        fan_in = cin * kernel * kernel
+    def __init__(self, cin: int, cout: int, kernel: int, *, stride: int = 1, rng, dtype, fan_in: int | None = None,
+                 bias: bool = True):
+        fan_in = (cin if fan_in is None else fan_in) * kernel * kernel
         self.weight = _uniform(rng, (kernel, kernel, cin, cout), fan_in, dtype)
-        self.bias = _uniform(rng, (cout,), fan_in, dtype)
+        self.bias = _uniform(rng, (cout,), fan_in, dtype) if bias else None
         self.stride = stride
 
     def __call__(self, x: jax.Array) -> jax.Array:
         k = self.weight.shape[0]
         pad = ((k - 1) // 2, k // 2)
-        y = jax.lax.conv_general_dilated(x[None], self.weight, (self.stride,) * 2, (pad, pad), dimension_numbers=_DIMS)
-        return y[0] + self.bias
+        y = jax.lax.conv_general_dilated(x[None], self.weight, (self.stride,) * 2, (pad, pad), dimension_numbers=_DIMS)[0]
+        return y if self.bias is None else y + self.bias
 
 
 class ConvTranspose(eqx.Module):
-    """A learned stride-2 upsampling ``(H, W, C)`` to ``(2H, 2W, C')``: a transposed convolution.
+    """Transposed convolution, kernel 4, stride 2, padding 1: ``(H, W, C)`` to ``(2H, 2W, C')``.
 
-    Implemented in its sub-pixel form (Shi et al. 2016): a 3x3 convolution of the coarse
-    map to ``4 C'`` channels, one per output phase, interleaved onto the fine grid. This
-    is exactly a stride-2 transposed convolution with a 6x6 kernel (it contains the usual
-    kernel-4 one) and runs several times faster on CPU than XLA's dilated-input form.
+    Computed in its polyphase form: each of the four output phases ``(a, b)`` (row and
+    column parity) sees a 2 x 2 block of input cells, so one 2 x 2 convolution of the
+    input (zero-padded by one cell) to ``4 C'`` channels gives all phases, which are then
+    interleaved onto the fine grid. The weights ``W[t, s, c, (a, b, c')]`` are the usual
+    4 x 4 kernel ``K[2t + a, 2s + b, c, c']`` rearranged (a test checks the equality with
+    ``jax.lax.conv_transpose``); this avoids XLA's dilated-input form, which multiplies
+    mostly zeros and is several times slower on CPU.
     """
 
-    conv: Conv
+    weight: jax.Array  # (2, 2, cin, 4 cout), output channels ordered (a, b, cout)
+    bias: jax.Array
     cout: int = eqx.field(static=True)
 
     def __init__(self, cin: int, cout: int, *, rng, dtype):
-        self.conv = Conv(cin, 4 * cout, 3, rng=rng, dtype=dtype)
+        fan_in = cin * 4  # each output sees 2 x 2 input cells per channel
+        self.weight = _uniform(rng, (2, 2, cin, 4 * cout), fan_in, dtype)
+        self.bias = _uniform(rng, (cout,), fan_in, dtype)
         self.cout = cout
+
+    def kernel(self) -> jax.Array:
+        """The equivalent 4 x 4 kernel ``K (4, 4, cin, cout)`` of ``lax.conv_transpose``."""
+        cin = self.weight.shape[2]
+        w = self.weight.reshape(2, 2, cin, 2, 2, self.cout)  # (t, s, c, a, b, c')
+        return w.transpose(0, 3, 1, 4, 2, 5).reshape(4, 4, cin, self.cout)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         h, w, _ = x.shape
-        y = self.conv(x).reshape(h, w, 2, 2, self.cout)  # (i, j, phase_y, phase_x, c)
-        return y.transpose(0, 2, 1, 3, 4).reshape(2 * h, 2 * w, self.cout)
+        xp = jnp.pad(x, ((1, 1), (1, 1), (0, 0)))
+        y = jax.lax.conv_general_dilated(xp[None], self.weight, (1, 1), "VALID", dimension_numbers=_DIMS)[0]
+        y = y.reshape(h + 1, w + 1, 2, 2, self.cout)
+        rows = [jnp.stack([y[a : a + h, b : b + w, a, b] for b in (0, 1)], axis=2) for a in (0, 1)]
+        return jnp.stack(rows, axis=1).reshape(2 * h, 2 * w, self.cout) + self.bias
 
 
 class ClosureNet(eqx.Module):
@@ -230,6 +258,7 @@ class ClosureNet(eqx.Module):
     core: tuple  # LSTMCell (memory) or Dense (no memory) per layer
     expand: Dense
     decoder: tuple[ConvTranspose, ...]
+    head_static: Conv
     head: tuple[Conv, ...]
 
     def __init__(self, config: NetConfig, *, key, dtype=None):
@@ -244,11 +273,14 @@ class ClosureNet(eqx.Module):
         self.core = tuple(layer(a, b, rng=rng, dtype=dtype) for a, b in zip(widths[:-1], widths[1:]))
         h0, w0 = config.coarse_shape
         self.expand = Dense(config.core_width, h0 * w0 * ch[-1], rng=rng, dtype=dtype)
-        dec = tuple(reversed(ch)) + (ch[0],)
+        dec = tuple(reversed(ch)) + (config.decoder_out,)
         self.decoder = tuple(ConvTranspose(a, b, rng=rng, dtype=dtype) for a, b in zip(dec[:-1], dec[1:]))
         hw = config.head_width
-        hin = (ch[0] + PHYSICS_INPUTS,) + (hw,) * (config.head_layers - 1)
+        hin = (config.decoder_out + DYNAMIC_INPUTS,) + (hw,) * (config.head_layers - 1)
         hidden = tuple(Conv(a, hw, 3, rng=rng, dtype=dtype) for a in hin)
+        # The first head convolution over [features, dynamic, static] is split in two: its
+        # static part, fixed within a rollout, is hoisted out of the time loop by XLA.
+        self.head_static = Conv(STATIC_INPUTS, hw, 3, rng=rng, dtype=dtype, fan_in=hin[0] + STATIC_INPUTS, bias=False)
         out = Conv(hw, 1, 1, rng=rng, dtype=dtype)
         out = eqx.tree_at(lambda c: (c.weight, c.bias), out, (out.weight * config.init_scale, jnp.zeros_like(out.bias)))
         self.head = hidden + (out,)
@@ -289,7 +321,7 @@ class ClosureNet(eqx.Module):
         return z, tuple(new)
 
     def decode(self, z: jax.Array) -> jax.Array:
-        """A core vector to ``(ny, nx, channels[0])`` feature maps (padded grid, cropped)."""
+        """A core vector to ``(ny, nx, decoder_out)`` feature maps (padded grid, cropped)."""
         c = self.config
         h0, w0 = c.coarse_shape
         x = self.expand(z).reshape(h0, w0, c.channels[-1])
@@ -297,10 +329,10 @@ class ClosureNet(eqx.Module):
             x = jax.nn.gelu(conv(x))
         return x[: c.ny, : c.nx]
 
-    def correct(self, features: jax.Array, physics: jax.Array) -> jax.Array:
+    def correct(self, features: jax.Array, dynamic: jax.Array, static: jax.Array) -> jax.Array:
         """The head: decoder features and physics inputs ``(ny, nx, .)`` to a correction ``(ny, nx)``."""
-        x = jnp.concatenate([features, physics], axis=-1)
-        *hidden, out = self.head
+        first, *hidden, out = self.head
+        x = jax.nn.gelu(first(jnp.concatenate([features, dynamic], axis=-1)) + self.head_static(static))
         for conv in hidden:
             x = jax.nn.gelu(conv(x))
         return out(x)[..., 0]
@@ -310,5 +342,5 @@ class ClosureNet(eqx.Module):
         z = self.encode(encoder_inputs(ctx))
         z, memory = self.advance(z, memory)
         features = self.decode(z)
-        dq = self.correct(features, physics_inputs(ctx)) * ctx.fluid
+        dq = self.correct(features, *physics_inputs(ctx)) * ctx.fluid
         return dq, memory
