@@ -708,7 +708,7 @@ def _check_grid(model: CoarseModel, ds) -> None:
     if not np.array_equal(np.asarray(ds["fluid"].values) > 0, np.asarray(model.fluid) > 0):
         raise TrainError("the dataset's fluid mask differs from the model's")
     for name in ("u", "v"):
-        if not np.allclose(np.asarray(ds[name].values) * np.asarray(model.fluid), np.asarray(model.__getattribute__(name)),
+        if not np.allclose(np.asarray(ds[name].values) * np.asarray(model.fluid), np.asarray(getattr(model, name)),
                            rtol=1e-4, atol=1e-6):
             raise TrainError(f"the dataset's plane velocity {name!r} differs from the flow the model was trained on")
 
