@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from plumecast.io.atomic import atomic_path
+
 CHECKPOINT_VERSION = 1
 _DIR = "checkpoints"
 _LATEST = "LATEST"
@@ -41,20 +43,13 @@ class CheckpointError(ValueError):
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """Write JSON to a temporary file in the same folder, then rename it over ``path``."""
+    """Write JSON through a temporary file beside ``path``, renamed over it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 
@@ -109,13 +104,13 @@ def save_checkpoint(run_dir: str | Path, index: int, *, system, opt_state, state
         final = root / name
         if final.exists():  # re-saving the same index (e.g. after a resumed run): move the old aside
             shutil.rmtree(final)
+        tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is an ordinary folder
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    tmp_latest = root / f".{_LATEST}.tmp"
-    tmp_latest.write_text(name + "\n")
-    os.replace(tmp_latest, root / _LATEST)
+    with atomic_path(root / _LATEST) as tmp_latest:
+        tmp_latest.write_text(name + "\n")
     if keep > 0:  # keep the new one and the keep - 1 newest others
         others = sorted(p for p in root.glob("ckpt-*") if p.name != name)
         for old in others[: max(0, len(others) - (keep - 1))]:
