@@ -48,10 +48,12 @@ def test_variants_registered():
         assert get_variant(name).description
 
 
-@pytest.mark.parametrize("name,size", [("memory", "quick"), ("markovian", "quick"), ("memory", "paper")])
-def test_hybrid_starts_as_physics(name, size):
+@pytest.mark.parametrize("name,size,init_scale", [("memory", "quick", None), ("markovian", "quick", None),
+                                                  ("memory", "paper", None), ("memory", "quick", 1e-4)])
+def test_hybrid_starts_as_physics(name, size, init_scale):
     m = _model()
-    closure = make_closure(name, m, key=jax.random.PRNGKey(1), size=size)
+    options = {"size": size} if init_scale is None else {"size": size, "init_scale": init_scale}
+    closure = make_closure(name, m, key=jax.random.PRNGKey(1), **options)
     f = _forcing(m, 10)
     q0 = jnp.zeros(m.config.shape)
     _, hybrid = rollout(m, closure, init_carry(closure, q0), f)
@@ -59,17 +61,20 @@ def test_hybrid_starts_as_physics(name, size):
     diff = float(jnp.max(jnp.abs(hybrid - physics)))
     scale = float(jnp.max(jnp.abs(physics)))
     assert scale > 0.1
-    assert 0 < diff < 1e-3 * scale, (diff, scale)
+    if init_scale is None:  # the default: the output layer starts at zero, exactly the physics model
+        assert diff < 1e-12 * scale, (diff, scale)
+    else:  # a small random output layer: near the physics model
+        assert 0 < diff < 1e-3 * scale, (diff, scale)
     # Solid cells stay exactly zero.
     assert float(jnp.max(jnp.abs(hybrid * (1 - m.fluid)))) == 0.0
 
 
 def test_datadriven_starts_as_identity():
     m = _model()
-    closure = make_closure("datadriven", m, key=jax.random.PRNGKey(2))
+    closure = make_closure("datadriven", m, key=jax.random.PRNGKey(2), init_scale=1e-4)
     q0 = jnp.asarray(np.random.default_rng(0).random(m.config.shape)) * m.fluid
     _, frames = rollout(m, closure, init_carry(closure, q0), _forcing(m, 10))
-    assert float(jnp.max(jnp.abs(frames[-1] - q0))) < 1e-3
+    assert 0 < float(jnp.max(jnp.abs(frames[-1] - q0))) < 1e-3
     # The physics would have moved the field much further.
     _, physics = rollout(m, None, init_carry(None, q0), _forcing(m, 10))
     assert float(jnp.max(jnp.abs(physics[-1] - q0))) > 0.05

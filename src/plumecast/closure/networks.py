@@ -4,30 +4,35 @@ One network family serves the three learned variants (:mod:`plumecast.closure.me
 :mod:`~plumecast.closure.markovian`, :mod:`~plumecast.closure.datadriven`), following the
 paper's closure (arXiv 2511.21369):
 
-* **encoder**: the normalised field, the normalised source increment and the fluid mask
-  ``(3, ny, nx)``, zero-padded at the bottom/right to a multiple of ``2**L``, then ``L``
-  stride-2 3x3 convolutions (``channels``, paper 16-32-64-128) with GELU, then a mean over
-  space: one vector of ``channels[-1]`` values (the paper's 128-vector);
+* **encoder**: the normalised field after the physics, the normalised source increment
+  and the fluid mask ``(ny, nx, 3)``, zero-padded at the bottom/right to a multiple of
+  ``2**L`` (so odd grids such as 26 x 49 work), then ``L`` stride-2 3x3 convolutions
+  (``channels``, paper 16-32-64-128) with GELU, then a mean over space: one vector of
+  ``channels[-1]`` values (the paper's 128-vector);
 * **core**: ``core_layers`` stacked LSTM cells of ``core_width`` (paper 4 x 128) whose
   ``(h, c)`` states are the closure memory, carried through the whole rollout from zero;
-  or, for a closure without memory, an MLP of the same widths;
-* **decoder**: a linear map of the core output to a ``channels[-1] x (H/2^L) x (W/2^L)``
-  map, then ``L`` stride-2 transposed convolutions (sub-pixel form, see
-  :class:`ConvTranspose`) back to the padded grid,
-  cropped to ``(ny, nx)``; ``channels[0]`` feature maps on the grid;
+  or, for a closure without memory, an MLP of the same widths (tanh);
+* **decoder**: a linear map of the core output to a ``(H/2^L, W/2^L, channels[-1])`` map,
+  then ``L`` stride-2 transposed convolutions (kernel 4, see :class:`ConvTranspose`)
+  through the encoder's widths in reverse, ending in ``decoder_out`` feature maps on the
+  padded grid, cropped to ``(ny, nx)``;
 * **head**: a small residual conv head over the decoder features and the physics inputs
-  (normalised field before and after the physics, ``u, v, w``, cell diffusivities ``Dx``,
-  ``Dy``, source increment, mask), two 3x3 convolutions of ``head_width`` and a 3x3
-  output convolution to one channel: the correction of the step, masked to fluid cells.
+  (normalised field before and after the physics, source increment; ``u, v, w``, cell
+  diffusivities ``Dx``, ``Dy``, mask): ``head_layers`` 3x3 convolutions of ``head_width``
+  with GELU and a 1x1 output convolution to one channel, the correction of the step,
+  masked to fluid cells.
 
-The output convolution starts with its weights scaled by ``init_scale`` (default 1e-4)
-and a zero bias, so an untrained closure adds a correction near zero (the model starts
-as the physics model) while gradients reach every layer from the first step.
+Start: the output convolution starts at zero (``init_scale = 0``, the default), so an
+untrained closure adds exactly nothing and the model starts as the physics model.
+Training moves the output layer first and, from the first update on, every layer behind
+it. ``init_scale > 0`` draws it small and random instead (the correction then starts near
+zero, not at zero: over a 1500-step rollout even 1e-4 accumulates to a visible offset).
 
-Sizes: ``size="quick"`` (channels 8-16-32, core 2 x 64, head 16; trains on a laptop CPU)
-or ``size="paper"`` (16-32-64-128, 4 x 128, head 32); any of ``channels``,
-``core_width``, ``core_layers``, ``head_width``, ``init_scale`` overrides the size.
-Options are plain JSON values, so a run's config can rebuild the structure.
+Sizes: ``size="quick"`` (channels 8-16-32, LSTM 2 x 64, decoder out 4, head 1 x 8; trains
+on a small CPU, a 600 s forecast in about a second) or ``size="paper"`` (16-32-64-128,
+LSTM 4 x 128, decoder out 8, head 1 x 16); any of ``channels``, ``core_width``,
+``core_layers``, ``decoder_out``, ``head_width``, ``head_layers``, ``init_scale``
+overrides the size. Options are plain JSON values, so a run's config can rebuild the structure.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ class NetConfig:
     head_width: int
     head_layers: int = 1
     decoder_out: int = 4
-    init_scale: float = 1e-4
+    init_scale: float = 0.0
     memory: bool = True
 
     def __post_init__(self):
@@ -111,7 +116,7 @@ def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: di
         head_width=int(sizes["head_width"]),
         head_layers=int(sizes["head_layers"]),
         decoder_out=int(sizes["decoder_out"]),
-        init_scale=float(sizes.get("init_scale", 1e-4)),
+        init_scale=float(sizes.get("init_scale", 0.0)),
         memory=memory,
     )
 
