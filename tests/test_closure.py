@@ -207,3 +207,16 @@ def test_transposed_convolution_matches_lax():
     out = ct(x)
     assert out.shape == (8, 14, 5)
     np.testing.assert_allclose(np.asarray(out), np.asarray(ref), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel,stride,shape", [(3, 1, (7, 5)), (3, 2, (8, 14)), (1, 1, (4, 3)), (3, 2, (7, 9))])
+def test_convolution_matches_lax(kernel, stride, shape):
+    """The im2col Conv equals lax.conv_general_dilated with the same 'same'-style padding and stride."""
+    from plumecast.closure.networks import _DIMS, Conv
+
+    rng = np.random.default_rng(1)
+    conv = Conv(3, 4, kernel, stride=stride, rng=rng, dtype=jnp.float64)
+    x = jnp.asarray(rng.standard_normal(shape + (3,)))
+    pad = ((kernel - 1) // 2, kernel // 2)
+    ref = jax.lax.conv_general_dilated(x[None], conv.weight, (stride, stride), (pad, pad), dimension_numbers=_DIMS)[0]
+    np.testing.assert_allclose(np.asarray(conv(x)), np.asarray(ref + conv.bias), rtol=1e-12, atol=1e-12)

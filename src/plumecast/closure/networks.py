@@ -138,7 +138,23 @@ def encoder_inputs(ctx) -> jax.Array:
     return jnp.stack([ctx.q_physics, ctx.source, ctx.fluid], axis=-1)
 
 
-_DIMS = ("NHWC", "HWIO", "NHWC")  # channels-last: several times faster than NCHW in XLA on CPU
+_DIMS = ("NHWC", "HWIO", "NHWC")  # channels-last layout (used by tests against lax.conv_transpose)
+
+
+def _patch_matmul(xp: jax.Array, weight: jax.Array, stride: int) -> jax.Array:
+    """A 'valid' convolution of a padded channels-last map as one matrix product (im2col).
+
+    The ``k x k`` shifted (and strided) views of ``xp`` are stacked along channels and
+    multiplied by the ``(k k cin, cout)`` weight matrix: for the few channels of these
+    networks this is 1.5-2x faster on CPU than XLA's convolution, forward and backward.
+    """
+    k, _, cin, cout = weight.shape
+    H, W, _ = xp.shape
+    ho, wo = (H - k) // stride + 1, (W - k) // stride + 1
+    views = [xp[i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride]
+             for i in range(k) for j in range(k)]
+    patches = views[0] if len(views) == 1 else jnp.concatenate(views, axis=-1)
+    return patches @ weight.reshape(k * k * cin, cout)
 
 
 def rng_from_key(key) -> np.random.Generator:
@@ -210,8 +226,9 @@ class Conv(eqx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         k = self.weight.shape[0]
-        pad = ((k - 1) // 2, k // 2)
-        y = jax.lax.conv_general_dilated(x[None], self.weight, (self.stride,) * 2, (pad, pad), dimension_numbers=_DIMS)[0]
+        lo, hi = (k - 1) // 2, k // 2
+        xp = jnp.pad(x, ((lo, hi), (lo, hi), (0, 0)))
+        y = _patch_matmul(xp, self.weight, self.stride)
         return y if self.bias is None else y + self.bias
 
 
@@ -246,8 +263,7 @@ class ConvTranspose(eqx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         h, w, _ = x.shape
         xp = jnp.pad(x, ((1, 1), (1, 1), (0, 0)))
-        y = jax.lax.conv_general_dilated(xp[None], self.weight, (1, 1), "VALID", dimension_numbers=_DIMS)[0]
-        y = y.reshape(h + 1, w + 1, 2, 2, self.cout)
+        y = _patch_matmul(xp, self.weight, 1).reshape(h + 1, w + 1, 2, 2, self.cout)
         rows = [jnp.stack([y[a : a + h, b : b + w, a, b] for b in (0, 1)], axis=2) for a in (0, 1)]
         return jnp.stack(rows, axis=1).reshape(2 * h, 2 * w, self.cout) + self.bias
 
