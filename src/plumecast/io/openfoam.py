@@ -597,3 +597,30 @@ def import_openfoam(
     ds["mass_room"] = (("scenario", "time"), (data.scalar @ vol)[None], {"units": mass_unit})
     ds.attrs["history"] = "\n".join(history)
     return ds
+
+
+# ----------------------------------------------------------------------------- face fields
+
+
+def read_face_field(path: str | Path, mesh_dir: str | Path) -> tuple[np.ndarray, dict[str, tuple[str, int, np.ndarray]]]:
+    """A surface scalar field (e.g. ``phi``): internal-face values, ``{patch: (type, startFace, values)}``."""
+    foamlib = _foamlib()
+    path, mesh_dir = Path(path), Path(mesh_dir)
+    for p in (path, mesh_dir / "boundary"):
+        if not p.is_file():
+            raise OpenFOAMImportError(f"{p}: missing file")
+    try:
+        f = foamlib.FoamFieldFile(path)
+        internal = np.asarray(f.internal_field, dtype=float).ravel()
+        bfield = f.boundary_field
+        patches = foamlib.FoamFile(mesh_dir / "boundary")[None]
+        out = {}
+        for name, info in patches:
+            n = int(info["nFaces"])
+            values = np.broadcast_to(np.asarray(bfield[name].get("value", 0.0), float), (n,)).copy()
+            out[name] = (str(info.get("type", "")), int(info["startFace"]), values)
+    except Exception as e:  # noqa: BLE001 - foamlib raises parse errors of several kinds
+        raise OpenFOAMImportError(f"{path}: cannot read the face field ({_short(e)})") from None
+    if not (np.isfinite(internal).all() and all(np.isfinite(v[2]).all() for v in out.values())):
+        raise OpenFOAMImportError(f"{path}: face field holds NaN or inf")
+    return internal, out
