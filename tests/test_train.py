@@ -167,3 +167,17 @@ def test_cli_train_and_forecast_end_to_end(ds, tmp_path):
     other_path = write_dataset(other, tmp_path / "other.nc")
     r = runner.invoke(app, ["forecast", str(run), "--data", str(other_path), "--scenario", "s00", "--out", str(tmp_path / "f3.nc")])
     assert r.exit_code != 0 and "grid mismatch" in r.output and not (tmp_path / "f3.nc").exists()
+
+
+def test_init_from_starts_with_the_trained_coarse_model(ds, tmp_path):
+    cfg = TrainConfig(**{**TINY, "epochs": (1, 1)})
+    first = train(ds, tmp_path / "physics", cfg, progress=False, evaluate=False, log=lambda m: None)
+    warm = cfg.replace(variant="markovian", init_from=str(tmp_path / "physics"))
+    model, closure = build_system(ds, warm, prepare_data(ds, warm.dt_s))
+    for a, b in zip(jax.tree.leaves(eqx.filter(model, eqx.is_array)), jax.tree.leaves(eqx.filter(first.system[0], eqx.is_array))):
+        np.testing.assert_array_equal(a, b)
+    assert closure is not None
+    with pytest.raises(TrainError, match="differs in substeps"):
+        build_system(ds, warm.replace(substeps=8), prepare_data(ds, warm.dt_s))
+    with pytest.raises(TrainError, match="not a training run"):
+        build_system(ds, warm.replace(init_from=str(tmp_path)), prepare_data(ds, warm.dt_s))

@@ -113,6 +113,9 @@ class TrainConfig:
     layer_height_m: float | None = None
     dtype: str = "float32"
     max_bad_steps: int = 20
+    # A trained run whose coarse model (Dx, Dy, source scale, c_ref) starts this one; the
+    # closure still starts near zero, so training begins from that run's forecasts.
+    init_from: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "curriculum_s", tuple(float(h) for h in self.curriculum_s))
@@ -274,15 +277,28 @@ def build_system(ds, config: TrainConfig, prep: PreparedData):
     fluid = np.asarray(ds["fluid"].values)
     c_ref = concentration_scale(prep.conc[train_idx], fluid)
     k_model, k_closure = jax.random.split(jax.random.PRNGKey(config.seed))
-    try:
-        model = model_from_dataset(
-            ds, c_ref=c_ref, dt=config.dt_s, substeps=config.substeps, layer_height_m=config.layer_height_m,
-            source_scale_max=config.source_scale_max, dtype=config.dtype, key=k_model,
-        )
-    except ops_.StabilityError as e:
-        raise TrainError(str(e)) from None
+    if config.init_from:
+        model = _start_model(config, ds)
+    else:
+        try:
+            model = model_from_dataset(
+                ds, c_ref=c_ref, dt=config.dt_s, substeps=config.substeps, layer_height_m=config.layer_height_m,
+                source_scale_max=config.source_scale_max, dtype=config.dtype, key=k_model,
+            )
+        except ops_.StabilityError as e:
+            raise TrainError(str(e)) from None
     closure = make_closure(config.variant, model, key=k_closure, **config.closure_options)
     return (model, closure)
+
+
+def _start_model(config: TrainConfig, ds) -> CoarseModel:
+    """The coarse model of the run named by ``config.init_from``, checked against ``ds``."""
+    (model, _), start, _ = load_run(config.init_from)
+    _check_grid(model, ds)
+    mismatched = [k for k in ("dt_s", "substeps", "dtype") if getattr(start, k) != getattr(config, k)]
+    if mismatched:
+        raise TrainError(f"init_from run {config.init_from} differs in {', '.join(mismatched)}; start from a run with the same settings")
+    return model
 
 
 def system_spec(system):

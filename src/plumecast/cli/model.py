@@ -19,6 +19,9 @@ def train(
     preset: str = typer.Option("quick", "--preset", help="Training preset: quick | paper."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+    init_from: Path | None = typer.Option(
+        None, "--init-from", help="Start the coarse model (Dx, Dy, source scale) from this trained run."
+    ),
     overrides: list[str] = typer.Option(
         [], "--set", help="Override a training config field, KEY=VALUE with a JSON value (e.g. epochs=[2,1,1,1])."
     ),
@@ -45,6 +48,8 @@ def train(
             changes[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
             changes[key.strip()] = value  # a bare string
+    if init_from is not None:
+        changes["init_from"] = str(init_from)
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {"variant", "preset"}
     unknown = sorted(set(changes) - known)
     if unknown:
