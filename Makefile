@@ -14,12 +14,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Main job on the embedded defaults: generate (or reuse) the paper-room data and plot it.
+# Main job on the embedded defaults: data, the quick physics and memory models, evaluation.
 demo: $(STAMP)
-	$(BIN)/plumecast generate paper-room --out data/paper-room.nc
-	$(BIN)/plumecast info data/paper-room.nc
-	$(BIN)/plumecast plot data/paper-room.nc --scenario static-00 --out out/paper-room
-	$(BIN)/plumecast plot data/paper-room.nc --scenario moving-00 --out out/paper-room
+	PLUMECAST=$(BIN)/plumecast bash scripts/demo.sh
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

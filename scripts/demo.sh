@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The main job on the embedded defaults (`make demo`): paper-room data, the quick
+# physics-only and memory-hybrid models, their evaluation on test and OOD, a comparison.
+# Every stage reuses what exists: the dataset is cached, finished runs are kept and
+# interrupted runs resume from their latest checkpoint.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PLUMECAST=${PLUMECAST:-.venv/bin/plumecast}
+DATA=data/paper-room.nc
+OUT=out/paper-room
+
+"$PLUMECAST" generate paper-room --out "$DATA"
+"$PLUMECAST" info "$DATA"
+for scenario in static-01 moving-00; do
+  "$PLUMECAST" plot "$DATA" --scenario "$scenario" --out "$OUT/data"
+done
+
+train() {  # train RUN_NAME VARIANT [options...]
+  local run="runs/$1" variant="$2"
+  shift 2
+  if [ -f "$run/summary.json" ]; then
+    echo "reusing the finished run $run"
+  elif [ -d "$run/checkpoints" ]; then
+    "$PLUMECAST" train "$DATA" --variant "$variant" --preset quick --out "$run" --resume "$@"
+  else
+    "$PLUMECAST" train "$DATA" --variant "$variant" --preset quick --out "$run" "$@"
+  fi
+}
+train physics-quick physics
+train memory-quick memory --init-from runs/physics-quick
+
+for run in physics-quick memory-quick; do
+  for split in test ood; do
+    "$PLUMECAST" evaluate "runs/$run" "$DATA" --split "$split" --out "$OUT/$run-$split"
+  done
+done
+"$PLUMECAST" compare runs/physics-quick runs/memory-quick --data "$DATA" --out "$OUT/compare"
+echo "reports: $OUT/*/report.html, comparison: $OUT/compare"
