@@ -19,8 +19,11 @@ paper's closure (arXiv 2511.21369):
 * **head**: a small residual conv head over the decoder features and the physics inputs
   (normalised field before and after the physics, source increment; ``u, v, w``, cell
   diffusivities ``Dx``, ``Dy``, mask): ``head_layers`` 3x3 convolutions of ``head_width``
-  with GELU and a 1x1 output convolution to one channel, the correction of the step,
-  masked to fluid cells.
+  with GELU and a 1x1 output convolution to two maps, a rate ``r`` and an offset ``o``:
+  the correction of the step is ``dq = r * q_physics + o``, masked to fluid cells. The
+  relative part lets the closure remove (or add) mass in proportion to the local field,
+  the form of the exchange with the air above and below the plane; the offset covers
+  the rest.
 
 Start: the output convolution starts at zero (``init_scale = 0``, the default), so an
 untrained closure adds exactly nothing and the model starts as the physics model.
@@ -302,7 +305,7 @@ class ClosureNet(eqx.Module):
         # The first head convolution over [features, dynamic, static] is split in two: its
         # static part, fixed within a rollout, is hoisted out of the time loop by XLA.
         self.head_static = Conv(STATIC_INPUTS, hw, 3, rng=rng, dtype=dtype, fan_in=hin[0] + STATIC_INPUTS, bias=False)
-        out = Conv(hw, 1, 1, rng=rng, dtype=dtype)
+        out = Conv(hw, 2, 1, rng=rng, dtype=dtype)  # a relative and an absolute correction
         out = eqx.tree_at(lambda c: (c.weight, c.bias), out, (out.weight * config.init_scale, jnp.zeros_like(out.bias)))
         self.head = hidden + (out,)
 
@@ -351,17 +354,19 @@ class ClosureNet(eqx.Module):
         return x[: c.ny, : c.nx]
 
     def correct(self, features: jax.Array, dynamic: jax.Array, static: jax.Array) -> jax.Array:
-        """The head: decoder features and physics inputs ``(ny, nx, .)`` to a correction ``(ny, nx)``."""
+        """The head: decoder features and physics inputs ``(ny, nx, .)`` to ``(rate, offset)`` maps ``(ny, nx, 2)``."""
         first, *hidden, out = self.head
         x = jax.nn.gelu(first(jnp.concatenate([features, dynamic], axis=-1)) + self.head_static(static))
         for conv in hidden:
             x = jax.nn.gelu(conv(x))
-        return out(x)[..., 0]
+        return out(x)
 
     def __call__(self, ctx, memory) -> tuple[jax.Array, tuple]:
         """The correction ``(ny, nx)`` (masked to fluid) and the next memory."""
         z = self.encode(encoder_inputs(ctx))
         z, memory = self.advance(z, memory)
         features = self.decode(z)
-        dq = self.correct(features, *physics_inputs(ctx)) * ctx.fluid
+        dynamic, static = physics_inputs(ctx)
+        head = self.correct(features, dynamic, static)
+        dq = (head[..., 0] * ctx.q_physics + head[..., 1]) * ctx.fluid
         return dq, memory
