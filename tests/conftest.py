@@ -21,3 +21,24 @@ def reference_dir() -> Path:
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def tiny_variant(tmp_path: Path, old: str, new: str) -> Path:
+    """The tiny preset written to ``tmp_path/room.toml`` with one piece of text replaced."""
+    from importlib import resources
+
+    text = resources.files("plumecast.presets").joinpath("tiny.toml").read_text()
+    assert old in text
+    path = tmp_path / "room.toml"
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def require_openfoam() -> None:
+    """Skip the calling test, saying what to install, when OpenFOAM or foamlib is missing."""
+    from plumecast.reference import openfoam_engine as ofe
+
+    missing = ofe.openfoam_missing()
+    if missing:
+        pytest.skip(f"OpenFOAM not installed ({', '.join(missing)} missing); {ofe.INSTALL_HINT}")
+    pytest.importorskip("foamlib", reason="needs foamlib: pip install 'plumecast[openfoam]'")

@@ -1,13 +1,13 @@
 """End-to-end: the data commands on the tiny preset, and their errors."""
 
-from importlib import resources
-
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from plumecast.cli import app
 from plumecast.io.dataset import read_dataset
+
+from conftest import tiny_variant
 
 runner = CliRunner()
 
@@ -66,14 +66,6 @@ def test_info_and_plot(tiny_dataset, tmp_path):
     assert result.exit_code != 0 and "not in" in result.output
 
 
-def _variant(tmp_path, old, new):
-    text = resources.files("plumecast.presets").joinpath("tiny.toml").read_text()
-    assert old in text
-    path = tmp_path / "room.toml"
-    path.write_text(text.replace(old, new))
-    return path
-
-
 @pytest.mark.parametrize(
     "old,new,message",
     [
@@ -86,7 +78,7 @@ def _variant(tmp_path, old, new):
 )
 def test_generate_errors_write_nothing(tmp_path, old, new, message):
     out = tmp_path / "data" / "bad.nc"
-    result = runner.invoke(app, ["generate", str(_variant(tmp_path, old, new)), "--out", str(out)])
+    result = runner.invoke(app, ["generate", str(tiny_variant(tmp_path, old, new)), "--out", str(out)])
     assert result.exit_code != 0
     assert message in result.output
     assert not out.exists()

@@ -16,20 +16,14 @@ import numpy as np
 import pytest
 
 from plumecast.metrics import relative_l2, spearman
-from plumecast.reference import openfoam_engine as ofe
 from plumecast.scenario import load_scenario_set
 
-
-def _skip_without_openfoam():
-    missing = ofe.openfoam_missing()
-    if missing:
-        pytest.skip(f"OpenFOAM not installed ({', '.join(missing)} missing); {ofe.INSTALL_HINT}")
-    pytest.importorskip("foamlib", reason="needs foamlib: pip install 'plumecast[openfoam]'")
+from conftest import require_openfoam
 
 
 @pytest.fixture(scope="module")
 def tiny_crossval(tmp_path_factory):
-    _skip_without_openfoam()
+    require_openfoam()
     from plumecast.reference.crossval import cross_validate
 
     sset = load_scenario_set("tiny")

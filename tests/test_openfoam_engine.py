@@ -12,17 +12,12 @@ from plumecast.io.dataset import read_dataset, validate_dataset, write_dataset
 from plumecast.reference import openfoam_engine as ofe
 from plumecast.scenario import Scenario, Source, load_scenario_set
 
-
-def _skip_without_openfoam():
-    missing = ofe.openfoam_missing()
-    if missing:
-        pytest.skip(f"OpenFOAM not installed ({', '.join(missing)} missing); {ofe.INSTALL_HINT}")
-    pytest.importorskip("foamlib", reason="needs foamlib: pip install 'plumecast[openfoam]'")
+from conftest import require_openfoam
 
 
 @pytest.fixture(scope="module")
 def tiny_openfoam(tmp_path_factory):
-    _skip_without_openfoam()
+    require_openfoam()
     sset = load_scenario_set("tiny")
     work = tmp_path_factory.mktemp("of") / "cases"
     calls = []

@@ -3,6 +3,8 @@ import pytest
 
 from plumecast.scenario import ScenarioError, Source, load_scenario_set, preset_names
 
+from conftest import tiny_variant
+
 
 def test_presets_load_and_validate():
     assert {"paper-room", "tiny"} <= set(preset_names())
@@ -51,16 +53,6 @@ def test_bad_sources(kwargs):
         Source(**kwargs)
 
 
-def _tiny_toml(tmp_path, replace_from, replace_to):
-    from importlib import resources
-
-    text = resources.files("plumecast.presets").joinpath("tiny.toml").read_text()
-    assert replace_from in text
-    p = tmp_path / "room.toml"
-    p.write_text(text.replace(replace_from, replace_to))
-    return p
-
-
 @pytest.mark.parametrize(
     "old,new,match",
     [
@@ -70,7 +62,7 @@ def _tiny_toml(tmp_path, replace_from, replace_to):
     ],
 )
 def test_sources_in_solids_or_outside_are_rejected(tmp_path, old, new, match):
-    sset = load_scenario_set(_tiny_toml(tmp_path, old, new))
+    sset = load_scenario_set(tiny_variant(tmp_path, old, new))
     with pytest.raises(ScenarioError, match=match):
         sset.validate_sources(sset.room.discretise(sset.simulation.fine_cell_m))
 
@@ -82,7 +74,7 @@ def test_malformed_toml_and_unknown_preset(tmp_path):
         load_scenario_set(bad)
     with pytest.raises(ScenarioError, match="neither a preset"):
         load_scenario_set("no-such-preset")
-    missing = _tiny_toml(tmp_path, 'name = "tiny"', 'name = "tiny"\n[extra]')
+    missing = tiny_variant(tmp_path, 'name = "tiny"', 'name = "tiny"\n[extra]')
     missing.write_text(missing.read_text().replace("[[room.inlets]]", "[[room.unused]]"))
     with pytest.raises(ScenarioError, match="missing key"):
         load_scenario_set(missing)
