@@ -1,7 +1,7 @@
 """The ``datadriven`` variant: no physics terms; the memory network alone advances the field.
 
 Ablation of the paper: ``uses_physics = False``, so the step skips the physics substeps
-and ``q_next = q + dq`` with ``dq`` from the same network as ``memory`` (LSTM memory
+and ``q_next = max(q e^r + o, 0)`` with ``r, o`` from the same network as ``memory`` (LSTM memory
 carried through the rollout). The network still sees the physics *inputs* (velocity,
 learned diffusivities, the source increment, mask) but no physics operator acts on the
 field: an untrained data-driven model keeps the field where it is. Options as for
@@ -29,8 +29,7 @@ class DataDrivenClosure(Closure):
         return self.net.init_memory(self.net.expand.weight.dtype)
 
     def __call__(self, ctx, memory):
-        dq, memory = self.net(ctx, memory)
-        return ctx.q + dq, memory
+        return self.net(ctx, memory, ctx.q)
 
 
 def make_datadriven(model, *, key=None, **options) -> DataDrivenClosure:

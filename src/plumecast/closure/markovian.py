@@ -27,8 +27,8 @@ class MarkovianClosure(Closure):
         return ()
 
     def __call__(self, ctx, memory):
-        dq, _ = self.net(ctx, ())
-        return ctx.q_physics + dq, ()
+        q_next, _ = self.net(ctx, (), ctx.q_physics)
+        return q_next, ()
 
 
 def make_markovian(model, *, key=None, **options) -> MarkovianClosure:

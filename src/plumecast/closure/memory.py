@@ -1,7 +1,7 @@
 """The ``memory`` variant: the paper's non-Markovian closure, the default hybrid.
 
-After the physics substeps of each 0.4 s step, ``q_next = q_physics + dq`` where ``dq``
-comes from :class:`~plumecast.closure.networks.ClosureNet` with a stack of LSTM cells:
+After the physics substeps of each 0.4 s step, ``q_next = max(q_physics e^r + o, 0)`` where
+``r`` and ``o`` come from :class:`~plumecast.closure.networks.ClosureNet` with a stack of LSTM cells:
 the encoder reads the field after the physics, the LSTM state (the closure memory, zero at
 t = 0) carries what the plane cannot see (vertical exchange, history of the source), and
 the residual head combines the decoded memory with the local physics inputs. The step
@@ -33,8 +33,7 @@ class MemoryClosure(Closure):
         return self.net.init_memory(self.net.expand.weight.dtype)
 
     def __call__(self, ctx, memory):
-        dq, memory = self.net(ctx, memory)
-        return ctx.q_physics + dq, memory
+        return self.net(ctx, memory, ctx.q_physics)
 
 
 def build_net(model, *, key, memory: bool, variant: str, options: dict) -> ClosureNet:

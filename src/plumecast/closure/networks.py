@@ -19,11 +19,12 @@ paper's closure (arXiv 2511.21369):
 * **head**: a small residual conv head over the decoder features and the physics inputs
   (normalised field before and after the physics, source increment; ``u, v, w``, cell
   diffusivities ``Dx``, ``Dy``, mask): ``head_layers`` 3x3 convolutions of ``head_width``
-  with GELU and a 1x1 output convolution to two maps, a rate ``r`` and an offset ``o``:
-  the correction of the step is ``dq = r * q_physics + o``, masked to fluid cells. The
-  relative part lets the closure remove (or add) mass in proportion to the local field,
-  the form of the exchange with the air above and below the plane; the offset covers
-  the rest.
+  with GELU and a 1x1 output convolution to two maps, a log-rate ``r`` (bounded to
+  +-MAX_LOG_RATE) and an offset ``o``: the step keeps ``max(q_physics * exp(r) + o, 0)``
+  on fluid cells. The relative part lets the closure remove (or add) mass in proportion to
+  the local field, the form of the exchange with the air above and below the plane; the
+  offset covers mass arriving where there is none yet; the clamp keeps the field
+  non-negative (an additive ``r * q + o`` drove the far field negative in training).
 
 Start: the output convolution starts at zero (``init_scale = 0``, the default), so an
 untrained closure adds exactly nothing and the model starts as the physics model.
@@ -57,6 +58,7 @@ SIZES: dict[str, dict] = {
 }
 ENCODER_INPUTS = 3  # field, source increment, mask
 DYNAMIC_INPUTS = 3  # q, q_physics, source: change every step
+MAX_LOG_RATE = 1.0  # |log| of the per-step growth/decay factor of the head, at most e^1
 STATIC_INPUTS = 6  # u, v, w, Dx, Dy, mask: fixed within a rollout
 
 
@@ -361,12 +363,19 @@ class ClosureNet(eqx.Module):
             x = jax.nn.gelu(conv(x))
         return out(x)
 
-    def __call__(self, ctx, memory) -> tuple[jax.Array, tuple]:
-        """The correction ``(ny, nx)`` (masked to fluid) and the next memory."""
+    def __call__(self, ctx, memory, base: jax.Array) -> tuple[jax.Array, tuple]:
+        """The corrected field ``(ny, nx)`` from ``base`` (the field the step would keep) and the next memory.
+
+        ``q_next = max(base * exp(r) + o, 0)`` on fluid cells: ``r`` is a bounded local growth
+        or decay rate (mass leaving or reaching the plane through the layers around it, in
+        proportion to what is there), ``o`` an offset for mass that arrives where there is
+        none yet; the clamp keeps the field non-negative. A zero head leaves ``base`` as it is.
+        """
         z = self.encode(encoder_inputs(ctx))
         z, memory = self.advance(z, memory)
         features = self.decode(z)
         dynamic, static = physics_inputs(ctx)
         head = self.correct(features, dynamic, static)
-        dq = (head[..., 0] * ctx.q_physics + head[..., 1]) * ctx.fluid
-        return dq, memory
+        rate = MAX_LOG_RATE * jnp.tanh(head[..., 0] / MAX_LOG_RATE)
+        corrected = jnp.maximum(base * jnp.exp(rate) + head[..., 1], 0.0)
+        return jnp.where(ctx.fluid > 0, corrected, base), memory
