@@ -19,8 +19,8 @@ paper's closure (arXiv 2511.21369):
 * **head**: a small residual conv head over the decoder features and the physics inputs
   (normalised field before and after the physics, source increment; ``u, v, w``, cell
   diffusivities ``Dx``, ``Dy``, mask): ``head_layers`` 3x3 convolutions of ``head_width``
-  with GELU and a 1x1 output convolution to two maps, a log-rate ``r`` (bounded to
-  +-MAX_LOG_RATE) and an offset ``o``: the step keeps ``max(q_physics * exp(r) + o, 0)``
+  with GELU and a 1x1 output convolution to two maps, a log-rate ``r`` and an offset
+  ``o`` (bounded to +-MAX_LOG_RATE and +-MAX_OFFSET by a scaled tanh): the step keeps ``max(q_physics * exp(r) + o, 0)``
   on fluid cells. The relative part lets the closure remove (or add) mass in proportion to
   the local field, the form of the exchange with the air above and below the plane; the
   offset covers mass arriving where there is none yet; the clamp keeps the field
@@ -58,7 +58,10 @@ SIZES: dict[str, dict] = {
 }
 ENCODER_INPUTS = 3  # field, source increment, mask
 DYNAMIC_INPUTS = 3  # q, q_physics, source: change every step
-MAX_LOG_RATE = 1.0  # |log| of the per-step growth/decay factor of the head, at most e^1
+# Bounds of the head per 0.4 s step: growth or decay by at most e^0.1 (an exchange time of
+# 4 s or more) and an offset of at most 0.1 c_ref, so no step can blow a rollout up.
+MAX_LOG_RATE = 0.1
+MAX_OFFSET = 0.1
 STATIC_INPUTS = 6  # u, v, w, Dx, Dy, mask: fixed within a rollout
 
 
@@ -377,5 +380,6 @@ class ClosureNet(eqx.Module):
         dynamic, static = physics_inputs(ctx)
         head = self.correct(features, dynamic, static)
         rate = MAX_LOG_RATE * jnp.tanh(head[..., 0] / MAX_LOG_RATE)
-        corrected = jnp.maximum(base * jnp.exp(rate) + head[..., 1], 0.0)
+        offset = MAX_OFFSET * jnp.tanh(head[..., 1] / MAX_OFFSET)
+        corrected = jnp.maximum(base * jnp.exp(rate) + offset, 0.0)
         return jnp.where(ctx.fluid > 0, corrected, base), memory
