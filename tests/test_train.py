@@ -181,3 +181,14 @@ def test_init_from_starts_with_the_trained_coarse_model(ds, tmp_path):
         build_system(ds, warm.replace(substeps=8), prepare_data(ds, warm.dt_s))
     with pytest.raises(TrainError, match="not a training run"):
         build_system(ds, warm.replace(init_from=str(tmp_path)), prepare_data(ds, warm.dt_s))
+
+
+def test_presets_size_closures_apart_from_physics():
+    from plumecast.train import PRESETS, preset_config
+
+    assert preset_config("quick") == PRESETS["quick"]
+    hybrid = preset_config("quick", variant="memory")
+    assert hybrid.learning_rate < PRESETS["quick"].learning_rate and hybrid.variant == "memory"
+    assert preset_config("paper", variant="markovian").closure_options == {"size": "paper"}
+    assert preset_config("paper", variant="physics").closure_options == {}
+    assert preset_config("quick", variant="memory", learning_rate=5e-4).learning_rate == 5e-4  # overrides win

@@ -177,10 +177,24 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 
+# What a preset changes for variants with a closure (networks need other steps than the
+# few physics parameters): quick trains the closure at 1e-3 over a shorter curriculum,
+# best started from a trained physics run (--init-from); paper sizes it as the paper.
+CLOSURE_PRESETS: dict[str, dict] = {
+    "quick": dict(learning_rate=1e-3, epochs=(10, 5, 3, 2)),
+    "paper": dict(closure_options={"size": "paper"}),
+}
+
+
 def preset_config(name: str, **overrides) -> TrainConfig:
+    """The preset ``name`` for ``overrides['variant']`` (default physics), then the overrides."""
     if name not in PRESETS:
         raise TrainError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-    return PRESETS[name].replace(**overrides)
+    variant = overrides.get("variant", PRESETS[name].variant)
+    base = PRESETS[name].replace(variant=variant)
+    if variant != "physics":
+        base = base.replace(**CLOSURE_PRESETS.get(name, {}))
+    return base.replace(**overrides)
 
 
 # --------------------------------------------------------------------------- data
