@@ -33,7 +33,7 @@ class DataDrivenClosure(Closure):
 
 
 def make_datadriven(model, *, key=None, **options) -> DataDrivenClosure:
-    return DataDrivenClosure(build_net(model, key=key, memory=True, variant="datadriven", options=options))
+    return DataDrivenClosure(build_net(model, key=key, memory=True, variant="datadriven", options=options, offset=True))
 
 
 register_variant("datadriven", make_datadriven, "no physics: the memory network alone advances the field")

@@ -1,7 +1,7 @@
 """The ``memory`` variant: the paper's non-Markovian closure, the default hybrid.
 
-After the physics substeps of each 0.4 s step, ``q_next = max(q_physics e^r + o, 0)`` where
-``r`` and ``o`` come from :class:`~plumecast.closure.networks.ClosureNet` with a stack of LSTM cells:
+After the physics substeps of each 0.4 s step, ``q_next = q_physics e^r`` where the
+bounded log-rate ``r`` comes from :class:`~plumecast.closure.networks.ClosureNet` with a stack of LSTM cells:
 the encoder reads the field after the physics, the LSTM state (the closure memory, zero at
 t = 0) carries what the plane cannot see (vertical exchange, history of the source), and
 the residual head combines the decoded memory with the local physics inputs. The step
@@ -36,10 +36,10 @@ class MemoryClosure(Closure):
         return self.net(ctx, memory, ctx.q_physics)
 
 
-def build_net(model, *, key, memory: bool, variant: str, options: dict) -> ClosureNet:
+def build_net(model, *, key, memory: bool, variant: str, options: dict, offset: bool = False) -> ClosureNet:
     """The closure network for ``model``'s grid and dtype from a variant's options."""
     c = model.config
-    config = resolve_options(c.ny, c.nx, memory=memory, variant=variant, options=options)
+    config = resolve_options(c.ny, c.nx, memory=memory, variant=variant, options=options, offset=offset)
     return ClosureNet(config, key=key, dtype=c.jdtype)
 
 

@@ -19,12 +19,12 @@ paper's closure (arXiv 2511.21369):
 * **head**: a small residual conv head over the decoder features and the physics inputs
   (normalised field before and after the physics, source increment; ``u, v, w``, cell
   diffusivities ``Dx``, ``Dy``, mask): ``head_layers`` 3x3 convolutions of ``head_width``
-  with GELU and a 1x1 output convolution to two maps, a log-rate ``r`` and an offset
-  ``o`` (bounded to +-MAX_LOG_RATE and +-MAX_OFFSET by a scaled tanh): the step keeps ``max(q_physics * exp(r) + o, 0)``
-  on fluid cells. The relative part lets the closure remove (or add) mass in proportion to
-  the local field, the form of the exchange with the air above and below the plane; the
-  offset covers mass arriving where there is none yet; the clamp keeps the field
-  non-negative (an additive ``r * q + o`` drove the far field negative in training).
+  with GELU and a 1x1 output convolution to a log-rate ``r`` (and, data-driven only, an
+  offset ``o``), bounded to +-MAX_LOG_RATE and +-MAX_OFFSET by a scaled tanh: a hybrid keeps ``q_physics * exp(r)`` on
+  fluid cells: the closure removes (or adds) mass in proportion to the local field, the
+  form of the exchange with the air above and below the plane. (An additive ``r q + o``
+  drove the far field negative in training on paper-room, and a bounded positive offset
+  spread small values over the far field, which wrecked the ranking of cells.)
 
 Start: the output convolution starts at zero (``init_scale = 0``, the default), so an
 untrained closure adds exactly nothing and the model starts as the physics model.
@@ -79,6 +79,7 @@ class NetConfig:
     decoder_out: int = 4
     init_scale: float = 0.0
     memory: bool = True
+    offset: bool = False  # an additive offset map besides the log-rate (the data-driven variant)
 
     def __post_init__(self):
         if not self.channels or any(int(c) < 1 for c in self.channels):
@@ -104,7 +105,7 @@ class NetConfig:
         return (hp // m, wp // m)
 
 
-def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: dict) -> NetConfig:
+def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: dict, offset: bool = False) -> NetConfig:
     """A :class:`NetConfig` from a variant's options (``size`` plus overrides); unknown keys fail."""
     options = dict(options)
     size = options.pop("size", "quick")
@@ -126,6 +127,7 @@ def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: di
         decoder_out=int(sizes["decoder_out"]),
         init_scale=float(sizes.get("init_scale", 0.0)),
         memory=memory,
+        offset=offset,
     )
 
 
@@ -310,7 +312,7 @@ class ClosureNet(eqx.Module):
         # The first head convolution over [features, dynamic, static] is split in two: its
         # static part, fixed within a rollout, is hoisted out of the time loop by XLA.
         self.head_static = Conv(STATIC_INPUTS, hw, 3, rng=rng, dtype=dtype, fan_in=hin[0] + STATIC_INPUTS, bias=False)
-        out = Conv(hw, 2, 1, rng=rng, dtype=dtype)  # a relative and an absolute correction
+        out = Conv(hw, 2 if config.offset else 1, 1, rng=rng, dtype=dtype)  # log-rate (and offset)
         out = eqx.tree_at(lambda c: (c.weight, c.bias), out, (out.weight * config.init_scale, jnp.zeros_like(out.bias)))
         self.head = hidden + (out,)
 
@@ -369,10 +371,12 @@ class ClosureNet(eqx.Module):
     def __call__(self, ctx, memory, base: jax.Array) -> tuple[jax.Array, tuple]:
         """The corrected field ``(ny, nx)`` from ``base`` (the field the step would keep) and the next memory.
 
-        ``q_next = max(base * exp(r) + o, 0)`` on fluid cells: ``r`` is a bounded local growth
-        or decay rate (mass leaving or reaching the plane through the layers around it, in
-        proportion to what is there), ``o`` an offset for mass that arrives where there is
-        none yet; the clamp keeps the field non-negative. A zero head leaves ``base`` as it is.
+        ``q_next = base * exp(r)`` on fluid cells: ``r`` is a bounded local growth or decay
+        rate, the form of the exchange with the layers above and below the plane (mass
+        leaves or arrives in proportion to what is there), so a hybrid stays non-negative
+        and leaves empty cells empty, as the physics does. With ``config.offset`` (the
+        data-driven variant, which has no physics to move mass) a bounded offset is added
+        and the result clamped at zero. A zero head leaves ``base`` as it is.
         """
         z = self.encode(encoder_inputs(ctx))
         z, memory = self.advance(z, memory)
@@ -380,6 +384,7 @@ class ClosureNet(eqx.Module):
         dynamic, static = physics_inputs(ctx)
         head = self.correct(features, dynamic, static)
         rate = MAX_LOG_RATE * jnp.tanh(head[..., 0] / MAX_LOG_RATE)
-        offset = MAX_OFFSET * jnp.tanh(head[..., 1] / MAX_OFFSET)
-        corrected = jnp.maximum(base * jnp.exp(rate) + offset, 0.0)
+        corrected = base * jnp.exp(rate)
+        if self.config.offset:
+            corrected = jnp.maximum(corrected + MAX_OFFSET * jnp.tanh(head[..., 1] / MAX_OFFSET), 0.0)
         return jnp.where(ctx.fluid > 0, corrected, base), memory
