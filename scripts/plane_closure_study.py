@@ -25,15 +25,15 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from plumecast.geometry import coarsen_mean, plane_layers
 from plumecast.io.dataset import read_dataset, scenario_config
+from plumecast.metrics import relative_l2, spearman
 from plumecast.reference.generate import CACHE_DIR_NAME, flow_for
 from plumecast.reference.plane import plane_vertical_flux
 from plumecast.reference.transport import operator_from_flow, simulate_scalar
 from plumecast.scenario import scenario_set_from_config
-from plumecast.train import build_system, forecast, prepare_data, preset_config, relative_l2
+from plumecast.train import build_system, forecast, prepare_data, preset_config
 
 DEFAULT = ("static-01", "static-03", "static-09", "static-18", "static-22", "moving-00", "moving-01")
 
@@ -98,8 +98,8 @@ def main() -> None:
         emission = float(sc.source.rate_at(sim.horizon_s))
         truth = ds["concentration"].sel(scenario=sc.name).values
         pred = forecast(system, ds, sc.name)
-        err = float(relative_l2(pred[-1:], truth[-1:], fluid)[0])
-        rho = float(spearmanr(pred[-1][fluid], truth[-1][fluid]).statistic)
+        err = relative_l2(pred[-1], truth[-1], fluid)
+        rho = spearman(pred[-1], truth[-1], fluid)
         print(f"| {sc.name} | {sc.split} | {vert / horiz:.2f} | {storage / horiz:.2f} | {flux.sum() / emission:+.2f} | {err:.2f} | {rho:.2f} |")
         if maps is None:
             maps = (sc.name, np.abs(tend[2]).mean(axis=0), np.abs(tend[0] + tend[1]).mean(axis=0))

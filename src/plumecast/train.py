@@ -62,6 +62,7 @@ from plumecast.io.checkpoint import (
     write_json_atomic,
 )
 from plumecast.io.dataset import read_dataset
+from plumecast.metrics import relative_l2
 from plumecast.physics import operators as ops_
 from plumecast.physics.model import CoarseModel, Forcing, GridConfig, concentration_scale, model_from_dataset, trainable_spec
 from plumecast.rollout import forcing_from_track, init_carry, rollout
@@ -79,7 +80,6 @@ __all__ = [
     "forecast",
     "forecast_dataset",
     "final_time_errors",
-    "relative_l2",
 ]
 
 
@@ -272,14 +272,6 @@ def prepare_data(ds, dt: float, dtype: str = "float32", fluid=None) -> PreparedD
     return PreparedData(names, splits, times, np.asarray(ds["concentration"].values, np.float32), forcing, spf, n_steps)
 
 
-def relative_l2(pred, true, fluid) -> np.ndarray:
-    """Relative L2 error over fluid cells, ``||p - t|| / ||t||`` (last two axes)."""
-    pred, true, fluid = np.asarray(pred, float), np.asarray(true, float), np.asarray(fluid, float)
-    num = np.sqrt((((pred - true) * fluid) ** 2).sum(axis=(-2, -1)))
-    den = np.sqrt(((true * fluid) ** 2).sum(axis=(-2, -1)))
-    return num / np.where(den > 0, den, np.nan)
-
-
 # --------------------------------------------------------------------------- system
 
 
@@ -456,7 +448,8 @@ def final_time_errors(system, prep: PreparedData, indices, chunk: int = 16) -> n
         q0 = jnp.asarray(prep.conc[padded, 0] / model.config.c_ref, model.config.jdtype)
         f = jax.tree.map(lambda a: jnp.asarray(a[padded]), prep.forcing)
         qT = np.asarray(_final_fields(model, closure, q0, f))[: len(idx)]
-        out.append(relative_l2(qT * model.config.c_ref, prep.conc[idx, -1], np.asarray(model.fluid)))
+        fluid = np.asarray(model.fluid)
+        out.append([relative_l2(q, t, fluid) for q, t in zip(qT * model.config.c_ref, prep.conc[idx, -1])])
     return np.concatenate(out)
 
 

@@ -16,3 +16,13 @@ def fail(message: str, code: int = 2) -> None:
     """Print an error that names the problem and exit non-zero."""
     console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+def read_dataset_or_fail(path):
+    """A validated dataset, or the reader's message and a non-zero exit."""
+    from plumecast.io.dataset import DatasetError, read_dataset
+
+    try:
+        return read_dataset(path)
+    except DatasetError as e:
+        fail(str(e))

@@ -11,9 +11,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from plumecast.cli.app import app, console, fail
+from plumecast.cli.app import app, console, fail, read_dataset_or_fail
 from plumecast.geometry import GeometryError
-from plumecast.io.dataset import DatasetError, read_dataset
+from plumecast.io.dataset import DatasetError
 from plumecast.scenario import ScenarioError, load_scenario_set
 
 
@@ -126,17 +126,10 @@ def _generate_openfoam(sset, out: Path) -> None:
     console.print(f"wrote {out}")
 
 
-def _open(path: Path):
-    try:
-        return read_dataset(path)
-    except DatasetError as e:
-        fail(str(e))
-
-
 @app.command()
 def info(path: Annotated[Path, typer.Argument(help="A plumecast dataset (netCDF).")]) -> None:
     """Grid, splits, scenarios, time span, value ranges and mass budget of a dataset."""
-    ds = _open(path)
+    ds = read_dataset_or_fail(path)
     fluid = ds["fluid"].values == 1
     t = ds["time"].values
     c = ds["concentration"].values
@@ -182,7 +175,7 @@ def plot(
     """A snapshot grid (PNG), an animation (GIF) and the plane flow (PNG) of one scenario."""
     from plumecast import plot as pictures
 
-    ds = _open(path)
+    ds = read_dataset_or_fail(path)
     names = [str(s) for s in ds["scenario"].values]
     if scenario not in names:
         fail(f"scenario {scenario!r} is not in {path}; it has {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}")

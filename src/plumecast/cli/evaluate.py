@@ -6,18 +6,9 @@ from pathlib import Path
 
 import typer
 
-from plumecast.cli.app import app, console, fail
+from plumecast.cli.app import app, console, fail, read_dataset_or_fail
 
 _SPLITS = ("test", "ood", "train")
-
-
-def _read(data: Path):
-    from plumecast.io.dataset import DatasetError, read_dataset
-
-    try:
-        return read_dataset(data)
-    except DatasetError as e:
-        fail(str(e))
 
 
 @app.command()
@@ -38,7 +29,7 @@ def evaluate(
         fail(f"{out} exists and is not a directory")
     try:
         system, config = load_system(run_dir)
-        ds = _read(data)
+        ds = read_dataset_or_fail(data)
         ev = evaluate_system(system, ds, split, run_dir=str(run_dir), variant=config.variant, preset=config.preset,
                              data=str(data))
     except EvaluationError as e:
@@ -78,7 +69,7 @@ def compare(
         fail(f"unknown split(s) {bad}; expected {', '.join(_SPLITS)}")
     if out.exists() and not out.is_dir():
         fail(f"{out} exists and is not a directory")
-    ds = _read(data)
+    ds = read_dataset_or_fail(data)
     present = {str(s) for s in ds["split"].values}
     splits = list(dict.fromkeys(splits)) or [s for s in ("test", "ood") if s in present]
     missing = [s for s in splits if s not in present]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from plumecast.cli.app import app, console, fail
+from plumecast.cli.app import app, console, fail, read_dataset_or_fail
 
 
 @app.command()
@@ -29,7 +29,6 @@ def train(
     """Train a coarse model (physics-only or with a closure) on a plane dataset."""
     from plumecast.closure import variant_names
     from plumecast.io.checkpoint import CheckpointError, latest_checkpoint, read_json
-    from plumecast.io.dataset import DatasetError, read_dataset
     from plumecast.train import PRESETS, TrainConfig, TrainError, preset_config
     from plumecast.train import train as run_training
 
@@ -72,10 +71,7 @@ def train(
         config = None
     elif latest_checkpoint(out) is not None:
         fail(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    try:
-        ds = read_dataset(data)
-    except DatasetError as e:
-        fail(str(e))
+    ds = read_dataset_or_fail(data)
     try:
         result = run_training(ds, out, config, resume=resume, progress=progress)
     except (TrainError, CheckpointError) as e:
