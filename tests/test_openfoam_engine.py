@@ -78,6 +78,26 @@ def test_flow_is_reused_and_failures_name_case_and_log(tiny_openfoam, tmp_path):
         ofe._run(broken, "simpleFoam")
 
 
+@pytest.mark.openfoam
+def test_rerun_resumes_from_finished_scenarios(tiny_openfoam, monkeypatch):
+    sset, ds, _, work = tiny_openfoam
+    assert ds.attrs["openfoam_scalar_seconds_total"] > 0
+    runs = []
+    real_run = ofe._run
+    monkeypatch.setattr(ofe, "_run", lambda case, app, *a, **k: (runs.append((case.name, app)), real_run(case, app, *a, **k))[1])
+    again = ofe.generate_openfoam(sset, work, workers=1)
+    assert runs == []  # every scenario came from the cache of the first run
+    np.testing.assert_array_equal(again["concentration"].values, ds["concentration"].values)
+    assert again.attrs["openfoam_scalar_seconds_total"] == ds.attrs["openfoam_scalar_seconds_total"]
+    # An interrupted run loses the results it had not written: only those scenarios rerun.
+    lost = sorted(work.glob("result-*.nc"))
+    assert len(lost) == len(sset.scenarios)
+    lost[0].unlink()
+    third = ofe.generate_openfoam(sset, work, workers=1)
+    assert [app for _, app in runs] == ["scalarTransportFoam"]
+    np.testing.assert_allclose(third["concentration"].values, ds["concentration"].values, rtol=1e-12, atol=0)
+
+
 def test_missing_openfoam_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(ofe.OpenFOAMError, match="apt-get install -y --no-install-recommends openfoam"):

@@ -54,7 +54,7 @@ def _room_key(sset: ScenarioSet) -> str:
     return _digest({"room": cfg, "fine_cell_m": sset.simulation.fine_cell_m, "version": __version__})
 
 
-def _scenario_key(sset: ScenarioSet, scenario: Scenario, room_key: str) -> str:
+def scenario_key(sset: ScenarioSet, scenario: Scenario, room_key: str) -> str:
     raw = next((s for s in sset.config.get("scenarios", []) if s.get("name") == scenario.name), None)
     return _digest({"scenario": raw, "simulation": asdict(sset.simulation), "room": room_key})
 
@@ -72,7 +72,7 @@ def flow_for(sset: ScenarioSet, grid: Grid3D, cache: Path, on_progress=None) -> 
     return flow, False
 
 
-def _read_scenario_cache(path: Path) -> dict | None:
+def read_scenario_cache(path: Path) -> dict | None:
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
             out = {k: np.asarray(ds[k].values) for k in ds.data_vars}
@@ -80,6 +80,14 @@ def _read_scenario_cache(path: Path) -> dict | None:
         path.unlink(missing_ok=True)
         return None
     return out if all(np.isfinite(v).all() for v in out.values()) else None
+
+
+def write_scenario_cache(path: Path, entry: dict) -> None:
+    """Write one finished scenario's arrays (plane frames over time, budget) atomically."""
+    dims = {"concentration": ("time", "y", "x"), "source_xyz": ("time", "xyz")}
+    ds = xr.Dataset({k: (dims.get(k, ("time",) if np.ndim(v) else ()), np.asarray(v)) for k, v in entry.items()})
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine="netcdf4")
 
 
 def existing_dataset_matches(path: Path, sset: ScenarioSet) -> bool:
@@ -132,8 +140,8 @@ def generate_embedded(
     steps: dict[str, float] = {}
     todo: list[Scenario] = []
     for sc in sset.scenarios:
-        path = cache / f"scenario-{_scenario_key(sset, sc, room_key)}.nc"
-        cached = _read_scenario_cache(path) if path.exists() else None
+        path = cache / f"scenario-{scenario_key(sset, sc, room_key)}.nc"
+        cached = read_scenario_cache(path) if path.exists() else None
         if cached is None:
             todo.append(sc)
         else:
@@ -155,10 +163,7 @@ def generate_embedded(
                 "mass_injected": np.asarray(res.mass_injected[i]),
                 "mass_outflow": np.asarray(res.mass_outflow[i]),
             }
-            dims = {"concentration": ("time", "y", "x"), "source_xyz": ("time", "xyz")}
-            ds = xr.Dataset({k: (dims.get(k, ("time",)), v) for k, v in entry.items()})
-            with atomic_path(cache / f"scenario-{_scenario_key(sset, sc, room_key)}.nc") as tmp:
-                ds.to_netcdf(tmp, engine="netcdf4")
+            write_scenario_cache(cache / f"scenario-{scenario_key(sset, sc, room_key)}.nc", entry)
             results[sc.name] = entry
         if on_scenarios:
             on_scenarios(len(results), len(sset.scenarios))

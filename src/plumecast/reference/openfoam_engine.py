@@ -57,6 +57,7 @@ import xarray as xr
 
 from plumecast import __version__
 from plumecast.geometry import Grid3D
+from plumecast.reference.generate import read_scenario_cache, scenario_key, write_scenario_cache
 from plumecast.scenario import Scenario, ScenarioSet
 
 GENERATOR = "plumecast-openfoam"
@@ -531,7 +532,9 @@ def _read_outflow(case: Path, outlets, times_out: np.ndarray, dt: float) -> np.n
 def _scalar_run(case: Path, sset: ScenarioSet, geom, sampler, windows, dt: float, keep_fields: bool) -> dict:
     from plumecast.io.openfoam import read_field, time_dirs
 
+    t0 = time.perf_counter()
     _run(case, "scalarTransportFoam")
+    run_seconds = time.perf_counter() - t0
     sim = sset.simulation
     times = sim.times_s
     found = {t: d for t, d in time_dirs(case)}
@@ -555,6 +558,7 @@ def _scalar_run(case: Path, sset: ScenarioSet, geom, sampler, windows, dt: float
         "mass_room": np.array(mass),
         "mass_injected": _injected(windows, times),
         "mass_outflow": sc_outflow,
+        "run_seconds": np.asarray(run_seconds),
     }
 
 
@@ -615,25 +619,37 @@ def generate_openfoam(
     dt = _time_step(sset, float(np.linalg.norm(U, axis=1).max()))
     max_window = sim.snapshot_s
 
+    # A finished scenario's plane frames and budget are cached beside its case, keyed by
+    # everything that determines them, so an interrupted generation resumes where it stopped.
+    run_key = f"{flow_case.name}-dt{dt:.10g}-{GENERATOR}-{__version__}"
+    results: dict[str, dict] = {}
     jobs = {}
     for sc in sset.scenarios:
+        cache = work / f"result-{scenario_key(sset, sc, run_key)}.nc"
+        cached = read_scenario_cache(cache) if cache.exists() else None
+        if cached is not None:
+            results[sc.name] = cached
+            continue
         windows = source_windows(sc, sim.horizon_s, dt, max_window, sim.fine_cell_m)
         case = work / f"scalar-{re.sub(r'[^A-Za-z0-9_.-]', '_', sc.name)}"
         _write_scalar_case(case, flow_case, ftime, sset, sc, deff, dt, windows)
-        jobs[sc.name] = (case, windows)
+        jobs[sc.name] = (case, windows, cache)
+    n_cached = len(results)
+    done = 1 + n_cached
+    report(done, total)
     n_workers = workers or int(os.environ.get("PLUMECAST_OPENFOAM_WORKERS", 0)) or os.cpu_count() or 1
-    n_workers = max(1, min(n_workers, len(jobs)))
-    results: dict[str, dict] = {}
-    done = 1
+    n_workers = max(1, min(n_workers, max(1, len(jobs))))
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
         futures = {pool.submit(_scalar_run, case, sset, geom, sampler, windows, dt, keep_fields): name
-                   for name, (case, windows) in jobs.items()}
+                   for name, (case, windows, _) in jobs.items()}
         try:
             for fut in as_completed(futures):
+                name = futures[fut]
                 try:
-                    results[futures[fut]] = fut.result()
+                    results[name] = fut.result()
                 except OpenFOAMImportError as e:
-                    raise OpenFOAMError(f"scenario {futures[fut]!r}: {e}") from None
+                    raise OpenFOAMError(f"scenario {name!r}: {e}") from None
+                write_scenario_cache(jobs[name][2], results[name])
                 done += 1
                 report(done, total)
         except BaseException:
@@ -668,11 +684,15 @@ def generate_openfoam(
     ds.attrs["fine_cell_m"] = sim.fine_cell_m
     ds.attrs["openfoam_time_step_s"] = dt
     ds.attrs["openfoam_work_dir"] = str(work)
+    # Wall time of every scalarTransportFoam run, cached ones included, so the cost of a
+    # generation interrupted and resumed is still on record.
+    ds.attrs["openfoam_scalar_seconds_total"] = float(sum(float(r.get("run_seconds", np.nan)) for r in ordered))
+    ds.attrs["openfoam_flow_seconds"] = float(flow_info.get("seconds", np.nan))
     ds.attrs["history"] = (
         f"plumecast {__version__} generate {sset.name} --engine openfoam: simpleFoam k-epsilon flow "
         f"({flow_info['iterations']} iterations, stationary {flow_info.get('stationary')}) on {geom.n_cells} cells of "
         f"{sim.fine_cell_m} m; scalarTransport on the frozen flow, dt {dt:g} s, Deff = D_m + nut/Sc_t "
-        f"(Sc_t {sim.turbulent_schmidt}); {len(sset.scenarios)} scenarios with {n_workers} worker(s) in "
-        f"{time.perf_counter() - t_start:.1f} s"
+        f"(Sc_t {sim.turbulent_schmidt}); {len(jobs)} of {len(sset.scenarios)} scenarios run with {n_workers} "
+        f"worker(s) in {time.perf_counter() - t_start:.1f} s ({n_cached} from the cache of an earlier run)"
     )
     return ds
