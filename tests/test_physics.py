@@ -94,6 +94,33 @@ def test_mass_conserved_to_roundoff_with_obstacles():
     assert abs(float(q2.sum() - q0.sum()) - emitted) / emitted < 1e-12
 
 
+def test_exchange_decays_exactly_and_keeps_positivity():
+    fluid = small_room()
+    rate = 0.01  # 1/s
+    model = _model(fluid, speed=0.0, exchange_max_per_s=0.05, exchange_init_per_s=rate)
+    np.testing.assert_allclose(model.exchange_rate(), rate * fluid, rtol=1e-12)
+    # A uniform field in a closed room without flow: transport does nothing, exchange is exp(-rate t).
+    q0 = jnp.asarray(fluid * 2.0)
+    no_source = Forcing(t=0.0, x=2.0, y=2.0, z=1.5, rate=0.0)
+    q1 = jax.jit(lambda q: _steps(model, q, no_source, 250))(q0)
+    np.testing.assert_allclose(q1, q0 * np.exp(-rate * 250 * model.config.dt), rtol=1e-12, atol=0)
+    # Any logits: the rate stays in [0, max], zero in solids, and a step maps q >= 0 to q >= 0;
+    # with flow, the mass lost in a step is exactly sum(q_transported (1 - exp(-rate dt))).
+    moving = _model(fluid, exchange_max_per_s=0.05)
+    rng = np.random.default_rng(5)
+    wild = eqx_tree_at(lambda m: m.theta_exchange, moving, jnp.asarray(rng.normal(0.0, 20.0, fluid.shape)))
+    lam = np.asarray(wild.exchange_rate())
+    assert lam.min() >= 0 and lam.max() <= 0.05 and (lam[fluid == 0] == 0).all()
+    q = jnp.asarray(rng.random(fluid.shape) * fluid)
+    transported = _model(fluid)(q, no_source)  # same flow and D, exchange off
+    stepped = wild(q, no_source)
+    assert float(stepped.min()) >= 0.0
+    np.testing.assert_allclose(stepped, transported * np.exp(-lam * wild.config.dt), rtol=1e-12, atol=1e-15)
+    assert trainable_spec(wild).theta_exchange is True and trainable_spec(_model(fluid)).theta_exchange is False
+    with pytest.raises(ValueError, match="exchange_init_per_s"):
+        _model(fluid, exchange_max_per_s=0.05, exchange_init_per_s=0.1)
+
+
 def test_deposit_weights_conservative_and_local():
     fluid = jnp.asarray(small_room())
     w = op.deposit_weights(6.25, 2.75, fluid, 0.25, 0.25, 0.5, 0.5)  # a cell centre: one cell

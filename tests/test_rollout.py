@@ -16,12 +16,16 @@ from plumecast.rollout import forcing_from_track, init_carry, rollout, step
 from _coarse_helpers import small_room, swirl_flow
 
 
-@pytest.fixture(scope="module")
-def model():
+def _build(**kw):
     fluid = small_room()
     u, v = swirl_flow(fluid, speed=0.3)
     nu_t = np.random.default_rng(0).uniform(0.003, 0.02, fluid.shape) * fluid
-    return build_model(fluid=fluid, u=u, v=v, nu_t=nu_t, dx=0.5, dy=0.5, c_ref=0.7, dtype="float64")
+    return build_model(fluid=fluid, u=u, v=v, nu_t=nu_t, dx=0.5, dy=0.5, c_ref=0.7, dtype="float64", **kw)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return _build()
 
 
 def _forcing(n_steps, moving=True):
@@ -75,18 +79,20 @@ def _loss(model, f, target, checkpoint=False):
     return jnp.sum(losses)
 
 
-def test_gradients_match_central_differences(model):
+def test_gradients_match_central_differences():
     f = _forcing(30)
     rng = np.random.default_rng(1)
+    model = _build(exchange_max_per_s=0.05)
     target = jnp.asarray(rng.random((6,) + model.config.shape)) * model.fluid
-    # A model with a non-trivial source net, so its gradient is generic.
+    # A non-trivial source net and exchange field, so their gradients are generic.
     net = jax.tree.map(lambda a: a + 0.3 * rng.standard_normal(a.shape) if eqx.is_inexact_array(a) else a, model.source_net)
-    m = eqx.tree_at(lambda m: m.source_net, model, net)
+    m = eqx.tree_at(lambda m: (m.source_net, m.theta_exchange), model,
+                    (net, jnp.asarray(rng.normal(-2.0, 1.0, model.config.shape))))
     params, static = eqx.partition(m, _spec(m))
     loss = jax.jit(lambda p, f: _loss(eqx.combine(p, static), f, target))
     grads = jax.jit(jax.grad(lambda p: _loss(eqx.combine(p, static), f, target)))(params)
     worst = 0.0
-    for name in ("theta_x", "theta_y", "source_net"):
+    for name in ("theta_x", "theta_y", "theta_exchange", "source_net"):
         direction = jax.tree.map(lambda a: jnp.asarray(rng.standard_normal(a.shape)), getattr(params, name))
         sel = lambda p: getattr(p, name)  # noqa: E731
         eps = 1e-5

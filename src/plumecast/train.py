@@ -110,6 +110,10 @@ class TrainConfig:
     checkpoint_every: int = 1
     seed: int = 0
     source_scale_max: float = 10.0
+    # Learned exchange between the plane and the rest of the room (physics/model.py), 1/s;
+    # 0 switches it off (the paper's model has none).
+    exchange_max_per_s: float = 0.05
+    exchange_init_per_s: float = 1e-3
     layer_height_m: float | None = None
     dtype: str = "float32"
     max_bad_steps: int = 20
@@ -289,7 +293,8 @@ def build_system(ds, config: TrainConfig, prep: PreparedData):
         try:
             model = model_from_dataset(
                 ds, c_ref=c_ref, dt=config.dt_s, substeps=config.substeps, layer_height_m=config.layer_height_m,
-                source_scale_max=config.source_scale_max, dtype=config.dtype, key=k_model,
+                source_scale_max=config.source_scale_max, exchange_max_per_s=config.exchange_max_per_s,
+                exchange_init_per_s=config.exchange_init_per_s, dtype=config.dtype, key=k_model,
             )
         except ops_.StabilityError as e:
             raise TrainError(str(e)) from None

@@ -33,7 +33,7 @@ import numpy as np
 
 from plumecast.io.atomic import atomic_path
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: the coarse model gained theta_exchange
 _DIR = "checkpoints"
 _LATEST = "LATEST"
 
@@ -123,7 +123,10 @@ def load_checkpoint(path: str | Path, *, system_like, opt_state_like=None):
     path = Path(path)
     state = read_json(path / "state.json")
     if state.get("checkpoint_version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {state.get('checkpoint_version')} is not {CHECKPOINT_VERSION}")
+        raise CheckpointError(
+            f"{path}: checkpoint version {state.get('checkpoint_version')} is not {CHECKPOINT_VERSION} "
+            "(written by another plumecast version, whose model had other parameters); train the run again"
+        )
     try:
         system = eqx.tree_deserialise_leaves(path / "model.eqx", system_like)
         opt_state = None

@@ -14,6 +14,13 @@
   substeps raises :class:`~plumecast.physics.operators.StabilityError`). Learned ``D``
   therefore can never make a rollout unstable. They start at ``nu_t / Sc_t`` (``Sc_t`` =
   0.7 unless the dataset says otherwise) averaged to the faces;
+* the learned exchange rate with the rest of the room, ``lambda = exchange_max *
+  sigmoid(theta_exchange) * fluid`` (1/s, per cell), applied after the substeps of each
+  step as ``q <- q exp(-lambda dt)``. A plane is not a closed 2D world: air from the
+  ceiling diffusers dilutes it and the exhausts draw from it, so mass leaves the plane at
+  a rate that depends on where in the room it is. The exact exponential keeps every step
+  positive and bounded whatever is learned; ``exchange_max_per_s = 0`` (the default of
+  :class:`GridConfig`) switches the term off and the model conserves mass in a closed room;
 * the learned source-rate correction ``source_net``: a small MLP of the source position
   (x, y normalised to the room, height above the plane in layer heights) whose output
   ``o`` gives a bounded scale ``exp(log(S) tanh(o))`` in ``[1/S, S]`` (``S`` =
@@ -88,6 +95,7 @@ class GridConfig:
     source_scale_max: float = 10.0
     source_width: int = 16
     stability_limit: float = 0.9
+    exchange_max_per_s: float = 0.0  # bound of the learned plane-room exchange rate; 0 = off
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -99,6 +107,8 @@ class GridConfig:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if not self.source_scale_max >= 1:
             raise ValueError("source_scale_max must be >= 1")
+        if not (math.isfinite(self.exchange_max_per_s) and self.exchange_max_per_s >= 0):
+            raise ValueError(f"exchange_max_per_s must be finite and >= 0, got {self.exchange_max_per_s}")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -182,6 +192,7 @@ class CoarseModel(eqx.Module):
     nu_t: jax.Array
     theta_x: jax.Array
     theta_y: jax.Array
+    theta_exchange: jax.Array
     source_net: eqx.nn.MLP
 
     # ------------------------------------------------------------------ construction
@@ -199,6 +210,7 @@ class CoarseModel(eqx.Module):
             nu_t=z,
             theta_x=jnp.zeros((config.ny, config.nx - 1), dt),
             theta_y=jnp.zeros((config.ny - 1, config.nx), dt),
+            theta_exchange=z,
             source_net=_source_net(config, jax.random.PRNGKey(0)),
         )
 
@@ -215,6 +227,11 @@ class CoarseModel(eqx.Module):
         mx, my = ops_.face_masks(self.fluid)
         d = self.config.d_max
         return d * jax.nn.sigmoid(self.theta_x) * mx, d * jax.nn.sigmoid(self.theta_y) * my
+
+    def exchange_rate(self):
+        """Learned plane-room exchange rate ``(ny, nx)`` in 1/s (zero on solids, or when off)."""
+        fluid = jax.lax.stop_gradient(self.fluid)
+        return self.config.exchange_max_per_s * jax.nn.sigmoid(self.theta_exchange) * fluid
 
     def prepare(self) -> PhysicsOperators:
         """Per-rollout operator arrays (face velocities and diffusivities)."""
@@ -256,7 +273,10 @@ class CoarseModel(eqx.Module):
         increment = (c.sub_dt * source) * ops.fluid
         # A loop, not Python unrolling: XLA on CPU compiles unrolled chains of stencils into
         # far slower code (measured 14x slower for 4 substeps, see docs/benchmarks.md).
-        return jax.lax.fori_loop(0, c.substeps, lambda _, a: ops_.apply_stencil(a, ops.stencil, increment), q)
+        q = jax.lax.fori_loop(0, c.substeps, lambda _, a: ops_.apply_stencil(a, ops.stencil, increment), q)
+        if c.exchange_max_per_s > 0:
+            q = q * jnp.exp(-c.dt * self.exchange_rate())
+        return q
 
     def __call__(self, q, forcing: Forcing, ops: PhysicsOperators | None = None):
         """One physics-only model step: normalised field in, normalised field out."""
@@ -297,12 +317,13 @@ def _source_net(config: GridConfig, key) -> eqx.nn.MLP:
 
 
 def trainable_spec(model: CoarseModel):
-    """Filter spec (pytree of bools) of the learnable leaves: the D logits and the source net."""
+    """Filter spec (pytree of bools) of the learnable leaves: D and exchange logits, source net."""
     spec = jax.tree.map(lambda _: False, model)
+    exchange = model.config.exchange_max_per_s > 0
     return eqx.tree_at(
-        lambda m: (m.theta_x, m.theta_y, m.source_net),
+        lambda m: (m.theta_x, m.theta_y, m.theta_exchange, m.source_net),
         spec,
-        replace=(True, True, jax.tree.map(eqx.is_inexact_array, model.source_net)),
+        replace=(True, True, exchange, jax.tree.map(eqx.is_inexact_array, model.source_net)),
     )
 
 
@@ -326,6 +347,8 @@ def build_model(
     source_scale_max: float = 10.0,
     stability_limit: float = 0.9,
     d_faces=None,
+    exchange_max_per_s: float = 0.0,
+    exchange_init_per_s: float = 1e-3,
     dtype: str = "float32",
     key=None,
 ) -> CoarseModel:
@@ -334,8 +357,11 @@ def build_model(
     ``d_faces`` optionally gives the initial ``(Dx, Dy)`` in m^2/s instead of
     ``nu_t / schmidt`` at the faces. Raises :class:`StabilityError` when the flow is too
     fast for ``substeps`` explicit substeps, or the initial diffusivity is above the
-    stable bound.
+    stable bound. ``exchange_max_per_s > 0`` turns on the learned exchange rate, starting
+    at ``exchange_init_per_s`` everywhere (about one air change per 17 minutes).
     """
+    if exchange_max_per_s > 0 and not 0 < exchange_init_per_s < exchange_max_per_s:
+        raise ValueError(f"exchange_init_per_s must lie in (0, {exchange_max_per_s}), got {exchange_init_per_s}")
     fluid = (np.asarray(fluid) > 0).astype(float)
     if fluid.ndim != 2:
         raise ValueError(f"fluid must be (ny, nx), got shape {fluid.shape}")
@@ -406,6 +432,7 @@ def build_model(
         schmidt=float(schmidt),
         source_scale_max=float(source_scale_max),
         stability_limit=float(stability_limit),
+        exchange_max_per_s=float(exchange_max_per_s),
         dtype=dtype,
     )
     jd = config.jdtype
@@ -419,8 +446,13 @@ def build_model(
         nu_t=jnp.asarray(nu_t, jd),
         theta_x=jnp.asarray(logit(Dx0, mx), jd),
         theta_y=jnp.asarray(logit(Dy0, my), jd),
+        theta_exchange=jnp.full(shape, _exchange_logit(exchange_init_per_s, exchange_max_per_s), jd),
         source_net=_source_net(config, key),
     )
+
+
+def _exchange_logit(init: float, top: float) -> float:
+    return math.log(init / top) - math.log1p(-init / top) if top > 0 else 0.0
 
 
 def concentration_scale(concentration, fluid) -> float:
@@ -435,7 +467,8 @@ def concentration_scale(concentration, fluid) -> float:
 
 
 def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, layer_height_m: float | None = None,
-                       source_scale_max: float = 10.0, dtype: str = "float32", key=None) -> CoarseModel:
+                       source_scale_max: float = 10.0, exchange_max_per_s: float = 0.0,
+                       exchange_init_per_s: float = 1e-3, dtype: str = "float32", key=None) -> CoarseModel:
     """A coarse model on a dataset's plane: its grid, flow, ``nu_t`` and transport constants."""
     cfg = {}
     try:
@@ -467,6 +500,8 @@ def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, 
         plane_height_m=float(ds.attrs["plane_height_m"]),
         schmidt=schmidt,
         source_scale_max=source_scale_max,
+        exchange_max_per_s=exchange_max_per_s,
+        exchange_init_per_s=exchange_init_per_s,
         dtype=dtype,
         key=key,
     )
