@@ -1,11 +1,14 @@
 """The ``datadriven`` variant: no physics terms; the memory network alone advances the field.
 
 Ablation of the paper: ``uses_physics = False``, so the step skips the physics substeps
-and ``q_next = max(q e^r + o, 0)`` with ``r, o`` from the same network as ``memory`` (LSTM memory
-carried through the rollout). The network still sees the physics *inputs* (velocity,
-learned diffusivities, the source increment, mask) but no physics operator acts on the
-field: an untrained data-driven model keeps the field where it is. Options as for
-``memory``.
+(no advection, no diffusion) and ``q_next = max((q + s) e^r + o, 0)`` with ``s`` the known
+emission of the step deposited at the source (the same deposit as the physics source
+term) and ``r, o`` from the same network as ``memory`` (LSTM memory carried through the
+rollout). The network sees the physics *inputs* (velocity, learned diffusivities, the
+source increment, mask) but no operator moves the field: an untrained data-driven model
+accumulates the emission where it is released. Without the emission added, the network
+alone would have to create the plume from nothing, and at the quick budget it stayed at
+the empty field. Options as for ``memory``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class DataDrivenClosure(Closure):
         return self.net.init_memory(self.net.expand.weight.dtype)
 
     def __call__(self, ctx, memory):
-        return self.net(ctx, memory, ctx.q)
+        return self.net(ctx, memory, ctx.q + ctx.source)
 
 
 def make_datadriven(model, *, key=None, **options) -> DataDrivenClosure:
