@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv clean
+.PHONY: demo reproduce test venv clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ venv: $(STAMP)
 # Main job on the embedded defaults: data, the quick physics and memory models, evaluation.
 demo: $(STAMP)
 	PLUMECAST=$(BIN)/plumecast bash scripts/demo.sh
+
+# All four variants of docs/results.md on the same data and budget, compared side by side.
+reproduce: $(STAMP)
+	PLUMECAST=$(BIN)/plumecast bash scripts/demo.sh --all
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

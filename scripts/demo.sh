@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # The main job on the embedded defaults (`make demo`): paper-room data, the quick
 # physics-only and memory-hybrid models, their evaluation on test and OOD, a comparison.
+# With --all (`make reproduce`): all four variants of docs/results.md (physics, memory,
+# markovian, datadriven), their comparison and the 1200 s stability check.
 # Every stage reuses what exists: the dataset is cached, finished runs are kept and
 # interrupted runs resume from their latest checkpoint.
 set -euo pipefail
+ALL=0
+case "${1:-}" in
+  --all) ALL=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--all]" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 PLUMECAST=${PLUMECAST:-.venv/bin/plumecast}
 DATA=data/paper-room.nc
@@ -26,13 +34,23 @@ train() {  # train RUN_NAME VARIANT [options...]
     "$PLUMECAST" train "$DATA" --variant "$variant" --preset quick --out "$run" "$@"
   fi
 }
+RUNS=(physics-quick memory-quick)
 train physics-quick physics
 train memory-quick memory --init-from runs/physics-quick
+if [ "$ALL" = 1 ]; then
+  for variant in markovian datadriven; do
+    train "$variant-quick" "$variant" --init-from runs/physics-quick
+    RUNS+=("$variant-quick")
+  done
+fi
 
-for run in physics-quick memory-quick; do
+for run in "${RUNS[@]}"; do
   for split in test ood; do
     "$PLUMECAST" evaluate "runs/$run" "$DATA" --split "$split" --out "$OUT/$run-$split"
   done
 done
-"$PLUMECAST" compare runs/physics-quick runs/memory-quick --data "$DATA" --out "$OUT/compare"
+"$PLUMECAST" compare "${RUNS[@]/#/runs/}" --data "$DATA" --out "$OUT/compare"
+if [ "$ALL" = 1 ]; then
+  "$(dirname "$PLUMECAST")/python" scripts/long_rollout_check.py "${RUNS[@]/#/runs/}" --data "$DATA" --horizon 1200
+fi
 echo "reports: $OUT/*/report.html, comparison: $OUT/compare"
