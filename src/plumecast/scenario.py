@@ -99,6 +99,9 @@ class Simulation:
     molecular_diffusivity_m2_s: float = 2.0e-5
     turbulent_schmidt: float = 0.7
     cfl: float = 0.8
+    # The OpenFOAM engine's scalar step is implicit (Euler), so accuracy, not positivity,
+    # bounds it: at most this Courant number in the fastest cell (docs/importers.md).
+    openfoam_max_courant: float = 3.0
     mass_unit: str = "mg"
 
     def __post_init__(self):
@@ -106,6 +109,8 @@ class Simulation:
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ScenarioError(f"simulation.{name} must be positive, got {v}")
+        if not (np.isfinite(self.openfoam_max_courant) and self.openfoam_max_courant > 0):
+            raise ScenarioError(f"simulation.openfoam_max_courant must be positive, got {self.openfoam_max_courant}")
         if not 0 < self.cfl <= 1:
             raise ScenarioError(f"simulation.cfl must be in (0, 1], got {self.cfl}")
         n = self.horizon_s / self.snapshot_s

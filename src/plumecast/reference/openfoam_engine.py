@@ -413,9 +413,17 @@ def _injected(windows, times: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- scalar cases
 
 
-def _time_step(sset: ScenarioSet, umax: float) -> float:
+def _time_step(sset: ScenarioSet, umax: float, scenario: Scenario | None = None) -> float:
+    """The implicit scalar step: a whole fraction of a snapshot, at most ``openfoam_max_courant``
+    in the fastest cell and 0.5 s; for a moving source also short enough that it advances at
+    most half a fine cell per step (each step's source sits in one cell)."""
     sim = sset.simulation
-    target = min(sim.cfl * sim.fine_cell_m / max(umax, 1e-9), 0.5, sim.snapshot_s)
+    target = min(sim.openfoam_max_courant * sim.fine_cell_m / max(umax, 1e-9), 0.5, sim.snapshot_s)
+    if scenario is not None and scenario.source.moving:
+        path = np.asarray(scenario.source.path, float)
+        speed = np.linalg.norm(np.diff(path[:, 1:], axis=0), axis=1) / np.diff(path[:, 0])
+        if speed.size and speed.max() > 0:
+            target = min(target, 0.5 * sim.fine_cell_m / float(speed.max()))
     n = int(np.ceil(sim.snapshot_s / target - 1e-9))
     return sim.snapshot_s / n
 
@@ -616,23 +624,25 @@ def generate_openfoam(
     lx, ly, _ = sset.room.size_m
     sampler = plane_sampler(geom, sim.plane_height_m, sim.plane_cell_m, origin_xy=(0.0, 0.0), extent_xy=(lx, ly))
     deff = sim.molecular_diffusivity_m2_s + np.clip(nut, 0.0, None) / sim.turbulent_schmidt
-    dt = _time_step(sset, float(np.linalg.norm(U, axis=1).max()))
+    umax = float(np.linalg.norm(U, axis=1).max())
+    dt = _time_step(sset, umax)
     max_window = sim.snapshot_s
 
     # A finished scenario's plane frames and budget are cached beside its case, keyed by
     # everything that determines them, so an interrupted generation resumes where it stopped.
-    run_key = f"{flow_case.name}-dt{dt:.10g}-{GENERATOR}-{__version__}"
     results: dict[str, dict] = {}
     jobs = {}
+    steps = {sc.name: _time_step(sset, umax, sc) for sc in sset.scenarios}
     for sc in sset.scenarios:
+        run_key = f"{flow_case.name}-dt{steps[sc.name]:.10g}-{GENERATOR}-{__version__}"
         cache = work / f"result-{scenario_key(sset, sc, run_key)}.nc"
         cached = read_scenario_cache(cache) if cache.exists() else None
         if cached is not None:
             results[sc.name] = cached
             continue
-        windows = source_windows(sc, sim.horizon_s, dt, max_window, sim.fine_cell_m)
+        windows = source_windows(sc, sim.horizon_s, steps[sc.name], max_window, sim.fine_cell_m)
         case = work / f"scalar-{re.sub(r'[^A-Za-z0-9_.-]', '_', sc.name)}"
-        _write_scalar_case(case, flow_case, ftime, sset, sc, deff, dt, windows)
+        _write_scalar_case(case, flow_case, ftime, sset, sc, deff, steps[sc.name], windows)
         jobs[sc.name] = (case, windows, cache)
     n_cached = len(results)
     done = 1 + n_cached
@@ -640,7 +650,7 @@ def generate_openfoam(
     n_workers = workers or int(os.environ.get("PLUMECAST_OPENFOAM_WORKERS", 0)) or os.cpu_count() or 1
     n_workers = max(1, min(n_workers, max(1, len(jobs))))
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        futures = {pool.submit(_scalar_run, case, sset, geom, sampler, windows, dt, keep_fields): name
+        futures = {pool.submit(_scalar_run, case, sset, geom, sampler, windows, steps[name], keep_fields): name
                    for name, (case, windows, _) in jobs.items()}
         try:
             for fut in as_completed(futures):
@@ -682,7 +692,8 @@ def generate_openfoam(
     )
     ds.attrs["flow_diagnostics"] = json.dumps(flow_info, sort_keys=True, default=float)
     ds.attrs["fine_cell_m"] = sim.fine_cell_m
-    ds.attrs["openfoam_time_step_s"] = dt
+    ds.attrs["openfoam_time_step_s"] = dt  # static sources; moving ones may step shorter:
+    ds.attrs["openfoam_time_steps_s"] = json.dumps(steps)
     ds.attrs["openfoam_work_dir"] = str(work)
     # Wall time of every scalarTransportFoam run, cached ones included, so the cost of a
     # generation interrupted and resumed is still on record.
@@ -691,7 +702,8 @@ def generate_openfoam(
     ds.attrs["history"] = (
         f"plumecast {__version__} generate {sset.name} --engine openfoam: simpleFoam k-epsilon flow "
         f"({flow_info['iterations']} iterations, stationary {flow_info.get('stationary')}) on {geom.n_cells} cells of "
-        f"{sim.fine_cell_m} m; scalarTransport on the frozen flow, dt {dt:g} s, Deff = D_m + nut/Sc_t "
+        f"{sim.fine_cell_m} m; scalarTransport on the frozen flow, dt {dt:g} s (Courant <= {sim.openfoam_max_courant:g}; moving sources "
+        f"down to {min(steps.values()):g} s), Deff = D_m + nut/Sc_t "
         f"(Sc_t {sim.turbulent_schmidt}); {len(jobs)} of {len(sset.scenarios)} scenarios run with {n_workers} "
         f"worker(s) in {time.perf_counter() - t_start:.1f} s ({n_cached} from the cache of an earlier run)"
     )
