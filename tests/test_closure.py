@@ -179,6 +179,21 @@ def test_sizes_and_options():
         make_closure("memory", m, key=jax.random.PRNGKey(0), size="huge")
     with pytest.raises(ValueError, match="channels"):
         NetConfig(ny=4, nx=4, channels=(), core_width=4, core_layers=1, head_width=4)
+    with pytest.raises(ValueError, match="max_log_rate"):
+        make_closure("memory", m, key=jax.random.PRNGKey(0), max_log_rate=0.0)
+
+
+@pytest.mark.parametrize("bound", [0.1, 0.01])
+def test_log_rate_bound_holds_for_any_weights(bound):
+    m = _model()
+    closure = make_closure("markovian", m, key=jax.random.PRNGKey(0), channels=[4, 8], core_width=16,
+                           init_scale=50.0, max_log_rate=bound)
+    ctxs = _contexts(m, 3)
+    out = np.asarray(_run_closure(closure, ctxs))
+    fluid = np.asarray(m.fluid) > 0
+    ratio = out[:, fluid] / np.asarray(ctxs.q_physics)[:, fluid]
+    assert np.exp(-bound) * (1 - 1e-9) <= ratio.min() and ratio.max() <= np.exp(bound) * (1 + 1e-9)
+    assert ratio.max() - ratio.min() > 0.5 * bound  # the wild weights do push against the bound
 
 
 def test_wrong_shape_is_an_error():

@@ -80,6 +80,8 @@ class NetConfig:
     init_scale: float = 0.0
     memory: bool = True
     offset: bool = False  # an additive offset map besides the log-rate (the data-driven variant)
+    max_log_rate: float = MAX_LOG_RATE  # bound of the log-rate per step
+
 
     def __post_init__(self):
         if not self.channels or any(int(c) < 1 for c in self.channels):
@@ -88,6 +90,8 @@ class NetConfig:
             raise ValueError(f"core_width, core_layers, decoder_out, head_width, head_layers must be >= 1 in {self}")
         if not self.init_scale >= 0:
             raise ValueError(f"init_scale must be >= 0, got {self.init_scale}")
+        if not 0 < self.max_log_rate <= 1:
+            raise ValueError(f"max_log_rate must be in (0, 1], got {self.max_log_rate}")
 
     @property
     def levels(self) -> int:
@@ -111,7 +115,7 @@ def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: di
     size = options.pop("size", "quick")
     if size not in SIZES:
         raise ValueError(f"variant {variant!r}: unknown size {size!r}; known: {', '.join(SIZES)}")
-    known = set(SIZES[size]) | {"init_scale"}
+    known = set(SIZES[size]) | {"init_scale", "max_log_rate"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ValueError(f"variant {variant!r}: unknown options {unknown}; known: size, {', '.join(sorted(known))}")
@@ -126,6 +130,7 @@ def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: di
         head_layers=int(sizes["head_layers"]),
         decoder_out=int(sizes["decoder_out"]),
         init_scale=float(sizes.get("init_scale", 0.0)),
+        max_log_rate=float(sizes.get("max_log_rate", MAX_LOG_RATE)),
         memory=memory,
         offset=offset,
     )
@@ -383,7 +388,8 @@ class ClosureNet(eqx.Module):
         features = self.decode(z)
         dynamic, static = physics_inputs(ctx)
         head = self.correct(features, dynamic, static)
-        rate = MAX_LOG_RATE * jnp.tanh(head[..., 0] / MAX_LOG_RATE)
+        bound = self.config.max_log_rate
+        rate = bound * jnp.tanh(head[..., 0] / bound)
         corrected = base * jnp.exp(rate)
         if self.config.offset:
             corrected = jnp.maximum(corrected + MAX_OFFSET * jnp.tanh(head[..., 1] / MAX_OFFSET), 0.0)
