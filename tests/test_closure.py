@@ -187,13 +187,32 @@ def test_sizes_and_options():
 def test_log_rate_bound_holds_for_any_weights(bound):
     m = _model()
     closure = make_closure("markovian", m, key=jax.random.PRNGKey(0), channels=[4, 8], core_width=16,
-                           init_scale=50.0, max_log_rate=bound)
+                           init_scale=50.0, max_log_rate=bound, redistribute=False)
     ctxs = _contexts(m, 3)
     out = np.asarray(_run_closure(closure, ctxs))
     fluid = np.asarray(m.fluid) > 0
     ratio = out[:, fluid] / np.asarray(ctxs.q_physics)[:, fluid]
     assert np.exp(-bound) * (1 - 1e-9) <= ratio.min() and ratio.max() <= np.exp(bound) * (1 + 1e-9)
     assert ratio.max() - ratio.min() > 0.5 * bound  # the wild weights do push against the bound
+
+
+@pytest.mark.parametrize("name", ["memory", "markovian"])
+def test_hybrids_redistribute_the_physics_mass(name):
+    m = _model()
+    closure = make_closure(name, m, key=jax.random.PRNGKey(0), channels=[4, 8], core_width=16, init_scale=50.0)
+    assert closure.net.config.redistribute  # the default for hybrids
+    ctxs = _contexts(m, 4)
+    out = np.asarray(_run_closure(closure, ctxs))
+    fluid = np.asarray(m.fluid)
+    qp = np.asarray(ctxs.q_physics)
+    # The corrected field holds exactly the mass the physics left, however wild the weights...
+    np.testing.assert_allclose((out * fluid).sum(axis=(1, 2)), (qp * fluid).sum(axis=(1, 2)), rtol=1e-12)
+    # ...moved around: non-negative, the local ratio within e^(+-2 bound), not uniform.
+    ratio = out[:, fluid > 0] / qp[:, fluid > 0]
+    bound = closure.net.config.max_log_rate
+    assert out.min() >= 0 and ratio.max() <= np.exp(2 * bound) * (1 + 1e-9) and ratio.min() >= np.exp(-2 * bound) * (1 - 1e-9)
+    assert ratio.max() - ratio.min() > 0.5 * bound
+    assert not make_closure("datadriven", m, key=jax.random.PRNGKey(0)).net.config.redistribute
 
 
 def test_wrong_shape_is_an_error():

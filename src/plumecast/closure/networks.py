@@ -81,6 +81,9 @@ class NetConfig:
     memory: bool = True
     offset: bool = False  # an additive offset map besides the log-rate (the data-driven variant)
     max_log_rate: float = MAX_LOG_RATE  # bound of the log-rate per step
+    # Rescale the corrected field to the mass the physics left (hybrids): the closure
+    # redistributes, the physics (emission scale, exchange) keeps the budget.
+    redistribute: bool = False
 
 
     def __post_init__(self):
@@ -90,6 +93,8 @@ class NetConfig:
             raise ValueError(f"core_width, core_layers, decoder_out, head_width, head_layers must be >= 1 in {self}")
         if not self.init_scale >= 0:
             raise ValueError(f"init_scale must be >= 0, got {self.init_scale}")
+        if self.redistribute and self.offset:
+            raise ValueError("redistribute and offset exclude each other (an offset adds mass)")
         if not 0 < self.max_log_rate <= 1:
             raise ValueError(f"max_log_rate must be in (0, 1], got {self.max_log_rate}")
 
@@ -115,7 +120,7 @@ def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: di
     size = options.pop("size", "quick")
     if size not in SIZES:
         raise ValueError(f"variant {variant!r}: unknown size {size!r}; known: {', '.join(SIZES)}")
-    known = set(SIZES[size]) | {"init_scale", "max_log_rate"}
+    known = set(SIZES[size]) | {"init_scale", "max_log_rate", "redistribute"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ValueError(f"variant {variant!r}: unknown options {unknown}; known: size, {', '.join(sorted(known))}")
@@ -131,6 +136,7 @@ def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: di
         decoder_out=int(sizes["decoder_out"]),
         init_scale=float(sizes.get("init_scale", 0.0)),
         max_log_rate=float(sizes.get("max_log_rate", MAX_LOG_RATE)),
+        redistribute=bool(sizes.get("redistribute", not offset)),
         memory=memory,
         offset=offset,
     )
@@ -391,6 +397,10 @@ class ClosureNet(eqx.Module):
         bound = self.config.max_log_rate
         rate = bound * jnp.tanh(head[..., 0] / bound)
         corrected = base * jnp.exp(rate)
+        if self.config.redistribute:
+            before = jnp.sum(base * ctx.fluid)
+            after = jnp.sum(corrected * ctx.fluid)
+            corrected = corrected * jnp.where(after > 0, before / jnp.where(after > 0, after, 1.0), 1.0)
         if self.config.offset:
             corrected = jnp.maximum(corrected + MAX_OFFSET * jnp.tanh(head[..., 1] / MAX_OFFSET), 0.0)
         return jnp.where(ctx.fluid > 0, corrected, base), memory
