@@ -28,7 +28,8 @@ paper's closure (arXiv 2511.21369):
   field negative in training on paper-room; a bounded positive offset spread small values
   over the far field, which wrecked the ranking of cells; without the rescaling, a
   learned bias of 1e-3 per step grows the field by e^1.5 over a 600 s rollout, and
-  closures trained to 300 s blew up to relative errors of 2-5 at 600 s.)
+  trained memory closures ended worse than the physics they started from, up to a
+  final-time relative error of 5.5; docs/results.md.)
 
 Start: the output convolution starts at zero (``init_scale = 0``, the default), so an
 untrained closure adds exactly nothing and the model starts as the physics model.
