@@ -306,7 +306,7 @@ def _start_model(config: TrainConfig, ds) -> CoarseModel:
     """The coarse model of the run named by ``config.init_from``, checked against ``ds``."""
     (model, _), start, _ = load_run(config.init_from)
     _check_grid(model, ds)
-    mismatched = [k for k in ("dt_s", "substeps", "dtype") if getattr(start, k) != getattr(config, k)]
+    mismatched = [k for k in ("dt_s", "substeps", "dtype", "exchange_max_per_s") if getattr(start, k) != getattr(config, k)]
     if mismatched:
         raise TrainError(f"init_from run {config.init_from} differs in {', '.join(mismatched)}; start from a run with the same settings")
     return model
