@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -89,6 +90,8 @@ def test_rerun_resumes_from_finished_scenarios(tiny_openfoam, monkeypatch):
     assert runs == []  # every scenario came from the cache of the first run
     np.testing.assert_array_equal(again["concentration"].values, ds["concentration"].values)
     assert again.attrs["openfoam_scalar_seconds_total"] == ds.attrs["openfoam_scalar_seconds_total"]
+    per = json.loads(again.attrs["openfoam_scalar_seconds"])
+    assert list(per) == [s.name for s in sset.scenarios] and all(v > 0 for v in per.values())
     # An interrupted run loses the results it had not written: only those scenarios rerun.
     lost = sorted(work.glob("result-*.nc"))
     assert len(lost) == len(sset.scenarios)

@@ -697,7 +697,9 @@ def generate_openfoam(
     ds.attrs["openfoam_work_dir"] = str(work)
     # Wall time of every scalarTransportFoam run, cached ones included, so the cost of a
     # generation interrupted and resumed is still on record.
-    ds.attrs["openfoam_scalar_seconds_total"] = float(sum(float(r.get("run_seconds", np.nan)) for r in ordered))
+    run_seconds = {s.name: round(float(r.get("run_seconds", np.nan)), 2) for s, r in zip(sset.scenarios, ordered)}
+    ds.attrs["openfoam_scalar_seconds"] = json.dumps(run_seconds)
+    ds.attrs["openfoam_scalar_seconds_total"] = float(sum(run_seconds.values()))
     ds.attrs["openfoam_flow_seconds"] = float(flow_info.get("seconds", np.nan))
     ds.attrs["history"] = (
         f"plumecast {__version__} generate {sset.name} --engine openfoam: simpleFoam k-epsilon flow "
