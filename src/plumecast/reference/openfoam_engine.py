@@ -34,7 +34,9 @@ Inlets carry s = 0 with zero diffusivity on the inlet faces, so the outlets are 
 way out and ``mass_room + mass_outflow = mass_injected`` to solver tolerance.
 
 Scenario cases run in parallel (one process each) up to ``workers`` (default: the CPU
-count, or ``PLUMECAST_OPENFOAM_WORKERS``). A failing application raises
+count, or ``PLUMECAST_OPENFOAM_WORKERS``). Each finished scenario's plane frames, budget
+and run time are cached as ``work_dir/result-<key>.nc``, so an interrupted generation
+resumes where it stopped. A failing application raises
 :class:`OpenFOAMError` naming the case and its log.
 """
 
@@ -379,8 +381,7 @@ def source_windows(scenario: Scenario, horizon_s: float, dt: float, max_window_s
     max_steps = max(1, int(np.floor(max_window_s / dt + 1e-9)))
     if src.moving:
         path = np.asarray(src.path, float)
-        seg_speed = np.linalg.norm(np.diff(path[:, 1:], axis=0), axis=1) / np.diff(path[:, 0])
-        vmax = float(seg_speed.max()) if len(seg_speed) else 0.0
+        vmax = _max_speed(scenario)
         if vmax > 0:
             max_steps = max(1, min(max_steps, int(np.floor(0.5 * fine_cell_m / vmax / dt + 1e-9))))
         for t in path[:, 0]:
@@ -403,6 +404,15 @@ def source_windows(scenario: Scenario, horizon_s: float, dt: float, max_window_s
     return [w for w in wins if w[2] > 0]
 
 
+def _max_speed(scenario: Scenario) -> float:
+    """Largest speed along a moving source's path, m/s (0 for a static source)."""
+    if not scenario.source.moving:
+        return 0.0
+    path = np.asarray(scenario.source.path, float)
+    speed = np.linalg.norm(np.diff(path[:, 1:], axis=0), axis=1) / np.diff(path[:, 0])
+    return float(speed.max()) if speed.size else 0.0
+
+
 def _injected(windows, times: np.ndarray) -> np.ndarray:
     out = np.zeros(len(times))
     for t0, t1, rate, _ in windows:
@@ -419,11 +429,9 @@ def _time_step(sset: ScenarioSet, umax: float, scenario: Scenario | None = None)
     most half a fine cell per step (each step's source sits in one cell)."""
     sim = sset.simulation
     target = min(sim.openfoam_max_courant * sim.fine_cell_m / max(umax, 1e-9), 0.5, sim.snapshot_s)
-    if scenario is not None and scenario.source.moving:
-        path = np.asarray(scenario.source.path, float)
-        speed = np.linalg.norm(np.diff(path[:, 1:], axis=0), axis=1) / np.diff(path[:, 0])
-        if speed.size and speed.max() > 0:
-            target = min(target, 0.5 * sim.fine_cell_m / float(speed.max()))
+    vmax = _max_speed(scenario) if scenario is not None else 0.0
+    if vmax > 0:
+        target = min(target, 0.5 * sim.fine_cell_m / vmax)
     n = int(np.ceil(sim.snapshot_s / target - 1e-9))
     return sim.snapshot_s / n
 
@@ -692,7 +700,7 @@ def generate_openfoam(
     )
     ds.attrs["flow_diagnostics"] = json.dumps(flow_info, sort_keys=True, default=float)
     ds.attrs["fine_cell_m"] = sim.fine_cell_m
-    ds.attrs["openfoam_time_step_s"] = dt  # static sources; moving ones may step shorter:
+    ds.attrs["openfoam_time_step_s"] = dt  # static sources' step; every scenario's below
     ds.attrs["openfoam_time_steps_s"] = json.dumps(steps)
     ds.attrs["openfoam_work_dir"] = str(work)
     # Wall time of every scalarTransportFoam run, cached ones included, so the cost of a
