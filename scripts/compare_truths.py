@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 from plumecast.io.dataset import DatasetError, read_dataset
-from plumecast.metrics import relative_l2, spearman
+from plumecast.metrics import median_iqr, relative_l2, spearman
 
 
 def main() -> int:
@@ -49,8 +49,8 @@ def main() -> int:
     print("|---|---|---|---|---|")
 
     def cell(v):
-        q25, q50, q75 = np.percentile(v, [25, 50, 75])
-        return f"{q50:.3f} ({q25:.3f}-{q75:.3f})"
+        st = median_iqr(v)
+        return f"{st['median']:.3f} ({st['q25']:.3f}-{st['q75']:.3f})"
 
     for split, vals in rows.items():
         v = np.asarray(vals)

@@ -99,6 +99,11 @@ def test_rerun_resumes_from_finished_scenarios(tiny_openfoam, monkeypatch):
     third = ofe.generate_openfoam(sset, work, workers=1)
     assert [app for _, app in runs] == ["scalarTransportFoam"]
     np.testing.assert_allclose(third["concentration"].values, ds["concentration"].values, rtol=1e-12, atol=0)
+    # The cache holds planes, not 3D fields: asking for the fields runs every scenario again.
+    runs.clear()
+    ofe.generate_openfoam(sset, work, workers=1, keep_fields=True)
+    assert [app for _, app in runs] == ["scalarTransportFoam"] * len(sset.scenarios)
+    assert all(any((case / d / "s").is_file() for d in ("2", "40")) for case in work.glob("scalar-*"))
 
 
 def test_missing_openfoam_says_what_to_install(monkeypatch, tmp_path):

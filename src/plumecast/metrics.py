@@ -41,6 +41,7 @@ from skimage.metrics import structural_similarity
 
 __all__ = [
     "METRICS",
+    "median_iqr",
     "HIGHER_IS_BETTER",
     "spearman",
     "relative_l2",
@@ -172,7 +173,8 @@ def scenario_metrics(pred, true, fluid, times, x, y) -> dict[str, np.ndarray]:
     return out
 
 
-def _stats(values) -> dict:
+def median_iqr(values) -> dict:
+    """Median, quartiles and count of the finite values (None when there are none)."""
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
     if v.size == 0:
@@ -203,8 +205,8 @@ def summarise(per_time: dict[str, np.ndarray]) -> dict:
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (e.g. t = 0)
             curves = {k: np.nanpercentile(arr, q, axis=0) for k, q in (("q25", 25), ("median", 50), ("q75", 75))}
         out[name] = {
-            "final": _stats(arr[:, -1]),
-            "time_mean": _stats([_time_mean(s) for s in arr]),
+            "final": median_iqr(arr[:, -1]),
+            "time_mean": median_iqr([_time_mean(s) for s in arr]),
             "over_time": {k: [None if not np.isfinite(v) else float(v) for v in c] for k, c in curves.items()},
         }
     return out

@@ -117,7 +117,7 @@ class TrainConfig:
     layer_height_m: float | None = None
     dtype: str = "float32"
     max_bad_steps: int = 20
-    # A trained run whose coarse model (Dx, Dy, source scale, c_ref) starts this one; the
+    # A trained run whose coarse model (Dx, Dy, exchange, source scale, c_ref) starts this one; the
     # closure still starts near zero, so training begins from that run's forecasts.
     init_from: str | None = None
 

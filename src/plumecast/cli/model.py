@@ -20,7 +20,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
     init_from: Path | None = typer.Option(
-        None, "--init-from", help="Start the coarse model (Dx, Dy, source scale) from this trained run."
+        None, "--init-from", help="Start the coarse model (Dx, Dy, exchange rate, source scale) from this trained run."
     ),
     overrides: list[str] = typer.Option(
         [], "--set", help="Override a training config field, KEY=VALUE with a JSON value (e.g. epochs=[2,1,1,1])."

@@ -589,9 +589,10 @@ def generate_openfoam(
     """Generate the plane dataset of ``scenario_set`` with OpenFOAM; cases live in ``work_dir``.
 
     ``progress(done, total)`` is called as scenario cases finish (total = scenarios + 1 for
-    the flow). ``keep_fields`` keeps each scenario's 3D snapshots of ``s`` (by default
-    they are deleted once the plane and budget are extracted; logs, dictionaries and
-    postProcessing stay). Raises OpenFOAMError (a RuntimeError) when OpenFOAM or foamlib is missing
+    the flow). Finished scenarios are cached in ``work_dir`` and not run again.
+    ``keep_fields`` keeps each scenario's 3D snapshots of ``s`` (by default they are
+    deleted once the plane and budget are extracted; logs, dictionaries and
+    postProcessing stay); it runs every scenario, since the cache holds only the plane. Raises OpenFOAMError (a RuntimeError) when OpenFOAM or foamlib is missing
     or a case fails; GeometryError/ScenarioError for an invalid room or source.
     """
     from plumecast.io.dataset import make_dataset
@@ -644,7 +645,8 @@ def generate_openfoam(
     for sc in sset.scenarios:
         run_key = f"{flow_case.name}-dt{steps[sc.name]:.10g}-{GENERATOR}-{__version__}"
         cache = work / f"result-{scenario_key(sset, sc, run_key)}.nc"
-        cached = read_scenario_cache(cache) if cache.exists() else None
+        # A cached result holds the plane, not the 3D fields that keep_fields asks for.
+        cached = read_scenario_cache(cache) if cache.exists() and not keep_fields else None
         if cached is not None:
             results[sc.name] = cached
             continue
