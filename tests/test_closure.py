@@ -48,11 +48,14 @@ def test_variants_registered():
         assert get_variant(name).description
 
 
-@pytest.mark.parametrize("name,size,init_scale", [("memory", "quick", None), ("markovian", "quick", None),
-                                                  ("memory", "paper", None), ("memory", "quick", 1e-4)])
-def test_hybrid_starts_as_physics(name, size, init_scale):
+@pytest.mark.parametrize("name,size,init_scale,field_memory", [
+    ("memory", "quick", None, 0), ("markovian", "quick", None, 0), ("memory", "paper", None, 0),
+    ("memory", "quick", 1e-4, 0), ("memory", "quick", None, 4), ("markovian", "quick", None, 4)])
+def test_hybrid_starts_as_physics(name, size, init_scale, field_memory):
     m = _model()
-    options = {"size": size} if init_scale is None else {"size": size, "init_scale": init_scale}
+    options = {"size": size, "field_memory": field_memory}
+    if init_scale is not None:
+        options["init_scale"] = init_scale
     closure = make_closure(name, m, key=jax.random.PRNGKey(1), **options)
     f = _forcing(m, 10)
     q0 = jnp.zeros(m.config.shape)
@@ -106,6 +109,7 @@ def _contexts(m, n, seed=0):
         source=jnp.asarray((rng.random(shape) > 0.97) * fluid * 0.1),
         fluid=jnp.asarray(fluid),
         t=jnp.arange(n) * m.config.dt,
+        exchanged=jnp.asarray(0.01 * q),
     )
 
 
@@ -147,6 +151,39 @@ def test_memory_carries(name, carries):
     assert (float(jnp.max(jnp.abs(g))) > 0) == carries
 
 
+def test_field_memory_carries_per_cell():
+    """With the vector path cut (decoder input fixed), the field LSTM alone still carries step 0 forward."""
+    m = _model()
+    closure = make_closure("memory", m, key=jax.random.PRNGKey(4), channels=[4, 8], core_width=16, init_scale=1.0,
+                           field_memory=3)
+    expand = closure.net.expand
+    closure = eqx.tree_at(lambda c: (c.net.expand.weight, c.net.expand.bias), closure,
+                          (jnp.zeros_like(expand.weight), jnp.zeros_like(expand.bias)))
+    memory = closure.init_memory()
+    assert memory[-1][0].shape == m.config.shape + (3,)
+    n = 5
+    ctxs = _contexts(m, n)
+    bump = jnp.zeros((n,) + m.config.shape).at[0].set(0.5 * m.fluid)
+    perturbed = eqx.tree_at(lambda c: (c.q, c.q_physics), ctxs, (ctxs.q + bump, ctxs.q_physics + bump))
+    assert float(jnp.max(jnp.abs(_run_closure(closure, ctxs)[1:] - _run_closure(closure, perturbed)[1:]))) > 1e-6
+    # Without memory the same network forgets: the Markovian closure with a field cell.
+    markov = make_closure("markovian", m, key=jax.random.PRNGKey(4), channels=[4, 8], core_width=16, init_scale=1.0,
+                          field_memory=3)
+    assert markov.init_memory() == ()
+    late = _run_closure(markov, ctxs)[1:] - _run_closure(markov, perturbed)[1:]
+    assert float(jnp.max(jnp.abs(late))) == 0.0
+    # The field memory holds nothing in walls.
+    def states(c, xs):
+        def body(mem, ctx):
+            _, mem = c(ctx, mem)
+            return mem, mem[-1]
+        return jax.lax.scan(body, c.init_memory(), xs)[1]
+    h, cell = eqx.filter_jit(states)(closure, ctxs)
+    solid = np.asarray(m.fluid) == 0
+    assert float(jnp.max(jnp.abs(cell[:, solid]))) == 0.0 and float(jnp.max(jnp.abs(h[:, solid]))) == 0.0
+    assert float(jnp.max(jnp.abs(cell[:, ~solid]))) > 0
+
+
 @pytest.mark.parametrize("shape,size", [((26, 49), "quick"), ((7, 5), "paper"), ((3, 2), "quick")])
 def test_odd_grids_pad_and_crop(shape, size):
     cfg = resolve_options(*shape, memory=True, variant="memory", options={"size": size})
@@ -179,6 +216,8 @@ def test_sizes_and_options():
         make_closure("memory", m, key=jax.random.PRNGKey(0), size="huge")
     with pytest.raises(ValueError, match="channels"):
         NetConfig(ny=4, nx=4, channels=(), core_width=4, core_layers=1, head_width=4)
+    with pytest.raises(ValueError, match="field_memory"):
+        make_closure("memory", m, key=jax.random.PRNGKey(0), field_memory=-1)
     with pytest.raises(ValueError, match="max_log_rate"):
         make_closure("memory", m, key=jax.random.PRNGKey(0), max_log_rate=0.0)
 
@@ -262,3 +301,71 @@ def test_convolution_matches_lax(kernel, stride, shape):
     pad = ((kernel - 1) // 2, kernel // 2)
     ref = jax.lax.conv_general_dilated(x[None], conv.weight, (stride, stride), (pad, pad), dimension_numbers=_DIMS)[0]
     np.testing.assert_allclose(np.asarray(conv(x)), np.asarray(ref + conv.bias), rtol=1e-12, atol=1e-12)
+
+
+def _exchange_model():
+    fluid, u, v = _room()
+    return build_model(fluid=fluid, u=u, v=v, w=0.01 * u, nu_t=0.004 * fluid, dx=0.5, dy=0.5, dtype="float64",
+                       exchange_max_per_s=0.05, exchange_init_per_s=0.01)
+
+
+def test_reservoir_starts_near_physics_and_needs_the_exchange():
+    m = _exchange_model()
+    closure = make_closure("memory", m, key=jax.random.PRNGKey(1), reservoir=True)
+    f = _forcing(m, 50)
+    q0 = jnp.zeros(m.config.shape)
+    _, hybrid = rollout(m, closure, init_carry(closure, q0), f)
+    _, physics = rollout(m, None, init_carry(None, q0), f)
+    diff, scale = float(jnp.max(jnp.abs(hybrid - physics))), float(jnp.max(jnp.abs(physics)))
+    assert 0 < diff < 1e-4 * scale, (diff, scale)  # returns ~1e-4 /s of a small reservoir: near, not equal
+    with pytest.raises(ValueError, match="exchange off"):
+        make_closure("memory", _model(), key=jax.random.PRNGKey(1), reservoir=True)
+    with pytest.raises(ValueError, match="reservoir settings"):
+        make_closure("memory", m, key=jax.random.PRNGKey(1), reservoir={"speed": 1.0})
+    with pytest.raises(ValueError, match="return_init_per_s"):
+        make_closure("memory", m, key=jax.random.PRNGKey(1), reservoir={"return_init_per_s": 0.1})
+
+
+@pytest.mark.parametrize("logit", [-3.0, 0.0, 3.0])
+def test_reservoir_conserves_plane_plus_reservoir_and_stays_positive(logit):
+    """Per step: plane + reservoir gains exactly the captured share of what the exchange took out."""
+    m = _exchange_model()
+    closure = make_closure("memory", m, key=jax.random.PRNGKey(0), channels=[4, 8], core_width=16, init_scale=50.0,
+                           reservoir={"return_init_per_s": 0.02})
+    fluid = np.asarray(m.fluid)
+    rng = np.random.default_rng(1)
+    # Wild, cell-by-cell logits (scaled back by LOGIT_SCALE inside): rates and shares from ~0 to their bounds.
+    closure = eqx.tree_at(lambda c: (c.reservoir.theta_return, c.reservoir.theta_capture), closure,
+                          (jnp.asarray(logit + 5 * rng.standard_normal(m.config.shape)),
+                           jnp.asarray(logit + 5 * rng.standard_normal(m.config.shape))))
+    ctxs = _contexts(m, 6)
+
+    def body(memory, ctx):
+        q, memory = closure(ctx, memory)
+        return memory, (q, memory[1])
+
+    _, (q, s) = eqx.filter_jit(lambda xs: jax.lax.scan(body, closure.init_memory(), xs))(ctxs)
+    q, s = np.asarray(q), np.asarray(s)
+    kappa = np.asarray(closure.reservoir.capture())
+    s_prev = np.concatenate([np.zeros((1,) + s.shape[1:]), s[:-1]])
+    lhs = (q * fluid).sum(axis=(1, 2)) + (s * fluid).sum(axis=(1, 2))
+    rhs = ((np.asarray(ctxs.q_physics) + s_prev + kappa * np.asarray(ctxs.exchanged)) * fluid).sum(axis=(1, 2))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
+    assert q.min() >= 0 and s.min() >= 0 and float(np.abs(s[:, fluid == 0]).max()) == 0.0
+    assert s[-1].sum() > 0 and (q[1:] - np.asarray(ctxs.q_physics)[1:]).std() > 0
+    rate = np.asarray(closure.reservoir.return_rate(m.fluid))
+    assert rate.max() <= 0.05 and rate.min() >= 0 and 0 <= kappa.min() and kappa.max() <= 1
+
+
+def test_exchanged_mass_in_the_context():
+    """The context's ``exchanged`` is what the exchange term removed: q_substeps - q_physics."""
+    m = _exchange_model()
+    ops = m.prepare()
+    q = jnp.asarray(np.random.default_rng(2).random(m.config.shape)) * m.fluid
+    f = jax.tree.map(lambda a: a[0], _forcing(m, 1))
+    source = m.source_term(f, ops)
+    q_phys = m.physics(q, source, ops)
+    ctx = m.closure_context(q, q_phys, source, ops, f.t)
+    q_substeps = m.physics(q, source, eqx.tree_at(lambda o: o.retained, ops, jnp.ones_like(ops.retained)))
+    np.testing.assert_allclose(ctx.exchanged, q_substeps - q_phys, rtol=1e-10, atol=1e-15)
+    assert float(jnp.sum(ctx.exchanged)) > 0

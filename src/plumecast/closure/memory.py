@@ -19,21 +19,34 @@ from typing import ClassVar
 
 from plumecast.closure import Closure, register_variant
 from plumecast.closure.networks import ClosureNet, resolve_options
+from plumecast.closure.reservoir import Reservoir
 
 __all__ = ["MemoryClosure", "make_memory"]
 
 
 class MemoryClosure(Closure):
-    """Physics, then a correction from an encoder -> LSTM stack -> decoder -> head network."""
+    """Physics, then a correction from an encoder -> LSTM stack -> decoder -> head network.
+
+    With a :class:`~plumecast.closure.reservoir.Reservoir` the memory is ``(network
+    memory, reservoir field)`` and the mass the reservoir returns joins the physics' field
+    before the network redistributes it.
+    """
 
     uses_physics: ClassVar[bool] = True
     net: ClosureNet
+    reservoir: Reservoir | None = None
 
     def init_memory(self):
-        return self.net.init_memory(self.net.expand.weight.dtype)
+        memory = self.net.init_memory(self.net.expand.weight.dtype)
+        return memory if self.reservoir is None else (memory, self.reservoir.init_state())
 
     def __call__(self, ctx, memory):
-        return self.net(ctx, memory, ctx.q_physics)
+        if self.reservoir is None:
+            return self.net(ctx, memory, ctx.q_physics)
+        memory, s = memory
+        back, s = self.reservoir(s, ctx.exchanged, ctx.fluid)
+        q_next, memory = self.net(ctx, memory, ctx.q_physics + back)
+        return q_next, (memory, s)
 
 
 def build_net(model, *, key, memory: bool, variant: str, options: dict, offset: bool = False) -> ClosureNet:
@@ -44,7 +57,23 @@ def build_net(model, *, key, memory: bool, variant: str, options: dict, offset: 
 
 
 def make_memory(model, *, key=None, **options) -> MemoryClosure:
-    return MemoryClosure(build_net(model, key=key, memory=True, variant="memory", options=options))
+    options = dict(options)
+    reservoir = options.pop("reservoir", False)
+    if not isinstance(reservoir, (bool, dict)):
+        raise ValueError(f"variant 'memory': reservoir must be true, false or an object of Reservoir settings, got {reservoir!r}")
+    net = build_net(model, key=key, memory=True, variant="memory", options=options)
+    if not reservoir:
+        return MemoryClosure(net)
+    c = model.config
+    if not c.exchange_max_per_s > 0:
+        raise ValueError("variant 'memory': the reservoir holds what the exchange term takes out of the plane; "
+                         "this model has the exchange off (exchange_max_per_s = 0)")
+    settings = reservoir if isinstance(reservoir, dict) else {}
+    try:
+        res = Reservoir(c.shape, dt=c.dt, dtype=c.jdtype, **settings)
+    except TypeError as e:
+        raise ValueError(f"variant 'memory': bad reservoir settings {settings}: {e}") from None
+    return MemoryClosure(net, res)
 
 
 register_variant(

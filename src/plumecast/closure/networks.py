@@ -16,6 +16,12 @@ paper's closure (arXiv 2511.21369):
   then ``L`` stride-2 transposed convolutions (kernel 4, see :class:`ConvTranspose`)
   through the encoder's widths in reverse, ending in ``decoder_out`` feature maps on the
   padded grid, cropped to ``(ny, nx)``;
+* **field memory** (optional, ``field_memory`` channels, beyond the paper): a
+  convolutional LSTM on the grid (:class:`ConvLSTMCell`) over the head's physics inputs,
+  whose ``(h, c)`` maps, zero on solids, are carried through the rollout like the vector
+  LSTM's; its ``h`` joins the decoder features. The paper's memory is one vector for the
+  whole room; this one is a memory per cell (where the source has been, what has left
+  the plane there). Without memory (Markovian) the cell restarts from zero every step;
 * **head**: a small residual conv head over the decoder features and the physics inputs
   (normalised field before and after the physics, source increment; ``u, v, w``, cell
   diffusivities ``Dx``, ``Dy``, mask): ``head_layers`` 3x3 convolutions of ``head_width``
@@ -40,8 +46,8 @@ zero, not at zero: over a 1500-step rollout even 1e-4 accumulates to a visible o
 Sizes: ``size="quick"`` (channels 8-16-32, LSTM 2 x 64, decoder out 4, head 1 x 8; trains
 on a small CPU, a 600 s forecast in about a second) or ``size="paper"`` (16-32-64-128,
 LSTM 4 x 128, decoder out 8, head 1 x 16); any of ``channels``, ``core_width``,
-``core_layers``, ``decoder_out``, ``head_width``, ``head_layers``, ``init_scale``
-overrides the size. Options are plain JSON values, so a run's config can rebuild the structure.
+``core_layers``, ``decoder_out``, ``head_width``, ``head_layers``, ``init_scale``,
+``max_log_rate``, ``redistribute``, ``field_memory`` (default 0, off) overrides the size. Options are plain JSON values, so a run's config can rebuild the structure.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["SIZES", "NetConfig", "resolve_options", "ClosureNet", "Conv", "ConvTranspose", "Dense", "LSTMCell", "physics_inputs", "encoder_inputs", "rng_from_key"]
+__all__ = ["SIZES", "NetConfig", "resolve_options", "ClosureNet", "Conv", "ConvTranspose", "ConvLSTMCell", "Dense", "LSTMCell", "physics_inputs", "encoder_inputs", "rng_from_key"]
 
 SIZES: dict[str, dict] = {
     "quick": {"channels": (8, 16, 32), "core_width": 64, "core_layers": 2, "decoder_out": 4, "head_width": 8,
@@ -89,7 +95,9 @@ class NetConfig:
     # Rescale the corrected field to the mass the physics left (hybrids): the closure
     # redistributes, the physics (emission scale, exchange) keeps the budget.
     redistribute: bool = False
-
+    # Channels of a convolutional LSTM on the grid (0 = none): a memory per cell, beside the
+    # vector LSTM's memory of the whole room.
+    field_memory: int = 0
 
     def __post_init__(self):
         if not self.channels or any(int(c) < 1 for c in self.channels):
@@ -100,6 +108,8 @@ class NetConfig:
             raise ValueError(f"init_scale must be >= 0, got {self.init_scale}")
         if self.redistribute and self.offset:
             raise ValueError("redistribute and offset exclude each other (an offset adds mass)")
+        if self.field_memory < 0:
+            raise ValueError(f"field_memory must be >= 0, got {self.field_memory}")
         if not 0 < self.max_log_rate <= 1:
             raise ValueError(f"max_log_rate must be in (0, 1], got {self.max_log_rate}")
 
@@ -125,7 +135,7 @@ def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: di
     size = options.pop("size", "quick")
     if size not in SIZES:
         raise ValueError(f"variant {variant!r}: unknown size {size!r}; known: {', '.join(SIZES)}")
-    known = set(SIZES[size]) | {"init_scale", "max_log_rate", "redistribute"}
+    known = set(SIZES[size]) | {"init_scale", "max_log_rate", "redistribute", "field_memory"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ValueError(f"variant {variant!r}: unknown options {unknown}; known: size, {', '.join(sorted(known))}")
@@ -142,6 +152,7 @@ def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: di
         init_scale=float(sizes.get("init_scale", 0.0)),
         max_log_rate=float(sizes.get("max_log_rate", MAX_LOG_RATE)),
         redistribute=bool(sizes.get("redistribute", not offset)),
+        field_memory=int(sizes.get("field_memory", 0)),
         memory=memory,
         offset=offset,
     )
@@ -258,6 +269,37 @@ class Conv(eqx.Module):
         return y if self.bias is None else y + self.bias
 
 
+class ConvLSTMCell(eqx.Module):
+    """An LSTM cell per grid cell: gates from 3 x 3 convolutions of ``[x, h]`` and of static inputs.
+
+    State ``(h, c)`` of shape ``(H, W, hidden)``, kept zero on solid cells (no storage in
+    walls). The static part (fixed within a rollout) has its own bias-free convolution so
+    XLA can hoist it out of the time loop. The forget gate starts biased open (+1), the
+    usual start for a memory that should last.
+    """
+
+    gates: Conv  # [x, h] -> 4 hidden
+    gates_static: Conv
+    hidden: int = eqx.field(static=True)
+
+    def __init__(self, cin: int, cstatic: int, hidden: int, *, rng, dtype):
+        fan = cin + hidden + cstatic
+        gates = Conv(cin + hidden, 4 * hidden, 3, rng=rng, dtype=dtype, fan_in=fan)
+        forget = jnp.zeros((4 * hidden,), dtype).at[hidden : 2 * hidden].set(1.0)
+        self.gates = eqx.tree_at(lambda c: c.bias, gates, gates.bias + forget)
+        self.gates_static = Conv(cstatic, 4 * hidden, 3, rng=rng, dtype=dtype, fan_in=fan, bias=False)
+        self.hidden = hidden
+
+    def __call__(self, x: jax.Array, static: jax.Array, mask: jax.Array, state) -> tuple[jax.Array, jax.Array]:
+        h, c = state
+        z = self.gates(jnp.concatenate([x, h], axis=-1)) + self.gates_static(static)
+        i, f, g, o = jnp.split(z, 4, axis=-1)
+        m = mask[..., None]
+        c = m * (jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g))
+        h = m * jax.nn.sigmoid(o) * jnp.tanh(c)
+        return h, c
+
+
 class ConvTranspose(eqx.Module):
     """Transposed convolution, kernel 4, stride 2, padding 1: ``(H, W, C)`` to ``(2H, 2W, C')``.
 
@@ -307,6 +349,7 @@ class ClosureNet(eqx.Module):
     decoder: tuple[ConvTranspose, ...]
     head_static: Conv
     head: tuple[Conv, ...]
+    field_cell: ConvLSTMCell | None
 
     def __init__(self, config: NetConfig, *, key, dtype=None):
         self.config = config
@@ -323,7 +366,7 @@ class ClosureNet(eqx.Module):
         dec = tuple(reversed(ch)) + (config.decoder_out,)
         self.decoder = tuple(ConvTranspose(a, b, rng=rng, dtype=dtype) for a, b in zip(dec[:-1], dec[1:]))
         hw = config.head_width
-        hin = (config.decoder_out + DYNAMIC_INPUTS,) + (hw,) * (config.head_layers - 1)
+        hin = (config.decoder_out + DYNAMIC_INPUTS + config.field_memory,) + (hw,) * (config.head_layers - 1)
         hidden = tuple(Conv(a, hw, 3, rng=rng, dtype=dtype) for a in hin)
         # The first head convolution over [features, dynamic, static] is split in two: its
         # static part, fixed within a rollout, is hoisted out of the time loop by XLA.
@@ -331,14 +374,22 @@ class ClosureNet(eqx.Module):
         out = Conv(hw, 2 if config.offset else 1, 1, rng=rng, dtype=dtype)  # log-rate (and offset)
         out = eqx.tree_at(lambda c: (c.weight, c.bias), out, (out.weight * config.init_scale, jnp.zeros_like(out.bias)))
         self.head = hidden + (out,)
+        self.field_cell = (ConvLSTMCell(DYNAMIC_INPUTS, STATIC_INPUTS, config.field_memory, rng=rng, dtype=dtype)
+                           if config.field_memory else None)
 
     # ------------------------------------------------------------------ memory
     def init_memory(self, dtype) -> tuple:
-        """Zero ``(h, c)`` per LSTM layer, or ``()`` without memory."""
-        if not self.config.memory:
+        """Zero ``(h, c)`` per LSTM layer (then one ``(h, c)`` field pair with ``field_memory``), or ``()`` without memory."""
+        c = self.config
+        if not c.memory:
             return ()
-        z = jnp.zeros((self.config.core_width,), dtype)
-        return tuple((z, z) for _ in self.core)
+        z = jnp.zeros((c.core_width,), dtype)
+        states = tuple((z, z) for _ in self.core)
+        return states + (self._zero_field(dtype),) if self.field_cell is not None else states
+
+    def _zero_field(self, dtype):
+        z = jnp.zeros((self.config.ny, self.config.nx, self.config.field_memory), dtype)
+        return (z, z)
 
     # ------------------------------------------------------------------ parts
     def encode(self, x: jax.Array) -> jax.Array:
@@ -359,7 +410,7 @@ class ClosureNet(eqx.Module):
                 z = jnp.tanh(layer(z))
             return z, ()
         if len(memory) != len(self.core):
-            raise ValueError(f"memory has {len(memory)} LSTM states, the closure {len(self.core)}")
+            raise ValueError(f"memory has {len(memory)} vector LSTM states, the closure {len(self.core)}")
         new = []
         for cell, state in zip(self.core, memory):
             h, cstate = cell(z, state)
@@ -394,10 +445,21 @@ class ClosureNet(eqx.Module):
         data-driven variant, which has no physics to move mass) a bounded offset is added
         and the result clamped at zero. A zero head leaves ``base`` as it is.
         """
+        field_state = None
+        if self.field_cell is not None:
+            # The field memory is the last entry; without memory it restarts from zero every step.
+            memory, field_state = (memory[:-1], memory[-1]) if self.config.memory else (memory, None)
         z = self.encode(encoder_inputs(ctx))
         z, memory = self.advance(z, memory)
         features = self.decode(z)
         dynamic, static = physics_inputs(ctx)
+        if self.field_cell is not None:
+            if field_state is None:
+                field_state = self._zero_field(dynamic.dtype)
+            field_state = self.field_cell(dynamic, static, ctx.fluid, field_state)
+            features = jnp.concatenate([features, field_state[0]], axis=-1)
+            if self.config.memory:
+                memory = memory + (field_state,)
         head = self.correct(features, dynamic, static)
         bound = self.config.max_log_rate
         rate = bound * jnp.tanh(head[..., 0] / bound)

@@ -167,7 +167,8 @@ class ClosureContext(eqx.Module):
     substeps (equal to ``q`` for a closure that does not use physics); ``u, v, w`` over
     ``u_ref``; ``dx_c``, ``dy_c`` the learned diffusivities averaged to cells over
     ``d_ref``; ``source`` the normalised source increment of one step (``dt * s / 1``);
-    ``fluid`` the mask; ``t`` the time at the step's start, s.
+    ``fluid`` the mask; ``t`` the time at the step's start, s; ``exchanged`` the normalised
+    mass per cell that the exchange term took out of the plane in this step (zero without it).
     """
 
     q: jax.Array
@@ -180,6 +181,7 @@ class ClosureContext(eqx.Module):
     source: jax.Array
     fluid: jax.Array
     t: jax.Array
+    exchanged: jax.Array
 
 
 class CoarseModel(eqx.Module):
@@ -300,6 +302,8 @@ class CoarseModel(eqx.Module):
             source=source * c.dt,
             fluid=ops.fluid,
             t=t,
+            # q_physics = q_substeps * retained, so what left is q_physics (1 / retained - 1).
+            exchanged=q_physics * (1.0 / ops.retained - 1.0) if c.exchange_max_per_s > 0 else jnp.zeros_like(q_physics),
         )
 
     # ------------------------------------------------------------------ units
