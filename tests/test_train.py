@@ -121,6 +121,23 @@ def test_config_rejects_bad_settings(ds, tmp_path):
     with pytest.raises(TrainError, match="whole number"):
         train(ds, tmp_path / "r", TrainConfig(window_s=3.0, curriculum_s=(6.0,), epochs=(1,), dt_s=0.4), progress=False)
     assert not (tmp_path / "r" / "checkpoints").exists()
+    with pytest.raises(TrainError, match="loss must be one of field, cell, field\\+cell"):
+        TrainConfig(loss="l1")
+
+
+def test_snapshot_losses():
+    """field: squared relative L2; cell: per-cell relative with a floor; field+cell: their sum."""
+    from plumecast.train import _snapshot_loss
+
+    fluid = jnp.asarray([[1.0, 1.0, 1.0, 0.0]])
+    target = jnp.asarray([[2.0, 1.0, 0.0, 5.0]])
+    q = jnp.asarray([[1.0, 1.0, 1.0, 9.0]])  # errors 1, 0, 1 on fluid; the solid cell is ignored
+    field = float(_snapshot_loss("field", 0.1)(q, target, fluid))
+    cell = float(_snapshot_loss("cell", 0.1)(q, target, fluid))
+    assert field == pytest.approx(2.0 / 5.0)
+    scale = 0.1 * 5.0 / 3.0
+    assert cell == pytest.approx((1.0 / (4.0 + scale) + 0.0 + 1.0 / scale) / 3.0)
+    assert float(_snapshot_loss("field+cell", 0.1)(q, target, fluid)) == pytest.approx(field + cell)
 
 
 def test_cli_train_and_forecast_end_to_end(ds, tmp_path):

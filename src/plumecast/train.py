@@ -83,6 +83,11 @@ __all__ = [
 ]
 
 
+# Snapshot losses: "field" the squared relative L2 error of the snapshot, "cell" the paper's
+# per-cell relative squared error (floored at loss_floor times the mean square), or their sum.
+LOSSES = ("field", "cell", "field+cell")
+
+
 class TrainError(ValueError):
     """Training or forecasting cannot proceed as asked; the message names the problem."""
 
@@ -134,8 +139,8 @@ class TrainConfig:
         for h in self.curriculum_s:
             if not math.isclose(h / self.window_s, round(h / self.window_s), abs_tol=1e-9) or h < self.window_s:
                 raise TrainError(f"curriculum horizon {h} s is not a whole number of {self.window_s} s windows")
-        if self.loss not in ("cell", "field"):
-            raise TrainError(f"loss must be 'cell' or 'field', got {self.loss!r}")
+        if self.loss not in LOSSES:
+            raise TrainError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.batch_size < 1 or self.substeps < 1 or self.dt_s <= 0 or self.window_s <= 0:
             raise TrainError("batch_size, substeps, dt_s and window_s must be positive")
         if not (self.learning_rate > 0 and self.clip_norm > 0):
@@ -335,10 +340,10 @@ def _snapshot_loss(kind: str, floor: float):
         err = (q - target) ** 2 * fluid
         t2 = target**2 * fluid
         n = jnp.maximum(jnp.sum(fluid), 1.0)
-        if kind == "field":
-            return jnp.sum(err) / (jnp.sum(t2) + 1e-12)
+        field = jnp.sum(err) / (jnp.sum(t2) + 1e-12)
         scale = floor * jnp.sum(t2) / n + 1e-12
-        return jnp.sum(err / (t2 + scale)) / n
+        cell = jnp.sum(err / (t2 + scale)) / n
+        return {"field": field, "cell": cell, "field+cell": field + cell}[kind]
 
     return loss
 
