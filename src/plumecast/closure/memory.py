@@ -7,9 +7,11 @@ t = 0) carries what the plane cannot see (vertical exchange, history of the sour
 the residual head combines the decoded memory with the local physics inputs. The step
 masks the result to fluid cells.
 
-Options (JSON values): ``size`` (``quick`` | ``paper``), ``channels``, ``core_width``,
-``core_layers`` (the LSTM stack), ``head_width``, ``init_scale``; see
-:mod:`plumecast.closure.networks`.
+Options (JSON values): the network's (``size`` (``quick`` | ``paper``), ``channels``,
+``core_width``, ``core_layers`` (the LSTM stack), ``head_width``, ``init_scale``,
+``field_memory``, ...; see :mod:`plumecast.closure.networks`), and ``reservoir``
+(``true`` or an object of :class:`~plumecast.closure.reservoir.Reservoir` settings): an
+off-plane store of what the exchange term removed, returned to the plane later.
 """
 
 from __future__ import annotations

@@ -47,7 +47,8 @@ Sizes: ``size="quick"`` (channels 8-16-32, LSTM 2 x 64, decoder out 4, head 1 x 
 on a small CPU, a 600 s forecast in about a second) or ``size="paper"`` (16-32-64-128,
 LSTM 4 x 128, decoder out 8, head 1 x 16); any of ``channels``, ``core_width``,
 ``core_layers``, ``decoder_out``, ``head_width``, ``head_layers``, ``init_scale``,
-``max_log_rate``, ``redistribute``, ``field_memory`` (default 0, off) overrides the size. Options are plain JSON values, so a run's config can rebuild the structure.
+``max_log_rate``, ``redistribute``, ``field_memory`` (default 0, off) overrides the
+size. Options are plain JSON values, so a run's config can rebuild the structure.
 """
 
 from __future__ import annotations
