@@ -168,7 +168,8 @@ class ClosureContext(eqx.Module):
     ``u_ref``; ``dx_c``, ``dy_c`` the learned diffusivities averaged to cells over
     ``d_ref``; ``source`` the normalised source increment of one step (``dt * s / 1``);
     ``fluid`` the mask; ``t`` the time at the step's start, s; ``exchanged`` the normalised
-    mass per cell that the exchange term took out of the plane in this step (zero without it).
+    mass per cell that the exchange term took out of the plane in this step (zero without
+    the exchange term; meaningless for a closure that does not use the physics).
     """
 
     q: jax.Array
