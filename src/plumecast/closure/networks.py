@@ -295,9 +295,8 @@ class ConvLSTMCell(eqx.Module):
         h, c = state
         z = self.gates(jnp.concatenate([x, h], axis=-1)) + self.gates_static(static)
         i, f, g, o = jnp.split(z, 4, axis=-1)
-        m = mask[..., None]
-        c = m * (jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g))
-        h = m * jax.nn.sigmoid(o) * jnp.tanh(c)
+        c = mask[..., None] * (jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g))
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)  # zero wherever c is
         return h, c
 
 
@@ -446,17 +445,17 @@ class ClosureNet(eqx.Module):
         data-driven variant, which has no physics to move mass) a bounded offset is added
         and the result clamped at zero. A zero head leaves ``base`` as it is.
         """
-        field_state = None
         if self.field_cell is not None:
             # The field memory is the last entry; without memory it restarts from zero every step.
-            memory, field_state = (memory[:-1], memory[-1]) if self.config.memory else (memory, None)
+            if self.config.memory:
+                memory, field_state = memory[:-1], memory[-1]
+            else:
+                field_state = self._zero_field(ctx.q.dtype)
         z = self.encode(encoder_inputs(ctx))
         z, memory = self.advance(z, memory)
         features = self.decode(z)
         dynamic, static = physics_inputs(ctx)
         if self.field_cell is not None:
-            if field_state is None:
-                field_state = self._zero_field(dynamic.dtype)
             field_state = self.field_cell(dynamic, static, ctx.fluid, field_state)
             features = jnp.concatenate([features, field_state[0]], axis=-1)
             if self.config.memory:

@@ -158,6 +158,7 @@ class PhysicsOperators(eqx.Module):
     Dy: jax.Array
     stencil: tuple  # five-point coefficients of one substep (operators.substep_stencil)
     retained: jax.Array  # exp(-lambda dt): share of each cell's field left after the exchange of a step
+    exchanged_per_retained: jax.Array  # exp(lambda dt) - 1: mass the exchange took per unit left
 
 
 class ClosureContext(eqx.Module):
@@ -244,8 +245,9 @@ class CoarseModel(eqx.Module):
         Dx, Dy = self.diffusivities()
         c = self.config
         stencil = ops_.substep_stencil(uf, vf, Dx, Dy, fluid, c.dx, c.dy, c.sub_dt)
-        retained = jnp.exp(-c.dt * self.exchange_rate())
-        return PhysicsOperators(fluid=fluid, uf=uf, vf=vf, Dx=Dx, Dy=Dy, stencil=stencil, retained=retained)
+        rate_dt = c.dt * self.exchange_rate()
+        return PhysicsOperators(fluid=fluid, uf=uf, vf=vf, Dx=Dx, Dy=Dy, stencil=stencil, retained=jnp.exp(-rate_dt),
+                                exchanged_per_retained=jnp.expm1(rate_dt))
 
     def source_scale(self, x, y, z):
         """The learned, bounded emission-rate correction at a source position (scalar)."""
@@ -303,8 +305,9 @@ class CoarseModel(eqx.Module):
             source=source * c.dt,
             fluid=ops.fluid,
             t=t,
-            # q_physics = q_substeps * retained, so what left is q_physics (1 / retained - 1).
-            exchanged=q_physics * (1.0 / ops.retained - 1.0) if c.exchange_max_per_s > 0 else jnp.zeros_like(q_physics),
+            # q_physics = q_substeps * retained, so what left is q_physics (1 / retained - 1),
+            # zero with the exchange off (rate 0).
+            exchanged=q_physics * ops.exchanged_per_retained,
         )
 
     # ------------------------------------------------------------------ units
