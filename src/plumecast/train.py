@@ -201,7 +201,7 @@ def preset_config(name: str, **overrides) -> TrainConfig:
         raise TrainError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     variant = overrides.get("variant", PRESETS[name].variant)
     base = PRESETS[name].replace(variant=variant)
-    if variant != "physics":
+    if not get_variant(variant).physical:
         base = base.replace(**CLOSURE_PRESETS.get(name, {}))
     return base.replace(**overrides)
 

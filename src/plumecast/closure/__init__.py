@@ -60,16 +60,20 @@ class Variant:
     name: str
     factory: Callable[..., Closure | None]
     description: str
+    # Whether its learned parts are O(1) physical parameters only (no network), trained
+    # with the physics' settings of a preset rather than the closure networks'.
+    physical: bool = False
 
 
 _VARIANTS: dict[str, Variant] = {}
 
 
-def register_variant(name: str, factory: Callable[..., Closure | None], description: str) -> None:
+def register_variant(name: str, factory: Callable[..., Closure | None], description: str, *,
+                     physical: bool = False) -> None:
     """Register ``factory(model, *, key, **options) -> Closure | None`` under ``name``."""
     if name in _VARIANTS:
         raise ValueError(f"variant {name!r} is already registered")
-    _VARIANTS[name] = Variant(name, factory, description)
+    _VARIANTS[name] = Variant(name, factory, description, physical)
 
 
 def variant_names() -> list[str]:
@@ -104,9 +108,11 @@ def _physics(model, *, key=None, **options):
     return None
 
 
-register_variant("physics", _physics, "coarse physics only (learned Dx, Dy and source scale), no closure")
+register_variant("physics", _physics, "coarse physics only (learned Dx, Dy and source scale), no closure",
+                 physical=True)
 
 # Learned closures register their variants on import (last: they import from this module).
 from plumecast.closure import memory as _memory  # noqa: E402,F401
 from plumecast.closure import markovian as _markovian  # noqa: E402,F401
 from plumecast.closure import datadriven as _datadriven  # noqa: E402,F401
+from plumecast.closure import layered as _layered  # noqa: E402,F401

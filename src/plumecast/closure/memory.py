@@ -21,7 +21,7 @@ from typing import ClassVar
 
 from plumecast.closure import Closure, register_variant
 from plumecast.closure.networks import ClosureNet, resolve_options
-from plumecast.closure.reservoir import Reservoir
+from plumecast.closure.reservoir import Reservoir, make_reservoir
 
 __all__ = ["MemoryClosure", "make_memory"]
 
@@ -66,17 +66,7 @@ def make_memory(model, *, key=None, **options) -> MemoryClosure:
     net = build_net(model, key=key, memory=True, variant="memory", options=options)
     if not reservoir:
         return MemoryClosure(net)
-    c = model.config
-    if not c.exchange_max_per_s > 0:
-        raise ValueError("variant 'memory': the reservoir holds what the exchange term takes out of the plane; "
-                         "this model has the exchange off (exchange_max_per_s = 0)")
-    settings = reservoir if isinstance(reservoir, dict) else {}
-    try:
-        res = Reservoir(c.shape, dt=c.dt, dtype=c.jdtype, **settings)
-    except TypeError as e:
-        raise ValueError(f"variant 'memory': bad reservoir settings {settings}: {e}") from None
-    return MemoryClosure(net, res)
-
+    return MemoryClosure(net, make_reservoir(model, reservoir if isinstance(reservoir, dict) else {}, variant="memory"))
 
 register_variant(
     "memory",

@@ -2,23 +2,29 @@
 
 The coarse physics removes mass from the plane at the learned exchange rate ``lambda``
 (``physics/model.py``); in the 3D room part of that mass sits above or below the plane
-and comes back later, near where it left. A per-cell reservoir ``s`` (normalised plane
-units) holds a learned share of what left and returns it at a learned rate: in one step of
-``dt``
+and comes back later. A reservoir field ``s`` (normalised plane units, one value per
+plane cell: the air above and below it) holds a learned share of what left and returns it
+at a learned rate: in one step of ``dt``
 
-    back = s (1 - exp(-mu dt)),   s <- s - back + kappa * exchanged,   q <- q + back
+    back = s (1 - exp(-mu dt)),   s <- spread(s - back + kappa * exchanged),   q <- q + back
 
 with ``0 <= mu <= return_max_per_s`` and ``0 <= kappa <= 1`` per cell (the rest of the
-exchanged mass has left the room, through the exhausts). This is a memory in the exact
-sense of the paper's non-Markovian closure (the plane's future depends on its past through
-``s``), with the structure of a mobile-immobile (dual-domain) transport model: positive,
-mass-conserving (plane + reservoir + what left the room), and bounded whatever is learned.
+exchanged mass has left the room, through the exhausts). ``spread`` is an optional
+horizontal diffusion of the reservoir with learned face diffusivities ``0 <= D_s <=
+spread_max_m2_s``, explicit substeps whose bound keeps every substep positive and
+conservative (the off-plane air mixes across the room: ceiling diffusers, the return of
+the recirculation), off when ``spread_max_m2_s = 0``. This is a memory in the exact sense
+of the paper's non-Markovian closure (the plane's future depends on its past through
+``s``), with the structure of a mobile-immobile (dual-domain) transport model and of a
+two-zone room model: positive, mass-conserving (plane + reservoir + what left the room),
+and bounded whatever is learned.
 
 Start: ``mu`` starts at ``return_init_per_s`` (1e-4 /s by default: a return time of
 hours), so an untrained reservoir returns next to nothing and the model starts as the
-physics. The logits are multiplied by ``LOGIT_SCALE`` inside the sigmoid: the closure
-trains at a network's learning rate (1e-3), and these are O(1) physical logits like the
-physics' own, which train at 2e-2.
+physics. The logits are multiplied by ``logit_scale`` inside the sigmoid: a closure
+network trains at 1e-3 while these are O(1) physical logits like the physics' own, which
+train at 2e-2, hence 20 by default; 1 where the reservoir trains with the physics (the
+``layered`` variant).
 """
 
 from __future__ import annotations
@@ -29,39 +35,76 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Reservoir", "LOGIT_SCALE"]
+from plumecast.physics import operators as ops_
+
+__all__ = ["Reservoir", "LOGIT_SCALE", "make_reservoir"]
 
 LOGIT_SCALE = 20.0
 
 
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
 class Reservoir(eqx.Module):
-    """Per-cell return rate and capture share of the off-plane reservoir (see the module docstring)."""
+    """Per-cell return rate, capture share and face spreading of the off-plane reservoir (see the module docstring)."""
 
     theta_return: jax.Array  # (ny, nx)
     theta_capture: jax.Array  # (ny, nx)
+    theta_spread_x: jax.Array  # (ny, nx - 1)
+    theta_spread_y: jax.Array  # (ny - 1, nx)
     return_max_per_s: float = eqx.field(static=True)
+    spread_max_m2_s: float = eqx.field(static=True)
+    logit_scale: float = eqx.field(static=True)
     dt: float = eqx.field(static=True)
+    dx: float = eqx.field(static=True)
+    dy: float = eqx.field(static=True)
+    substeps: int = eqx.field(static=True)
 
-    def __init__(self, shape, *, dt: float, dtype, return_max_per_s: float = 0.05, return_init_per_s: float = 1e-4,
-                 capture_init: float = 0.5):
+    def __init__(self, shape, *, dt: float, dtype, dx: float = 1.0, dy: float = 1.0, substeps: int = 1,
+                 return_max_per_s: float = 0.05, return_init_per_s: float = 1e-4, capture_init: float = 0.5,
+                 spread_max_m2_s: float = 0.0, spread_init_m2_s: float = 0.0, logit_scale: float = LOGIT_SCALE):
         if not (return_max_per_s > 0 and 0 < return_init_per_s < return_max_per_s):
             raise ValueError(f"reservoir rates need 0 < return_init_per_s ({return_init_per_s}) < return_max_per_s "
                              f"({return_max_per_s})")
         if not 0 < capture_init < 1:
             raise ValueError(f"capture_init must lie in (0, 1), got {capture_init}")
-        p = return_init_per_s / return_max_per_s
-        self.theta_return = jnp.full(shape, math.log(p / (1 - p)) / LOGIT_SCALE, dtype)
-        self.theta_capture = jnp.full(shape, math.log(capture_init / (1 - capture_init)) / LOGIT_SCALE, dtype)
+        if not logit_scale > 0:
+            raise ValueError(f"logit_scale must be positive, got {logit_scale}")
+        if not (dx > 0 and dy > 0 and dt > 0 and substeps >= 1):
+            raise ValueError(f"bad reservoir spacing/step dx={dx}, dy={dy}, dt={dt}, substeps={substeps}")
+        # One explicit substep is positive when dt_sub * sum(D / h^2) <= 1 over a cell's four faces.
+        bound = 0.9 / ((dt / substeps) * (2.0 / dx**2 + 2.0 / dy**2))
+        if not 0 <= spread_max_m2_s <= bound:
+            raise ValueError(f"spread_max_m2_s must lie in [0, {bound:.4g}] (the positive bound of {substeps} explicit "
+                             f"substeps of {dt / substeps:g} s on {dx:g} x {dy:g} m cells), got {spread_max_m2_s}")
+        if spread_max_m2_s > 0 and not 0 < spread_init_m2_s < spread_max_m2_s:
+            raise ValueError(f"spread_init_m2_s must lie in (0, {spread_max_m2_s}), got {spread_init_m2_s}")
+        ny, nx = shape
+        spread = _logit(spread_init_m2_s / spread_max_m2_s) / logit_scale if spread_max_m2_s > 0 else 0.0
+        self.theta_return = jnp.full(shape, _logit(return_init_per_s / return_max_per_s) / logit_scale, dtype)
+        self.theta_capture = jnp.full(shape, _logit(capture_init) / logit_scale, dtype)
+        self.theta_spread_x = jnp.full((ny, nx - 1), spread, dtype)
+        self.theta_spread_y = jnp.full((ny - 1, nx), spread, dtype)
         self.return_max_per_s = float(return_max_per_s)
-        self.dt = float(dt)
+        self.spread_max_m2_s = float(spread_max_m2_s)
+        self.logit_scale = float(logit_scale)
+        self.dt, self.dx, self.dy, self.substeps = float(dt), float(dx), float(dy), int(substeps)
 
     def return_rate(self, fluid) -> jax.Array:
         """``mu`` per cell, 1/s (zero on solids)."""
-        return self.return_max_per_s * jax.nn.sigmoid(LOGIT_SCALE * self.theta_return) * fluid
+        return self.return_max_per_s * jax.nn.sigmoid(self.logit_scale * self.theta_return) * fluid
 
     def capture(self) -> jax.Array:
         """``kappa`` per cell: the share of the exchanged mass that enters the reservoir."""
-        return jax.nn.sigmoid(LOGIT_SCALE * self.theta_capture)
+        return jax.nn.sigmoid(self.logit_scale * self.theta_capture)
+
+    def spread_diffusivities(self, fluid) -> tuple[jax.Array, jax.Array]:
+        """``(D_s x-faces, D_s y-faces)`` in m^2/s, zero on faces touching solids (zero when spreading is off)."""
+        mx, my = ops_.face_masks(fluid)
+        s = self.spread_max_m2_s
+        return (s * jax.nn.sigmoid(self.logit_scale * self.theta_spread_x) * mx,
+                s * jax.nn.sigmoid(self.logit_scale * self.theta_spread_y) * my)
 
     def init_state(self) -> jax.Array:
         return jnp.zeros_like(self.theta_return)
@@ -70,4 +113,22 @@ class Reservoir(eqx.Module):
         """``(back, s_next)``: the mass returned to the plane this step and the reservoir after it."""
         back = s * -jnp.expm1(-self.dt * self.return_rate(fluid))
         s_next = (s - back + self.capture() * exchanged) * fluid
+        if self.spread_max_m2_s > 0:
+            Dx, Dy = self.spread_diffusivities(fluid)
+            zx, zy = jnp.zeros_like(Dx), jnp.zeros_like(Dy)
+            stencil = ops_.substep_stencil(zx, zy, Dx, Dy, fluid, self.dx, self.dy, self.dt / self.substeps)
+            s_next = jax.lax.fori_loop(0, self.substeps, lambda _, a: ops_.apply_stencil(a, stencil, 0.0), s_next)
         return back, s_next
+
+
+def make_reservoir(model, settings: dict, *, variant: str, logit_scale: float = LOGIT_SCALE) -> Reservoir:
+    """The reservoir of a variant on ``model``'s grid from its JSON settings (clear errors for bad ones)."""
+    c = model.config
+    if not c.exchange_max_per_s > 0:
+        raise ValueError(f"variant {variant!r}: the reservoir holds what the exchange term takes out of the plane; "
+                         "this model has the exchange off (exchange_max_per_s = 0)")
+    settings = {"logit_scale": logit_scale, **settings}
+    try:
+        return Reservoir(c.shape, dt=c.dt, dtype=c.jdtype, dx=c.dx, dy=c.dy, substeps=c.substeps, **settings)
+    except TypeError as e:
+        raise ValueError(f"variant {variant!r}: bad reservoir settings {settings}: {e}") from None
