@@ -369,3 +369,63 @@ def test_exchanged_mass_in_the_context():
     q_substeps = m.physics(q, source, eqx.tree_at(lambda o: o.retained, ops, jnp.ones_like(ops.retained)))
     np.testing.assert_allclose(ctx.exchanged, q_substeps - q_phys, rtol=1e-10, atol=1e-15)
     assert float(jnp.sum(ctx.exchanged)) > 0
+
+
+def test_layered_starts_near_physics_and_trains_with_the_physics_preset():
+    from plumecast.train import PRESETS, preset_config
+
+    m = _exchange_model()
+    closure = make_closure("layered", m, key=jax.random.PRNGKey(1))
+    assert closure.uses_physics and get_variant("layered").physical and not get_variant("memory").physical
+    f = _forcing(m, 50)
+    q0 = jnp.zeros(m.config.shape)
+    (_, layer), layered = rollout(m, closure, init_carry(closure, q0), f)
+    _, physics = rollout(m, None, init_carry(None, q0), f)
+    diff, scale = float(jnp.max(jnp.abs(layered - physics))), float(jnp.max(jnp.abs(physics)))
+    assert 0 < diff < 1e-4 * scale, (diff, scale)  # returns ~1e-4 /s of a young layer: near, not equal
+    assert float(layer.sum()) > 0  # the layer holds its share of what the exchange took
+    assert preset_config("quick", variant="layered") == PRESETS["quick"].replace(variant="layered")
+    with pytest.raises(ValueError, match="exchange off"):
+        make_closure("layered", _model(), key=None)
+    with pytest.raises(ValueError, match="spread_max_m2_s must lie in"):
+        make_closure("layered", m, key=None, spread_max_m2_s=5.0)  # above the positive bound of the substeps
+    with pytest.raises(ValueError, match="reservoir must be"):
+        make_closure("markovian", m, key=jax.random.PRNGKey(0), reservoir="lots")
+
+
+@pytest.mark.parametrize("logit", [-3.0, 0.0, 3.0])
+def test_layer_spreading_conserves_and_stays_positive(logit):
+    """Per step of the layered physics: plane + layer gain exactly the captured share, whatever the logits."""
+    m = _exchange_model()
+    # Spreading at its largest allowed bound, so the positivity of the substeps is tested at the edge.
+    bound = 0.9 / ((m.config.dt / m.config.substeps) * (2 / m.config.dx**2 + 2 / m.config.dy**2))
+    closure = make_closure("layered", m, key=None, spread_max_m2_s=bound, return_init_per_s=0.02)
+    fluid = np.asarray(m.fluid)
+    rng = np.random.default_rng(3)
+    wild = lambda a: jnp.asarray(logit + 5 * rng.standard_normal(a.shape))  # noqa: E731
+    r = closure.reservoir
+    closure = eqx.tree_at(lambda c: (c.reservoir.theta_return, c.reservoir.theta_capture, c.reservoir.theta_spread_x,
+                                     c.reservoir.theta_spread_y), closure,
+                          (wild(r.theta_return), wild(r.theta_capture), wild(r.theta_spread_x), wild(r.theta_spread_y)))
+    ctxs = _contexts(m, 8)
+
+    def body(memory, ctx):
+        q, memory = closure(ctx, memory)
+        return memory, (q, memory)
+
+    _, (q, s) = eqx.filter_jit(lambda xs: jax.lax.scan(body, closure.init_memory(), xs))(ctxs)
+    q, s = np.asarray(q), np.asarray(s)
+    kappa = np.asarray(closure.reservoir.capture())
+    s_prev = np.concatenate([np.zeros((1,) + s.shape[1:]), s[:-1]])
+    lhs = (q * fluid).sum(axis=(1, 2)) + (s * fluid).sum(axis=(1, 2))
+    rhs = ((np.asarray(ctxs.q_physics) + s_prev + kappa * np.asarray(ctxs.exchanged)) * fluid).sum(axis=(1, 2))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
+    assert q.min() >= 0 and s.min() >= 0 and float(np.abs(s[:, fluid == 0]).max()) == 0.0
+    # The spreading moved mass sideways: the layer is not just the captured mass where it was captured.
+    unspread = eqx.tree_at(lambda c: (c.reservoir.theta_spread_x, c.reservoir.theta_spread_y), closure,
+                           (jnp.full_like(r.theta_spread_x, -60.0), jnp.full_like(r.theta_spread_y, -60.0)))
+    _, s_local = unspread(jax.tree.map(lambda a: a[0], ctxs), closure.init_memory())
+    _, s_spread = closure(jax.tree.map(lambda a: a[0], ctxs), closure.init_memory())
+    assert float(jnp.abs(s_spread - s_local).max()) > 1e-3 * float(jnp.abs(s_local).max())
+    Dx, Dy = closure.reservoir.spread_diffusivities(m.fluid)
+    assert float(Dx.max()) <= bound and float(Dy.min()) >= 0

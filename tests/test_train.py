@@ -209,3 +209,20 @@ def test_presets_size_closures_apart_from_physics():
     assert preset_config("paper", variant="markovian").closure_options == {"size": "paper"}
     assert preset_config("paper", variant="physics").closure_options == {}
     assert preset_config("quick", variant="memory", learning_rate=5e-4).learning_rate == 5e-4  # overrides win
+
+
+def test_init_from_a_layered_run_keeps_its_layer(ds, tmp_path):
+    cfg = TrainConfig(**{**TINY, "epochs": (1, 1)}, variant="layered")
+    first = train(ds, tmp_path / "layered", cfg, progress=False, evaluate=False, log=lambda m: None)
+    trained = first.system[1].reservoir
+    start = dict(init_from=str(tmp_path / "layered"), learning_rate=1e-3)
+    for variant in ("memory", "markovian"):
+        warm = cfg.replace(variant=variant, closure_options={"reservoir": "layered"}, **start)
+        _, closure = build_system(ds, warm, prepare_data(ds, warm.dt_s))
+        for a, b in zip(jax.tree.leaves(eqx.filter(closure.reservoir, eqx.is_array)),
+                        jax.tree.leaves(eqx.filter(trained, eqx.is_array))):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(TrainError, match="has an off-plane layer"):
+        build_system(ds, cfg.replace(variant="memory", **start), prepare_data(ds, cfg.dt_s))
+    with pytest.raises(TrainError, match="logit_scale"):
+        build_system(ds, cfg.replace(variant="memory", closure_options={"reservoir": True}, **start), prepare_data(ds, cfg.dt_s))

@@ -51,6 +51,7 @@ import optax
 
 import plumecast
 from plumecast.closure import closure_trainable_spec, get_variant, make_closure
+from plumecast.closure.reservoir import static_settings
 from plumecast.io.checkpoint import (
     CheckpointError,
     key_from_json,
@@ -292,8 +293,9 @@ def build_system(ds, config: TrainConfig, prep: PreparedData):
     fluid = np.asarray(ds["fluid"].values)
     c_ref = concentration_scale(prep.conc[train_idx], fluid)
     k_model, k_closure = jax.random.split(jax.random.PRNGKey(config.seed))
+    start_reservoir = None
     if config.init_from:
-        model = _start_model(config, ds)
+        model, start_reservoir = _start_model(config, ds)
     else:
         try:
             model = model_from_dataset(
@@ -304,17 +306,34 @@ def build_system(ds, config: TrainConfig, prep: PreparedData):
         except ops_.StabilityError as e:
             raise TrainError(str(e)) from None
     closure = make_closure(config.variant, model, key=k_closure, **config.closure_options)
+    if start_reservoir is not None:
+        closure = _keep_reservoir(config, closure, start_reservoir)
     return (model, closure)
 
 
-def _start_model(config: TrainConfig, ds) -> CoarseModel:
-    """The coarse model of the run named by ``config.init_from``, checked against ``ds``."""
-    (model, _), start, _ = load_run(config.init_from)
+def _start_model(config: TrainConfig, ds):
+    """The coarse model of the run named by ``config.init_from`` (checked against ``ds``) and its off-plane layer, if any."""
+    (model, closure), start, _ = load_run(config.init_from)
     _check_grid(model, ds)
     mismatched = [k for k in ("dt_s", "substeps", "dtype", "exchange_max_per_s") if getattr(start, k) != getattr(config, k)]
     if mismatched:
         raise TrainError(f"init_from run {config.init_from} differs in {', '.join(mismatched)}; start from a run with the same settings")
-    return model
+    return model, getattr(closure, "reservoir", None)
+
+
+def _keep_reservoir(config: TrainConfig, closure, start_reservoir):
+    """The closure with the start run's trained off-plane layer: it is part of the physics being continued."""
+    mine = getattr(closure, "reservoir", None)
+    if mine is None:
+        raise TrainError(f"init_from run {config.init_from} has an off-plane layer (reservoir) in its physics; give the "
+                         f"{config.variant!r} closure the same (closure option reservoir = \"layered\") or start from a run "
+                         "without one")
+    ours, theirs = static_settings(mine), static_settings(start_reservoir)
+    if ours != theirs:
+        diff = ", ".join(f"{k} {ours[k]} vs {theirs[k]}" for k in ours if ours[k] != theirs[k])
+        raise TrainError(f"the reservoir settings differ from those of init_from run {config.init_from} ({diff}); "
+                         "use the same settings (reservoir = \"layered\" for a layered run)")
+    return eqx.tree_at(lambda c: c.reservoir, closure, start_reservoir)
 
 
 def system_spec(system):

@@ -10,9 +10,10 @@ whether the mass that leaves the plane and comes back (the plane sees the room's
 background rise) is what the plane-only physics misses, before any network is added.
 
 Options: the reservoir's settings (``return_max_per_s``, ``return_init_per_s``,
-``capture_init``, ``spread_max_m2_s``, ``spread_init_m2_s``, ``logit_scale``); by default
-the spreading is on (up to :data:`SPREAD_MAX_M2_S`, starting at
-:data:`SPREAD_INIT_M2_S`) and ``logit_scale`` is 1.
+``capture_init``, ``spread_max_m2_s``, ``spread_init_m2_s``, ``logit_scale``), by default
+:data:`~plumecast.closure.reservoir.LAYERED_SETTINGS` (spreading on, ``logit_scale`` 1).
+A ``memory`` or ``markovian`` closure started from a layered run (``--init-from``) with
+``reservoir: "layered"`` keeps the trained layer.
 """
 
 from __future__ import annotations
@@ -20,14 +21,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from plumecast.closure import Closure, register_variant
-from plumecast.closure.reservoir import Reservoir, make_reservoir
+from plumecast.closure.reservoir import LAYERED_SETTINGS, Reservoir, make_reservoir
 
-__all__ = ["LayeredClosure", "make_layered", "SPREAD_MAX_M2_S", "SPREAD_INIT_M2_S"]
-
-# Below the positive bound of 4 substeps of 0.1 s on 0.5 m cells (0.5625 m^2/s); mixes a
-# 25 m room in about 10 minutes at the top.
-SPREAD_MAX_M2_S = 0.5
-SPREAD_INIT_M2_S = 0.05
+__all__ = ["LayeredClosure", "make_layered"]
 
 
 class LayeredClosure(Closure):
@@ -45,8 +41,7 @@ class LayeredClosure(Closure):
 
 
 def make_layered(model, *, key=None, **options) -> LayeredClosure:
-    settings = {"spread_max_m2_s": SPREAD_MAX_M2_S, "spread_init_m2_s": SPREAD_INIT_M2_S, **options}
-    return LayeredClosure(make_reservoir(model, settings, variant="layered", logit_scale=1.0))
+    return LayeredClosure(make_reservoir(model, {**LAYERED_SETTINGS, **options}, variant="layered"))
 
 
 register_variant("layered", make_layered,

@@ -10,8 +10,9 @@ masks the result to fluid cells.
 Options (JSON values): the network's (``size`` (``quick`` | ``paper``), ``channels``,
 ``core_width``, ``core_layers`` (the LSTM stack), ``head_width``, ``init_scale``,
 ``field_memory``, ...; see :mod:`plumecast.closure.networks`), and ``reservoir``
-(``true`` or an object of :class:`~plumecast.closure.reservoir.Reservoir` settings): an
-off-plane store of what the exchange term removed, returned to the plane later.
+(``true``, ``"layered"`` or an object of :class:`~plumecast.closure.reservoir.Reservoir`
+settings): an off-plane store of what the exchange term removed, returned to the plane
+later; started from a ``layered`` run, ``"layered"`` keeps its trained layer.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import ClassVar
 
 from plumecast.closure import Closure, register_variant
 from plumecast.closure.networks import ClosureNet, resolve_options
-from plumecast.closure.reservoir import Reservoir, make_reservoir
+from plumecast.closure.reservoir import Reservoir, reservoir_option
 
 __all__ = ["MemoryClosure", "make_memory"]
 
@@ -60,13 +61,8 @@ def build_net(model, *, key, memory: bool, variant: str, options: dict, offset: 
 
 def make_memory(model, *, key=None, **options) -> MemoryClosure:
     options = dict(options)
-    reservoir = options.pop("reservoir", False)
-    if not isinstance(reservoir, (bool, dict)):
-        raise ValueError(f"variant 'memory': reservoir must be true, false or an object of Reservoir settings, got {reservoir!r}")
-    net = build_net(model, key=key, memory=True, variant="memory", options=options)
-    if not reservoir:
-        return MemoryClosure(net)
-    return MemoryClosure(net, make_reservoir(model, reservoir if isinstance(reservoir, dict) else {}, variant="memory"))
+    reservoir = reservoir_option(model, options.pop("reservoir", False), variant="memory")
+    return MemoryClosure(build_net(model, key=key, memory=True, variant="memory", options=options), reservoir)
 
 register_variant(
     "memory",

@@ -37,9 +37,15 @@ import jax.numpy as jnp
 
 from plumecast.physics import operators as ops_
 
-__all__ = ["Reservoir", "LOGIT_SCALE", "make_reservoir"]
+__all__ = ["Reservoir", "LOGIT_SCALE", "LAYERED_SETTINGS", "make_reservoir", "reservoir_option", "static_settings"]
 
 LOGIT_SCALE = 20.0
+
+# The settings of the ``layered`` variant's reservoir (trained with the physics): spreading
+# on, below the positive bound of 4 substeps of 0.1 s on 0.5 m cells (0.5625 m^2/s), which
+# mixes a 25 m room in about 10 minutes at the top; logits at the physics' scale. A closure
+# started from a layered run names them with ``reservoir: "layered"``.
+LAYERED_SETTINGS = {"spread_max_m2_s": 0.5, "spread_init_m2_s": 0.05, "logit_scale": 1.0}
 
 
 def _logit(p: float) -> float:
@@ -121,14 +127,33 @@ class Reservoir(eqx.Module):
         return back, s_next
 
 
-def make_reservoir(model, settings: dict, *, variant: str, logit_scale: float = LOGIT_SCALE) -> Reservoir:
+def make_reservoir(model, settings: dict, *, variant: str) -> Reservoir:
     """The reservoir of a variant on ``model``'s grid from its JSON settings (clear errors for bad ones)."""
     c = model.config
     if not c.exchange_max_per_s > 0:
         raise ValueError(f"variant {variant!r}: the reservoir holds what the exchange term takes out of the plane; "
                          "this model has the exchange off (exchange_max_per_s = 0)")
-    settings = {"logit_scale": logit_scale, **settings}
     try:
         return Reservoir(c.shape, dt=c.dt, dtype=c.jdtype, dx=c.dx, dy=c.dy, substeps=c.substeps, **settings)
     except TypeError as e:
         raise ValueError(f"variant {variant!r}: bad reservoir settings {settings}: {e}") from None
+
+
+def reservoir_option(model, value, *, variant: str) -> Reservoir | None:
+    """A closure's ``reservoir`` option: false (none), true (defaults), ``"layered"`` or an object of settings."""
+    if value is False:
+        return None
+    if value is True:
+        return make_reservoir(model, {}, variant=variant)
+    if value == "layered":
+        return make_reservoir(model, dict(LAYERED_SETTINGS), variant=variant)
+    if isinstance(value, dict):
+        return make_reservoir(model, value, variant=variant)
+    raise ValueError(f"variant {variant!r}: reservoir must be true, false, \"layered\" or an object of Reservoir "
+                     f"settings, got {value!r}")
+
+
+def static_settings(reservoir: Reservoir) -> dict:
+    """The fixed (non-learned) settings of a reservoir, to check that two of them are the same kind."""
+    names = ("return_max_per_s", "spread_max_m2_s", "logit_scale", "dt", "dx", "dy", "substeps")
+    return {n: getattr(reservoir, n) for n in names}
