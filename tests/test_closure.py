@@ -395,18 +395,20 @@ def test_layered_starts_near_physics_and_trains_with_the_physics_preset():
 
 @pytest.mark.parametrize("logit", [-3.0, 0.0, 3.0])
 def test_layer_spreading_conserves_and_stays_positive(logit):
-    """Per step of the layered physics: plane + layer gain exactly the captured share, whatever the logits."""
+    """Per step of the layered physics: plane + layer gain the captured share less what vents, whatever the logits."""
     m = _exchange_model()
     # Spreading at its largest allowed bound, so the positivity of the substeps is tested at the edge.
     bound = 0.9 / ((m.config.dt / m.config.substeps) * (2 / m.config.dx**2 + 2 / m.config.dy**2))
-    closure = make_closure("layered", m, key=None, spread_max_m2_s=bound, return_init_per_s=0.02)
+    closure = make_closure("layered", m, key=None, spread_max_m2_s=bound, return_init_per_s=0.02, vent_max_per_s=0.05,
+                           vent_init_per_s=1e-3)
     fluid = np.asarray(m.fluid)
     rng = np.random.default_rng(3)
     wild = lambda a: jnp.asarray(logit + 5 * rng.standard_normal(a.shape))  # noqa: E731
     r = closure.reservoir
     closure = eqx.tree_at(lambda c: (c.reservoir.theta_return, c.reservoir.theta_capture, c.reservoir.theta_spread_x,
-                                     c.reservoir.theta_spread_y), closure,
-                          (wild(r.theta_return), wild(r.theta_capture), wild(r.theta_spread_x), wild(r.theta_spread_y)))
+                                     c.reservoir.theta_spread_y, c.reservoir.theta_vent), closure,
+                          (wild(r.theta_return), wild(r.theta_capture), wild(r.theta_spread_x), wild(r.theta_spread_y),
+                           wild(r.theta_vent)))
     ctxs = _contexts(m, 8)
 
     def body(memory, ctx):
@@ -415,12 +417,17 @@ def test_layer_spreading_conserves_and_stays_positive(logit):
 
     _, (q, s) = eqx.filter_jit(lambda xs: jax.lax.scan(body, closure.init_memory(), xs))(ctxs)
     q, s = np.asarray(q), np.asarray(s)
-    kappa = np.asarray(closure.reservoir.capture())
+    res = closure.reservoir
+    kappa = np.asarray(res.capture())
+    kept = np.exp(-m.config.dt * np.asarray(res.vent_rate(m.fluid)))
     s_prev = np.concatenate([np.zeros((1,) + s.shape[1:]), s[:-1]])
+    back = s_prev * (1 - np.exp(-m.config.dt * np.asarray(res.return_rate(m.fluid))))
     lhs = (q * fluid).sum(axis=(1, 2)) + (s * fluid).sum(axis=(1, 2))
-    rhs = ((np.asarray(ctxs.q_physics) + s_prev + kappa * np.asarray(ctxs.exchanged)) * fluid).sum(axis=(1, 2))
+    rhs = ((np.asarray(ctxs.q_physics) + back + (s_prev - back + kappa * np.asarray(ctxs.exchanged)) * kept)
+           * fluid).sum(axis=(1, 2))
     np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
     assert q.min() >= 0 and s.min() >= 0 and float(np.abs(s[:, fluid == 0]).max()) == 0.0
+    assert 0 < kept.min() and kept.max() <= 1 and kept.min() < 0.99  # some cells vent a real share
     # The spreading moved mass sideways: the layer is not just the captured mass where it was captured.
     unspread = eqx.tree_at(lambda c: (c.reservoir.theta_spread_x, c.reservoir.theta_spread_y), closure,
                            (jnp.full_like(r.theta_spread_x, -60.0), jnp.full_like(r.theta_spread_y, -60.0)))

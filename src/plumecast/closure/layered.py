@@ -3,14 +3,16 @@
 A two-zone physics: the plane of :mod:`plumecast.physics.model` plus the
 :class:`~plumecast.closure.reservoir.Reservoir` below and above it, which takes a learned
 share of what the exchange term removes from the plane, spreads it horizontally with
-learned diffusivities, and returns it at a learned per-cell rate. Every parameter is an
+learned diffusivities, vents a learned share to exhausts off the plane, and returns the
+rest at a learned per-cell rate. Every parameter is an
 O(1) physical logit, so the variant trains from scratch with the physics preset (its
 learning rate and curriculum), not with the closure networks' settings. It answers
 whether the mass that leaves the plane and comes back (the plane sees the room's
 background rise) is what the plane-only physics misses, before any network is added.
 
 Options: the reservoir's settings (``return_max_per_s``, ``return_init_per_s``,
-``capture_init``, ``spread_max_m2_s``, ``spread_init_m2_s``, ``logit_scale``), by default
+``capture_init``, ``spread_max_m2_s``, ``spread_init_m2_s``, ``vent_max_per_s``,
+``vent_init_per_s``, ``logit_scale``), by default
 :data:`~plumecast.closure.reservoir.LAYERED_SETTINGS` (spreading on, ``logit_scale`` 1).
 A ``memory`` or ``markovian`` closure started from a layered run (``--init-from``) with
 ``reservoir: "layered"`` keeps the trained layer.

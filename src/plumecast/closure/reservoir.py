@@ -6,10 +6,12 @@ and comes back later. A reservoir field ``s`` (normalised plane units, one value
 plane cell: the air above and below it) holds a learned share of what left and returns it
 at a learned rate: in one step of ``dt``
 
-    back = s (1 - exp(-mu dt)),   s <- spread(s - back + kappa * exchanged),   q <- q + back
+    back = s (1 - exp(-mu dt)),   s <- spread((s - back + kappa * exchanged) exp(-nu dt)),   q <- q + back
 
 with ``0 <= mu <= return_max_per_s`` and ``0 <= kappa <= 1`` per cell (the rest of the
-exchanged mass has left the room, through the exhausts). ``spread`` is an optional
+exchanged mass has left the room, through the exhausts) and an optional vent rate ``0 <=
+nu <= vent_max_per_s`` per cell: the off-plane air leaves through exhausts that the plane
+does not touch (off when ``vent_max_per_s = 0``). ``spread`` is an optional
 horizontal diffusion of the reservoir with learned face diffusivities ``0 <= D_s <=
 spread_max_m2_s``, explicit substeps whose bound keeps every substep positive and
 conservative (the off-plane air mixes across the room: ceiling diffusers, the return of
@@ -57,9 +59,12 @@ class Reservoir(eqx.Module):
 
     theta_return: jax.Array  # (ny, nx)
     theta_capture: jax.Array  # (ny, nx)
-    theta_spread_x: jax.Array  # (ny, nx - 1)
-    theta_spread_y: jax.Array  # (ny - 1, nx)
+    # None when the part is off, so a reservoir without it has no such leaves.
+    theta_spread_x: jax.Array | None  # (ny, nx - 1)
+    theta_spread_y: jax.Array | None  # (ny - 1, nx)
+    theta_vent: jax.Array | None  # (ny, nx)
     return_max_per_s: float = eqx.field(static=True)
+    vent_max_per_s: float = eqx.field(static=True)
     spread_max_m2_s: float = eqx.field(static=True)
     logit_scale: float = eqx.field(static=True)
     dt: float = eqx.field(static=True)
@@ -69,7 +74,8 @@ class Reservoir(eqx.Module):
 
     def __init__(self, shape, *, dt: float, dtype, dx: float = 1.0, dy: float = 1.0, substeps: int = 1,
                  return_max_per_s: float = 0.05, return_init_per_s: float = 1e-4, capture_init: float = 0.5,
-                 spread_max_m2_s: float = 0.0, spread_init_m2_s: float = 0.0, logit_scale: float = LOGIT_SCALE):
+                 spread_max_m2_s: float = 0.0, spread_init_m2_s: float = 0.0, vent_max_per_s: float = 0.0,
+                 vent_init_per_s: float = 0.0, logit_scale: float = LOGIT_SCALE):
         if not (return_max_per_s > 0 and 0 < return_init_per_s < return_max_per_s):
             raise ValueError(f"reservoir rates need 0 < return_init_per_s ({return_init_per_s}) < return_max_per_s "
                              f"({return_max_per_s})")
@@ -86,12 +92,19 @@ class Reservoir(eqx.Module):
                              f"substeps of {dt / substeps:g} s on {dx:g} x {dy:g} m cells), got {spread_max_m2_s}")
         if spread_max_m2_s > 0 and not 0 < spread_init_m2_s < spread_max_m2_s:
             raise ValueError(f"spread_init_m2_s must lie in (0, {spread_max_m2_s}), got {spread_init_m2_s}")
+        if not (math.isfinite(vent_max_per_s) and vent_max_per_s >= 0):
+            raise ValueError(f"vent_max_per_s must be finite and >= 0, got {vent_max_per_s}")
+        if vent_max_per_s > 0 and not 0 < vent_init_per_s < vent_max_per_s:
+            raise ValueError(f"vent_init_per_s must lie in (0, {vent_max_per_s}), got {vent_init_per_s}")
         ny, nx = shape
-        spread = _logit(spread_init_m2_s / spread_max_m2_s) / logit_scale if spread_max_m2_s > 0 else 0.0
+        vent_on = vent_max_per_s > 0
+        self.theta_vent = jnp.full(shape, _logit(vent_init_per_s / vent_max_per_s) / logit_scale, dtype) if vent_on else None
+        self.vent_max_per_s = float(vent_max_per_s)
+        spread = _logit(spread_init_m2_s / spread_max_m2_s) / logit_scale if spread_max_m2_s > 0 else None
         self.theta_return = jnp.full(shape, _logit(return_init_per_s / return_max_per_s) / logit_scale, dtype)
         self.theta_capture = jnp.full(shape, _logit(capture_init) / logit_scale, dtype)
-        self.theta_spread_x = jnp.full((ny, nx - 1), spread, dtype)
-        self.theta_spread_y = jnp.full((ny - 1, nx), spread, dtype)
+        self.theta_spread_x = None if spread is None else jnp.full((ny, nx - 1), spread, dtype)
+        self.theta_spread_y = None if spread is None else jnp.full((ny - 1, nx), spread, dtype)
         self.return_max_per_s = float(return_max_per_s)
         self.spread_max_m2_s = float(spread_max_m2_s)
         self.logit_scale = float(logit_scale)
@@ -101,6 +114,12 @@ class Reservoir(eqx.Module):
         """``mu`` per cell, 1/s (zero on solids)."""
         return self.return_max_per_s * jax.nn.sigmoid(self.logit_scale * self.theta_return) * fluid
 
+    def vent_rate(self, fluid) -> jax.Array:
+        """``nu`` per cell, 1/s: the layer's loss to exhausts off the plane (zero on solids, or when off)."""
+        if self.theta_vent is None:
+            return jnp.zeros_like(fluid)
+        return self.vent_max_per_s * jax.nn.sigmoid(self.logit_scale * self.theta_vent) * fluid
+
     def capture(self) -> jax.Array:
         """``kappa`` per cell: the share of the exchanged mass that enters the reservoir."""
         return jax.nn.sigmoid(self.logit_scale * self.theta_capture)
@@ -108,6 +127,8 @@ class Reservoir(eqx.Module):
     def spread_diffusivities(self, fluid) -> tuple[jax.Array, jax.Array]:
         """``(D_s x-faces, D_s y-faces)`` in m^2/s, zero on faces touching solids (zero when spreading is off)."""
         mx, my = ops_.face_masks(fluid)
+        if self.theta_spread_x is None:
+            return jnp.zeros_like(mx), jnp.zeros_like(my)
         s = self.spread_max_m2_s
         return (s * jax.nn.sigmoid(self.logit_scale * self.theta_spread_x) * mx,
                 s * jax.nn.sigmoid(self.logit_scale * self.theta_spread_y) * my)
@@ -119,6 +140,8 @@ class Reservoir(eqx.Module):
         """``(back, s_next)``: the mass returned to the plane this step and the reservoir after it."""
         back = s * -jnp.expm1(-self.dt * self.return_rate(fluid))
         s_next = (s - back + self.capture() * exchanged) * fluid
+        if self.vent_max_per_s > 0:
+            s_next = s_next * jnp.exp(-self.dt * self.vent_rate(fluid))
         if self.spread_max_m2_s > 0:
             Dx, Dy = self.spread_diffusivities(fluid)
             zx, zy = jnp.zeros_like(Dx), jnp.zeros_like(Dy)
@@ -155,5 +178,5 @@ def reservoir_option(model, value, *, variant: str) -> Reservoir | None:
 
 def static_settings(reservoir: Reservoir) -> dict:
     """The fixed (non-learned) settings of a reservoir, to check that two of them are the same kind."""
-    names = ("return_max_per_s", "spread_max_m2_s", "logit_scale", "dt", "dx", "dy", "substeps")
+    names = ("return_max_per_s", "spread_max_m2_s", "vent_max_per_s", "logit_scale", "dt", "dx", "dy", "substeps")
     return {n: getattr(reservoir, n) for n in names}
