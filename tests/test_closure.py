@@ -436,3 +436,28 @@ def test_layer_spreading_conserves_and_stays_positive(logit):
     assert float(jnp.abs(s_spread - s_local).max()) > 1e-3 * float(jnp.abs(s_local).max())
     Dx, Dy = closure.reservoir.spread_diffusivities(m.fluid)
     assert float(Dx.max()) <= bound and float(Dy.min()) >= 0
+
+
+def test_layered_gradients_match_central_differences():
+    """Gradients of a rollout loss through the layer (return, capture, spreading) against finite differences."""
+    m = _exchange_model()
+    closure = make_closure("layered", m, key=None, return_init_per_s=0.01, vent_max_per_s=0.05, vent_init_per_s=1e-3)
+    rng = np.random.default_rng(5)
+    closure = jax.tree.map(lambda a: a + 0.5 * rng.standard_normal(a.shape) if eqx.is_inexact_array(a) else a, closure)
+    f = _forcing(m, 40)
+    target = jnp.asarray(rng.random(m.config.shape)) * m.fluid
+
+    def loss(c):
+        (q, _), _ = rollout(m, c, init_carry(c, jnp.zeros(m.config.shape)), f, steps_per_frame=40)
+        return jnp.sum((q - target) ** 2)
+
+    grads = jax.jit(jax.grad(loss))(closure)
+    value = jax.jit(loss)
+    for name in ("theta_return", "theta_capture", "theta_spread_x", "theta_spread_y", "theta_vent"):
+        d = jnp.asarray(rng.standard_normal(getattr(closure.reservoir, name).shape))
+        sel = lambda c: getattr(c.reservoir, name)  # noqa: E731
+        eps = 1e-4  # the loss is O(100): smaller steps lose the difference to round-off
+        fd = (float(value(eqx.tree_at(sel, closure, sel(closure) + eps * d)))
+              - float(value(eqx.tree_at(sel, closure, sel(closure) - eps * d)))) / (2 * eps)
+        ad = float(jnp.vdot(sel(grads), d))
+        assert abs(fd - ad) <= 1e-5 * max(abs(fd), 1e-12), (name, fd, ad)

@@ -120,6 +120,8 @@ class TrainConfig:
     # 0 switches it off (the paper's model has none).
     exchange_max_per_s: float = 0.05
     exchange_init_per_s: float = 1e-3
+    # The source-rate net also reads the flow at the source (physics/model.py).
+    source_flow_features: bool = False
     layer_height_m: float | None = None
     dtype: str = "float32"
     max_bad_steps: int = 20
@@ -301,7 +303,8 @@ def build_system(ds, config: TrainConfig, prep: PreparedData):
             model = model_from_dataset(
                 ds, c_ref=c_ref, dt=config.dt_s, substeps=config.substeps, layer_height_m=config.layer_height_m,
                 source_scale_max=config.source_scale_max, exchange_max_per_s=config.exchange_max_per_s,
-                exchange_init_per_s=config.exchange_init_per_s, dtype=config.dtype, key=k_model,
+                exchange_init_per_s=config.exchange_init_per_s, source_flow_features=config.source_flow_features,
+                dtype=config.dtype, key=k_model,
             )
         except ops_.StabilityError as e:
             raise TrainError(str(e)) from None
@@ -315,7 +318,7 @@ def _start_model(config: TrainConfig, ds):
     """The coarse model of the run named by ``config.init_from`` (checked against ``ds``) and its off-plane layer, if any."""
     (model, closure), start, _ = load_run(config.init_from)
     _check_grid(model, ds)
-    mismatched = [k for k in ("dt_s", "substeps", "dtype", "exchange_max_per_s") if getattr(start, k) != getattr(config, k)]
+    mismatched = [k for k in ("dt_s", "substeps", "dtype", "exchange_max_per_s", "source_flow_features") if getattr(start, k) != getattr(config, k)]
     if mismatched:
         raise TrainError(f"init_from run {config.init_from} differs in {', '.join(mismatched)}; start from a run with the same settings")
     return model, getattr(closure, "reservoir", None)

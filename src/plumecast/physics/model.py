@@ -25,7 +25,10 @@
   (x, y normalised to the room, height above the plane in layer heights) whose output
   ``o`` gives a bounded scale ``exp(log(S) tanh(o))`` in ``[1/S, S]`` (``S`` =
   ``source_scale_max``, default 10) on the emission rate of the dataset's source track.
-  The last layer starts at zero, so the scale starts at exactly 1. It stands in for the
+  The last layer starts at zero, so the scale starts at exactly 1. With
+  ``source_flow_features`` it also reads the flow where the source deposits (``w``,
+  horizontal speed, ``nu_t``): how much of an emission stays at the plane's height depends
+  on the local flow more than on the position itself. It stands in for the
   paper's small rate network: a 2D plane receives only part of what a source above or
   below it emits, and how much depends on where the source is. It is constant in time
   for a static source and follows a moving one.
@@ -96,6 +99,9 @@ class GridConfig:
     source_width: int = 16
     stability_limit: float = 0.9
     exchange_max_per_s: float = 0.0  # bound of the learned plane-room exchange rate; 0 = off
+    # The source net also reads the flow at the source (w, speed over u_ref, nu_t over d_ref),
+    # not only its position: features shared by places no training source visited.
+    source_flow_features: bool = False
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -253,14 +259,18 @@ class CoarseModel(eqx.Module):
         """The learned, bounded emission-rate correction at a source position (scalar)."""
         c = self.config
         lx, ly = c.nx * c.dx, c.ny * c.dy
-        feats = jnp.stack(
-            [
-                2.0 * (x - c.x0 + 0.5 * c.dx) / lx - 1.0,
-                2.0 * (y - c.y0 + 0.5 * c.dy) / ly - 1.0,
-                (z - c.plane_height_m) / c.layer_height_m,
-            ]
-        ).astype(c.jdtype)
-        o = self.source_net(feats)[0]
+        feats = [
+            2.0 * (x - c.x0 + 0.5 * c.dx) / lx - 1.0,
+            2.0 * (y - c.y0 + 0.5 * c.dy) / ly - 1.0,
+            (z - c.plane_height_m) / c.layer_height_m,
+        ]
+        if c.source_flow_features:
+            sg = jax.lax.stop_gradient
+            fluid = sg(self.fluid)
+            weights = ops_.deposit_weights(x, y, fluid, c.x0, c.y0, c.dx, c.dy)
+            at = lambda a: jnp.sum(weights * sg(a))  # noqa: E731  (the field where the source deposits)
+            feats += [at(self.w) / c.u_ref, at(jnp.hypot(self.u, self.v)) / c.u_ref, at(self.nu_t) / c.d_ref]
+        o = self.source_net(jnp.stack(feats).astype(c.jdtype))[0]
         return jnp.exp(math.log(c.source_scale_max) * jnp.tanh(o))
 
     def source_term(self, forcing: Forcing, ops: PhysicsOperators | None = None):
@@ -321,7 +331,7 @@ class CoarseModel(eqx.Module):
 
 
 def _source_net(config: GridConfig, key) -> eqx.nn.MLP:
-    net = eqx.nn.MLP(3, 1, config.source_width, 1, activation=jnp.tanh, key=key, dtype=config.jdtype)
+    net = eqx.nn.MLP(6 if config.source_flow_features else 3, 1, config.source_width, 1, activation=jnp.tanh, key=key, dtype=config.jdtype)
     last = net.layers[-1]
     return eqx.tree_at(lambda n: (n.layers[-1].weight, n.layers[-1].bias), net, (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
 
@@ -359,6 +369,7 @@ def build_model(
     d_faces=None,
     exchange_max_per_s: float = 0.0,
     exchange_init_per_s: float = 1e-3,
+    source_flow_features: bool = False,
     dtype: str = "float32",
     key=None,
 ) -> CoarseModel:
@@ -443,6 +454,7 @@ def build_model(
         source_scale_max=float(source_scale_max),
         stability_limit=float(stability_limit),
         exchange_max_per_s=float(exchange_max_per_s),
+        source_flow_features=bool(source_flow_features),
         dtype=dtype,
     )
     jd = config.jdtype
@@ -478,7 +490,8 @@ def concentration_scale(concentration, fluid) -> float:
 
 def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, layer_height_m: float | None = None,
                        source_scale_max: float = 10.0, exchange_max_per_s: float = 0.0,
-                       exchange_init_per_s: float = 1e-3, dtype: str = "float32", key=None) -> CoarseModel:
+                       exchange_init_per_s: float = 1e-3, source_flow_features: bool = False, dtype: str = "float32",
+                       key=None) -> CoarseModel:
     """A coarse model on a dataset's plane: its grid, flow, ``nu_t`` and transport constants."""
     cfg = {}
     try:
@@ -512,6 +525,7 @@ def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, 
         source_scale_max=source_scale_max,
         exchange_max_per_s=exchange_max_per_s,
         exchange_init_per_s=exchange_init_per_s,
+        source_flow_features=source_flow_features,
         dtype=dtype,
         key=key,
     )
