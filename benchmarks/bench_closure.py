@@ -2,12 +2,14 @@
 
     .venv/bin/python benchmarks/bench_closure.py                         # quick and paper-size memory hybrid
     .venv/bin/python benchmarks/bench_closure.py --variants physics memory:quick memory:paper markovian:quick datadriven:quick
+    .venv/bin/python benchmarks/bench_closure.py --variants physics layered memory:quick memory:quick+layer memory:paper+layer
     .venv/bin/python benchmarks/bench_closure.py --data data/paper-room.nc --scenario static-00
 
 1500 model steps of 0.4 s (4 physics substeps each, then the closure once per step),
 float32, the field saved every 2 s (300 frames), through the same jitted function as
-``plumecast forecast``. Each variant is ``NAME[:SIZE]`` (a registered variant and the
-closure size, ``quick`` or ``paper``); the closure is untrained (the same work per step as
+``plumecast forecast``. Each variant is ``NAME[:SIZE][+layer]`` (a registered variant, the
+closure size, ``quick`` or ``paper``, and ``+layer`` for the layered physics' off-plane
+layer in the closure: option ``reservoir="layered"``); the closure is untrained (the same work per step as
 a trained one). Compilation is timed apart (first call minus the median warm call); the
 figure is the median of ``--repeats`` warm calls (wall clock; the process CPU time is
 printed beside it, a fairer figure when other jobs share the cores). Without ``--data`` the flow is a
@@ -39,7 +41,7 @@ def synthetic_setup():
     y, x = np.meshgrid(np.linspace(0, 1, ny), np.linspace(0, 1, nx), indexing="ij")
     u = 0.3 * np.sin(np.pi * y) * fluid
     v = 0.1 * np.cos(2 * np.pi * x) * fluid
-    model = build_model(fluid=fluid, u=u, v=v, w=0.02 * u, nu_t=5e-3 * fluid, dx=0.5, dy=0.5)
+    model = build_model(fluid=fluid, u=u, v=v, w=0.02 * u, nu_t=5e-3 * fluid, dx=0.5, dy=0.5, exchange_max_per_s=0.05)
     cells = np.argwhere(fluid > 0)
     j, i = cells[len(cells) // 2]
     forcing = forcing_from_track(np.array([0.0, 600.0]), [0.25 + 0.5 * i] * 2, [0.25 + 0.5 * j] * 2, [1.2] * 2, [1.0, 1.0],
@@ -90,8 +92,13 @@ def main() -> None:
           f"({n_steps * c.dt:g} s), {c.dtype}, frames every {spf} steps, "
           f"{'flow from ' + args.data if args.data else 'synthetic flow on the paper-room plan'}")
     for spec in args.variants:
-        name, _, size = spec.partition(":")
+        spec_base, _, extra = spec.partition("+")
+        name, _, size = spec_base.partition(":")
         options = {"size": size} if size else {}
+        if extra:
+            if extra != "layer":
+                parser.error(f"unknown variant suffix +{extra} in {spec!r} (known: +layer)")
+            options["reservoir"] = "layered"
         closure = make_closure(name, model, key=jax.random.PRNGKey(0), **options)
         n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(closure) if hasattr(a, "shape")) if closure else 0
         compile_s, med, runs, cpu = time_forecast(model, closure, q0, forcing, spf, args.repeats)

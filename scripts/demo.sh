@@ -34,14 +34,18 @@ train() {  # train RUN_NAME VARIANT [options...]
     "$PLUMECAST" train "$DATA" --variant "$variant" --preset quick --out "$run" "$@"
   fi
 }
-RUNS=(physics-quick memory-quick)
+# The paper's plane physics, the two-zone (layered) physics, and the memory hybrid on the
+# layered physics (it keeps the trained off-plane layer: closure option reservoir="layered").
+LAYER='closure_options={"reservoir": "layered"}'
+RUNS=(physics-quick layered-quick memory-quick)
 train physics-quick physics
-train memory-quick memory --init-from runs/physics-quick
+train layered-quick layered
+train memory-quick memory --init-from runs/layered-quick --set "$LAYER"
 if [ "$ALL" = 1 ]; then
-  for variant in markovian datadriven; do
-    train "$variant-quick" "$variant" --init-from runs/physics-quick
-    RUNS+=("$variant-quick")
-  done
+  train markovian-quick markovian --init-from runs/layered-quick --set "$LAYER"
+  # No physics terms to continue: it starts from the plane physics' inputs (Dx, Dy).
+  train datadriven-quick datadriven --init-from runs/physics-quick
+  RUNS+=(markovian-quick datadriven-quick)
 fi
 
 for run in "${RUNS[@]}"; do

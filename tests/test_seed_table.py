@@ -1,0 +1,43 @@
+"""scripts/seed_table.py: the per-variant means of the seed tables in docs/results.md."""
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "seed_table.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("seed_table", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _compare(folder: Path, rows):
+    folder.mkdir(parents=True)
+    with (folder / "compare.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, ["run", "variant", "split", "spearman_final_median", "relative_l2_final_median"])
+        w.writeheader()
+        for run, variant, split, sp, l2 in rows:
+            w.writerow(dict(run=run, variant=variant, split=split, spearman_final_median=sp, relative_l2_final_median=l2))
+
+
+def test_means_per_variant(tmp_path, capsys):
+    _compare(tmp_path / "c0", [("a0", "memory", "test", 0.9, 0.5), ("a0", "memory", "ood", 0.8, 0.4),
+                               ("b0", "layered", "test", 0.7, 0.6), ("b0", "layered", "ood", 0.6, 0.5)])
+    _compare(tmp_path / "c1", [("a1", "memory", "test", 0.7, 0.3), ("a1", "memory", "ood", 0.6, 0.2)])
+    runs = tmp_path / "runs"
+    for run, err in (("a0", 0.2), ("a1", 0.4)):
+        (runs / run).mkdir(parents=True)
+        (runs / run / "summary.json").write_text(json.dumps({"trained": {"train": {"median": err}}}))
+    assert _load().main([str(tmp_path / "c0"), str(tmp_path / "c1"), "--runs-dir", str(runs)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "| **mean of 2** | memory | 0.300 | 0.800 | 0.400 | 0.700 | 0.300 |" in lines
+    # b0 has no summary.json: its train column is empty, and so is its variant's mean.
+    assert "| **mean of 1** | layered |  | 0.700 | 0.600 | 0.600 | 0.500 |" in lines
+    with pytest.raises(SystemExit, match="does not exist"):
+        _load().main([str(tmp_path / "missing")])
