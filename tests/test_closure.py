@@ -461,3 +461,15 @@ def test_layered_gradients_match_central_differences():
               - float(value(eqx.tree_at(sel, closure, sel(closure) - eps * d)))) / (2 * eps)
         ad = float(jnp.vdot(sel(grads), d))
         assert abs(fd - ad) <= 1e-5 * max(abs(fd), 1e-12), (name, fd, ad)
+
+
+def test_learned_fields_picture_shows_the_layer(tmp_path):
+    import imageio.v3 as iio
+
+    from plumecast.plot import learned_fields_picture
+
+    m = _exchange_model()
+    plain = learned_fields_picture(m, None, tmp_path / "plain.png")
+    layered = learned_fields_picture(m, make_closure("layered", m, key=None), tmp_path / "layered.png")
+    # Two panels for the plane physics; five (two rows of three) with the layer.
+    assert iio.imread(layered).shape[0] > iio.imread(plain).shape[0]

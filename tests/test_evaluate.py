@@ -86,7 +86,8 @@ def test_train_then_evaluate_writes_the_report(memory_run, data_path, tmp_path):
     r = runner.invoke(app, ["evaluate", str(memory_run), str(data_path), "--split", "test", "--out", str(out)])
     assert r.exit_code == 0, r.output
     files = {p.name for p in out.iterdir()}
-    for name in ("metrics.json", "metrics_per_scenario.csv", "metrics_over_time.csv", "metrics_over_time.png", "report.html"):
+    for name in ("metrics.json", "metrics_per_scenario.csv", "metrics_over_time.csv", "metrics_over_time.png",
+                 "learned_fields.png", "report.html"):
         assert name in files
     gifs = sorted(f for f in files if f.endswith(".gif"))
     snaps = sorted(f for f in files if f.startswith("snapshots_") and f.endswith(".png"))

@@ -53,6 +53,7 @@ class Evaluation:
     rollout_seconds: float  # wall time of all forecasts, compilation included
     mass_unit: str = ""
     non_finite: list[str] = field(default_factory=list)  # scenarios whose forecast is not finite
+    system: tuple | None = None  # the (model, closure) evaluated, for pictures of what it learned
 
     @property
     def label(self) -> str:
@@ -163,6 +164,7 @@ def evaluate_system(system, ds, split: str, *, run_dir: str = "", variant: str =
         rollout_seconds=seconds,
         mass_unit=str(ds.attrs.get("mass_unit", "")),
         non_finite=bad,
+        system=tuple(system),
     )
 
 

@@ -8,6 +8,8 @@
 * ``metrics_per_scenario.csv`` (one row per scenario) and ``metrics_over_time.csv`` (one
   row per snapshot time: median, q25, q75 of every metric over scenarios);
 * ``metrics_over_time.png``: every metric over time, median and IQR band;
+* ``learned_fields.png``: maps of the learned diffusivity, exchange rate and, for a run
+  with the off-plane layer, its capture share, return rate and spreading;
 * ``snapshots_<scenario>.png``: truth, forecast and error at four times, and
   ``animation_<scenario>.gif``: truth beside forecast, for example scenarios (the best,
   median and worst by final-time relative L2 error);
@@ -41,6 +43,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from plumecast import metrics as M  # noqa: E402
+from plumecast.plot import learned_fields_picture  # noqa: E402
 
 __all__ = ["write_report", "write_comparison", "evaluation_json", "staged_dir"]
 
@@ -286,6 +289,8 @@ def write_report(ev, out: str | Path, *, n_examples: int = 3, max_frames: int = 
         _write_csv(tmp / "metrics_over_time.csv", header, rows)
         over_time_figure([(f"{ev.label} ({ev.variant})", ev.times, ev.summary)], tmp / "metrics_over_time.png",
                          title=f"{ev.split} split, {len(ev.scenarios)} scenarios: median and IQR")
+        if ev.system is not None:
+            learned_fields_picture(*ev.system, tmp / "learned_fields.png")
         examples = []
         for i in _example_indices(ev, n_examples):
             stem = _safe(ev.scenarios[i])
@@ -309,6 +314,10 @@ def write_report(ev, out: str | Path, *, n_examples: int = 3, max_frames: int = 
             "<p>Data: <a href='metrics.json'>metrics.json</a>, <a href='metrics_per_scenario.csv'>per scenario (CSV)</a>, "
             "<a href='metrics_over_time.csv'>over time (CSV)</a>.</p>",
             "<h2>Metrics over time</h2><img src='metrics_over_time.png' alt='metrics over time'>",
+        ]
+        if ev.system is not None:
+            parts.append("<h2>What the physics learned</h2><img src='learned_fields.png' alt='learned fields'>")
+        parts += [
             "<h2>Examples</h2><p>Best, median and worst scenario by final-time relative L2 error. Animations: truth "
             "(left) beside forecast (right), one colour scale per animation.</p>",
         ]
