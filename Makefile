@@ -18,7 +18,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	PLUMECAST=$(BIN)/plumecast bash scripts/demo.sh
 
-# All four variants of docs/results.md on the same data and budget, compared side by side.
+# All five variants of docs/results.md on the same data and budget, compared side by side.
 reproduce: $(STAMP)
 	PLUMECAST=$(BIN)/plumecast bash scripts/demo.sh --all
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The main job on the embedded defaults (`make demo`): paper-room data, the quick
-# physics-only and memory-hybrid models, their evaluation on test and OOD, a comparison.
-# With --all (`make reproduce`): all four variants of docs/results.md (physics, memory,
-# markovian, datadriven), their comparison and the 1200 s stability check.
+# The main job on the embedded defaults (`make demo`): paper-room data, the quick plane
+# physics, layered physics and memory hybrid (on the layered physics), their evaluation on
+# test and OOD, a comparison. With --all (`make reproduce`): also the Markovian and
+# data-driven variants of docs/results.md, and the 1200 s stability check of all five.
 # Every stage reuses what exists: the dataset is cached, finished runs are kept and
 # interrupted runs resume from their latest checkpoint.
 set -euo pipefail
