@@ -3,10 +3,10 @@
 A two-zone physics: the plane of :mod:`plumecast.physics.model` plus the
 :class:`~plumecast.closure.reservoir.Reservoir` below and above it, which takes a learned
 share of what the exchange term removes from the plane, spreads it horizontally with
-learned diffusivities, vents a learned share to exhausts off the plane, and returns the
-rest at a learned per-cell rate. Every parameter is an
-O(1) physical logit, so the variant trains from scratch with the physics preset (its
-learning rate and curriculum), not with the closure networks' settings. It answers
+learned diffusivities and returns it at a learned per-cell rate (optionally venting a
+learned share to exhausts off the plane). Every parameter is an O(1) physical logit, so
+the variant trains from scratch with the physics preset (its learning rate and
+curriculum), not with the closure networks' settings. It answers
 whether the mass that leaves the plane and comes back (the plane sees the room's
 background rise) is what the plane-only physics misses, before any network is added.
 

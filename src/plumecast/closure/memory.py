@@ -64,6 +64,7 @@ def make_memory(model, *, key=None, **options) -> MemoryClosure:
     reservoir = reservoir_option(model, options.pop("reservoir", False), variant="memory")
     return MemoryClosure(build_net(model, key=key, memory=True, variant="memory", options=options), reservoir)
 
+
 register_variant(
     "memory",
     make_memory,

@@ -97,15 +97,15 @@ class Reservoir(eqx.Module):
         if vent_max_per_s > 0 and not 0 < vent_init_per_s < vent_max_per_s:
             raise ValueError(f"vent_init_per_s must lie in (0, {vent_max_per_s}), got {vent_init_per_s}")
         ny, nx = shape
-        vent_on = vent_max_per_s > 0
-        self.theta_vent = jnp.full(shape, _logit(vent_init_per_s / vent_max_per_s) / logit_scale, dtype) if vent_on else None
-        self.vent_max_per_s = float(vent_max_per_s)
-        spread = _logit(spread_init_m2_s / spread_max_m2_s) / logit_scale if spread_max_m2_s > 0 else None
-        self.theta_return = jnp.full(shape, _logit(return_init_per_s / return_max_per_s) / logit_scale, dtype)
-        self.theta_capture = jnp.full(shape, _logit(capture_init) / logit_scale, dtype)
-        self.theta_spread_x = None if spread is None else jnp.full((ny, nx - 1), spread, dtype)
-        self.theta_spread_y = None if spread is None else jnp.full((ny - 1, nx), spread, dtype)
+        full = lambda shp, value: jnp.full(shp, _logit(value) / logit_scale, dtype)  # noqa: E731
+        self.theta_return = full(shape, return_init_per_s / return_max_per_s)
+        self.theta_capture = full(shape, capture_init)
+        spread_on, vent_on = spread_max_m2_s > 0, vent_max_per_s > 0
+        self.theta_spread_x = full((ny, nx - 1), spread_init_m2_s / spread_max_m2_s) if spread_on else None
+        self.theta_spread_y = full((ny - 1, nx), spread_init_m2_s / spread_max_m2_s) if spread_on else None
+        self.theta_vent = full(shape, vent_init_per_s / vent_max_per_s) if vent_on else None
         self.return_max_per_s = float(return_max_per_s)
+        self.vent_max_per_s = float(vent_max_per_s)
         self.spread_max_m2_s = float(spread_max_m2_s)
         self.logit_scale = float(logit_scale)
         self.dt, self.dx, self.dy, self.substeps = float(dt), float(dx), float(dy), int(substeps)
