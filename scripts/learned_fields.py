@@ -19,8 +19,7 @@ import sys
 import numpy as np
 
 from plumecast.io.dataset import DatasetError, read_dataset
-from plumecast.physics import operators as ops_
-from plumecast.plot import learned_fields_picture
+from plumecast.plot import learned_fields, learned_fields_picture
 from plumecast.train import TrainError, load_run
 
 
@@ -56,17 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     for run, (model, closure) in zip(args.runs, systems):
         c = model.config
         fluid = np.asarray(model.fluid) > 0
-        cx, cy = ops_.cells_from_faces(*model.diffusivities())
-        lam = np.asarray(model.exchange_rate())
-        parts = [f"D median {np.median(0.5 * (np.asarray(cx) + np.asarray(cy))[fluid]):.3g} m^2/s",
-                 f"exchange median {np.median(lam[fluid]):.3g} /s"]
-        layer = getattr(closure, "reservoir", None)
-        if layer is not None:
-            sx, sy = ops_.cells_from_faces(*layer.spread_diffusivities(model.fluid))
-            parts += [f"layer capture median {np.median(np.asarray(layer.capture())[fluid]):.3g}",
-                      f"return median {np.median(np.asarray(layer.return_rate(model.fluid))[fluid]):.3g} /s",
-                      f"spreading median {np.median(0.5 * (np.asarray(sx) + np.asarray(sy))[fluid]):.3g} m^2/s"]
-        print(f"{run}: " + ", ".join(parts))
+        fields = learned_fields(model, closure)
+        print(f"{run}: " + ", ".join(f"median {title} {np.median(field[fluid]):.3g}" for title, field in fields.items()))
+        lam = fields["exchange rate lambda (1/s)"]
         yy, xx = np.meshgrid(c.y0 + c.dy * np.arange(c.ny), c.x0 + c.dx * np.arange(c.nx), indexing="ij")
         near = [float(lam[fluid & (np.hypot(xx - x, yy - y) <= args.radius)].max(initial=0.0)) for _, x, y in inlets]
         print(f"  largest exchange rate within {args.radius:g} m of each ceiling inlet: "

@@ -398,7 +398,8 @@ def test_layer_spreading_conserves_and_stays_positive(logit):
     """Per step of the layered physics: plane + layer gain the captured share less what vents, whatever the logits."""
     m = _exchange_model()
     # Spreading at its largest allowed bound, so the positivity of the substeps is tested at the edge.
-    bound = 0.9 / ((m.config.dt / m.config.substeps) * (2 / m.config.dx**2 + 2 / m.config.dy**2))
+    c = m.config
+    bound = c.stability_limit / ((c.dt / c.substeps) * (2 / c.dx**2 + 2 / c.dy**2))
     closure = make_closure("layered", m, key=None, spread_max_m2_s=bound, return_init_per_s=0.02, vent_max_per_s=0.05,
                            vent_init_per_s=1e-3)
     fluid = np.asarray(m.fluid)

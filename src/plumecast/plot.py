@@ -106,29 +106,39 @@ def plane_flow_picture(ds: xr.Dataset, path: str | Path) -> Path:
     return _save_figure(fig, Path(path))
 
 
-def learned_fields_picture(model, closure, path: str | Path) -> Path:
-    """Maps of a trained run's learned physics: diffusivities, exchange rate, and the off-plane layer's fields.
+def learned_fields(model, closure) -> dict[str, np.ndarray]:
+    """A trained run's learned physics as cell maps ``(ny, nx)``, titled with their units.
 
-    ``model`` a :class:`~plumecast.physics.model.CoarseModel`; ``closure`` its closure (the
-    layer's panels appear when it holds a reservoir: capture share, return rate, spreading).
+    Diffusivity (mean of the x- and y-face values at each cell) and exchange rate; with an
+    off-plane layer in ``closure`` also its capture share, return rate and spreading.
     """
     from plumecast.physics import operators as ops_
 
+    def cell_mean(fx, fy):
+        cx, cy = ops_.cells_from_faces(fx, fy)
+        return 0.5 * (np.asarray(cx) + np.asarray(cy))
+
+    fields = {"D = (Dx + Dy) / 2 at cells (m^2/s)": cell_mean(*model.diffusivities()),
+              "exchange rate lambda (1/s)": np.asarray(model.exchange_rate())}
+    layer = getattr(closure, "reservoir", None)
+    if layer is not None:
+        fields["layer capture share kappa"] = np.asarray(layer.capture())
+        fields["layer return rate mu (1/s)"] = np.asarray(layer.return_rate(model.fluid))
+        fields["layer spreading D_s at cells (m^2/s)"] = cell_mean(*layer.spread_diffusivities(model.fluid))
+    return fields
+
+
+def learned_fields_picture(model, closure, path: str | Path) -> Path:
+    """Maps of :func:`learned_fields` (``model`` a coarse model, ``closure`` its closure or None)."""
     fluid = np.asarray(model.fluid)
     c = model.config
     extent = (c.x0 - c.dx / 2, c.x0 + (c.nx - 0.5) * c.dx, c.y0 - c.dy / 2, c.y0 + (c.ny - 0.5) * c.dy)
-    cell_mean = lambda fx, fy: sum(np.asarray(a) for a in ops_.cells_from_faces(fx, fy)) / 2  # noqa: E731
-    panels = [("D = (Dx + Dy) / 2 at cells (m^2/s)", cell_mean(*model.diffusivities()), "viridis"),
-              ("exchange rate lambda (1/s)", np.asarray(model.exchange_rate()), "magma")]
-    layer = getattr(closure, "reservoir", None)
-    if layer is not None:
-        panels += [("layer capture share kappa", np.asarray(layer.capture()), "cividis"),
-                   ("layer return rate mu (1/s)", np.asarray(layer.return_rate(model.fluid)), "magma"),
-                   ("layer spreading D_s at cells (m^2/s)", cell_mean(*layer.spread_diffusivities(model.fluid)), "viridis")]
+    panels = list(learned_fields(model, closure).items())
     cols = 2 if len(panels) <= 4 else 3
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 3.2 * rows), squeeze=False)
-    for ax, (title, field, cmap) in zip(axes.flat, panels):
+    for ax, (title, field) in zip(axes.flat, panels):
+        cmap = "magma" if "(1/s)" in title else "viridis"
         im = ax.imshow(np.ma.masked_where(fluid == 0, field), origin="lower", extent=extent, cmap=cmap)
         fig.colorbar(im, ax=ax)
         ax.set_title(title)

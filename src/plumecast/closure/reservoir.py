@@ -73,6 +73,7 @@ class Reservoir(eqx.Module):
     substeps: int = eqx.field(static=True)
 
     def __init__(self, shape, *, dt: float, dtype, dx: float = 1.0, dy: float = 1.0, substeps: int = 1,
+                 stability_limit: float = 0.9,
                  return_max_per_s: float = 0.05, return_init_per_s: float = 1e-4, capture_init: float = 0.5,
                  spread_max_m2_s: float = 0.0, spread_init_m2_s: float = 0.0, vent_max_per_s: float = 0.0,
                  vent_init_per_s: float = 0.0, logit_scale: float = LOGIT_SCALE):
@@ -85,8 +86,9 @@ class Reservoir(eqx.Module):
             raise ValueError(f"logit_scale must be positive, got {logit_scale}")
         if not (dx > 0 and dy > 0 and dt > 0 and substeps >= 1):
             raise ValueError(f"bad reservoir spacing/step dx={dx}, dy={dy}, dt={dt}, substeps={substeps}")
-        # One explicit substep is positive when dt_sub * sum(D / h^2) <= 1 over a cell's four faces.
-        bound = 0.9 / ((dt / substeps) * (2.0 / dx**2 + 2.0 / dy**2))
+        # One explicit substep is positive when dt_sub * sum(D / h^2) <= 1 over a cell's four
+        # faces; kept below the physics' own stability limit, as its learned D is.
+        bound = stability_limit / ((dt / substeps) * (2.0 / dx**2 + 2.0 / dy**2))
         if not 0 <= spread_max_m2_s <= bound:
             raise ValueError(f"spread_max_m2_s must lie in [0, {bound:.4g}] (the positive bound of {substeps} explicit "
                              f"substeps of {dt / substeps:g} s on {dx:g} x {dy:g} m cells), got {spread_max_m2_s}")
@@ -157,7 +159,8 @@ def make_reservoir(model, settings: dict, *, variant: str) -> Reservoir:
         raise ValueError(f"variant {variant!r}: the reservoir holds what the exchange term takes out of the plane; "
                          "this model has the exchange off (exchange_max_per_s = 0)")
     try:
-        return Reservoir(c.shape, dt=c.dt, dtype=c.jdtype, dx=c.dx, dy=c.dy, substeps=c.substeps, **settings)
+        return Reservoir(c.shape, dt=c.dt, dtype=c.jdtype, dx=c.dx, dy=c.dy, substeps=c.substeps,
+                         stability_limit=c.stability_limit, **settings)
     except TypeError as e:
         raise ValueError(f"variant {variant!r}: bad reservoir settings {settings}: {e}") from None
 
