@@ -397,19 +397,24 @@ def test_layered_starts_near_physics_and_trains_with_the_physics_preset():
 def test_layer_spreading_conserves_and_stays_positive(logit):
     """Per step of the layered physics: plane + layer gain the captured share less what vents, whatever the logits."""
     m = _exchange_model()
-    # Spreading at its largest allowed bound, so the positivity of the substeps is tested at the edge.
+    # Drift and spreading at their largest allowed bound together, so the positivity of the
+    # substeps is tested at the edge.
     c = m.config
-    bound = c.stability_limit / ((c.dt / c.substeps) * (2 / c.dx**2 + 2 / c.dy**2))
+    dt_sub, advect = c.dt / c.substeps, 0.1
+    bound = (c.stability_limit - dt_sub * advect * (2 / c.dx + 2 / c.dy)) / (dt_sub * (2 / c.dx**2 + 2 / c.dy**2))
     closure = make_closure("layered", m, key=None, spread_max_m2_s=bound, return_init_per_s=0.02, vent_max_per_s=0.05,
-                           vent_init_per_s=1e-3)
+                           vent_init_per_s=1e-3, advect_max_m_s=advect)
+    with pytest.raises(ValueError, match="positive bound"):
+        make_closure("layered", m, key=None, spread_max_m2_s=1.001 * bound, advect_max_m_s=advect)
     fluid = np.asarray(m.fluid)
     rng = np.random.default_rng(3)
     wild = lambda a: jnp.asarray(logit + 5 * rng.standard_normal(a.shape))  # noqa: E731
     r = closure.reservoir
     closure = eqx.tree_at(lambda c: (c.reservoir.theta_return, c.reservoir.theta_capture, c.reservoir.theta_spread_x,
-                                     c.reservoir.theta_spread_y, c.reservoir.theta_vent), closure,
+                                     c.reservoir.theta_spread_y, c.reservoir.theta_vent, c.reservoir.theta_advect_x,
+                                     c.reservoir.theta_advect_y), closure,
                           (wild(r.theta_return), wild(r.theta_capture), wild(r.theta_spread_x), wild(r.theta_spread_y),
-                           wild(r.theta_vent)))
+                           wild(r.theta_vent), wild(r.theta_advect_x), wild(r.theta_advect_y)))
     ctxs = _contexts(m, 8)
 
     def body(memory, ctx):
@@ -437,12 +442,22 @@ def test_layer_spreading_conserves_and_stays_positive(logit):
     assert float(jnp.abs(s_spread - s_local).max()) > 1e-3 * float(jnp.abs(s_local).max())
     Dx, Dy = closure.reservoir.spread_diffusivities(m.fluid)
     assert float(Dx.max()) <= bound and float(Dy.min()) >= 0
+    # The drift moved the layer's centre of mass, which a diffusion alone (symmetric) does not.
+    still = eqx.tree_at(lambda c: (c.reservoir.theta_advect_x, c.reservoir.theta_advect_y), closure,
+                        (jnp.zeros_like(r.theta_advect_x), jnp.zeros_like(r.theta_advect_y)))
+    _, s_still = still(jax.tree.map(lambda a: a[0], ctxs), closure.init_memory())
+    xs = jnp.arange(fluid.shape[1]) * c.dx
+    centre = lambda a: float(jnp.sum(a * xs) / jnp.sum(a))  # noqa: E731
+    assert abs(centre(s_spread) - centre(s_still)) > 1e-4 * c.dx
+    ux, vy = closure.reservoir.advect_velocities(m.fluid)
+    assert float(jnp.abs(ux).max()) <= advect and float(jnp.abs(vy).max()) <= advect
 
 
 def test_layered_gradients_match_central_differences():
     """Gradients of a rollout loss through the layer (return, capture, spreading) against finite differences."""
     m = _exchange_model()
-    closure = make_closure("layered", m, key=None, return_init_per_s=0.01, vent_max_per_s=0.05, vent_init_per_s=1e-3)
+    closure = make_closure("layered", m, key=None, return_init_per_s=0.01, vent_max_per_s=0.05, vent_init_per_s=1e-3,
+                           advect_max_m_s=0.05)
     rng = np.random.default_rng(5)
     closure = jax.tree.map(lambda a: a + 0.5 * rng.standard_normal(a.shape) if eqx.is_inexact_array(a) else a, closure)
     f = _forcing(m, 40)
@@ -454,7 +469,8 @@ def test_layered_gradients_match_central_differences():
 
     grads = jax.jit(jax.grad(loss))(closure)
     value = jax.jit(loss)
-    for name in ("theta_return", "theta_capture", "theta_spread_x", "theta_spread_y", "theta_vent"):
+    for name in ("theta_return", "theta_capture", "theta_spread_x", "theta_spread_y", "theta_vent", "theta_advect_x",
+                 "theta_advect_y"):
         d = jnp.asarray(rng.standard_normal(getattr(closure.reservoir, name).shape))
         sel = lambda c: getattr(c.reservoir, name)  # noqa: E731
         eps = 1e-4  # the loss is O(100): smaller steps lose the difference to round-off

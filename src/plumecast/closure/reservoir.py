@@ -12,10 +12,13 @@ with ``0 <= mu <= return_max_per_s`` and ``0 <= kappa <= 1`` per cell (the rest 
 exchanged mass has left the room, through the exhausts) and an optional vent rate ``0 <=
 nu <= vent_max_per_s`` per cell: the off-plane air leaves through exhausts that the plane
 does not touch (off when ``vent_max_per_s = 0``). ``spread`` is an optional
-horizontal diffusion of the reservoir with learned face diffusivities ``0 <= D_s <=
-spread_max_m2_s``, explicit substeps whose bound keeps every substep positive and
-conservative (the off-plane air mixes across the room: ceiling diffusers, the return of
-the recirculation), off when ``spread_max_m2_s = 0``. This is a memory in the exact sense
+horizontal transport of the reservoir in explicit substeps: diffusion with learned face
+diffusivities ``0 <= D_s <= spread_max_m2_s`` (the off-plane air mixes across the room:
+ceiling diffusers, the return of the recirculation), off when ``spread_max_m2_s = 0``, and
+upwind advection with learned face velocities ``|u_s| <= advect_max_m_s`` (the off-plane
+air has its own mean drift, which need not be the plane's: the return flow of a
+ventilated room often runs against it), off when ``advect_max_m_s = 0``. The two bounds
+together keep every substep positive and conservative, whatever is learned. This is a memory in the exact sense
 of the paper's non-Markovian closure (the plane's future depends on its past through
 ``s``), with the structure of a mobile-immobile (dual-domain) transport model and of a
 two-zone room model: positive, mass-conserving (plane + reservoir + what left the room),
@@ -55,7 +58,7 @@ def _logit(p: float) -> float:
 
 
 class Reservoir(eqx.Module):
-    """Per-cell return rate, capture share and face spreading of the off-plane reservoir (see the module docstring)."""
+    """Per-cell return rate, capture share and face spreading / drift of the off-plane reservoir (see the module docstring)."""
 
     theta_return: jax.Array  # (ny, nx)
     theta_capture: jax.Array  # (ny, nx)
@@ -63,9 +66,12 @@ class Reservoir(eqx.Module):
     theta_spread_x: jax.Array | None  # (ny, nx - 1)
     theta_spread_y: jax.Array | None  # (ny - 1, nx)
     theta_vent: jax.Array | None  # (ny, nx)
+    theta_advect_x: jax.Array | None  # (ny, nx - 1)
+    theta_advect_y: jax.Array | None  # (ny - 1, nx)
     return_max_per_s: float = eqx.field(static=True)
     vent_max_per_s: float = eqx.field(static=True)
     spread_max_m2_s: float = eqx.field(static=True)
+    advect_max_m_s: float = eqx.field(static=True)
     logit_scale: float = eqx.field(static=True)
     dt: float = eqx.field(static=True)
     dx: float = eqx.field(static=True)
@@ -76,7 +82,7 @@ class Reservoir(eqx.Module):
                  stability_limit: float = 0.9,
                  return_max_per_s: float = 0.05, return_init_per_s: float = 1e-4, capture_init: float = 0.5,
                  spread_max_m2_s: float = 0.0, spread_init_m2_s: float = 0.0, vent_max_per_s: float = 0.0,
-                 vent_init_per_s: float = 0.0, logit_scale: float = LOGIT_SCALE):
+                 vent_init_per_s: float = 0.0, advect_max_m_s: float = 0.0, logit_scale: float = LOGIT_SCALE):
         if not (return_max_per_s > 0 and 0 < return_init_per_s < return_max_per_s):
             raise ValueError(f"reservoir rates need 0 < return_init_per_s ({return_init_per_s}) < return_max_per_s "
                              f"({return_max_per_s})")
@@ -86,12 +92,18 @@ class Reservoir(eqx.Module):
             raise ValueError(f"logit_scale must be positive, got {logit_scale}")
         if not (dx > 0 and dy > 0 and dt > 0 and substeps >= 1):
             raise ValueError(f"bad reservoir spacing/step dx={dx}, dy={dy}, dt={dt}, substeps={substeps}")
-        # One explicit substep is positive when dt_sub * sum(D / h^2) <= 1 over a cell's four
-        # faces; kept below the physics' own stability limit, as its learned D is.
-        bound = stability_limit / ((dt / substeps) * (2.0 / dx**2 + 2.0 / dy**2))
-        if not 0 <= spread_max_m2_s <= bound:
-            raise ValueError(f"spread_max_m2_s must lie in [0, {bound:.4g}] (the positive bound of {substeps} explicit "
-                             f"substeps of {dt / substeps:g} s on {dx:g} x {dy:g} m cells), got {spread_max_m2_s}")
+        if not (math.isfinite(advect_max_m_s) and advect_max_m_s >= 0):
+            raise ValueError(f"advect_max_m_s must be finite and >= 0, got {advect_max_m_s}")
+        # One explicit substep is positive when dt_sub * (sum of outgoing |u| / h + sum of
+        # D / h^2) <= 1 over a cell's four faces (operators.outflow_rates); kept below the
+        # physics' own stability limit, as its learned D is.
+        dt_sub = dt / substeps
+        advect_share = dt_sub * advect_max_m_s * (2.0 / dx + 2.0 / dy)
+        bound = (stability_limit - advect_share) / (dt_sub * (2.0 / dx**2 + 2.0 / dy**2))
+        if not (advect_share <= stability_limit and 0 <= spread_max_m2_s <= bound):
+            raise ValueError(f"spread_max_m2_s must lie in [0, {max(bound, 0.0):.4g}] with advect_max_m_s = "
+                             f"{advect_max_m_s:g} (the positive bound of {substeps} explicit substeps of {dt_sub:g} s "
+                             f"on {dx:g} x {dy:g} m cells), got {spread_max_m2_s}")
         if spread_max_m2_s > 0 and not 0 < spread_init_m2_s < spread_max_m2_s:
             raise ValueError(f"spread_init_m2_s must lie in (0, {spread_max_m2_s}), got {spread_init_m2_s}")
         if not (math.isfinite(vent_max_per_s) and vent_max_per_s >= 0):
@@ -106,9 +118,14 @@ class Reservoir(eqx.Module):
         self.theta_spread_x = full((ny, nx - 1), spread_init_m2_s / spread_max_m2_s) if spread_on else None
         self.theta_spread_y = full((ny - 1, nx), spread_init_m2_s / spread_max_m2_s) if spread_on else None
         self.theta_vent = full(shape, vent_init_per_s / vent_max_per_s) if vent_on else None
+        # Velocities start at zero (tanh(0)): the layer starts as a diffusing one.
+        advect_on = advect_max_m_s > 0
+        self.theta_advect_x = jnp.zeros((ny, nx - 1), dtype) if advect_on else None
+        self.theta_advect_y = jnp.zeros((ny - 1, nx), dtype) if advect_on else None
         self.return_max_per_s = float(return_max_per_s)
         self.vent_max_per_s = float(vent_max_per_s)
         self.spread_max_m2_s = float(spread_max_m2_s)
+        self.advect_max_m_s = float(advect_max_m_s)
         self.logit_scale = float(logit_scale)
         self.dt, self.dx, self.dy, self.substeps = float(dt), float(dx), float(dy), int(substeps)
 
@@ -135,6 +152,15 @@ class Reservoir(eqx.Module):
         return (s * jax.nn.sigmoid(self.logit_scale * self.theta_spread_x) * mx,
                 s * jax.nn.sigmoid(self.logit_scale * self.theta_spread_y) * my)
 
+    def advect_velocities(self, fluid) -> tuple[jax.Array, jax.Array]:
+        """``(u_s x-faces, v_s y-faces)`` in m/s, signed, zero on faces touching solids (zero when advection is off)."""
+        mx, my = ops_.face_masks(fluid)
+        if self.theta_advect_x is None:
+            return jnp.zeros_like(mx), jnp.zeros_like(my)
+        a = self.advect_max_m_s
+        return (a * jnp.tanh(self.logit_scale * self.theta_advect_x) * mx,
+                a * jnp.tanh(self.logit_scale * self.theta_advect_y) * my)
+
     def init_state(self) -> jax.Array:
         return jnp.zeros_like(self.theta_return)
 
@@ -144,10 +170,10 @@ class Reservoir(eqx.Module):
         s_next = (s - back + self.capture() * exchanged) * fluid
         if self.vent_max_per_s > 0:
             s_next = s_next * jnp.exp(-self.dt * self.vent_rate(fluid))
-        if self.spread_max_m2_s > 0:
+        if self.spread_max_m2_s > 0 or self.advect_max_m_s > 0:
             Dx, Dy = self.spread_diffusivities(fluid)
-            zx, zy = jnp.zeros_like(Dx), jnp.zeros_like(Dy)
-            stencil = ops_.substep_stencil(zx, zy, Dx, Dy, fluid, self.dx, self.dy, self.dt / self.substeps)
+            ux, vy = self.advect_velocities(fluid)
+            stencil = ops_.substep_stencil(ux, vy, Dx, Dy, fluid, self.dx, self.dy, self.dt / self.substeps)
             s_next = jax.lax.fori_loop(0, self.substeps, lambda _, a: ops_.apply_stencil(a, stencil, 0.0), s_next)
         return back, s_next
 
@@ -181,5 +207,5 @@ def reservoir_option(model, value, *, variant: str) -> Reservoir | None:
 
 def static_settings(reservoir: Reservoir) -> dict:
     """The fixed (non-learned) settings of a reservoir, to check that two of them are the same kind."""
-    names = ("return_max_per_s", "spread_max_m2_s", "vent_max_per_s", "logit_scale", "dt", "dx", "dy", "substeps")
+    names = ("return_max_per_s", "spread_max_m2_s", "advect_max_m_s", "vent_max_per_s", "logit_scale", "dt", "dx", "dy", "substeps")
     return {n: getattr(reservoir, n) for n in names}
