@@ -490,3 +490,18 @@ def test_learned_fields_picture_shows_the_layer(tmp_path):
     layered = learned_fields_picture(m, make_closure("layered", m, key=None), tmp_path / "layered.png")
     # Two panels for the plane physics; five (two rows of three) with the layer.
     assert iio.imread(layered).shape[0] > iio.imread(plain).shape[0]
+
+
+def test_learned_fields_show_the_layer_drift(tmp_path):
+    from plumecast.plot import LAYER_DRIFT_TITLE, learned_fields, learned_fields_picture
+
+    m = _exchange_model()
+    still = make_closure("layered", m, key=None)
+    assert LAYER_DRIFT_TITLE not in learned_fields(m, still)
+    drifting = make_closure("layered", m, key=None, advect_max_m_s=0.05)
+    drifting = eqx.tree_at(lambda c: c.reservoir.theta_advect_x, drifting, jnp.ones_like(drifting.reservoir.theta_advect_x))
+    speed = learned_fields(m, drifting)[LAYER_DRIFT_TITLE]
+    # tanh(1) of the bound on every open x-face: interior cells average two such faces.
+    interior = np.asarray(m.fluid[:, 1:-1] * m.fluid[:, :-2] * m.fluid[:, 2:]) > 0
+    np.testing.assert_allclose(speed[:, 1:-1][interior], 0.05 * np.tanh(1.0), rtol=1e-12)
+    assert learned_fields_picture(m, drifting, tmp_path / "drift.png").stat().st_size > 0
