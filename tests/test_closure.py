@@ -12,6 +12,7 @@ import plumecast  # noqa: F401  (x64 on)
 from plumecast.closure import get_variant, make_closure, variant_names
 from plumecast.closure.networks import NetConfig, resolve_options
 from plumecast.physics.model import ClosureContext, build_model
+from plumecast.physics.operators import face_masks
 from plumecast.rollout import forcing_from_track, init_carry, rollout
 
 LEARNED = ("memory", "markovian", "datadriven")
@@ -110,6 +111,7 @@ def _contexts(m, n, seed=0):
         fluid=jnp.asarray(fluid),
         t=jnp.arange(n) * m.config.dt,
         exchanged=jnp.asarray(0.01 * q),
+        source_position=jnp.asarray(np.broadcast_to([0.1, -0.2, 0.13], (n, 3))),
     )
 
 
@@ -365,7 +367,7 @@ def test_exchanged_mass_in_the_context():
     f = jax.tree.map(lambda a: a[0], _forcing(m, 1))
     source = m.source_term(f, ops)
     q_phys = m.physics(q, source, ops)
-    ctx = m.closure_context(q, q_phys, source, ops, f.t)
+    ctx = m.closure_context(q, q_phys, source, ops, f)
     q_substeps = m.physics(q, source, eqx.tree_at(lambda o: o.retained, ops, jnp.ones_like(ops.retained)))
     np.testing.assert_allclose(ctx.exchanged, q_substeps - q_phys, rtol=1e-10, atol=1e-15)
     assert float(jnp.sum(ctx.exchanged)) > 0
@@ -393,9 +395,15 @@ def test_layered_starts_near_physics_and_trains_with_the_physics_preset():
         make_closure("markovian", m, key=jax.random.PRNGKey(0), reservoir="lots")
 
 
-@pytest.mark.parametrize("logit", [-3.0, 0.0, 3.0])
-def test_layer_spreading_conserves_and_stays_positive(logit):
-    """Per step of the layered physics: plane + layer gain the captured share less what vents, whatever the logits."""
+def _thetas(reservoir) -> list[str]:
+    """The names of a reservoir's logit fields that are on."""
+    return [n for n in vars(reservoir) if n.startswith("theta_") and getattr(reservoir, n) is not None]
+
+
+@pytest.mark.parametrize("logit,drift_form", [(-3.0, "free"), (0.0, "solenoidal"), (3.0, "free"), (3.0, "solenoidal")])
+def test_layer_spreading_conserves_and_stays_positive(logit, drift_form):
+    """Per step of the layered physics: plane + layer gain the captured share and the source share less what vents,
+    whatever the logits."""
     m = _exchange_model()
     # Drift and spreading at their largest allowed bound together, so the positivity of the
     # substeps is tested at the edge.
@@ -403,18 +411,18 @@ def test_layer_spreading_conserves_and_stays_positive(logit):
     dt_sub, advect = c.dt / c.substeps, 0.1
     bound = (c.stability_limit - dt_sub * advect * (2 / c.dx + 2 / c.dy)) / (dt_sub * (2 / c.dx**2 + 2 / c.dy**2))
     closure = make_closure("layered", m, key=None, spread_max_m2_s=bound, return_init_per_s=0.02, vent_max_per_s=0.05,
-                           vent_init_per_s=1e-3, advect_max_m_s=advect)
+                           vent_init_per_s=1e-3, advect_max_m_s=advect, drift_form=drift_form, source_share_max=0.5,
+                           source_share_init=0.1)
     with pytest.raises(ValueError, match="positive bound"):
         make_closure("layered", m, key=None, spread_max_m2_s=1.001 * bound, advect_max_m_s=advect)
     fluid = np.asarray(m.fluid)
     rng = np.random.default_rng(3)
     wild = lambda a: jnp.asarray(logit + 5 * rng.standard_normal(a.shape))  # noqa: E731
     r = closure.reservoir
-    closure = eqx.tree_at(lambda c: (c.reservoir.theta_return, c.reservoir.theta_capture, c.reservoir.theta_spread_x,
-                                     c.reservoir.theta_spread_y, c.reservoir.theta_vent, c.reservoir.theta_advect_x,
-                                     c.reservoir.theta_advect_y), closure,
-                          (wild(r.theta_return), wild(r.theta_capture), wild(r.theta_spread_x), wild(r.theta_spread_y),
-                           wild(r.theta_vent), wild(r.theta_advect_x), wild(r.theta_advect_y)))
+    names = _thetas(r)
+    assert len(names) == (7 if drift_form == "free" else 6), names  # return, capture, spreading x, y, vent, drift
+    closure = eqx.tree_at(lambda c: [getattr(c.reservoir, n) for n in names], closure,
+                          [wild(getattr(r, n)) for n in names])
     ctxs = _contexts(m, 8)
 
     def body(memory, ctx):
@@ -429,11 +437,13 @@ def test_layer_spreading_conserves_and_stays_positive(logit):
     s_prev = np.concatenate([np.zeros((1,) + s.shape[1:]), s[:-1]])
     back = s_prev * (1 - np.exp(-m.config.dt * np.asarray(res.return_rate(m.fluid))))
     lhs = (q * fluid).sum(axis=(1, 2)) + (s * fluid).sum(axis=(1, 2))
-    rhs = ((np.asarray(ctxs.q_physics) + back + (s_prev - back + kappa * np.asarray(ctxs.exchanged)) * kept)
-           * fluid).sum(axis=(1, 2))
+    sigma = float(res.source_share(ctxs.source_position[0]))  # the same source position in every step
+    gained = kappa * np.asarray(ctxs.exchanged) + sigma * np.asarray(ctxs.source)
+    rhs = ((np.asarray(ctxs.q_physics) + back + (s_prev - back + gained) * kept) * fluid).sum(axis=(1, 2))
     np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
     assert q.min() >= 0 and s.min() >= 0 and float(np.abs(s[:, fluid == 0]).max()) == 0.0
     assert 0 < kept.min() and kept.max() <= 1 and kept.min() < 0.99  # some cells vent a real share
+    assert 0.01 < sigma < 0.5  # the source share is on
     # The spreading moved mass sideways: the layer is not just the captured mass where it was captured.
     unspread = eqx.tree_at(lambda c: (c.reservoir.theta_spread_x, c.reservoir.theta_spread_y), closure,
                            (jnp.full_like(r.theta_spread_x, -60.0), jnp.full_like(r.theta_spread_y, -60.0)))
@@ -443,21 +453,34 @@ def test_layer_spreading_conserves_and_stays_positive(logit):
     Dx, Dy = closure.reservoir.spread_diffusivities(m.fluid)
     assert float(Dx.max()) <= bound and float(Dy.min()) >= 0
     # The drift moved the layer's centre of mass, which a diffusion alone (symmetric) does not.
-    still = eqx.tree_at(lambda c: (c.reservoir.theta_advect_x, c.reservoir.theta_advect_y), closure,
-                        (jnp.zeros_like(r.theta_advect_x), jnp.zeros_like(r.theta_advect_y)))
+    drift = [n for n in names if n in ("theta_drift_x", "theta_drift_y", "theta_stream")]
+    still = eqx.tree_at(lambda c: [getattr(c.reservoir, n) for n in drift], closure,
+                        [jnp.zeros_like(getattr(r, n)) for n in drift])
     _, s_still = still(jax.tree.map(lambda a: a[0], ctxs), closure.init_memory())
     xs = jnp.arange(fluid.shape[1]) * c.dx
     centre = lambda a: float(jnp.sum(a * xs) / jnp.sum(a))  # noqa: E731
     assert abs(centre(s_spread) - centre(s_still)) > 1e-4 * c.dx
     ux, vy = closure.reservoir.advect_velocities(m.fluid)
     assert float(jnp.abs(ux).max()) <= advect and float(jnp.abs(vy).max()) <= advect
+    # The solenoidal drift is divergence-free: no cell has a net outflow (it piles nothing
+    # up); the free one is not. Neither has a flux through a wall.
+    px, py = jnp.pad(ux, ((0, 0), (1, 1))), jnp.pad(vy, ((1, 1), (0, 0)))
+    net = float(jnp.abs((px[:, 1:] - px[:, :-1]) / c.dx + (py[1:, :] - py[:-1, :]) / c.dy).max())
+    if drift_form == "solenoidal":
+        assert net <= 1e-12 * advect / c.dx
+    else:
+        assert net > 0.1 * advect / c.dx
+    mx, my = face_masks(m.fluid)
+    assert float(jnp.abs(ux * (1 - mx)).max()) == 0.0 and float(jnp.abs(vy * (1 - my)).max()) == 0.0
+    assert float(jnp.abs(ux).max()) > 0.1 * advect  # and it is not zero
 
 
-def test_layered_gradients_match_central_differences():
-    """Gradients of a rollout loss through the layer (return, capture, spreading) against finite differences."""
+@pytest.mark.parametrize("drift_form", ["free", "solenoidal"])
+def test_layered_gradients_match_central_differences(drift_form):
+    """Gradients of a rollout loss through the layer (every logit field and the source share) against finite differences."""
     m = _exchange_model()
     closure = make_closure("layered", m, key=None, return_init_per_s=0.01, vent_max_per_s=0.05, vent_init_per_s=1e-3,
-                           advect_max_m_s=0.05)
+                           advect_max_m_s=0.05, drift_form=drift_form, source_share_max=0.5, source_share_init=0.1)
     rng = np.random.default_rng(5)
     closure = jax.tree.map(lambda a: a + 0.5 * rng.standard_normal(a.shape) if eqx.is_inexact_array(a) else a, closure)
     f = _forcing(m, 40)
@@ -467,12 +490,12 @@ def test_layered_gradients_match_central_differences():
         (q, _), _ = rollout(m, c, init_carry(c, jnp.zeros(m.config.shape)), f, steps_per_frame=40)
         return jnp.sum((q - target) ** 2)
 
-    grads = jax.jit(jax.grad(loss))(closure)
-    value = jax.jit(loss)
-    for name in ("theta_return", "theta_capture", "theta_spread_x", "theta_spread_y", "theta_vent", "theta_advect_x",
-                 "theta_advect_y"):
-        d = jnp.asarray(rng.standard_normal(getattr(closure.reservoir, name).shape))
-        sel = lambda c: getattr(c.reservoir, name)  # noqa: E731
+    grads = eqx.filter_jit(eqx.filter_grad(loss))(closure)
+    value = eqx.filter_jit(loss)
+    parts = {name: (lambda c, name=name: getattr(c.reservoir, name)) for name in _thetas(closure.reservoir)}
+    parts["source share"] = lambda c: c.reservoir.source_share_net.layers[-1].weight
+    for name, sel in parts.items():
+        d = jnp.asarray(rng.standard_normal(sel(closure).shape))
         eps = 1e-4  # the loss is O(100): smaller steps lose the difference to round-off
         fd = (float(value(eqx.tree_at(sel, closure, sel(closure) + eps * d)))
               - float(value(eqx.tree_at(sel, closure, sel(closure) - eps * d)))) / (2 * eps)
@@ -498,10 +521,11 @@ def test_learned_fields_show_the_layer_drift(tmp_path):
     m = _exchange_model()
     still = make_closure("layered", m, key=None)
     assert LAYER_DRIFT_TITLE not in learned_fields(m, still)
-    drifting = make_closure("layered", m, key=None, advect_max_m_s=0.05)
-    drifting = eqx.tree_at(lambda c: c.reservoir.theta_advect_x, drifting, jnp.ones_like(drifting.reservoir.theta_advect_x))
+    drifting = make_closure("layered", m, key=None, advect_max_m_s=0.05, drift_form="solenoidal")
+    # A streamfunction rising row by row: a drift along x, bounded by the setting.
+    ny, nx = m.config.shape
+    rows = jnp.broadcast_to(0.1 * jnp.arange(ny + 1.0)[:, None], (ny + 1, nx + 1))
+    drifting = eqx.tree_at(lambda c: c.reservoir.theta_stream, drifting, rows)
     speed = learned_fields(m, drifting)[LAYER_DRIFT_TITLE]
-    # tanh(1) of the bound on every open x-face: interior cells average two such faces.
-    interior = np.asarray(m.fluid[:, 1:-1] * m.fluid[:, :-2] * m.fluid[:, 2:]) > 0
-    np.testing.assert_allclose(speed[:, 1:-1][interior], 0.05 * np.tanh(1.0), rtol=1e-12)
+    assert float(speed.max()) <= 0.05 * np.sqrt(2) and float(speed.max()) > 0
     assert learned_fields_picture(m, drifting, tmp_path / "drift.png").stat().st_size > 0

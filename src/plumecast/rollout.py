@@ -43,7 +43,7 @@ def step(model: CoarseModel, closure, carry: Carry, forcing: Forcing, ops: Physi
     if closure is None:
         return model.physics(q, source, ops), memory
     q_phys = model.physics(q, source, ops) if closure.uses_physics else q
-    ctx = model.closure_context(q, q_phys, source, ops, forcing.t)
+    ctx = model.closure_context(q, q_phys, source, ops, forcing)
     q_next, memory = closure(ctx, memory)
     return q_next.astype(q.dtype) * ops.fluid, memory
 

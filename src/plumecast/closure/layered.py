@@ -38,7 +38,7 @@ class LayeredClosure(Closure):
         return self.reservoir.init_state()
 
     def __call__(self, ctx, memory):
-        back, s = self.reservoir(memory, ctx.exchanged, ctx.fluid)
+        back, s = self.reservoir(memory, ctx)
         return ctx.q_physics + back, s
 
 

@@ -34,7 +34,7 @@ class MarkovianClosure(Closure):
         if self.reservoir is None:
             q_next, _ = self.net(ctx, (), ctx.q_physics)
             return q_next, ()
-        back, s = self.reservoir(memory, ctx.exchanged, ctx.fluid)
+        back, s = self.reservoir(memory, ctx)
         q_next, _ = self.net(ctx, (), ctx.q_physics + back)
         return q_next, s
 

@@ -47,7 +47,7 @@ class MemoryClosure(Closure):
         if self.reservoir is None:
             return self.net(ctx, memory, ctx.q_physics)
         memory, s = memory
-        back, s = self.reservoir(s, ctx.exchanged, ctx.fluid)
+        back, s = self.reservoir(s, ctx)
         q_next, memory = self.net(ctx, memory, ctx.q_physics + back)
         return q_next, (memory, s)
 

@@ -176,7 +176,9 @@ class ClosureContext(eqx.Module):
     ``d_ref``; ``source`` the normalised source increment of one step (``dt * s / 1``);
     ``fluid`` the mask; ``t`` the time at the step's start, s; ``exchanged`` the normalised
     mass per cell that the exchange term took out of the plane in this step (zero without
-    the exchange term; meaningless for a closure that does not use the physics).
+    the exchange term; meaningless for a closure that does not use the physics);
+    ``source_position`` the source's position ``(3,)`` as the source-rate net reads it
+    (:meth:`CoarseModel.source_position`).
     """
 
     q: jax.Array
@@ -190,6 +192,7 @@ class ClosureContext(eqx.Module):
     fluid: jax.Array
     t: jax.Array
     exchanged: jax.Array
+    source_position: jax.Array
 
 
 class CoarseModel(eqx.Module):
@@ -255,15 +258,21 @@ class CoarseModel(eqx.Module):
         return PhysicsOperators(fluid=fluid, uf=uf, vf=vf, Dx=Dx, Dy=Dy, stencil=stencil, retained=jnp.exp(-rate_dt),
                                 exchanged_per_retained=jnp.expm1(rate_dt))
 
-    def source_scale(self, x, y, z):
-        """The learned, bounded emission-rate correction at a source position (scalar)."""
+    def source_position(self, x, y, z) -> jax.Array:
+        """A source position in metres as O(1) features ``(3,)``: x and y over the room in
+        [-1, 1], and the height above the plane over ``layer_height_m``."""
         c = self.config
         lx, ly = c.nx * c.dx, c.ny * c.dy
-        feats = [
+        return jnp.stack([
             2.0 * (x - c.x0 + 0.5 * c.dx) / lx - 1.0,
             2.0 * (y - c.y0 + 0.5 * c.dy) / ly - 1.0,
             (z - c.plane_height_m) / c.layer_height_m,
-        ]
+        ]).astype(c.jdtype)
+
+    def source_scale(self, x, y, z):
+        """The learned, bounded emission-rate correction at a source position (scalar)."""
+        c = self.config
+        feats = list(self.source_position(x, y, z))
         if c.source_flow_features:
             sg = jax.lax.stop_gradient
             fluid = sg(self.fluid)
@@ -300,7 +309,7 @@ class CoarseModel(eqx.Module):
         ops = self.prepare() if ops is None else ops
         return self.physics(q, self.source_term(forcing, ops), ops)
 
-    def closure_context(self, q, q_physics, source, ops: PhysicsOperators, t) -> ClosureContext:
+    def closure_context(self, q, q_physics, source, ops: PhysicsOperators, forcing: Forcing) -> ClosureContext:
         c = self.config
         dxc, dyc = ops_.cells_from_faces(ops.Dx, ops.Dy)
         sg = jax.lax.stop_gradient
@@ -314,10 +323,12 @@ class CoarseModel(eqx.Module):
             dy_c=dyc / c.d_ref,
             source=source * c.dt,
             fluid=ops.fluid,
-            t=t,
+            t=forcing.t,
             # q_physics = q_substeps * retained, so what left is q_physics (1 / retained - 1),
             # zero with the exchange off (rate 0).
             exchanged=q_physics * ops.exchanged_per_retained,
+            source_position=self.source_position(*(jnp.asarray(a).astype(c.jdtype) for a in (forcing.x, forcing.y,
+                                                                                               forcing.z))),
         )
 
     # ------------------------------------------------------------------ units
