@@ -226,3 +226,22 @@ def test_init_from_a_layered_run_keeps_its_layer(ds, tmp_path):
         build_system(ds, cfg.replace(variant="memory", **start), prepare_data(ds, cfg.dt_s))
     with pytest.raises(TrainError, match="logit_scale"):
         build_system(ds, cfg.replace(variant="memory", closure_options={"reservoir": True}, **start), prepare_data(ds, cfg.dt_s))
+
+
+def test_reservoir_layered_takes_the_start_runs_layer_options(ds, tmp_path):
+    from plumecast.closure.reservoir import LAYERED_SETTINGS, static_settings
+    from plumecast.train import load_run
+
+    options = {"source_share_max": 1.0, "advect_max_m_s": 0.05}
+    cfg = TrainConfig(**{**TINY, "epochs": (1, 1)}, variant="layered", closure_options=options)
+    first = train(ds, tmp_path / "layered", cfg, progress=False, evaluate=False, log=lambda m: None)
+    warm = cfg.replace(variant="memory", closure_options={"reservoir": "layered"}, init_from=str(tmp_path / "layered"),
+                       learning_rate=1e-3)
+    second = train(ds, tmp_path / "memory", warm, progress=False, evaluate=False, log=lambda m: None)
+    (_, reloaded), saved, _ = load_run(tmp_path / "memory")
+    assert saved.closure_options["reservoir"] == {**LAYERED_SETTINGS, **options}
+    assert static_settings(second.system[1].reservoir) == static_settings(first.system[1].reservoir)
+    assert second.system[1].reservoir.source_share_net is not None
+    for a, b in zip(jax.tree.leaves(eqx.filter(reloaded, eqx.is_array)),
+                    jax.tree.leaves(eqx.filter(second.system[1], eqx.is_array))):
+        np.testing.assert_array_equal(a, b)

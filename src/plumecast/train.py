@@ -51,7 +51,7 @@ import optax
 
 import plumecast
 from plumecast.closure import closure_trainable_spec, get_variant, make_closure
-from plumecast.closure.reservoir import static_settings
+from plumecast.closure.reservoir import LAYERED_SETTINGS, static_settings
 from plumecast.io.checkpoint import (
     CheckpointError,
     key_from_json,
@@ -324,6 +324,24 @@ def _start_model(config: TrainConfig, ds):
     return model, getattr(closure, "reservoir", None)
 
 
+def _with_start_layer(config: TrainConfig) -> TrainConfig:
+    """``reservoir: "layered"`` started from a ``layered`` run means that run's layer: its settings, written out.
+
+    So a closure continues a layered physics with whatever layer options it was trained
+    with (drift, source share), and the saved config rebuilds the same structure.
+    """
+    if not config.init_from or config.closure_options.get("reservoir") != "layered":
+        return config
+    path = Path(config.init_from) / "config.json"
+    if not path.is_file():
+        return config  # build_system reports the missing run
+    start = TrainConfig.from_json(read_json(path)["train"])
+    if start.variant != "layered":
+        return config
+    return config.replace(closure_options={**config.closure_options,
+                                           "reservoir": {**LAYERED_SETTINGS, **start.closure_options}})
+
+
 def _keep_reservoir(config: TrainConfig, closure, start_reservoir):
     """The closure with the start run's trained off-plane layer: it is part of the physics being continued."""
     mine = getattr(closure, "reservoir", None)
@@ -564,7 +582,7 @@ def train(
     else:
         if latest_checkpoint(run_dir) is not None:
             raise TrainError(f"{run_dir} already holds a run; use resume or another directory")
-        config = config or PRESETS["quick"]
+        config = _with_start_layer(config or PRESETS["quick"])
     prep = prepare_data(ds, config.dt_s, config.dtype)
     F, S, windows = _phase_plan(config, prep)
     system = build_system(ds, config, prep)

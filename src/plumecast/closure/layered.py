@@ -11,11 +11,12 @@ whether the mass that leaves the plane and comes back (the plane sees the room's
 background rise) is what the plane-only physics misses, before any network is added.
 
 Options: the reservoir's settings (``return_max_per_s``, ``return_init_per_s``,
-``capture_init``, ``spread_max_m2_s``, ``spread_init_m2_s``, ``advect_max_m_s``, ``vent_max_per_s``,
-``vent_init_per_s``, ``logit_scale``), by default
+``capture_init``, ``spread_max_m2_s``, ``spread_init_m2_s``, ``advect_max_m_s``,
+``drift_form``, ``source_share_max``, ``source_share_init``, ``vent_max_per_s``,
+``vent_init_per_s``, ``logit_scale``), over
 :data:`~plumecast.closure.reservoir.LAYERED_SETTINGS` (spreading on, ``logit_scale`` 1).
 A ``memory`` or ``markovian`` closure started from a layered run (``--init-from``) with
-``reservoir: "layered"`` keeps the trained layer.
+``reservoir: "layered"`` keeps the trained layer and its settings.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ Options (JSON values): the network's (``size`` (``quick`` | ``paper``), ``channe
 ``field_memory``, ...; see :mod:`plumecast.closure.networks`), and ``reservoir``
 (``true``, ``"layered"`` or an object of :class:`~plumecast.closure.reservoir.Reservoir`
 settings): an off-plane store of what the exchange term removed, returned to the plane
-later; started from a ``layered`` run, ``"layered"`` keeps its trained layer.
+later; started from a ``layered`` run, ``"layered"`` keeps its trained layer, with the
+settings that run was trained with.
 """
 
 from __future__ import annotations

@@ -62,10 +62,11 @@ LOGIT_SCALE = 20.0
 # The settings of the ``layered`` variant's reservoir (trained with the physics): spreading
 # on, below the positive bound of 4 substeps of 0.1 s on 0.5 m cells (0.5625 m^2/s), which
 # mixes a 25 m room in about 10 minutes at the top; logits at the physics' scale. A closure
-# started from a layered run names them with ``reservoir: "layered"``.
-DRIFT_FORMS = ("free", "solenoidal")
-
+# started from a layered run names its layer with ``reservoir: "layered"`` (these settings
+# plus that run's options; train.py writes them out).
 LAYERED_SETTINGS = {"spread_max_m2_s": 0.5, "spread_init_m2_s": 0.05, "logit_scale": 1.0}
+
+DRIFT_FORMS = ("free", "solenoidal")
 
 
 def _logit(p: float) -> float:
