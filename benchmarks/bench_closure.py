@@ -3,13 +3,15 @@
     .venv/bin/python benchmarks/bench_closure.py                         # quick and paper-size memory hybrid
     .venv/bin/python benchmarks/bench_closure.py --variants physics memory:quick memory:paper markovian:quick datadriven:quick
     .venv/bin/python benchmarks/bench_closure.py --variants physics layered memory:quick memory:quick+layer memory:paper+layer
+    .venv/bin/python benchmarks/bench_closure.py --variants physics layered+fed memory:quick+fed memory:paper+fed
     .venv/bin/python benchmarks/bench_closure.py --data data/paper-room.nc --scenario static-00
 
 1500 model steps of 0.4 s (4 physics substeps each, then the closure once per step),
 float32, the field saved every 2 s (300 frames), through the same jitted function as
 ``plumecast forecast``. Each variant is ``NAME[:SIZE][+layer]`` (a registered variant, the
 closure size, ``quick`` or ``paper``, and ``+layer`` for the layered physics' off-plane
-layer in the closure: option ``reservoir="layered"``); the closure is untrained (the same work per step as
+layer in the closure: option ``reservoir="layered"``; ``+fed`` for that layer fed by the
+source too, as in the main job, also on ``layered`` itself); the closure is untrained (the same work per step as
 a trained one). Compilation is timed apart (first call minus the median warm call); the
 figure is the median of ``--repeats`` warm calls (wall clock; the process CPU time is
 printed beside it, a fairer figure when other jobs share the cores). Without ``--data`` the flow is a
@@ -29,6 +31,7 @@ import numpy as np
 
 import plumecast
 from plumecast.closure import make_closure
+from plumecast.closure.reservoir import LAYERED_SETTINGS
 from plumecast.physics.model import build_model
 from plumecast.rollout import forcing_from_track
 from plumecast.scenario import load_scenario_set
@@ -95,10 +98,13 @@ def main() -> None:
         spec_base, _, extra = spec.partition("+")
         name, _, size = spec_base.partition(":")
         options = {"size": size} if size else {}
-        if extra:
-            if extra != "layer":
-                parser.error(f"unknown variant suffix +{extra} in {spec!r} (known: +layer)")
+        if extra == "layer":
             options["reservoir"] = "layered"
+        elif extra == "fed":  # the main job's layer, fed by the source too
+            fed = {"source_share_max": 1.0}
+            options.update(fed if name == "layered" else {"reservoir": {**LAYERED_SETTINGS, **fed}})
+        elif extra:
+            parser.error(f"unknown variant suffix +{extra} in {spec!r} (known: +layer, +fed)")
         closure = make_closure(name, model, key=jax.random.PRNGKey(0), **options)
         n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(closure) if hasattr(a, "shape")) if closure else 0
         compile_s, med, runs, cpu = time_forecast(model, closure, q0, forcing, spf, args.repeats)

@@ -34,12 +34,13 @@ train() {  # train RUN_NAME VARIANT [options...]
     "$PLUMECAST" train "$DATA" --variant "$variant" --preset quick --out "$run" "$@"
   fi
 }
-# The paper's plane physics, the two-zone (layered) physics, and the memory hybrid on the
-# layered physics (it keeps the trained off-plane layer: closure option reservoir="layered").
+# The paper's plane physics, the two-zone (layered) physics with its layer fed by the
+# exchange and the source, and the memory hybrid on the layered physics (it keeps the
+# trained off-plane layer and its settings: closure option reservoir="layered").
 LAYER='closure_options={"reservoir": "layered"}'
 RUNS=(physics-quick layered-quick memory-quick)
 train physics-quick physics
-train layered-quick layered
+train layered-quick layered --set 'closure_options={"source_share_max": 1.0}'
 train memory-quick memory --init-from runs/layered-quick --set "$LAYER"
 if [ "$ALL" = 1 ]; then
   train markovian-quick markovian --init-from runs/layered-quick --set "$LAYER"
