@@ -6,7 +6,8 @@ and comes back later. A reservoir field ``s`` (normalised plane units, one value
 plane cell: the air above and below it) holds a learned share of what left and returns it
 at a learned rate: in one step of ``dt``
 
-    back = s (1 - exp(-mu dt)),   s <- spread((s - back + kappa * exchanged) exp(-nu dt)),   q <- q + back
+    back = s (1 - exp(-mu dt)),   s <- spread((s - back + kappa * exchanged + sigma * source) exp(-nu dt)),
+    q <- q + back
 
 with ``0 <= mu <= return_max_per_s`` and ``0 <= kappa <= 1`` per cell (the rest of the
 exchanged mass has left the room, through the exhausts) and an optional vent rate ``0 <=
@@ -23,19 +24,21 @@ as the plane's own velocity need not (the layer is a slab of a 3D flow with up- 
 downdraughts, so it may gather mass where the air sinks into it); ``"solenoidal"``, the
 discrete curl of a learned streamfunction on cell corners, zero on every corner that
 touches a wall, which moves the layer without piling it up anywhere (zero net outflow of
-every cell to round-off).
+every cell to round-off). The two bounds together keep every substep positive and
+conservative, whatever is learned.
 
-A source off the plane emits first into the air above or below it: with
-``source_share_max > 0`` the layer also receives ``sigma * source`` of each step's source
-increment, where ``0 <= sigma(x, y, z) <= source_share_max`` is a small net of the source
-position (the physics' source-rate net reads the same features), so that part of the
-emission reaches the plane late and spread, as from a source 0.4 m above it, instead of
-at once. Off (no net) by default. The two bounds
-together keep every substep positive and conservative, whatever is learned. This is a memory in the exact sense
-of the paper's non-Markovian closure (the plane's future depends on its past through
-``s``), with the structure of a mobile-immobile (dual-domain) transport model and of a
-two-zone room model: positive, mass-conserving (plane + reservoir + what left the room),
-and bounded whatever is learned.
+A source emits into the air around it, not only into the plane: with ``source_share_max >
+0`` the layer also receives ``sigma * source`` of each step's source increment, where ``0
+<= sigma(x, y, z) <= source_share_max`` is a small net of the source position (the
+physics' source-rate net reads the same features), so that part of the emission reaches
+the plane late and spread, through the layer (a moving source leaves a trail in the air
+off the plane that comes back later). Off (``sigma = 0``, no net) by default.
+
+This is a memory in the exact sense of the paper's non-Markovian closure (the plane's
+future depends on its past through ``s``), with the structure of a mobile-immobile
+(dual-domain) transport model and of a two-zone room model: positive, mass-conserving
+(plane + reservoir + what left the room change by exactly what the source put into the
+plane and the layer), and bounded whatever is learned.
 
 Start: ``mu`` starts at ``return_init_per_s`` (1e-4 /s by default: a return time of
 hours), so an untrained reservoir returns next to nothing and the model starts as the
@@ -103,8 +106,7 @@ class Reservoir(eqx.Module):
                  return_max_per_s: float = 0.05, return_init_per_s: float = 1e-4, capture_init: float = 0.5,
                  spread_max_m2_s: float = 0.0, spread_init_m2_s: float = 0.0, vent_max_per_s: float = 0.0,
                  vent_init_per_s: float = 0.0, advect_max_m_s: float = 0.0, drift_form: str = "free",
-                 source_share_max: float = 0.0,
-                 source_share_init: float = 1e-3, logit_scale: float = LOGIT_SCALE):
+                 source_share_max: float = 0.0, source_share_init: float = 1e-3, logit_scale: float = LOGIT_SCALE):
         if not (return_max_per_s > 0 and 0 < return_init_per_s < return_max_per_s):
             raise ValueError(f"reservoir rates need 0 < return_init_per_s ({return_init_per_s}) < return_max_per_s "
                              f"({return_max_per_s})")
