@@ -529,3 +529,15 @@ def test_learned_fields_show_the_layer_drift(tmp_path):
     speed = learned_fields(m, drifting)[LAYER_DRIFT_TITLE]
     assert float(speed.max()) <= 0.05 * np.sqrt(2) and float(speed.max()) > 0
     assert learned_fields_picture(m, drifting, tmp_path / "drift.png").stat().st_size > 0
+
+
+def test_source_share_starts_small_everywhere_and_needs_a_valid_setting():
+    m = _exchange_model()
+    res = make_closure("layered", m, key=None, source_share_max=1.0).reservoir
+    for position in ([-1.0, -1.0, -0.2], [0.3, 0.5, 0.0], [1.0, 1.0, 0.2]):
+        np.testing.assert_allclose(float(res.source_share(jnp.asarray(position))), 1e-3, rtol=1e-9)
+    assert float(make_closure("layered", m, key=None).reservoir.source_share(jnp.zeros(3))) == 0.0  # off by default
+    with pytest.raises(ValueError, match="source_share_init"):
+        make_closure("layered", m, key=None, source_share_max=1.0, source_share_init=1.0)
+    with pytest.raises(ValueError, match="drift_form"):
+        make_closure("layered", m, key=None, advect_max_m_s=0.05, drift_form="swirl")
