@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from plumecast.io.atomic import atomic_path  # noqa: E402
+from plumecast.physics import operators as ops_  # noqa: E402
 
 
 def _extent(ds: xr.Dataset):
@@ -113,7 +114,6 @@ def learned_fields(model, closure) -> dict[str, np.ndarray]:
     off-plane layer in ``closure`` also its capture share, return rate, spreading and, when
     it drifts, its drift speed.
     """
-    from plumecast.physics import operators as ops_
 
     def cell_mean(fx, fy):
         cx, cy = ops_.cells_from_faces(fx, fy)
@@ -136,8 +136,6 @@ LAYER_DRIFT_TITLE = "layer drift speed |u_s| at cells (m/s)"
 
 def _layer_drift(layer, fluid) -> tuple[np.ndarray, np.ndarray]:
     """The layer's learned drift velocity at cells ``(u, v)`` in m/s."""
-    from plumecast.physics import operators as ops_
-
     cu, cv = ops_.cells_from_faces(*layer.advect_velocities(fluid))
     return np.asarray(cu), np.asarray(cv)
 

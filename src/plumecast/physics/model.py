@@ -272,14 +272,15 @@ class CoarseModel(eqx.Module):
     def source_scale(self, x, y, z):
         """The learned, bounded emission-rate correction at a source position (scalar)."""
         c = self.config
-        feats = list(self.source_position(x, y, z))
+        feats = self.source_position(x, y, z)
         if c.source_flow_features:
             sg = jax.lax.stop_gradient
             fluid = sg(self.fluid)
             weights = ops_.deposit_weights(x, y, fluid, c.x0, c.y0, c.dx, c.dy)
             at = lambda a: jnp.sum(weights * sg(a))  # noqa: E731  (the field where the source deposits)
-            feats += [at(self.w) / c.u_ref, at(jnp.hypot(self.u, self.v)) / c.u_ref, at(self.nu_t) / c.d_ref]
-        o = self.source_net(jnp.stack(feats).astype(c.jdtype))[0]
+            flow = jnp.stack([at(self.w) / c.u_ref, at(jnp.hypot(self.u, self.v)) / c.u_ref, at(self.nu_t) / c.d_ref])
+            feats = jnp.concatenate([feats, flow.astype(c.jdtype)])
+        o = self.source_net(feats)[0]
         return jnp.exp(math.log(c.source_scale_max) * jnp.tanh(o))
 
     def source_term(self, forcing: Forcing, ops: PhysicsOperators | None = None):
@@ -327,8 +328,7 @@ class CoarseModel(eqx.Module):
             # q_physics = q_substeps * retained, so what left is q_physics (1 / retained - 1),
             # zero with the exchange off (rate 0).
             exchanged=q_physics * ops.exchanged_per_retained,
-            source_position=self.source_position(*(jnp.asarray(a).astype(c.jdtype) for a in (forcing.x, forcing.y,
-                                                                                               forcing.z))),
+            source_position=self.source_position(forcing.x, forcing.y, forcing.z),
         )
 
     # ------------------------------------------------------------------ units
