@@ -61,7 +61,7 @@ def data_setup(path, scenario):
     prep = prepare_data(ds, cfg.dt_s)
     model, _ = build_system(ds, cfg, prep)
     i = prep.index(scenario)
-    q0 = jnp.asarray(prep.conc[i, 0] / model.config.c_ref, model.config.jdtype)
+    q0 = model.encode(prep.conc[i, 0])
     return model, q0, jax.tree.map(lambda a: jnp.asarray(a[i]), prep.forcing), prep.steps_per_snapshot
 
 

@@ -58,7 +58,7 @@ def data_setup(path, scenario, run_dir):
         model, closure = build_system(ds, cfg, prep0)
     prep = prepare_data(ds, model.config.dt, model.config.dtype)
     i = prep.index(scenario)
-    q0 = jnp.asarray(prep.conc[i, 0] / model.config.c_ref, model.config.jdtype)
+    q0 = model.encode(prep.conc[i, 0])
     f = jax.tree.map(lambda a: jnp.asarray(a[i]), prep.forcing)
     return model, closure, q0, f, prep.steps_per_snapshot
 

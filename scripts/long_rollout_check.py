@@ -51,7 +51,7 @@ def main() -> None:
             forcing = forcing_from_track(times, *track, dt=config.dt_s, n_steps=n_steps, t0=float(times[0]),
                                          dtype=config.dtype)
             q0 = jnp.zeros(fluid.shape, model.config.jdtype)
-            frames = np.asarray(_forecast_fn(model, closure, q0, forcing, spf), float) * model.config.c_ref
+            frames = np.asarray(model.decode(_forecast_fn(model, closure, q0, forcing, spf)), float)
             jax.block_until_ready(frames)
             if not np.isfinite(frames).all():
                 continue

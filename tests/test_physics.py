@@ -226,3 +226,30 @@ def eqx_tree_at(where, tree, replace):
     import equinox as eqx
 
     return eqx.tree_at(where, tree, replace)
+
+
+def test_observation_factor_shapes_the_plane_and_leaves_the_state_alone():
+    """g starts at 1; for any logits it is bounded, 1 on solids, of geometric mean 1 over the fluid; encode/decode invert."""
+    fluid = small_room()
+    off, on = _model(fluid, exchange_max_per_s=0.05), _model(fluid, exchange_max_per_s=0.05, observation_log_max=1.0)
+    assert off.theta_observation is None and trainable_spec(on).theta_observation is True
+    np.testing.assert_array_equal(on.observation_factor(), np.ones(fluid.shape))
+    rng = np.random.default_rng(11)
+    q = jnp.asarray(rng.random(fluid.shape) * fluid)
+    np.testing.assert_array_equal(on.observe(q), q)
+    wild = eqx_tree_at(lambda m: m.theta_observation, on, jnp.asarray(rng.normal(0.0, 5.0, fluid.shape)))
+    g = np.asarray(wild.observation_factor())
+    assert (g[fluid == 0] == 1).all() and g.min() >= np.exp(-2.0) and g.max() <= np.exp(2.0)
+    assert np.mean(np.log(g[fluid > 0])) == pytest.approx(0.0, abs=1e-12)
+    assert np.ptp(np.log(g[fluid > 0])) > 1.0  # it does shape
+    # The state's dynamics do not see g; what the plane shows is g q, and encode inverts decode.
+    forcing = Forcing(t=0.0, x=2.0, y=2.0, z=1.5, rate=1.0)
+    np.testing.assert_array_equal(wild(q, forcing), off(q, forcing))
+    np.testing.assert_allclose(wild.decode(q), g * np.asarray(q) * wild.config.c_ref, rtol=1e-14)
+    np.testing.assert_allclose(wild.encode(wild.decode(q)), q, rtol=1e-12, atol=1e-15)
+    stack = jnp.stack([q, 2 * q])
+    np.testing.assert_allclose(wild.observe(stack)[1], 2 * g * np.asarray(q), rtol=1e-14)
+    sk = CoarseModel.skeleton(wild.config)
+    assert jax.tree.structure(sk) == jax.tree.structure(wild)
+    with pytest.raises(ValueError, match="observation_log_max"):
+        _model(fluid, observation_log_max=-1.0)

@@ -245,3 +245,38 @@ def test_reservoir_layered_takes_the_start_runs_layer_options(ds, tmp_path):
     for a, b in zip(jax.tree.leaves(eqx.filter(reloaded, eqx.is_array)),
                     jax.tree.leaves(eqx.filter(second.system[1], eqx.is_array))):
         np.testing.assert_array_equal(a, b)
+
+
+def test_observation_factor_trains_reloads_and_is_kept_by_init_from(ds, tmp_path):
+    """A run with the observation factor learns it, saves and reloads it, evaluates through it, and a closure keeps it."""
+    from plumecast.evaluate import evaluate_system
+    from plumecast.metrics import relative_l2
+    from plumecast.rollout import init_carry, rollout
+    from plumecast.train import final_time_errors
+
+    cfg = TrainConfig(**{**TINY, "epochs": (2, 1)}, variant="layered", observation_log_max=1.0)
+    first = train(ds, tmp_path / "layered", cfg, progress=False, evaluate=False, log=lambda m: None)
+    model = first.system[0]
+    g = np.asarray(model.observation_factor())
+    assert np.ptp(g[np.asarray(model.fluid) > 0]) > 0  # it moved from 1
+    (reloaded, _), saved, _ = load_run(tmp_path / "layered")
+    assert saved.observation_log_max == 1.0
+    np.testing.assert_array_equal(reloaded.theta_observation, model.theta_observation)
+    # What is scored is g times the state: the evaluation's final field against a rollout by hand.
+    prep = prepare_data(ds, cfg.dt_s)
+    ev = evaluate_system(first.system, ds, "test")
+    i = prep.index(ev.scenarios[0])
+    closure = first.system[1]
+    forcing = jax.tree.map(lambda a: jnp.asarray(a[i]), prep.forcing)
+    (q_end, _), _ = rollout(model, closure, init_carry(closure, jnp.zeros_like(model.fluid)), forcing,
+                            steps_per_frame=forcing.t.shape[0], hook=lambda c, d: ())
+    plane = g * np.asarray(q_end) * model.config.c_ref
+    np.testing.assert_allclose(ev.forecast[0, -1], plane, rtol=1e-4, atol=1e-6 * plane.max())
+    truth = prep.conc[i, -1]
+    np.testing.assert_allclose(final_time_errors(first.system, prep, [i])[0], relative_l2(plane, truth, np.asarray(model.fluid)), rtol=1e-4)
+    warm = cfg.replace(variant="markovian", closure_options={"reservoir": "layered"},
+                       init_from=str(tmp_path / "layered"), learning_rate=1e-3)
+    (m2, _) = build_system(ds, warm, prep)
+    np.testing.assert_array_equal(m2.theta_observation, model.theta_observation)
+    with pytest.raises(TrainError, match="observation_log_max"):
+        build_system(ds, warm.replace(observation_log_max=0.0), prep)

@@ -105,17 +105,16 @@ def forecast_scenarios(system, prep, indices, *, chunk: int = 8) -> np.ndarray:
     compiled forecast serves every chunk.
     """
     model, closure = system
-    c = model.config
     indices = np.asarray(indices, int)
     chunk = max(1, min(chunk, len(indices)))
     out = []
     for s in range(0, len(indices), chunk):
         idx = indices[s : s + chunk]
         padded = np.resize(idx, chunk)
-        q0 = jnp.asarray(prep.conc[padded, 0] / c.c_ref, c.jdtype)
+        q0 = model.encode(prep.conc[padded, 0])
         forcing = jax.tree.map(lambda a: jnp.asarray(a[padded]), prep.forcing)
         frames = np.asarray(_forecast_batch(model, closure, q0, forcing, prep.steps_per_snapshot))[: len(idx)]
-        out.append(np.concatenate([prep.conc[idx, :1], frames * c.c_ref], axis=1))
+        out.append(np.concatenate([prep.conc[idx, :1], np.asarray(model.decode(frames))], axis=1))
     return np.concatenate(out, axis=0)
 
 

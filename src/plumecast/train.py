@@ -85,8 +85,11 @@ __all__ = [
 
 
 # Snapshot losses: "field" the squared relative L2 error of the snapshot, "cell" the paper's
-# per-cell relative squared error (floored at loss_floor times the mean square), or their sum.
-LOSSES = ("field", "cell", "field+cell")
+# per-cell relative squared error (floored at loss_floor times the mean square), their sum,
+# or "field+root": the field loss plus the same on square roots of the fields (offset by
+# loss_floor times the mean), which weighs the low background more than the field loss
+# does (the field loss is dominated by the few cells near a source).
+LOSSES = ("field", "cell", "field+cell", "field+root")
 
 
 class TrainError(ValueError):
@@ -122,6 +125,8 @@ class TrainConfig:
     exchange_init_per_s: float = 1e-3
     # The source-rate net also reads the flow at the source (physics/model.py).
     source_flow_features: bool = False
+    # The learned observation factor of the plane (physics/model.py): bound of |log g|; 0 = off.
+    observation_log_max: float = 0.0
     layer_height_m: float | None = None
     dtype: str = "float32"
     max_bad_steps: int = 20
@@ -304,7 +309,7 @@ def build_system(ds, config: TrainConfig, prep: PreparedData):
                 ds, c_ref=c_ref, dt=config.dt_s, substeps=config.substeps, layer_height_m=config.layer_height_m,
                 source_scale_max=config.source_scale_max, exchange_max_per_s=config.exchange_max_per_s,
                 exchange_init_per_s=config.exchange_init_per_s, source_flow_features=config.source_flow_features,
-                dtype=config.dtype, key=k_model,
+                observation_log_max=config.observation_log_max, dtype=config.dtype, key=k_model,
             )
         except ops_.StabilityError as e:
             raise TrainError(str(e)) from None
@@ -318,7 +323,8 @@ def _start_model(config: TrainConfig, ds):
     """The coarse model of the run named by ``config.init_from`` (checked against ``ds``) and its off-plane layer, if any."""
     (model, closure), start, _ = load_run(config.init_from)
     _check_grid(model, ds)
-    mismatched = [k for k in ("dt_s", "substeps", "dtype", "exchange_max_per_s", "source_flow_features") if getattr(start, k) != getattr(config, k)]
+    mismatched = [k for k in ("dt_s", "substeps", "dtype", "exchange_max_per_s", "source_flow_features",
+                                 "observation_log_max") if getattr(start, k) != getattr(config, k)]
     if mismatched:
         raise TrainError(f"init_from run {config.init_from} differs in {', '.join(mismatched)}; start from a run with the same settings")
     return model, getattr(closure, "reservoir", None)
@@ -381,8 +387,12 @@ def _snapshot_loss(kind: str, floor: float):
         t2 = target**2 * fluid
         n = jnp.maximum(jnp.sum(fluid), 1.0)
         total = 0.0
-        if kind in ("field", "field+cell"):
+        if kind in ("field", "field+cell", "field+root"):
             total = total + jnp.sum(err) / (jnp.sum(t2) + 1e-12)
+        if kind == "field+root":
+            offset = floor * jnp.sum(jnp.abs(target) * fluid) / n + 1e-12
+            root = lambda a: jnp.sqrt(jnp.maximum(a, 0.0) + offset)  # noqa: E731
+            total = total + jnp.sum((root(q) - root(target)) ** 2 * fluid) / (jnp.sum(root(target) ** 2 * fluid))
         if kind in ("cell", "field+cell"):
             scale = floor * jnp.sum(t2) / n + 1e-12
             total = total + jnp.sum(err / (t2 + scale)) / n
@@ -417,7 +427,7 @@ def window_loss(model, closure, carry, forcing, targets, *, steps_per_frame, kin
     fluid = jax.lax.stop_gradient(model.fluid)
 
     def hook(c, target):
-        return snap(c[0], target, fluid)
+        return snap(model.observe(c[0]), target, fluid)
 
     carry, losses = rollout(model, closure, carry, forcing, steps_per_frame=steps_per_frame, frame_data=targets,
                             hook=hook, checkpoint=remat)
@@ -498,11 +508,11 @@ def final_time_errors(system, prep: PreparedData, indices, chunk: int = 16) -> n
     for s in range(0, len(indices), chunk):
         idx = indices[s : s + chunk]
         padded = np.resize(idx, chunk)
-        q0 = jnp.asarray(prep.conc[padded, 0] / model.config.c_ref, model.config.jdtype)
+        q0 = model.encode(prep.conc[padded, 0])
         f = jax.tree.map(lambda a: jnp.asarray(a[padded]), prep.forcing)
         qT = np.asarray(_final_fields(model, closure, q0, f))[: len(idx)]
         fluid = np.asarray(model.fluid)
-        out.append([relative_l2(q, t, fluid) for q, t in zip(qT * model.config.c_ref, prep.conc[idx, -1])])
+        out.append([relative_l2(q, t, fluid) for q, t in zip(np.asarray(model.decode(qT)), prep.conc[idx, -1])])
     return np.concatenate(out)
 
 
@@ -666,7 +676,8 @@ def train(
                 losses = []
                 for b in range(n_batches):
                     idx = order[b * B : (b + 1) * B]
-                    carry = (jnp.asarray(conc_n[idx, 0], model0.config.jdtype),
+                    # The start field as a state (the observation factor inverted; a constant of the step).
+                    carry = (eqx.combine(params, static)[0].encode(prep.conc[idx, 0]),
                              jax.tree.map(lambda a: jnp.broadcast_to(a, (len(idx),) + a.shape), memory0))
                     for k in range(K):
                         f = jax.tree.map(lambda a: jnp.asarray(a[idx, k * S : (k + 1) * S]), prep.forcing)
@@ -795,10 +806,10 @@ def forecast(system, ds, scenario: str, dtype: str | None = None) -> np.ndarray:
     _check_grid(model, ds)
     prep = prepare_data(ds, model.config.dt, model.config.dtype, fluid=np.asarray(model.fluid))
     i = prep.index(scenario)
-    q0 = jnp.asarray(prep.conc[i, 0] / model.config.c_ref, model.config.jdtype)
+    q0 = model.encode(prep.conc[i, 0])
     f = jax.tree.map(lambda a: jnp.asarray(a[i]), prep.forcing)
     frames = np.asarray(_forecast_fn(model, closure, q0, f, prep.steps_per_snapshot))
-    out = np.concatenate([prep.conc[i, :1], frames * model.config.c_ref], axis=0)
+    out = np.concatenate([prep.conc[i, :1], np.asarray(model.decode(frames))], axis=0)
     if not np.isfinite(out).all():
         raise TrainError(f"the forecast of {scenario!r} is not finite")
     return out

@@ -31,7 +31,19 @@
   on the local flow more than on the position itself. It stands in for the
   paper's small rate network: a 2D plane receives only part of what a source above or
   below it emits, and how much depends on where the source is. It is constant in time
-  for a static source and follows a moving one.
+  for a static source and follows a moving one;
+* optionally (``observation_log_max > 0``) the learned **observation factor** ``g(x, y)``:
+  the state is the concentration of the air around the plane (the layer of thickness
+  ``layer_height_m`` that the physics moves), and the plane itself sees ``g`` times it,
+  ``log g = b - mean_fluid(b)`` with ``b = observation_log_max * tanh(theta_observation)``.
+  Under a ceiling diffuser's jet the plane sits in cleaner air than the layer around it,
+  in a stagnant corner in richer air: a vertical profile, fixed by the ventilation, that a
+  2D state cannot carry. ``g`` only maps the state to what the plane sees (``encode`` /
+  ``decode``, ``observe``): the transport, the mass budget and its tests act on the state
+  unchanged. Its geometric mean over the fluid is 1, so it shapes and never scales (the
+  amount is the source scale's); it starts at exactly 1 (``theta = 0``). Measured on
+  paper-room (docs/results.md): the final-time forecasts of a trained layered model are
+  off by the same spatial pattern on the train, test and moving-source splits;
 
 Nondimensionalisation: the state is ``q = C / c_ref`` (``c_ref`` a concentration scale of
 the training data, see :func:`concentration_scale`), so networks and losses see O(1)
@@ -99,6 +111,7 @@ class GridConfig:
     source_width: int = 16
     stability_limit: float = 0.9
     exchange_max_per_s: float = 0.0  # bound of the learned plane-room exchange rate; 0 = off
+    observation_log_max: float = 0.0  # bound of |log g| of the learned observation factor; 0 = off
     # The source net also reads the flow at the source (w, speed over u_ref, nu_t over d_ref),
     # not only its position: features shared by places no training source visited.
     source_flow_features: bool = False
@@ -115,6 +128,8 @@ class GridConfig:
             raise ValueError("source_scale_max must be >= 1")
         if not (math.isfinite(self.exchange_max_per_s) and self.exchange_max_per_s >= 0):
             raise ValueError(f"exchange_max_per_s must be finite and >= 0, got {self.exchange_max_per_s}")
+        if not (math.isfinite(self.observation_log_max) and self.observation_log_max >= 0):
+            raise ValueError(f"observation_log_max must be finite and >= 0, got {self.observation_log_max}")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -208,6 +223,7 @@ class CoarseModel(eqx.Module):
     theta_y: jax.Array
     theta_exchange: jax.Array
     source_net: eqx.nn.MLP
+    theta_observation: jax.Array | None = None  # (ny, nx); None when the observation factor is off
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -226,6 +242,7 @@ class CoarseModel(eqx.Module):
             theta_y=jnp.zeros((config.ny - 1, config.nx), dt),
             theta_exchange=z,
             source_net=_source_net(config, jax.random.PRNGKey(0)),
+            theta_observation=z if config.observation_log_max > 0 else None,
         )
 
     # ------------------------------------------------------------------ physics
@@ -246,6 +263,21 @@ class CoarseModel(eqx.Module):
         """Learned plane-room exchange rate ``(ny, nx)`` in 1/s (zero on solids, or when off)."""
         fluid = jax.lax.stop_gradient(self.fluid)
         return self.config.exchange_max_per_s * jax.nn.sigmoid(self.theta_exchange) * fluid
+
+    def observation_factor(self) -> jax.Array:
+        """``g (ny, nx)``: what the plane sees per unit of the state (ones when off); geometric mean 1 over the fluid."""
+        fluid = jax.lax.stop_gradient(self.fluid)
+        if self.theta_observation is None:
+            return jnp.ones_like(fluid)
+        b = self.config.observation_log_max * jnp.tanh(self.theta_observation) * fluid
+        mean = jnp.sum(b) / jnp.maximum(jnp.sum(fluid), 1.0)
+        return jnp.exp((b - mean) * fluid)
+
+    def observe(self, q):
+        """The normalised plane field the state ``q`` (one field or a stack of them) shows: ``g q``."""
+        if self.theta_observation is None:
+            return q
+        return q * self.observation_factor()
 
     def prepare(self) -> PhysicsOperators:
         """Per-rollout operator arrays (face velocities, diffusivities, exchange), computed once outside the time loop."""
@@ -333,12 +365,15 @@ class CoarseModel(eqx.Module):
 
     # ------------------------------------------------------------------ units
     def encode(self, concentration):
-        """Concentration (mass/m^3) to the normalised state."""
-        return (jnp.asarray(concentration) / self.config.c_ref).astype(self.config.jdtype)
+        """Plane concentration (mass/m^3; one field or a stack) to the normalised state."""
+        q = jnp.asarray(concentration) / self.config.c_ref
+        if self.theta_observation is not None:
+            q = q / self.observation_factor()
+        return q.astype(self.config.jdtype)
 
     def decode(self, q):
-        """Normalised state to concentration (mass/m^3)."""
-        return q * self.config.c_ref
+        """Normalised state (one field or a stack) to the plane concentration it shows (mass/m^3)."""
+        return self.observe(q) * self.config.c_ref
 
 
 def _source_net(config: GridConfig, key) -> eqx.nn.MLP:
@@ -351,11 +386,14 @@ def trainable_spec(model: CoarseModel):
     """Filter spec (pytree of bools) of the learnable leaves: D and exchange logits, source net."""
     spec = jax.tree.map(lambda _: False, model)
     exchange = model.config.exchange_max_per_s > 0
-    return eqx.tree_at(
+    spec = eqx.tree_at(
         lambda m: (m.theta_x, m.theta_y, m.theta_exchange, m.source_net),
         spec,
         replace=(True, True, exchange, jax.tree.map(eqx.is_inexact_array, model.source_net)),
     )
+    if model.theta_observation is not None:
+        spec = eqx.tree_at(lambda m: m.theta_observation, spec, True)
+    return spec
 
 
 def build_model(
@@ -381,6 +419,7 @@ def build_model(
     exchange_max_per_s: float = 0.0,
     exchange_init_per_s: float = 1e-3,
     source_flow_features: bool = False,
+    observation_log_max: float = 0.0,
     dtype: str = "float32",
     key=None,
 ) -> CoarseModel:
@@ -391,6 +430,7 @@ def build_model(
     fast for ``substeps`` explicit substeps, or the initial diffusivity is above the
     stable bound. ``exchange_max_per_s > 0`` turns on the learned exchange rate, starting
     at ``exchange_init_per_s`` everywhere (about one air change per 17 minutes).
+    ``observation_log_max > 0`` turns on the learned observation factor, starting at 1.
     """
     if exchange_max_per_s > 0 and not 0 < exchange_init_per_s < exchange_max_per_s:
         raise ValueError(f"exchange_init_per_s must lie in (0, {exchange_max_per_s}), got {exchange_init_per_s}")
@@ -466,6 +506,7 @@ def build_model(
         stability_limit=float(stability_limit),
         exchange_max_per_s=float(exchange_max_per_s),
         source_flow_features=bool(source_flow_features),
+        observation_log_max=float(observation_log_max),
         dtype=dtype,
     )
     jd = config.jdtype
@@ -481,6 +522,7 @@ def build_model(
         theta_y=jnp.asarray(logit(Dy0, my), jd),
         theta_exchange=jnp.full(shape, _exchange_logit(exchange_init_per_s, exchange_max_per_s), jd),
         source_net=_source_net(config, key),
+        theta_observation=jnp.zeros(shape, jd) if config.observation_log_max > 0 else None,
     )
 
 
@@ -501,8 +543,8 @@ def concentration_scale(concentration, fluid) -> float:
 
 def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, layer_height_m: float | None = None,
                        source_scale_max: float = 10.0, exchange_max_per_s: float = 0.0,
-                       exchange_init_per_s: float = 1e-3, source_flow_features: bool = False, dtype: str = "float32",
-                       key=None) -> CoarseModel:
+                       exchange_init_per_s: float = 1e-3, source_flow_features: bool = False,
+                       observation_log_max: float = 0.0, dtype: str = "float32", key=None) -> CoarseModel:
     """A coarse model on a dataset's plane: its grid, flow, ``nu_t`` and transport constants."""
     cfg = {}
     try:
@@ -537,6 +579,7 @@ def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, 
         exchange_max_per_s=exchange_max_per_s,
         exchange_init_per_s=exchange_init_per_s,
         source_flow_features=source_flow_features,
+        observation_log_max=observation_log_max,
         dtype=dtype,
         key=key,
     )
