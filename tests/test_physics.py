@@ -253,3 +253,16 @@ def test_observation_factor_shapes_the_plane_and_leaves_the_state_alone():
     assert jax.tree.structure(sk) == jax.tree.structure(wild)
     with pytest.raises(ValueError, match="observation_log_max"):
         _model(fluid, observation_log_max=-1.0)
+    # On control points every k cells: fewer parameters, a constant logit is no shape at all,
+    # and between two control points log g is linear (before the mean is taken off).
+    coarse = _model(fluid, exchange_max_per_s=0.05, observation_log_max=1.0, observation_spacing_cells=3)
+    ny, nx = fluid.shape
+    assert coarse.theta_observation.shape == (-(-(ny - 1) // 3) + 1, -(-(nx - 1) // 3) + 1)
+    flat = eqx_tree_at(lambda m: m.theta_observation, coarse, jnp.full(coarse.theta_observation.shape, 0.7))
+    np.testing.assert_allclose(flat.observation_factor(), np.ones(fluid.shape), rtol=1e-12)
+    ramp = jnp.arctanh(jnp.broadcast_to(jnp.linspace(-0.5, 0.5, coarse.theta_observation.shape[1]), coarse.theta_observation.shape))
+    lg = np.log(np.asarray(eqx_tree_at(lambda m: m.theta_observation, coarse, ramp).observation_factor()))
+    row = int(np.argmax(fluid.sum(axis=1)))  # the row with most fluid cells
+    cols = np.flatnonzero(fluid[row] > 0)
+    slope = np.diff(lg[row, cols]) / np.diff(cols)
+    np.testing.assert_allclose(slope, 1.0 / (3.0 * (coarse.theta_observation.shape[1] - 1)), rtol=1e-9)

@@ -126,7 +126,7 @@ def test_config_rejects_bad_settings(ds, tmp_path):
 
 
 def test_snapshot_losses():
-    """field: squared relative L2; cell: per-cell relative with a floor; field+cell: their sum."""
+    """field: squared relative L2; cell: per-cell relative with a floor; field+cell: their sum; field+root."""
     from plumecast.train import _snapshot_loss
 
     fluid = jnp.asarray([[1.0, 1.0, 1.0, 0.0]])
@@ -138,6 +138,10 @@ def test_snapshot_losses():
     scale = 0.1 * 5.0 / 3.0
     assert cell == pytest.approx((1.0 / (4.0 + scale) + 0.0 + 1.0 / scale) / 3.0)
     assert float(_snapshot_loss("field+cell", 0.1)(q, target, fluid)) == pytest.approx(field + cell)
+    offset = 0.1 * 3.0 / 3.0  # floor times the mean of the target over the fluid
+    root = (np.sqrt(np.array([1.0, 1.0, 1.0]) + offset) - np.sqrt(np.array([2.0, 1.0, 0.0]) + offset)) ** 2
+    expected = field + root.sum() / (np.array([2.0, 1.0, 0.0]) + offset).sum()
+    assert float(_snapshot_loss("field+root", 0.1)(q, target, fluid)) == pytest.approx(expected)
 
 
 def test_cli_train_and_forecast_end_to_end(ds, tmp_path):

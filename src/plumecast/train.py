@@ -127,6 +127,7 @@ class TrainConfig:
     source_flow_features: bool = False
     # The learned observation factor of the plane (physics/model.py): bound of |log g|; 0 = off.
     observation_log_max: float = 0.0
+    observation_spacing_cells: int = 1
     layer_height_m: float | None = None
     dtype: str = "float32"
     max_bad_steps: int = 20
@@ -309,7 +310,8 @@ def build_system(ds, config: TrainConfig, prep: PreparedData):
                 ds, c_ref=c_ref, dt=config.dt_s, substeps=config.substeps, layer_height_m=config.layer_height_m,
                 source_scale_max=config.source_scale_max, exchange_max_per_s=config.exchange_max_per_s,
                 exchange_init_per_s=config.exchange_init_per_s, source_flow_features=config.source_flow_features,
-                observation_log_max=config.observation_log_max, dtype=config.dtype, key=k_model,
+                observation_log_max=config.observation_log_max,
+                observation_spacing_cells=config.observation_spacing_cells, dtype=config.dtype, key=k_model,
             )
         except ops_.StabilityError as e:
             raise TrainError(str(e)) from None
@@ -324,7 +326,7 @@ def _start_model(config: TrainConfig, ds):
     (model, closure), start, _ = load_run(config.init_from)
     _check_grid(model, ds)
     mismatched = [k for k in ("dt_s", "substeps", "dtype", "exchange_max_per_s", "source_flow_features",
-                                 "observation_log_max") if getattr(start, k) != getattr(config, k)]
+                                 "observation_log_max", "observation_spacing_cells") if getattr(start, k) != getattr(config, k)]
     if mismatched:
         raise TrainError(f"init_from run {config.init_from} differs in {', '.join(mismatched)}; start from a run with the same settings")
     return model, getattr(closure, "reservoir", None)

@@ -35,7 +35,10 @@
 * optionally (``observation_log_max > 0``) the learned **observation factor** ``g(x, y)``:
   the state is the concentration of the air around the plane (the layer of thickness
   ``layer_height_m`` that the physics moves), and the plane itself sees ``g`` times it,
-  ``log g = b - mean_fluid(b)`` with ``b = observation_log_max * tanh(theta_observation)``.
+  ``log g = b - mean_fluid(b)`` with ``b = observation_log_max * tanh(theta)``, ``theta``
+  learned on control points every ``observation_spacing_cells`` cells and interpolated
+  bilinearly to the cells (a profile set by the ventilation varies over metres; learned
+  per cell it dents the few cells next to each training source instead, measured).
   Under a ceiling diffuser's jet the plane sits in cleaner air than the layer around it,
   in a stagnant corner in richer air: a vertical profile, fixed by the ventilation, that a
   2D state cannot carry. ``g`` only maps the state to what the plane sees (``encode`` /
@@ -112,6 +115,7 @@ class GridConfig:
     stability_limit: float = 0.9
     exchange_max_per_s: float = 0.0  # bound of the learned plane-room exchange rate; 0 = off
     observation_log_max: float = 0.0  # bound of |log g| of the learned observation factor; 0 = off
+    observation_spacing_cells: int = 1  # cells between the control points of the observation factor
     # The source net also reads the flow at the source (w, speed over u_ref, nu_t over d_ref),
     # not only its position: features shared by places no training source visited.
     source_flow_features: bool = False
@@ -130,10 +134,18 @@ class GridConfig:
             raise ValueError(f"exchange_max_per_s must be finite and >= 0, got {self.exchange_max_per_s}")
         if not (math.isfinite(self.observation_log_max) and self.observation_log_max >= 0):
             raise ValueError(f"observation_log_max must be finite and >= 0, got {self.observation_log_max}")
+        if not (isinstance(self.observation_spacing_cells, int) and self.observation_spacing_cells >= 1):
+            raise ValueError(f"observation_spacing_cells must be an int >= 1, got {self.observation_spacing_cells!r}")
 
     @property
     def shape(self) -> tuple[int, int]:
         return (self.ny, self.nx)
+
+    @property
+    def observation_shape(self) -> tuple[int, int]:
+        """Control points of the observation factor: every ``observation_spacing_cells`` cells, both ends included."""
+        k = self.observation_spacing_cells
+        return (-(-(self.ny - 1) // k) + 1, -(-(self.nx - 1) // k) + 1)
 
     @property
     def sub_dt(self) -> float:
@@ -223,7 +235,7 @@ class CoarseModel(eqx.Module):
     theta_y: jax.Array
     theta_exchange: jax.Array
     source_net: eqx.nn.MLP
-    theta_observation: jax.Array | None = None  # (ny, nx); None when the observation factor is off
+    theta_observation: jax.Array | None = None  # config.observation_shape; None when the factor is off
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -242,7 +254,7 @@ class CoarseModel(eqx.Module):
             theta_y=jnp.zeros((config.ny - 1, config.nx), dt),
             theta_exchange=z,
             source_net=_source_net(config, jax.random.PRNGKey(0)),
-            theta_observation=z if config.observation_log_max > 0 else None,
+            theta_observation=jnp.zeros(config.observation_shape, dt) if config.observation_log_max > 0 else None,
         )
 
     # ------------------------------------------------------------------ physics
@@ -269,7 +281,9 @@ class CoarseModel(eqx.Module):
         fluid = jax.lax.stop_gradient(self.fluid)
         if self.theta_observation is None:
             return jnp.ones_like(fluid)
-        b = self.config.observation_log_max * jnp.tanh(self.theta_observation) * fluid
+        c = self.config
+        wy, wx = (jnp.asarray(_linear_interpolation(n, c.observation_spacing_cells), fluid.dtype) for n in (c.ny, c.nx))
+        b = c.observation_log_max * (wy @ jnp.tanh(self.theta_observation) @ wx.T) * fluid
         mean = jnp.sum(b) / jnp.maximum(jnp.sum(fluid), 1.0)
         return jnp.exp((b - mean) * fluid)
 
@@ -420,6 +434,7 @@ def build_model(
     exchange_init_per_s: float = 1e-3,
     source_flow_features: bool = False,
     observation_log_max: float = 0.0,
+    observation_spacing_cells: int = 1,
     dtype: str = "float32",
     key=None,
 ) -> CoarseModel:
@@ -507,6 +522,7 @@ def build_model(
         exchange_max_per_s=float(exchange_max_per_s),
         source_flow_features=bool(source_flow_features),
         observation_log_max=float(observation_log_max),
+        observation_spacing_cells=int(observation_spacing_cells),
         dtype=dtype,
     )
     jd = config.jdtype
@@ -522,8 +538,21 @@ def build_model(
         theta_y=jnp.asarray(logit(Dy0, my), jd),
         theta_exchange=jnp.full(shape, _exchange_logit(exchange_init_per_s, exchange_max_per_s), jd),
         source_net=_source_net(config, key),
-        theta_observation=jnp.zeros(shape, jd) if config.observation_log_max > 0 else None,
+        theta_observation=jnp.zeros(config.observation_shape, jd) if config.observation_log_max > 0 else None,
     )
+
+
+def _linear_interpolation(n: int, spacing: int) -> np.ndarray:
+    """``(n, m)`` weights of linear interpolation from control points every ``spacing`` cells (both ends included) to ``n`` cells."""
+    m = -(-(n - 1) // spacing) + 1
+    pos = np.arange(n) / spacing
+    lower = np.minimum(np.floor(pos).astype(int), m - 2) if m > 1 else np.zeros(n, int)
+    frac = pos - lower
+    w = np.zeros((n, m))
+    w[np.arange(n), lower] = 1.0 - frac
+    if m > 1:
+        w[np.arange(n), lower + 1] += frac
+    return w
 
 
 def _exchange_logit(init: float, top: float) -> float:
@@ -544,7 +573,8 @@ def concentration_scale(concentration, fluid) -> float:
 def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, layer_height_m: float | None = None,
                        source_scale_max: float = 10.0, exchange_max_per_s: float = 0.0,
                        exchange_init_per_s: float = 1e-3, source_flow_features: bool = False,
-                       observation_log_max: float = 0.0, dtype: str = "float32", key=None) -> CoarseModel:
+                       observation_log_max: float = 0.0, observation_spacing_cells: int = 1, dtype: str = "float32",
+                       key=None) -> CoarseModel:
     """A coarse model on a dataset's plane: its grid, flow, ``nu_t`` and transport constants."""
     cfg = {}
     try:
@@ -580,6 +610,7 @@ def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, 
         exchange_init_per_s=exchange_init_per_s,
         source_flow_features=source_flow_features,
         observation_log_max=observation_log_max,
+        observation_spacing_cells=observation_spacing_cells,
         dtype=dtype,
         key=key,
     )
