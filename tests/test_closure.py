@@ -305,10 +305,10 @@ def test_convolution_matches_lax(kernel, stride, shape):
     np.testing.assert_allclose(np.asarray(conv(x)), np.asarray(ref + conv.bias), rtol=1e-12, atol=1e-12)
 
 
-def _exchange_model():
+def _exchange_model(**kw):
     fluid, u, v = _room()
     return build_model(fluid=fluid, u=u, v=v, w=0.01 * u, nu_t=0.004 * fluid, dx=0.5, dy=0.5, dtype="float64",
-                       exchange_max_per_s=0.05, exchange_init_per_s=0.01)
+                       exchange_max_per_s=0.05, exchange_init_per_s=0.01, **kw)
 
 
 def test_reservoir_starts_near_physics_and_needs_the_exchange():
@@ -529,6 +529,19 @@ def test_learned_fields_show_the_layer_drift(tmp_path):
     speed = learned_fields(m, drifting)[LAYER_DRIFT_TITLE]
     assert float(speed.max()) <= 0.05 * np.sqrt(2) and float(speed.max()) > 0
     assert learned_fields_picture(m, drifting, tmp_path / "drift.png").stat().st_size > 0
+
+
+def test_learned_fields_show_the_observation_factor(tmp_path):
+    from plumecast.plot import OBSERVATION_TITLE, learned_fields, learned_fields_picture
+
+    m = _exchange_model()
+    assert OBSERVATION_TITLE not in learned_fields(m, None)
+    on = _exchange_model(observation_log_max=1.0, observation_spacing_cells=4)
+    on = eqx.tree_at(lambda a: a.theta_observation, on, jnp.linspace(-1.0, 1.0, on.theta_observation.size).reshape(on.theta_observation.shape))
+    log_g = learned_fields(on, None)[OBSERVATION_TITLE]
+    np.testing.assert_allclose(log_g, np.log(np.asarray(on.observation_factor())))
+    assert np.ptp(log_g) > 0
+    assert learned_fields_picture(on, None, tmp_path / "obs.png").stat().st_size > 0
 
 
 def test_source_share_starts_small_everywhere_and_needs_a_valid_setting():

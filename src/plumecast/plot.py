@@ -110,8 +110,8 @@ def plane_flow_picture(ds: xr.Dataset, path: str | Path) -> Path:
 def learned_fields(model, closure) -> dict[str, np.ndarray]:
     """A trained run's learned physics as cell maps ``(ny, nx)``, titled with their units.
 
-    Diffusivity (mean of the x- and y-face values at each cell) and exchange rate; with an
-    off-plane layer in ``closure`` also its capture share, return rate, spreading and, when
+    Diffusivity (mean of the x- and y-face values at each cell) and exchange rate; the
+    observation factor (as ``log g``) when the model has one; with an off-plane layer in ``closure`` also its capture share, return rate, spreading and, when
     it drifts, its drift speed.
     """
 
@@ -121,6 +121,8 @@ def learned_fields(model, closure) -> dict[str, np.ndarray]:
 
     fields = {"D = (Dx + Dy) / 2 at cells (m^2/s)": cell_mean(*model.diffusivities()),
               "exchange rate lambda (1/s)": np.asarray(model.exchange_rate())}
+    if model.theta_observation is not None:
+        fields[OBSERVATION_TITLE] = np.log(np.asarray(model.observation_factor()))
     layer = getattr(closure, "reservoir", None)
     if layer is not None:
         fields["layer capture share kappa"] = np.asarray(layer.capture())
@@ -132,6 +134,7 @@ def learned_fields(model, closure) -> dict[str, np.ndarray]:
 
 
 LAYER_DRIFT_TITLE = "layer drift speed |u_s| at cells (m/s)"
+OBSERVATION_TITLE = "observation factor log g (plane / state)"
 
 
 def _layer_drift(layer, fluid) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +154,11 @@ def learned_fields_picture(model, closure, path: str | Path) -> Path:
     fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 3.2 * rows), squeeze=False)
     for ax, (title, field) in zip(axes.flat, panels):
         cmap = "magma" if "(1/s)" in title else "viridis"
-        im = ax.imshow(np.ma.masked_where(fluid == 0, field), origin="lower", extent=extent, cmap=cmap)
+        limits = {}
+        if title == OBSERVATION_TITLE:  # signed: centred on 0 (g = 1)
+            top = float(np.abs(field[fluid > 0]).max()) or 1.0
+            cmap, limits = "RdBu_r", {"vmin": -top, "vmax": top}
+        im = ax.imshow(np.ma.masked_where(fluid == 0, field), origin="lower", extent=extent, cmap=cmap, **limits)
         fig.colorbar(im, ax=ax)
         if title == LAYER_DRIFT_TITLE:  # the direction too, every other cell
             cu, cv = _layer_drift(closure.reservoir, model.fluid)
