@@ -35,15 +35,18 @@ train() {  # train RUN_NAME VARIANT [options...]
   fi
 }
 # The paper's plane physics, the two-zone (layered) physics with its layer fed by the
-# exchange and the source, and the memory hybrid on the layered physics (it keeps the
-# trained off-plane layer and its settings: closure option reservoir="layered").
+# exchange and the source and a learned observation factor of the plane (on control points
+# every 12 cells), trained with the background-weighted field+root loss, and the memory
+# hybrid on it (it keeps the trained off-plane layer and its settings: closure option
+# reservoir="layered"; the observation and loss settings must match the start run's).
 LAYER='closure_options={"reservoir": "layered"}'
+PLANE=(--set observation_log_max=1.0 --set observation_spacing_cells=12 --set loss=field+root)
 RUNS=(physics-quick layered-quick memory-quick)
 train physics-quick physics
-train layered-quick layered --set 'closure_options={"source_share_max": 1.0}'
-train memory-quick memory --init-from runs/layered-quick --set "$LAYER"
+train layered-quick layered --set 'closure_options={"source_share_max": 1.0}' "${PLANE[@]}"
+train memory-quick memory --init-from runs/layered-quick --set "$LAYER" "${PLANE[@]}"
 if [ "$ALL" = 1 ]; then
-  train markovian-quick markovian --init-from runs/layered-quick --set "$LAYER"
+  train markovian-quick markovian --init-from runs/layered-quick --set "$LAYER" "${PLANE[@]}"
   # No physics terms to continue: it starts from the plane physics' inputs (Dx, Dy).
   train datadriven-quick datadriven --init-from runs/physics-quick
   RUNS+=(markovian-quick datadriven-quick)

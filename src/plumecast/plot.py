@@ -26,7 +26,9 @@ def _masked(ds: xr.Dataset, field: np.ndarray) -> np.ma.MaskedArray:
     return np.ma.masked_where(ds["fluid"].values == 0, field)
 
 
-def _save_figure(fig, path: Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
+    """Write a figure atomically (PNG by the suffix) and close it."""
+    path = Path(path)
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, bbox_inches="tight")
@@ -58,7 +60,7 @@ def snapshot_grid(ds: xr.Dataset, scenario: str, path: str | Path, n: int = 6) -
         ax.axis("off")
     fig.colorbar(im, ax=axes, shrink=0.8, label=f"concentration ({unit})")
     fig.suptitle(f"{scenario}: plane at {ds.attrs['plane_height_m']} m ({ds.attrs['generator']})")
-    return _save_figure(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def animation(ds: xr.Dataset, scenario: str, path: str | Path, every: int = 1, fps: int = 12) -> Path:
@@ -104,7 +106,7 @@ def plane_flow_picture(ds: xr.Dataset, path: str | Path) -> Path:
     for ax in (a, b):
         ax.set_xlabel("x (m)")
         ax.set_ylabel("y (m)")
-    return _save_figure(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def learned_fields(model, closure) -> dict[str, np.ndarray]:
@@ -169,4 +171,4 @@ def learned_fields_picture(model, closure, path: str | Path) -> Path:
         ax.set_ylabel("y (m)")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    return _save_figure(fig, Path(path))
+    return save_figure(fig, Path(path))
