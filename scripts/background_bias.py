@@ -78,9 +78,14 @@ def main() -> int:
 
         fig, axes = plt.subplots(1, 3, figsize=(18, 3.8))
         top = max(float(np.abs(maps[s][m]).max()) for s in SPLITS) or 1.0
+        x, y = np.asarray(ev.x), np.asarray(ev.y)
+        extent = (x[0] - (x[1] - x[0]) / 2, x[-1] + (x[1] - x[0]) / 2, y[0] - (y[1] - y[0]) / 2, y[-1] + (y[1] - y[0]) / 2)
         for ax, split in zip(axes, SPLITS):
-            im = ax.imshow(np.ma.masked_where(~m, maps[split]), origin="lower", cmap="RdBu_r", vmin=-top, vmax=top)
-            ax.set_title(f"{split}: log(forecast / truth), each over its mean")
+            im = ax.imshow(np.ma.masked_where(~m, maps[split]), origin="lower", cmap="RdBu_r", vmin=-top, vmax=top,
+                           extent=extent)
+            ax.set_title(f"{split}: mean log(f / t), each over its mean")
+            ax.set_xlabel("x (m)")
+            ax.set_ylabel("y (m)")
             fig.colorbar(im, ax=ax)
         save_figure(fig, args.png)
         print(f"wrote {args.png}")
