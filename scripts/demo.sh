@@ -35,20 +35,20 @@ train() {  # train RUN_NAME VARIANT [options...]
   fi
 }
 # The paper's plane physics, the two-zone (layered) physics with its layer fed by the
-# exchange and the source and a learned observation factor of the plane (on control points
-# every 12 cells), trained with the background-weighted field+root loss, and the memory
-# hybrid on it (it keeps the trained off-plane layer and its settings: closure option
-# reservoir="layered"; the observation and loss settings must match the start run's).
+# exchange and the source, and the memory hybrid on it (it keeps the trained off-plane
+# layer and its settings: closure option reservoir="layered"). Every model also learns an
+# observation factor of the plane (on control points every 12 cells) with the
+# background-weighted field+root loss; a run started from another names the same settings.
 LAYER='closure_options={"reservoir": "layered"}'
 PLANE=(--set observation_log_max=1.0 --set observation_spacing_cells=12 --set loss=field+root)
 RUNS=(physics-quick layered-quick memory-quick)
-train physics-quick physics
+train physics-quick physics "${PLANE[@]}"
 train layered-quick layered --set 'closure_options={"source_share_max": 1.0}' "${PLANE[@]}"
 train memory-quick memory --init-from runs/layered-quick --set "$LAYER" "${PLANE[@]}"
 if [ "$ALL" = 1 ]; then
   train markovian-quick markovian --init-from runs/layered-quick --set "$LAYER" "${PLANE[@]}"
   # No physics terms to continue: it starts from the plane physics' inputs (Dx, Dy).
-  train datadriven-quick datadriven --init-from runs/physics-quick
+  train datadriven-quick datadriven --init-from runs/physics-quick "${PLANE[@]}"
   RUNS+=(markovian-quick datadriven-quick)
 fi
 
