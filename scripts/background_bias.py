@@ -79,7 +79,8 @@ def main() -> int:
         fig, axes = plt.subplots(1, 3, figsize=(18, 3.8))
         top = max(float(np.abs(maps[s][m]).max()) for s in SPLITS) or 1.0
         x, y = np.asarray(ev.x), np.asarray(ev.y)
-        extent = (x[0] - (x[1] - x[0]) / 2, x[-1] + (x[1] - x[0]) / 2, y[0] - (y[1] - y[0]) / 2, y[-1] + (y[1] - y[0]) / 2)
+        hx, hy = (x[1] - x[0]) / 2, (y[1] - y[0]) / 2
+        extent = (x[0] - hx, x[-1] + hx, y[0] - hy, y[-1] + hy)
         for ax, split in zip(axes, SPLITS):
             im = ax.imshow(np.ma.masked_where(~m, maps[split]), origin="lower", cmap="RdBu_r", vmin=-top, vmax=top,
                            extent=extent)

@@ -537,7 +537,8 @@ def test_learned_fields_show_the_observation_factor(tmp_path):
     m = _exchange_model()
     assert OBSERVATION_TITLE not in learned_fields(m, None)
     on = _exchange_model(observation_log_max=1.0, observation_spacing_cells=4)
-    on = eqx.tree_at(lambda a: a.theta_observation, on, jnp.linspace(-1.0, 1.0, on.theta_observation.size).reshape(on.theta_observation.shape))
+    shape = on.theta_observation.shape
+    on = eqx.tree_at(lambda a: a.theta_observation, on, jnp.linspace(-1.0, 1.0, np.prod(shape)).reshape(shape))
     log_g = learned_fields(on, None)[OBSERVATION_TITLE]
     np.testing.assert_allclose(log_g, np.log(np.asarray(on.observation_factor())))
     assert np.ptp(log_g) > 0

@@ -260,9 +260,10 @@ def test_observation_factor_shapes_the_plane_and_leaves_the_state_alone():
     assert coarse.theta_observation.shape == (-(-(ny - 1) // 3) + 1, -(-(nx - 1) // 3) + 1)
     flat = eqx_tree_at(lambda m: m.theta_observation, coarse, jnp.full(coarse.theta_observation.shape, 0.7))
     np.testing.assert_allclose(flat.observation_factor(), np.ones(fluid.shape), rtol=1e-12)
-    ramp = jnp.arctanh(jnp.broadcast_to(jnp.linspace(-0.5, 0.5, coarse.theta_observation.shape[1]), coarse.theta_observation.shape))
+    shape = coarse.theta_observation.shape
+    ramp = jnp.arctanh(jnp.broadcast_to(jnp.linspace(-0.5, 0.5, shape[1]), shape))
     lg = np.log(np.asarray(eqx_tree_at(lambda m: m.theta_observation, coarse, ramp).observation_factor()))
     row = int(np.argmax(fluid.sum(axis=1)))  # the row with most fluid cells
     cols = np.flatnonzero(fluid[row] > 0)
     slope = np.diff(lg[row, cols]) / np.diff(cols)
-    np.testing.assert_allclose(slope, 1.0 / (3.0 * (coarse.theta_observation.shape[1] - 1)), rtol=1e-9)
+    np.testing.assert_allclose(slope, 1.0 / (3.0 * (shape[1] - 1)), rtol=1e-9)

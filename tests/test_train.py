@@ -284,3 +284,7 @@ def test_observation_factor_trains_reloads_and_is_kept_by_init_from(ds, tmp_path
     np.testing.assert_array_equal(m2.theta_observation, model.theta_observation)
     with pytest.raises(TrainError, match="observation_log_max"):
         build_system(ds, warm.replace(observation_log_max=0.0), prep)
+    with pytest.raises(TrainError, match="observation_log_max must be finite"):
+        TrainConfig(observation_log_max=float("nan"))
+    with pytest.raises(TrainError, match="observation_spacing_cells must be a whole number"):
+        TrainConfig(observation_spacing_cells=0)

@@ -60,7 +60,7 @@ def snapshot_grid(ds: xr.Dataset, scenario: str, path: str | Path, n: int = 6) -
         ax.axis("off")
     fig.colorbar(im, ax=axes, shrink=0.8, label=f"concentration ({unit})")
     fig.suptitle(f"{scenario}: plane at {ds.attrs['plane_height_m']} m ({ds.attrs['generator']})")
-    return save_figure(fig, Path(path))
+    return save_figure(fig, path)
 
 
 def animation(ds: xr.Dataset, scenario: str, path: str | Path, every: int = 1, fps: int = 12) -> Path:
@@ -106,15 +106,16 @@ def plane_flow_picture(ds: xr.Dataset, path: str | Path) -> Path:
     for ax in (a, b):
         ax.set_xlabel("x (m)")
         ax.set_ylabel("y (m)")
-    return save_figure(fig, Path(path))
+    return save_figure(fig, path)
 
 
 def learned_fields(model, closure) -> dict[str, np.ndarray]:
     """A trained run's learned physics as cell maps ``(ny, nx)``, titled with their units.
 
     Diffusivity (mean of the x- and y-face values at each cell) and exchange rate; the
-    observation factor (as ``log g``) when the model has one; with an off-plane layer in ``closure`` also its capture share, return rate, spreading and, when
-    it drifts, its drift speed.
+    observation factor (as ``log g``) when the model has one; with an off-plane layer in
+    ``closure`` also its capture share, return rate, spreading and, when it drifts, its
+    drift speed.
     """
 
     def cell_mean(fx, fy):
@@ -171,4 +172,4 @@ def learned_fields_picture(model, closure, path: str | Path) -> Path:
         ax.set_ylabel("y (m)")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    return save_figure(fig, Path(path))
+    return save_figure(fig, path)

@@ -156,6 +156,11 @@ class TrainConfig:
             raise TrainError("learning_rate and clip_norm must be positive")
         if self.dtype not in ("float32", "float64"):
             raise TrainError(f"dtype must be float32 or float64, got {self.dtype!r}")
+        if not (math.isfinite(self.observation_log_max) and self.observation_log_max >= 0):
+            raise TrainError(f"observation_log_max must be finite and >= 0, got {self.observation_log_max}")
+        if isinstance(self.observation_spacing_cells, bool) or not (
+                isinstance(self.observation_spacing_cells, int) and self.observation_spacing_cells >= 1):
+            raise TrainError(f"observation_spacing_cells must be a whole number >= 1, got {self.observation_spacing_cells!r}")
         get_variant(self.variant)  # raises for unknown names
 
     def to_json(self) -> dict:
@@ -325,8 +330,9 @@ def _start_model(config: TrainConfig, ds):
     """The coarse model of the run named by ``config.init_from`` (checked against ``ds``) and its off-plane layer, if any."""
     (model, closure), start, _ = load_run(config.init_from)
     _check_grid(model, ds)
-    mismatched = [k for k in ("dt_s", "substeps", "dtype", "exchange_max_per_s", "source_flow_features",
-                                 "observation_log_max", "observation_spacing_cells") if getattr(start, k) != getattr(config, k)]
+    same = ("dt_s", "substeps", "dtype", "exchange_max_per_s", "source_flow_features", "observation_log_max",
+            "observation_spacing_cells")
+    mismatched = [k for k in same if getattr(start, k) != getattr(config, k)]
     if mismatched:
         raise TrainError(f"init_from run {config.init_from} differs in {', '.join(mismatched)}; start from a run with the same settings")
     return model, getattr(closure, "reservoir", None)

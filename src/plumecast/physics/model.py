@@ -46,7 +46,7 @@
   unchanged. Its geometric mean over the fluid is 1, so it shapes and never scales (the
   amount is the source scale's); it starts at exactly 1 (``theta = 0``). Measured on
   paper-room (docs/results.md): the final-time forecasts of a trained layered model are
-  off by the same spatial pattern on the train, test and moving-source splits;
+  off by the same spatial pattern on the train, test and moving-source splits.
 
 Nondimensionalisation: the state is ``q = C / c_ref`` (``c_ref`` a concentration scale of
 the training data, see :func:`concentration_scale`), so networks and losses see O(1)
@@ -277,7 +277,7 @@ class CoarseModel(eqx.Module):
         return self.config.exchange_max_per_s * jax.nn.sigmoid(self.theta_exchange) * fluid
 
     def observation_factor(self) -> jax.Array:
-        """``g (ny, nx)``: what the plane sees per unit of the state (ones when off); geometric mean 1 over the fluid."""
+        """``g (ny, nx)``: what the plane sees per unit of the state (ones when off); geometric mean 1 on the fluid."""
         fluid = jax.lax.stop_gradient(self.fluid)
         if self.theta_observation is None:
             return jnp.ones_like(fluid)
@@ -543,7 +543,7 @@ def build_model(
 
 
 def _linear_interpolation(n: int, spacing: int) -> np.ndarray:
-    """``(n, m)`` weights of linear interpolation from control points every ``spacing`` cells (both ends included) to ``n`` cells."""
+    """``(n, m)`` weights of linear interpolation to ``n`` cells from control points every ``spacing`` cells (both ends in)."""
     m = -(-(n - 1) // spacing) + 1
     pos = np.arange(n) / spacing
     lower = np.minimum(np.floor(pos).astype(int), m - 2) if m > 1 else np.zeros(n, int)
