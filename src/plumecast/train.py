@@ -400,7 +400,8 @@ def _snapshot_loss(kind: str, floor: float):
         if kind == "field+root":
             offset = floor * jnp.sum(jnp.abs(target) * fluid) / n + 1e-12
             root = lambda a: jnp.sqrt(jnp.maximum(a, 0.0) + offset)  # noqa: E731
-            total = total + jnp.sum((root(q) - root(target)) ** 2 * fluid) / (jnp.sum(root(target) ** 2 * fluid))
+            roots_squared = jnp.sum((jnp.maximum(target, 0.0) + offset) * fluid)  # sum of root(target)^2
+            total = total + jnp.sum((root(q) - root(target)) ** 2 * fluid) / roots_squared
         if kind in ("cell", "field+cell"):
             scale = floor * jnp.sum(t2) / n + 1e-12
             total = total + jnp.sum(err / (t2 + scale)) / n
@@ -433,9 +434,12 @@ def window_loss(model, closure, carry, forcing, targets, *, steps_per_frame, kin
     """Mean snapshot loss of one window for one scenario, and the carry at its end."""
     snap = _snapshot_loss(kind, floor)
     fluid = jax.lax.stop_gradient(model.fluid)
+    # What the plane shows is g times the state (ones without an observation factor); g is
+    # built once per window, not per frame inside the rollout.
+    g = model.observation_factor()
 
     def hook(c, target):
-        return snap(model.observe(c[0]), target, fluid)
+        return snap(g * c[0], target, fluid)
 
     carry, losses = rollout(model, closure, carry, forcing, steps_per_frame=steps_per_frame, frame_data=targets,
                             hook=hook, checkpoint=remat)
