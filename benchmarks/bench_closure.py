@@ -3,16 +3,15 @@
     .venv/bin/python benchmarks/bench_closure.py                         # quick and paper-size memory hybrid
     .venv/bin/python benchmarks/bench_closure.py --variants physics memory:quick memory:paper markovian:quick datadriven:quick
     .venv/bin/python benchmarks/bench_closure.py --variants physics layered memory:quick memory:quick+layer memory:paper+layer
-    .venv/bin/python benchmarks/bench_closure.py --variants physics layered+fed memory:quick+fed memory:paper+fed
     .venv/bin/python benchmarks/bench_closure.py --data data/paper-room.nc --scenario static-00
 
 1500 model steps of 0.4 s (4 physics substeps each, then the closure once per step),
 float32, the field saved every 2 s (300 frames), through the same jitted function as
-``plumecast forecast``. Each variant is ``NAME[:SIZE][+layer]`` (a registered variant, the
-closure size, ``quick`` or ``paper``, and ``+layer`` for the layered physics' off-plane
-layer in the closure: option ``reservoir="layered"``; ``+fed`` for that layer fed by the
-source too, as in the main job, also on ``layered`` itself); the closure is untrained (the same work per step as
-a trained one). Compilation is timed apart (first call minus the median warm call); the
+``plumecast forecast`` (:func:`plumecast.forecast.rollout_frames`, a batch of one). Each
+variant is ``NAME[:SIZE][+layer]`` (a registered variant, the closure size, ``quick`` or
+``paper``, and ``+layer`` for the layered physics' off-plane layer in the closure:
+option ``reservoir=true``, as in the main job); the closure is untrained (the same work
+per step as a trained one). Compilation is timed apart (first call minus the median warm call); the
 figure is the median of ``--repeats`` warm calls (wall clock; the process CPU time is
 printed beside it, a fairer figure when other jobs share the cores). Without ``--data`` the flow is a
 synthetic one on the paper-room floor plan (same grid, same work per step).
@@ -31,11 +30,10 @@ import numpy as np
 
 import plumecast
 from plumecast.closure import make_closure
-from plumecast.closure.reservoir import LAYERED_SETTINGS
 from plumecast.physics.model import build_model
 from plumecast.rollout import forcing_from_track
 from plumecast.scenario import load_scenario_set
-from plumecast.train import _forecast_fn
+from plumecast.forecast import rollout_frames
 
 
 def synthetic_setup():
@@ -53,12 +51,13 @@ def synthetic_setup():
 
 
 def data_setup(path, scenario):
+    from plumecast.forcing import prepare_data
     from plumecast.io.dataset import read_dataset
-    from plumecast.train import TrainConfig, build_system, prepare_data
+    from plumecast.train import TrainConfig, build_system
 
     ds = read_dataset(path)
     cfg = TrainConfig()
-    prep = prepare_data(ds, cfg.dt_s)
+    prep = prepare_data(ds, cfg.physics.dt_s)
     model, _ = build_system(ds, cfg, prep)
     i = prep.index(scenario)
     q0 = model.encode(prep.conc[i, 0])
@@ -66,13 +65,14 @@ def data_setup(path, scenario):
 
 
 def time_forecast(model, closure, q0, forcing, spf, repeats):
+    q0, forcing = q0[None], jax.tree.map(lambda a: a[None], forcing)  # a batch of one
     t0 = time.perf_counter()
-    jax.block_until_ready(_forecast_fn(model, closure, q0, forcing, spf))
+    jax.block_until_ready(rollout_frames(model, closure, q0, forcing, spf))
     first = time.perf_counter() - t0
     runs, cpu = [], []
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
-        out = jax.block_until_ready(_forecast_fn(model, closure, q0, forcing, spf))
+        out = jax.block_until_ready(rollout_frames(model, closure, q0, forcing, spf))
         runs.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     assert bool(jnp.isfinite(out).all()), "non-finite forecast"
@@ -99,12 +99,9 @@ def main() -> None:
         name, _, size = spec_base.partition(":")
         options = {"size": size} if size else {}
         if extra == "layer":
-            options["reservoir"] = "layered"
-        elif extra == "fed":  # the main job's layer, fed by the source too
-            fed = {"source_share_max": 1.0}
-            options.update(fed if name == "layered" else {"reservoir": {**LAYERED_SETTINGS, **fed}})
+            options["reservoir"] = True
         elif extra:
-            parser.error(f"unknown variant suffix +{extra} in {spec!r} (known: +layer, +fed)")
+            parser.error(f"unknown variant suffix +{extra} in {spec!r} (known: +layer)")
         closure = make_closure(name, model, key=jax.random.PRNGKey(0), **options)
         n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(closure) if hasattr(a, "shape")) if closure else 0
         compile_s, med, runs, cpu = time_forecast(model, closure, q0, forcing, spf, args.repeats)

@@ -6,7 +6,7 @@
 
 1500 model steps of 0.4 s with 4 explicit substeps each, float32, one field saved every
 2 s (300 frames, as ``plumecast forecast`` does), through the same jitted function as the
-command. Compilation is timed apart (first call minus a warm call); the figure is the
+command (:func:`plumecast.forecast.rollout_frames`, a batch of one). Compilation is timed apart (first call minus a warm call); the figure is the
 median of ``--repeats`` warm calls. Without ``--data`` the flow is a synthetic one on the
 paper-room floor plan (same grid, same work per step).
 """
@@ -26,7 +26,9 @@ import plumecast
 from plumecast.physics.model import build_model
 from plumecast.rollout import forcing_from_track
 from plumecast.scenario import load_scenario_set
-from plumecast.train import _forecast_fn, load_run, prepare_data
+from plumecast.forcing import prepare_data
+from plumecast.forecast import rollout_frames
+from plumecast.train import load_run
 
 
 def synthetic_setup():
@@ -54,7 +56,7 @@ def data_setup(path, scenario, run_dir):
         (model, closure), _, _ = load_run(run_dir)
     else:
         cfg = TrainConfig()
-        prep0 = prepare_data(ds, cfg.dt_s)
+        prep0 = prepare_data(ds, cfg.physics.dt_s)
         model, closure = build_system(ds, cfg, prep0)
     prep = prepare_data(ds, model.config.dt, model.config.dtype)
     i = prep.index(scenario)
@@ -76,13 +78,14 @@ def main() -> None:
     print(f"plumecast {plumecast.__version__}, jax {jax.__version__} on {jax.default_backend()}, {os.cpu_count()} cores; "
           f"grid {c.ny} x {c.nx}, {n_steps} steps x {c.substeps} substeps ({n_steps * c.dt:g} s), {c.dtype}, "
           f"frames every {spf} steps, {'flow from ' + args.data if args.data else 'synthetic flow on the paper-room plan'}")
+    q0, forcing = q0[None], jax.tree.map(lambda a: a[None], forcing)  # a batch of one
     t0 = time.perf_counter()
-    jax.block_until_ready(_forecast_fn(model, closure, q0, forcing, spf))
+    jax.block_until_ready(rollout_frames(model, closure, q0, forcing, spf))
     first = time.perf_counter() - t0
     runs = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        out = jax.block_until_ready(_forecast_fn(model, closure, q0, forcing, spf))
+        out = jax.block_until_ready(rollout_frames(model, closure, q0, forcing, spf))
         runs.append(time.perf_counter() - t0)
     med = statistics.median(runs)
     assert bool(jnp.isfinite(out).all())

@@ -21,7 +21,8 @@ import numpy as np
 
 from plumecast.io.dataset import read_dataset
 from plumecast.rollout import forcing_from_track
-from plumecast.train import _check_grid, _forecast_fn, load_run
+from plumecast.forecast import check_grid, rollout_frames
+from plumecast.train import load_run
 
 
 def main() -> None:
@@ -41,17 +42,18 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for run in args.runs:
         (model, closure), config, _ = load_run(run)
-        _check_grid(model, ds)
-        spf = int(round(float(times[1] - times[0]) / config.dt_s))
-        n_steps = int(round(args.horizon / config.dt_s))
+        check_grid(model, ds, run=str(run), data=str(args.data))
+        spf = int(round(float(times[1] - times[0]) / config.physics.dt_s))
+        n_steps = int(round(args.horizon / config.physics.dt_s))
         n_steps -= n_steps % spf
         finite, worst_neg, peak = 0, 0.0, 0.0
         for i in picks:
             track = [ds[f"source_{k}"].values[i] for k in ("x", "y", "z", "rate")]
-            forcing = forcing_from_track(times, *track, dt=config.dt_s, n_steps=n_steps, t0=float(times[0]),
-                                         dtype=config.dtype)
+            forcing = forcing_from_track(times, *track, dt=config.physics.dt_s, n_steps=n_steps, t0=float(times[0]),
+                                         dtype=config.physics.dtype)
             q0 = jnp.zeros(fluid.shape, model.config.jdtype)
-            frames = np.asarray(model.decode(_forecast_fn(model, closure, q0, forcing, spf)), float)
+            batch = jax.tree.map(lambda a: a[None], forcing)
+            frames = np.asarray(model.decode(rollout_frames(model, closure, q0[None], batch, spf)[0]), float)
             jax.block_until_ready(frames)
             if not np.isfinite(frames).all():
                 continue

@@ -30,10 +30,11 @@ from plumecast.geometry import coarsen_mean, plane_layers
 from plumecast.io.dataset import read_dataset, scenario_config
 from plumecast.metrics import relative_l2, spearman
 from plumecast.reference.generate import CACHE_DIR_NAME, flow_for
-from plumecast.reference.plane import plane_vertical_flux
-from plumecast.reference.transport import operator_from_flow, simulate_scalar
+from plumecast.forcing import prepare_data
+from plumecast.forecast import forecast
+from plumecast.reference.transport import operator_from_flow, plane_vertical_flux, simulate_scalar
 from plumecast.scenario import scenario_set_from_config
-from plumecast.train import build_system, forecast, prepare_data, preset_config
+from plumecast.train import build_system, preset_config
 
 DEFAULT = ("static-01", "static-03", "static-09", "static-18", "static-22", "moving-00", "moving-01")
 
@@ -75,7 +76,7 @@ def main() -> None:
     layers = sorted({lower, upper})
 
     config = preset_config("quick", variant="physics")
-    prep = prepare_data(ds, config.dt_s)
+    prep = prepare_data(ds, config.physics.dt_s)
     system = build_system(ds, config, prep)
     fluid = ds["fluid"].values == 1
 

@@ -1,11 +1,18 @@
-"""Shared test set-up: float64 JAX (switched on by importing plumecast) and helpers."""
+"""Shared test set-up: float64 JAX for the whole session, and helpers.
+
+Importing plumecast leaves JAX in its default 32-bit mode; the verification tests compare
+to round-off in float64, so 64-bit mode is switched on here, before any test module makes
+an array (as JAX-based libraries such as diffrax do in their conftest).
+"""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import plumecast  # noqa: F401  (enables JAX x64 for verification)
+from plumecast.numerics import enable_x64
+
+enable_x64()
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"
 

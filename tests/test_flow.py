@@ -12,7 +12,7 @@ from plumecast.reference.flow import (
     Flow3D,
     FlowError,
     FlowFileError,
-    _Ops,
+    FlowOperators,
     divergence,
     mixing_length,
     read_flow,
@@ -110,7 +110,7 @@ def test_eddy_viscosity_nonnegative_zero_in_solids_and_follows_mixing_length(tin
     assert np.all(flow.nu_t[~grid.fluid] == 0)
     assert flow.nu_t[grid.fluid].max() > 10 * settings.kinematic_viscosity_m2_s  # the model is on
     # At convergence nu_t equals l_m^2 |S| of the converged velocity (under-relaxation settled).
-    ops = _Ops(grid, settings)
+    ops = FlowOperators(grid, settings)
     q = {0: flow.w, 1: flow.v, 2: flow.u}
     strain = ops.strain_rate(*ops.gradients(q))
     target = mixing_length(grid.fluid, grid.cell_m, settings.mixing_length_max_m) ** 2 * strain

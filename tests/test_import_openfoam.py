@@ -17,7 +17,7 @@ from plumecast.io.dataset import read_dataset
 
 pytest.importorskip("foamlib", reason="needs foamlib: pip install 'plumecast[openfoam]'")
 
-from plumecast.io.openfoam import OpenFOAMImportError, import_openfoam, read_case, read_mesh  # noqa: E402
+from plumecast.io.openfoam import OpenFOAMImportError, import_openfoam, read_case, read_faces, read_mesh  # noqa: E402
 
 runner = CliRunner()
 
@@ -188,6 +188,21 @@ def test_ascii_and_binary_cases_give_exact_linear_planes(tmp_path, fmt):
     assert (ds["fluid_fraction"].values == 1).all()
     # The 3D mass in the case: integral of the scalar over the room.
     assert ds["mass_room"].values[0, 1] == pytest.approx(2.0 * 2.0 * (1 + 1 + 1 + 1.5), rel=1e-9)
+
+
+@pytest.mark.parametrize("fmt", ["ascii", "binary"])
+def test_read_faces_gives_face_centres_and_owners(tmp_path, fmt):
+    solid = np.zeros((4, 4, 8), bool)
+    solid[:2, 1:3, 3:5] = True
+    write_mesh(tmp_path, XS, YS, ZS, solid, fmt)
+    points, faces, owner, _, _, _ = box_mesh(XS, YS, ZS, solid)
+    fc, own = read_faces(tmp_path / "constant/polyMesh")
+    np.testing.assert_array_equal(own, owner)
+    np.testing.assert_allclose(fc, points[np.asarray(faces)].mean(axis=1), rtol=0, atol=1e-12)
+    # Every face lies half a cell from its owner's centre along one axis (a box of 0.25 m hexes).
+    geom = read_mesh(tmp_path / "constant/polyMesh")
+    d = np.sort(np.abs(fc - geom.centres[own]), axis=1)
+    np.testing.assert_allclose(d, np.broadcast_to([0.0, 0.0, 0.125], d.shape), rtol=0, atol=1e-12)
 
 
 def test_graded_mesh_with_obstacle(tmp_path):

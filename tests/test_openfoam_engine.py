@@ -76,7 +76,7 @@ def test_flow_is_reused_and_failures_name_case_and_log(tiny_openfoam, tmp_path):
     broken = tmp_path / "broken"
     (broken / "system").mkdir(parents=True)
     with pytest.raises(ofe.OpenFOAMError, match=r"case .*broken: simpleFoam failed .* see .*broken/log.simpleFoam"):
-        ofe._run(broken, "simpleFoam")
+        ofe.run_app(broken, "simpleFoam")
 
 
 @pytest.mark.openfoam
@@ -84,8 +84,8 @@ def test_rerun_resumes_from_finished_scenarios(tiny_openfoam, monkeypatch):
     sset, ds, _, work = tiny_openfoam
     assert ds.attrs["openfoam_scalar_seconds_total"] > 0
     runs = []
-    real_run = ofe._run
-    monkeypatch.setattr(ofe, "_run", lambda case, app, *a, **k: (runs.append((case.name, app)), real_run(case, app, *a, **k))[1])
+    real_run = ofe.run_app
+    monkeypatch.setattr(ofe, "run_app", lambda case, app, *a, **k: (runs.append((case.name, app)), real_run(case, app, *a, **k))[1])
     again = ofe.generate_openfoam(sset, work, workers=1)
     assert runs == []  # every scenario came from the cache of the first run
     np.testing.assert_array_equal(again["concentration"].values, ds["concentration"].values)

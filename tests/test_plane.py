@@ -6,11 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import plumecast  # noqa: F401
 from plumecast.geometry import GeometryError, Grid3D, plane_fluid_fraction, plane_layers
 from plumecast.reference.flow import Flow3D
-from plumecast.reference.plane import extract_plane, plane_flow, plane_vertical_flux
-from plumecast.reference.transport import advance, face_diffusivities, operator_from_flow
+from plumecast.reference.plane import extract_plane, plane_flow
+from plumecast.reference.transport import advance, face_diffusivities, operator_from_flow, plane_vertical_flux
 from plumecast.scenario import Simulation
 
 

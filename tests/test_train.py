@@ -9,25 +9,23 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import plumecast  # noqa: F401
 from plumecast.cli import app
+from plumecast.forcing import prepare_data
 from plumecast.io.checkpoint import key_from_json, key_to_json, latest_checkpoint, save_checkpoint, write_json_atomic
 from plumecast.io.dataset import read_dataset, write_dataset
-from plumecast.train import (
-    TrainConfig,
-    TrainError,
-    build_system,
-    load_run,
-    cached_train_step,
-    prepare_data,
-    system_spec,
-    train,
-)
+from plumecast.train import TrainConfig, TrainError, build_system, load_run, train
+from plumecast.train.loop import make_optimizer, train_step, train_step_traces
+from plumecast.train.system import system_spec
 
 from _coarse_helpers import synthetic_dataset
 
 TINY = dict(window_s=4.0, curriculum_s=(4.0, 8.0), epochs=(3, 2), batch_size=2, learning_rate=5e-2, clip_norm=1.0,
             smoothness=1e-3, weight_decay=1e-6)
+
+
+def tiny(**changes) -> TrainConfig:
+    """The tiny training config with ``changes`` (any field name of the config or its settings)."""
+    return TrainConfig().replace(**{**TINY, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +34,7 @@ def ds():
 
 
 def test_training_learns_without_recompiling(ds, tmp_path):
-    cfg = TrainConfig(**TINY)
+    cfg = tiny()
     result = train(ds, tmp_path / "run", cfg, progress=False, log=lambda m: None)
     assert result.completed and result.trace_count <= 1  # one compile at most for all windows and phases
     losses = [h["loss"] for h in result.history]
@@ -55,7 +53,7 @@ def test_training_learns_without_recompiling(ds, tmp_path):
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(ds, tmp_path):
-    cfg = TrainConfig(**{**TINY, "epochs": (2, 2)})
+    cfg = tiny(epochs=(2, 2))
     full = train(ds, tmp_path / "full", cfg, progress=False, evaluate=False, log=lambda m: None)
     part = train(ds, tmp_path / "part", cfg, progress=False, evaluate=False, stop_after_epochs=3, log=lambda m: None)
     assert not part.completed
@@ -69,19 +67,23 @@ def test_interrupted_then_resumed_equals_uninterrupted(ds, tmp_path):
 
 
 def test_non_finite_loss_keeps_last_good_state(ds):
-    cfg = TrainConfig(**TINY)
-    prep = prepare_data(ds, cfg.dt_s)
+    cfg = tiny()
+    prep = prepare_data(ds, cfg.physics.dt_s)
     system = build_system(ds, cfg, prep)
     params, static = eqx.partition(system, system_spec(system))
-    opt, step, traces = cached_train_step(cfg, prep.steps_per_snapshot)  # the step train() compiled above
-    opt_state = opt.init(params)
-    assert traces() <= 1
+    opt_state = make_optimizer(cfg.schedule).init(params)
+    settings = (cfg.schedule, cfg.objective, prep.steps_per_snapshot)
+
+    def step(*args):
+        return train_step(*args, *settings)
+
     idx = np.array([0, 1])
     carry = (jnp.asarray(prep.conc[idx, 0], jnp.float32), ((), ()))
     carry = (carry[0], ())
     f = jax.tree.map(lambda a: jnp.asarray(a[idx, :10]), prep.forcing)
     targets = jnp.asarray(prep.conc[idx, 1:3] / system[0].config.c_ref, jnp.float32)
     p1, o1, c1, loss, ok = step(params, static, opt_state, carry, f, targets)
+    traces = train_step_traces()
     assert bool(ok) and np.isfinite(float(loss))
     assert not np.array_equal(p1[0].theta_x, params[0].theta_x)
     bad = targets.at[0, 0, 3, 3].set(jnp.nan)
@@ -92,7 +94,7 @@ def test_non_finite_loss_keeps_last_good_state(ds):
     # Other windows (new data, carry and parameters) reuse the same compiled step.
     f2 = jax.tree.map(lambda a: jnp.asarray(a[idx, 10:20]), prep.forcing)
     step(p2, static, o2, c1, f2, targets * 2)
-    assert traces() == 1
+    assert train_step_traces() == traces
 
 
 def test_checkpoint_files_are_atomic_and_keys_roundtrip(tmp_path):
@@ -113,21 +115,35 @@ def test_checkpoint_files_are_atomic_and_keys_roundtrip(tmp_path):
 
 def test_config_rejects_bad_settings(ds, tmp_path):
     with pytest.raises(TrainError, match="windows"):
-        TrainConfig(window_s=60.0, curriculum_s=(90.0,), epochs=(1,))
-    with pytest.raises(ValueError, match="unknown variant"):
+        TrainConfig().replace(window_s=60.0, curriculum_s=(90.0,), epochs=(1,))
+    with pytest.raises(TrainError, match="unknown variant"):
         TrainConfig(variant="nope")
     with pytest.raises(TrainError, match="exceeds the dataset"):
-        train(ds, tmp_path / "r", TrainConfig(window_s=4.0, curriculum_s=(4.0, 60.0), epochs=(1, 1)), progress=False)
+        train(ds, tmp_path / "r", tiny(curriculum_s=(4.0, 60.0), epochs=(1, 1)), progress=False)
     with pytest.raises(TrainError, match="whole number"):
-        train(ds, tmp_path / "r", TrainConfig(window_s=3.0, curriculum_s=(6.0,), epochs=(1,), dt_s=0.4), progress=False)
+        train(ds, tmp_path / "r", tiny(window_s=3.0, curriculum_s=(6.0,), epochs=(1,), dt_s=0.4), progress=False)
     assert not (tmp_path / "r" / "checkpoints").exists()
-    with pytest.raises(TrainError, match="loss must be one of field, cell, field\\+cell"):
-        TrainConfig(loss="l1")
+    with pytest.raises(TrainError, match="loss must be one of field, cell, field\\+root"):
+        tiny(loss="l1")
+    # Every number has a type and a range; unknown names are refused with the known ones.
+    for bad, message in ((dict(batch_size=2.5), "batch_size must be a whole number"),
+                         (dict(batch_size=True), "batch_size must be a whole number"),
+                         (dict(epochs=(1.7, 1)), "epochs must be a whole number"),
+                         (dict(smoothness=-5.0), "smoothness must be finite and >= 0"),
+                         (dict(weight_decay=float("nan")), "weight_decay must be finite"),
+                         (dict(layer_height_m=-2.0), "layer_height_m must be finite and > 0"),
+                         (dict(exchange_max_per_s=-1.0), "exchange_max_per_s must be finite and >= 0"),
+                         (dict(seed="x"), "seed must be a whole number"),
+                         (dict(remat=True), "unknown training config field")):
+        with pytest.raises(TrainError, match=message):
+            tiny(**bad)
+    with pytest.raises(TrainError, match="unknown options"):
+        build_system(ds, tiny(variant="memory", closure_options={"bogus": 1}), prepare_data(ds, 0.4))
 
 
 def test_snapshot_losses():
-    """field: squared relative L2; cell: per-cell relative with a floor; field+cell: their sum; field+root."""
-    from plumecast.train import _snapshot_loss
+    """field: squared relative L2; cell: per-cell relative with a floor; field+root."""
+    from plumecast.train.loss import snapshot_loss as _snapshot_loss
 
     fluid = jnp.asarray([[1.0, 1.0, 1.0, 0.0]])
     target = jnp.asarray([[2.0, 1.0, 0.0, 5.0]])
@@ -137,7 +153,6 @@ def test_snapshot_losses():
     assert field == pytest.approx(2.0 / 5.0)
     scale = 0.1 * 5.0 / 3.0
     assert cell == pytest.approx((1.0 / (4.0 + scale) + 0.0 + 1.0 / scale) / 3.0)
-    assert float(_snapshot_loss("field+cell", 0.1)(q, target, fluid)) == pytest.approx(field + cell)
     offset = 0.1 * 3.0 / 3.0  # floor times the mean of the target over the fluid
     root = (np.sqrt(np.array([1.0, 1.0, 1.0]) + offset) - np.sqrt(np.array([2.0, 1.0, 0.0]) + offset)) ** 2
     expected = field + root.sum() / (np.array([2.0, 1.0, 0.0]) + offset).sum()
@@ -191,17 +206,17 @@ def test_cli_train_and_forecast_end_to_end(ds, tmp_path):
 
 
 def test_init_from_starts_with_the_trained_coarse_model(ds, tmp_path):
-    cfg = TrainConfig(**{**TINY, "epochs": (1, 1)})
+    cfg = tiny(epochs=(1, 1))
     first = train(ds, tmp_path / "physics", cfg, progress=False, evaluate=False, log=lambda m: None)
     warm = cfg.replace(variant="markovian", init_from=str(tmp_path / "physics"))
-    model, closure = build_system(ds, warm, prepare_data(ds, warm.dt_s))
+    model, closure = build_system(ds, warm, prepare_data(ds, 0.4))
     for a, b in zip(jax.tree.leaves(eqx.filter(model, eqx.is_array)), jax.tree.leaves(eqx.filter(first.system[0], eqx.is_array))):
         np.testing.assert_array_equal(a, b)
     assert closure is not None
     with pytest.raises(TrainError, match="differs in substeps"):
-        build_system(ds, warm.replace(substeps=8), prepare_data(ds, warm.dt_s))
+        build_system(ds, warm.replace(substeps=8), prepare_data(ds, 0.4))
     with pytest.raises(TrainError, match="not a training run"):
-        build_system(ds, warm.replace(init_from=str(tmp_path)), prepare_data(ds, warm.dt_s))
+        build_system(ds, warm.replace(init_from=str(tmp_path)), prepare_data(ds, 0.4))
 
 
 def test_presets_size_closures_apart_from_physics():
@@ -209,46 +224,46 @@ def test_presets_size_closures_apart_from_physics():
 
     assert preset_config("quick") == PRESETS["quick"]
     hybrid = preset_config("quick", variant="memory")
-    assert hybrid.learning_rate < PRESETS["quick"].learning_rate and hybrid.variant == "memory"
+    assert hybrid.schedule.learning_rate < PRESETS["quick"].schedule.learning_rate and hybrid.variant == "memory"
     assert preset_config("paper", variant="markovian").closure_options == {"size": "paper"}
     assert preset_config("paper", variant="physics").closure_options == {}
-    assert preset_config("quick", variant="memory", learning_rate=5e-4).learning_rate == 5e-4  # overrides win
+    assert preset_config("quick", variant="memory", learning_rate=5e-4).schedule.learning_rate == 5e-4  # overrides win
+    # The paper's protocol (docs/evaluation.md): Adam 1e-5, clip 0.1, batches of 5, 60 s windows, 500 epochs per
+    # phase of 60 / 120 / 300 / 600 s, the per-cell loss with weight decay and temporal smoothness, no exchange.
+    paper = preset_config("paper", variant="memory")
+    assert (paper.schedule.learning_rate, paper.schedule.clip_norm, paper.schedule.batch_size) == (1e-5, 0.1, 5)
+    assert paper.schedule.curriculum_s == (60.0, 120.0, 300.0, 600.0) and paper.schedule.epochs == (500,) * 4
+    assert paper.objective.loss == "cell" and paper.objective.weight_decay == 1e-6
+    assert paper.objective.temporal_smoothness > 0 and paper.physics.exchange_max_per_s == 0
 
 
 def test_init_from_a_layered_run_keeps_its_layer(ds, tmp_path):
-    cfg = TrainConfig(**{**TINY, "epochs": (1, 1)}, variant="layered")
+    cfg = tiny(epochs=(1, 1), variant="layered")
     first = train(ds, tmp_path / "layered", cfg, progress=False, evaluate=False, log=lambda m: None)
     trained = first.system[1].reservoir
     start = dict(init_from=str(tmp_path / "layered"), learning_rate=1e-3)
     for variant in ("memory", "markovian"):
-        warm = cfg.replace(variant=variant, closure_options={"reservoir": "layered"}, **start)
-        _, closure = build_system(ds, warm, prepare_data(ds, warm.dt_s))
+        warm = cfg.replace(variant=variant, closure_options={"reservoir": True}, **start)
+        _, closure = build_system(ds, warm, prepare_data(ds, 0.4))
         for a, b in zip(jax.tree.leaves(eqx.filter(closure.reservoir, eqx.is_array)),
                         jax.tree.leaves(eqx.filter(trained, eqx.is_array))):
             np.testing.assert_array_equal(a, b)
     with pytest.raises(TrainError, match="has an off-plane layer"):
-        build_system(ds, cfg.replace(variant="memory", **start), prepare_data(ds, cfg.dt_s))
-    with pytest.raises(TrainError, match="logit_scale"):
-        build_system(ds, cfg.replace(variant="memory", closure_options={"reservoir": True}, **start), prepare_data(ds, cfg.dt_s))
+        build_system(ds, cfg.replace(variant="memory", **start), prepare_data(ds, 0.4))
+    with pytest.raises(TrainError, match="reservoir must be true or false"):
+        build_system(ds, cfg.replace(variant="memory", closure_options={"reservoir": "layered"}, **start),
+                     prepare_data(ds, 0.4))
 
 
-def test_reservoir_layered_takes_the_start_runs_layer_options(ds, tmp_path):
-    from plumecast.closure.reservoir import LAYERED_SETTINGS, static_settings
-    from plumecast.train import load_run
-
-    options = {"source_share_max": 1.0, "advect_max_m_s": 0.05}
-    cfg = TrainConfig(**{**TINY, "epochs": (1, 1)}, variant="layered", closure_options=options)
-    first = train(ds, tmp_path / "layered", cfg, progress=False, evaluate=False, log=lambda m: None)
-    warm = cfg.replace(variant="memory", closure_options={"reservoir": "layered"}, init_from=str(tmp_path / "layered"),
-                       learning_rate=1e-3)
-    second = train(ds, tmp_path / "memory", warm, progress=False, evaluate=False, log=lambda m: None)
-    (_, reloaded), saved, _ = load_run(tmp_path / "memory")
-    assert saved.closure_options["reservoir"] == {**LAYERED_SETTINGS, **options}
-    assert static_settings(second.system[1].reservoir) == static_settings(first.system[1].reservoir)
-    assert second.system[1].reservoir.source_share_net is not None
-    for a, b in zip(jax.tree.leaves(eqx.filter(reloaded, eqx.is_array)),
-                    jax.tree.leaves(eqx.filter(second.system[1], eqx.is_array))):
-        np.testing.assert_array_equal(a, b)
+def test_layer_seed_follows_the_run_seed(ds):
+    """The layer's source-share net is drawn from the run's seed, not from a fixed key."""
+    prep = prepare_data(ds, 0.4)
+    nets = [build_system(ds, tiny(variant="layered", seed=seed), prep)[1].reservoir.source_share_net for seed in (0, 0, 1)]
+    first = [np.asarray(a) for a in jax.tree.leaves(eqx.filter(nets[0], eqx.is_array))]
+    again = [np.asarray(a) for a in jax.tree.leaves(eqx.filter(nets[1], eqx.is_array))]
+    other = [np.asarray(a) for a in jax.tree.leaves(eqx.filter(nets[2], eqx.is_array))]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.array_equal(first[0], other[0])
 
 
 def test_observation_factor_trains_reloads_and_is_kept_by_init_from(ds, tmp_path):
@@ -256,18 +271,18 @@ def test_observation_factor_trains_reloads_and_is_kept_by_init_from(ds, tmp_path
     from plumecast.evaluate import evaluate_system
     from plumecast.metrics import relative_l2
     from plumecast.rollout import init_carry, rollout
-    from plumecast.train import final_time_errors
+    from plumecast.forecast import final_time_errors
 
-    cfg = TrainConfig(**{**TINY, "epochs": (2, 1)}, variant="layered", observation_log_max=1.0)
+    cfg = tiny(epochs=(2, 1), variant="layered", observation_log_max=1.0)
     first = train(ds, tmp_path / "layered", cfg, progress=False, evaluate=False, log=lambda m: None)
     model = first.system[0]
     g = np.asarray(model.observation_factor())
     assert np.ptp(g[np.asarray(model.fluid) > 0]) > 0  # it moved from 1
     (reloaded, _), saved, _ = load_run(tmp_path / "layered")
-    assert saved.observation_log_max == 1.0
+    assert saved.physics.observation_log_max == 1.0
     np.testing.assert_array_equal(reloaded.theta_observation, model.theta_observation)
     # What is scored is g times the state: the evaluation's final field against a rollout by hand.
-    prep = prepare_data(ds, cfg.dt_s)
+    prep = prepare_data(ds, 0.4)
     ev = evaluate_system(first.system, ds, "test")
     i = prep.index(ev.scenarios[0])
     closure = first.system[1]
@@ -278,13 +293,13 @@ def test_observation_factor_trains_reloads_and_is_kept_by_init_from(ds, tmp_path
     np.testing.assert_allclose(ev.forecast[0, -1], plane, rtol=1e-4, atol=1e-6 * plane.max())
     truth = prep.conc[i, -1]
     np.testing.assert_allclose(final_time_errors(first.system, prep, [i])[0], relative_l2(plane, truth, np.asarray(model.fluid)), rtol=1e-4)
-    warm = cfg.replace(variant="markovian", closure_options={"reservoir": "layered"},
+    warm = cfg.replace(variant="markovian", closure_options={"reservoir": True},
                        init_from=str(tmp_path / "layered"), learning_rate=1e-3)
     (m2, _) = build_system(ds, warm, prep)
     np.testing.assert_array_equal(m2.theta_observation, model.theta_observation)
     with pytest.raises(TrainError, match="observation_log_max"):
         build_system(ds, warm.replace(observation_log_max=0.0), prep)
     with pytest.raises(TrainError, match="observation_log_max must be finite"):
-        TrainConfig(observation_log_max=float("nan"))
-    with pytest.raises(TrainError, match="observation_spacing_cells must be a whole number"):
-        TrainConfig(observation_spacing_cells=0)
+        tiny(observation_log_max=float("nan"))
+    with pytest.raises(TrainError, match="observation_spacing_cells must be finite and > 0"):
+        tiny(observation_spacing_cells=0)

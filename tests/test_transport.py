@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-import plumecast  # noqa: F401  (switches JAX to float64)
 from plumecast.geometry import Grid3D
 from plumecast.reference.flow import Flow3D
 from plumecast.reference.transport import (

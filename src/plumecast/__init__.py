@@ -1,11 +1,8 @@
 """plumecast: learned plane forecasts of scalar spread in buildings.
 
-The 3D reference simulator and the verification tests run in float64, so JAX's 64-bit
-mode is switched on here; the learned model states its float32 dtype explicitly.
+Importing plumecast does not change JAX's settings. The 3D reference simulator needs
+float64 and switches JAX's 64-bit mode on where it runs (:func:`plumecast.numerics.enable_x64`);
+the learned model states its dtype explicitly.
 """
-
-import jax
-
-jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"

@@ -187,6 +187,21 @@ class Grid3D:
         area = self.cell_m**2
         return float(sum(np.abs(bc[m]).sum() for bc, m in zip((self.u_bc, self.v_bc, self.w_bc), masks)) * area)
 
+    def patch_velocity(self, patch: Patch) -> np.ndarray:
+        """The velocity vector ``(3,)`` (m/s, x, y, z) prescribed on an inlet or outlet patch.
+
+        The mean over the patch's faces of this grid's boundary velocity (uniform over a
+        patch as ``discretise`` places it): normal to the patch's face, signed along the axis.
+        """
+        comp = {"x": 0, "y": 1, "z": 2}[patch.face[0]]
+        bc = (self.u_bc, self.v_bc, self.w_bc)[comp]
+        _, side, mask = _patch_face_mask(patch, self.shape, self.cell_m)
+        sl = [slice(None)] * 3
+        sl[2 - comp] = side
+        v = np.zeros(3)
+        v[comp] = float(np.mean(bc[tuple(sl)][mask]))
+        return v
+
 
 def _patch_face_mask(patch: Patch, shape, cell_m: float):
     """(axis index in (z, y, x) order, side 0|-1, boolean mask over the face's cells)."""

@@ -126,24 +126,15 @@ def learned_fields(model, closure) -> dict[str, np.ndarray]:
               "exchange rate lambda (1/s)": np.asarray(model.exchange_rate())}
     if model.theta_observation is not None:
         fields[OBSERVATION_TITLE] = np.log(np.asarray(model.observation_factor()))
-    layer = getattr(closure, "reservoir", None)
+    layer = None if closure is None else closure.reservoir
     if layer is not None:
         fields["layer capture share kappa"] = np.asarray(layer.capture())
         fields["layer return rate mu (1/s)"] = np.asarray(layer.return_rate(model.fluid))
         fields["layer spreading D_s at cells (m^2/s)"] = cell_mean(*layer.spread_diffusivities(model.fluid))
-        if layer.advect_max_m_s > 0:
-            fields[LAYER_DRIFT_TITLE] = np.hypot(*_layer_drift(layer, model.fluid))
     return fields
 
 
-LAYER_DRIFT_TITLE = "layer drift speed |u_s| at cells (m/s)"
 OBSERVATION_TITLE = "observation factor log g (plane / state)"
-
-
-def _layer_drift(layer, fluid) -> tuple[np.ndarray, np.ndarray]:
-    """The layer's learned drift velocity at cells ``(u, v)`` in m/s."""
-    cu, cv = ops_.cells_from_faces(*layer.advect_velocities(fluid))
-    return np.asarray(cu), np.asarray(cv)
 
 
 def learned_fields_picture(model, closure, path: str | Path) -> Path:
@@ -163,10 +154,6 @@ def learned_fields_picture(model, closure, path: str | Path) -> Path:
             cmap, limits = "RdBu_r", {"vmin": -top, "vmax": top}
         im = ax.imshow(np.ma.masked_where(fluid == 0, field), origin="lower", extent=extent, cmap=cmap, **limits)
         fig.colorbar(im, ax=ax)
-        if title == LAYER_DRIFT_TITLE:  # the direction too, every other cell
-            cu, cv = _layer_drift(closure.reservoir, model.fluid)
-            xs, ys = c.x0 + c.dx * np.arange(c.nx), c.y0 + c.dy * np.arange(c.ny)
-            ax.quiver(xs[::2], ys[::2], cu[::2, ::2], cv[::2, ::2], color="white", scale_units="xy", angles="xy")
         ax.set_title(title)
         ax.set_xlabel("x (m)")
         ax.set_ylabel("y (m)")

@@ -25,7 +25,7 @@ import numpy as np
 
 from plumecast.physics.model import CoarseModel, Forcing, PhysicsOperators
 
-__all__ = ["Forcing", "init_carry", "step", "rollout", "save_field", "forcing_from_track"]
+__all__ = ["Forcing", "init_carry", "step", "rollout", "save_field", "track_at_steps", "forcing_from_track"]
 
 Carry = tuple[jax.Array, Any]
 
@@ -96,15 +96,19 @@ def rollout(
     return jax.lax.scan(frame, carry, (frames, frame_data))
 
 
+def track_at_steps(times_s, x, y, z, rate, *, dt: float, n_steps: int, t0: float = 0.0) -> tuple[np.ndarray, ...]:
+    """``(t, x, y, z, rate)`` per step as float64 NumPy arrays (see :func:`forcing_from_track`)."""
+    times_s = np.asarray(times_s, float)
+    t = t0 + dt * np.arange(n_steps)
+    mid = t + 0.5 * dt
+    return (t, *(np.interp(mid, times_s, np.asarray(a, float)) for a in (x, y, z, rate)))
+
+
 def forcing_from_track(times_s, x, y, z, rate, *, dt: float, n_steps: int, t0: float = 0.0, dtype="float32") -> Forcing:
     """Per-step forcing from a source track sampled at ``times_s``.
 
     Position and rate are linearly interpolated at each step's midpoint ``t0 + (k + 1/2)
     dt`` (exact for a rate linear within the step), held constant beyond the track's ends.
     """
-    times_s = np.asarray(times_s, float)
-    t = t0 + dt * np.arange(n_steps)
-    mid = t + 0.5 * dt
-    vals = [np.interp(mid, times_s, np.asarray(a, float)) for a in (x, y, z, rate)]
     dt_ = jnp.dtype(dtype)
-    return Forcing(*(jnp.asarray(a, dt_) for a in [t] + vals))
+    return Forcing(*(jnp.asarray(a, dt_) for a in track_at_steps(times_s, x, y, z, rate, dt=dt, n_steps=n_steps, t0=t0)))

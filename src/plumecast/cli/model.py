@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -49,7 +48,7 @@ def train(
             changes[key.strip()] = value  # a bare string
     if init_from is not None:
         changes["init_from"] = str(init_from)
-    known = {f.name for f in dataclasses.fields(TrainConfig)} - {"variant", "preset"}
+    known = set(TrainConfig.field_names()) - {"variant", "preset"}
     unknown = sorted(set(changes) - known)
     if unknown:
         fail(f"unknown training config field(s) {unknown}; known: {', '.join(sorted(known))}")
@@ -90,13 +89,15 @@ def forecast(
     out: Path = typer.Option(..., "--out", help="Output netCDF file (dataset schema)."),
 ) -> None:
     """Forecast one scenario with a trained model; writes it in the dataset schema."""
+    from plumecast.forecast import forecast_dataset
     from plumecast.io.dataset import DatasetError, read_dataset, write_dataset
-    from plumecast.train import TrainError, forecast_dataset, load_run
+    from plumecast.train import TrainError, load_run
 
     try:
-        load_run(run_dir)  # fail early on a bad run directory, before reading data
+        system, config, _ = load_run(run_dir)  # fail early on a bad run directory, before reading data
         ds = read_dataset(data)
-        result = forecast_dataset(run_dir, ds, scenario)
+        about = {"run_dir": str(run_dir.resolve()), "variant": config.variant, "preset": config.preset}
+        result = forecast_dataset(system, ds, scenario, about=about)
     except (DatasetError, TrainError) as e:
         fail(str(e))
     if out.exists() and out.is_dir():

@@ -8,15 +8,14 @@ rollout). The network sees the physics *inputs* (velocity, learned diffusivities
 source increment, mask) but no operator moves the field: an untrained data-driven model
 accumulates the emission where it is released. Without the emission added, the network
 alone would have to create the plume from nothing, and at the quick budget it stayed at
-the empty field. Options as for ``memory``.
+the empty field. Option: ``size``.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from plumecast.closure import Closure, register_variant
-from plumecast.closure.memory import build_net
+from plumecast.closure.base import Closure, build_net, closure_options, split_key
 from plumecast.closure.networks import ClosureNet
 
 __all__ = ["DataDrivenClosure", "make_datadriven"]
@@ -27,6 +26,7 @@ class DataDrivenClosure(Closure):
 
     uses_physics: ClassVar[bool] = False
     net: ClosureNet
+    reservoir: None  # no physics, so no off-plane layer
 
     def init_memory(self):
         return self.net.init_memory(self.net.expand.weight.dtype)
@@ -36,7 +36,7 @@ class DataDrivenClosure(Closure):
 
 
 def make_datadriven(model, *, key=None, **options) -> DataDrivenClosure:
-    return DataDrivenClosure(build_net(model, key=key, memory=True, variant="datadriven", options=options, offset=True))
-
-
-register_variant("datadriven", make_datadriven, "no physics: the memory network alone advances the field")
+    options = closure_options(options, variant="datadriven", allowed=("size",))
+    k_net, _ = split_key(key)
+    net = build_net(model, key=k_net, memory=True, variant="datadriven", size=options.get("size", "quick"), offset=True)
+    return DataDrivenClosure(net=net, reservoir=None)

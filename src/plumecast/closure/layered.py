@@ -2,29 +2,20 @@
 
 A two-zone physics: the plane of :mod:`plumecast.physics.model` plus the
 :class:`~plumecast.closure.reservoir.Reservoir` below and above it, which takes a learned
-share of what the exchange term removes from the plane, spreads it horizontally with
-learned diffusivities and returns it at a learned per-cell rate (optionally venting a
-learned share to exhausts off the plane). Every parameter is an O(1) physical logit, so
-the variant trains from scratch with the physics preset (its learning rate and
-curriculum), not with the closure networks' settings. It answers
-whether the mass that leaves the plane and comes back (the plane sees the room's
-background rise) is what the plane-only physics misses, before any network is added.
-
-Options: the reservoir's settings (``return_max_per_s``, ``return_init_per_s``,
-``capture_init``, ``spread_max_m2_s``, ``spread_init_m2_s``, ``advect_max_m_s``,
-``drift_form``, ``source_share_max``, ``source_share_init``, ``vent_max_per_s``,
-``vent_init_per_s``, ``logit_scale``), over
-:data:`~plumecast.closure.reservoir.LAYERED_SETTINGS` (spreading on, ``logit_scale`` 1).
-A ``memory`` or ``markovian`` closure started from a layered run (``--init-from``) with
-``reservoir: "layered"`` keeps the trained layer and its settings.
+share of what the exchange term removes from the plane and of each emission, spreads it
+horizontally with learned diffusivities and returns it at a learned per-cell rate. Every
+parameter is an O(1) physical logit, so the variant trains from scratch with the physics
+preset (its learning rate and curriculum), not with the closure networks' settings. No
+options. A ``memory`` or ``markovian`` closure started from a layered run
+(``--init-from``) with the option ``reservoir: true`` keeps the trained layer.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from plumecast.closure import Closure, register_variant
-from plumecast.closure.reservoir import LAYERED_SETTINGS, Reservoir, make_reservoir
+from plumecast.closure.base import Closure, closure_options, split_key
+from plumecast.closure.reservoir import Reservoir, make_reservoir
 
 __all__ = ["LayeredClosure", "make_layered"]
 
@@ -44,8 +35,6 @@ class LayeredClosure(Closure):
 
 
 def make_layered(model, *, key=None, **options) -> LayeredClosure:
-    return LayeredClosure(make_reservoir(model, {**LAYERED_SETTINGS, **options}, variant="layered"))
-
-
-register_variant("layered", make_layered,
-                 "coarse physics + a learned off-plane layer (capture, spreading, return), no network", physical=True)
+    closure_options(options, variant="layered", allowed=())
+    _, k_layer = split_key(key)
+    return LayeredClosure(reservoir=make_reservoir(model, key=k_layer))

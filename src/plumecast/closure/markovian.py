@@ -2,30 +2,29 @@
 
 Ablation of the paper: the encoder -> core -> decoder -> head network of
 :mod:`plumecast.closure.networks` with the LSTM stack replaced by an MLP of the same
-widths, so the correction of a step depends only on the state at that step
-(``init_memory()`` is ``()``). Options as for ``memory``, ``reservoir`` included: the
-off-plane layer is part of the physics (the ``layered`` variant), so the Markovian
-ablation on a layered physics keeps it; its network still sees only the present step.
+widths, so the correction of a step depends only on the state at that step. Options as
+for ``memory``: the off-plane layer (``reservoir: true``) is part of the physics, so the
+Markovian ablation on a layered physics keeps it; its network still sees only the
+present step.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from plumecast.closure import Closure, register_variant
-from plumecast.closure.memory import build_net
+from plumecast.closure.base import Closure, build_net, closure_options, split_key
 from plumecast.closure.networks import ClosureNet
-from plumecast.closure.reservoir import Reservoir, reservoir_option
+from plumecast.closure.reservoir import Reservoir, make_reservoir
 
 __all__ = ["MarkovianClosure", "make_markovian"]
 
 
 class MarkovianClosure(Closure):
-    """Physics (with the off-plane layer's return when it has one), then a memoryless correction (encoder -> MLP -> decoder -> head)."""
+    """Physics (with the off-plane layer's return when it has one), then a memoryless correction."""
 
     uses_physics: ClassVar[bool] = True
     net: ClosureNet
-    reservoir: Reservoir | None = None
+    reservoir: Reservoir | None
 
     def init_memory(self):
         return () if self.reservoir is None else self.reservoir.init_state()
@@ -40,9 +39,8 @@ class MarkovianClosure(Closure):
 
 
 def make_markovian(model, *, key=None, **options) -> MarkovianClosure:
-    options = dict(options)
-    reservoir = reservoir_option(model, options.pop("reservoir", False), variant="markovian")
-    return MarkovianClosure(build_net(model, key=key, memory=False, variant="markovian", options=options), reservoir)
-
-
-register_variant("markovian", make_markovian, "physics + the same closure network without memory (MLP core)")
+    options = closure_options(options, variant="markovian", allowed=("size", "reservoir"))
+    k_net, k_layer = split_key(key)
+    net = build_net(model, key=k_net, memory=False, variant="markovian", size=options.get("size", "quick"))
+    layer = make_reservoir(model, key=k_layer) if options.get("reservoir", False) else None
+    return MarkovianClosure(net=net, reservoir=layer)

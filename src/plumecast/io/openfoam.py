@@ -54,7 +54,8 @@ class OpenFOAMImportError(ValueError):
     """An OpenFOAM case or file that cannot be imported; the message names the file."""
 
 
-def _foamlib():
+def require_foamlib():
+    """The ``foamlib`` module, imported on first use; OpenFOAMImportError with the install hint if absent."""
     try:
         import foamlib
     except ImportError:
@@ -146,7 +147,7 @@ def _precheck(path: Path, what: str, element_bytes: tuple[int, ...] | None) -> N
 
 def _read_entry(path: Path, what: str, element_bytes: tuple[int, ...] = (8,)):
     """The top-level data of a FoamFile (points, faces, owner, ...)."""
-    foamlib = _foamlib()
+    foamlib = require_foamlib()
     if not path.is_file():
         raise OpenFOAMImportError(f"{path}: missing {what}")
     _precheck(path, what, element_bytes)
@@ -292,12 +293,31 @@ def read_mesh(mesh_dir: str | Path) -> CellGeometry:
     return CellGeometry(mom / vol[:, None], vol, lo, hi)
 
 
+def read_faces(mesh_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Face centres ``(F, 3)`` (the mean of each face's vertices) and face owners ``(F,)``.
+
+    Read from a ``polyMesh`` folder (ascii or binary); faces in the mesh's order, internal
+    faces first, then each boundary patch's. The owner is the cell label on the side the
+    face normal points away from (OpenFOAM's convention).
+    """
+    mesh_dir = Path(mesh_dir)
+    lb = _label_bytes(mesh_dir / "owner")
+    points = np.asarray(_read_entry(mesh_dir / "points", "mesh points", (24,)), dtype=float)
+    offsets, flat = _faces_compact(_read_entry(mesh_dir / "faces", "mesh faces", (lb, lb)), mesh_dir / "faces")
+    owner = np.asarray(_read_entry(mesh_dir / "owner", "face owners", (lb,)), dtype=np.int64).ravel()
+    if len(owner) != len(offsets) - 1:
+        raise OpenFOAMImportError(f"{mesh_dir / 'owner'}: {len(owner)} owners for {len(offsets) - 1} faces")
+    sizes = np.diff(offsets)
+    centres = np.add.reduceat(points[flat], offsets[:-1], axis=0) / sizes[:, None]
+    return centres, owner
+
+
 # ----------------------------------------------------------------------------- fields
 
 
 def read_field(path: str | Path, n_cells: int, *, vector: bool = False) -> np.ndarray:
     """The internal field of a volume field file as ``(n,)`` or ``(n, 3)`` floats."""
-    foamlib = _foamlib()
+    foamlib = require_foamlib()
     path = Path(path)
     if not path.is_file():
         raise OpenFOAMImportError(f"{path}: missing field file")
@@ -432,8 +452,13 @@ def read_case(case_dir: str | Path, *, field_name: str | None = None, flow_time:
 
 
 @dataclass
-class PlaneSampler:
-    """Weights that map cell values to the coarse plane grid (see the module doc)."""
+class MeshPlaneSampler:
+    """Weights that map the cell values of an OpenFOAM mesh to the coarse plane grid.
+
+    Made by :func:`mesh_plane_sampler` (the recipe is in the module doc); not to be confused
+    with :class:`plumecast.reference.plane.PlaneSampler`, the embedded solver's sampler on a
+    ``Grid3D``.
+    """
 
     cells: np.ndarray = field(repr=False)  # participating cell labels
     bins: np.ndarray = field(repr=False)  # flat coarse index of each
@@ -463,8 +488,14 @@ class PlaneSampler:
         return out.reshape(*lead, ny, nx)
 
 
-def plane_sampler(geom: CellGeometry, height_m: float, cell_m: float, origin_xy=None, extent_xy=None) -> PlaneSampler:
-    """Weights of cells about ``height_m`` binned into ``cell_m`` squares."""
+def mesh_plane_sampler(geom: CellGeometry, height_m: float, cell_m: float, origin_xy=None,
+                       extent_xy=None) -> MeshPlaneSampler:
+    """The sampler of a mesh's cells about ``height_m``, binned into ``cell_m`` squares.
+
+    ``geom`` is an OpenFOAM cell geometry (:func:`read_mesh`); the coarse grid starts at
+    ``origin_xy`` and covers ``extent_xy`` (default: the mesh's lower x, y corner and its
+    extent). See the module doc for the weights and the fluid fraction.
+    """
     if not (np.isfinite(cell_m) and cell_m > 0):
         raise OpenFOAMImportError(f"cell size must be positive, got {cell_m}")
     zlo, zhi = geom.lo[:, 2].min(), geom.hi[:, 2].max()
@@ -503,7 +534,7 @@ def plane_sampler(geom: CellGeometry, height_m: float, cell_m: float, origin_xy=
     fraction[fraction > 1 - 1e-9] = 1.0  # round-off of volume / height
     use = inside & (hat > 0)
     cells = np.flatnonzero(use)
-    return PlaneSampler(
+    return MeshPlaneSampler(
         cells=cells,
         bins=flat[cells],
         weights=hat[cells] * area[cells],
@@ -538,7 +569,7 @@ def import_openfoam(
 
     case = Path(case_dir)
     data = read_case(case, field_name=field_name, flow_time=flow_time)
-    sampler = plane_sampler(data.geometry, height_m, cell_m)
+    sampler = mesh_plane_sampler(data.geometry, height_m, cell_m)
     if not (sampler.fluid_fraction > 0).any():
         raise OpenFOAMImportError(f"{case}: no fluid at the plane height {height_m} m")
     conc = sampler(data.scalar)
@@ -604,7 +635,7 @@ def import_openfoam(
 
 def read_face_field(path: str | Path, mesh_dir: str | Path) -> tuple[np.ndarray, dict[str, tuple[str, int, np.ndarray]]]:
     """A surface scalar field (e.g. ``phi``): internal-face values, ``{patch: (type, startFace, values)}``."""
-    foamlib = _foamlib()
+    foamlib = require_foamlib()
     path, mesh_dir = Path(path), Path(mesh_dir)
     for p in (path, mesh_dir / "boundary"):
         if not p.is_file():

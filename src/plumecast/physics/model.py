@@ -25,10 +25,7 @@
   (x, y normalised to the room, height above the plane in layer heights) whose output
   ``o`` gives a bounded scale ``exp(log(S) tanh(o))`` in ``[1/S, S]`` (``S`` =
   ``source_scale_max``, default 10) on the emission rate of the dataset's source track.
-  The last layer starts at zero, so the scale starts at exactly 1. With
-  ``source_flow_features`` it also reads the flow where the source deposits (``w``,
-  horizontal speed, ``nu_t``): how much of an emission stays at the plane's height depends
-  on the local flow more than on the position itself. It stands in for the
+  The last layer starts at zero, so the scale starts at exactly 1. It stands in for the
   paper's small rate network: a 2D plane receives only part of what a source above or
   below it emits, and how much depends on where the source is. It is constant in time
   for a static source and follows a moving one;
@@ -74,8 +71,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from plumecast.numerics import enable_x64
 from plumecast.physics import operators as ops_
 from plumecast.physics.operators import StabilityError
+
+# The learned exchange rate starts here everywhere (about one air change per 17 minutes).
+EXCHANGE_INIT_PER_S = 1e-3
+SOURCE_NET_WIDTH = 16
 
 __all__ = [
     "GridConfig",
@@ -111,14 +113,10 @@ class GridConfig:
     plane_height_m: float = 1.5
     schmidt: float = 0.7
     source_scale_max: float = 10.0
-    source_width: int = 16
     stability_limit: float = 0.9
     exchange_max_per_s: float = 0.0  # bound of the learned plane-room exchange rate; 0 = off
     observation_log_max: float = 0.0  # bound of |log g| of the learned observation factor; 0 = off
     observation_spacing_cells: int = 1  # cells between the control points of the observation factor
-    # The source net also reads the flow at the source (w, speed over u_ref, nu_t over d_ref),
-    # not only its position: features shared by places no training source visited.
-    source_flow_features: bool = False
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -241,6 +239,8 @@ class CoarseModel(eqx.Module):
     @classmethod
     def skeleton(cls, config: GridConfig) -> "CoarseModel":
         """A model with the right structure and zero arrays, to deserialise leaves into."""
+        if config.dtype == "float64":
+            enable_x64()
         dt = config.jdtype
         z = jnp.zeros(config.shape, dt)
         return cls(
@@ -318,15 +318,7 @@ class CoarseModel(eqx.Module):
     def source_scale(self, x, y, z):
         """The learned, bounded emission-rate correction at a source position (scalar)."""
         c = self.config
-        feats = self.source_position(x, y, z)
-        if c.source_flow_features:
-            sg = jax.lax.stop_gradient
-            fluid = sg(self.fluid)
-            weights = ops_.deposit_weights(x, y, fluid, c.x0, c.y0, c.dx, c.dy)
-            at = lambda a: jnp.sum(weights * sg(a))  # noqa: E731  (the field where the source deposits)
-            flow = jnp.stack([at(self.w) / c.u_ref, at(jnp.hypot(self.u, self.v)) / c.u_ref, at(self.nu_t) / c.d_ref])
-            feats = jnp.concatenate([feats, flow.astype(c.jdtype)])
-        o = self.source_net(feats)[0]
+        o = self.source_net(self.source_position(x, y, z))[0]
         return jnp.exp(math.log(c.source_scale_max) * jnp.tanh(o))
 
     def source_term(self, forcing: Forcing, ops: PhysicsOperators | None = None):
@@ -391,7 +383,7 @@ class CoarseModel(eqx.Module):
 
 
 def _source_net(config: GridConfig, key) -> eqx.nn.MLP:
-    net = eqx.nn.MLP(6 if config.source_flow_features else 3, 1, config.source_width, 1, activation=jnp.tanh, key=key, dtype=config.jdtype)
+    net = eqx.nn.MLP(3, 1, SOURCE_NET_WIDTH, 1, activation=jnp.tanh, key=key, dtype=config.jdtype)
     last = net.layers[-1]
     return eqx.tree_at(lambda n: (n.layers[-1].weight, n.layers[-1].bias), net, (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)))
 
@@ -431,8 +423,7 @@ def build_model(
     stability_limit: float = 0.9,
     d_faces=None,
     exchange_max_per_s: float = 0.0,
-    exchange_init_per_s: float = 1e-3,
-    source_flow_features: bool = False,
+    exchange_init_per_s: float = EXCHANGE_INIT_PER_S,
     observation_log_max: float = 0.0,
     observation_spacing_cells: int = 1,
     dtype: str = "float32",
@@ -447,6 +438,8 @@ def build_model(
     at ``exchange_init_per_s`` everywhere (about one air change per 17 minutes).
     ``observation_log_max > 0`` turns on the learned observation factor, starting at 1.
     """
+    if dtype == "float64":
+        enable_x64()  # else JAX would hand out float32 arrays for the float64 asked for
     if exchange_max_per_s > 0 and not 0 < exchange_init_per_s < exchange_max_per_s:
         raise ValueError(f"exchange_init_per_s must lie in (0, {exchange_max_per_s}), got {exchange_init_per_s}")
     fluid = (np.asarray(fluid) > 0).astype(float)
@@ -520,7 +513,6 @@ def build_model(
         source_scale_max=float(source_scale_max),
         stability_limit=float(stability_limit),
         exchange_max_per_s=float(exchange_max_per_s),
-        source_flow_features=bool(source_flow_features),
         observation_log_max=float(observation_log_max),
         observation_spacing_cells=int(observation_spacing_cells),
         dtype=dtype,
@@ -572,8 +564,7 @@ def concentration_scale(concentration, fluid) -> float:
 
 def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, layer_height_m: float | None = None,
                        source_scale_max: float = 10.0, exchange_max_per_s: float = 0.0,
-                       exchange_init_per_s: float = 1e-3, source_flow_features: bool = False,
-                       observation_log_max: float = 0.0, observation_spacing_cells: int = 1, dtype: str = "float32",
+                       exchange_init_per_s: float = EXCHANGE_INIT_PER_S, observation_log_max: float = 0.0, observation_spacing_cells: int = 1, dtype: str = "float32",
                        key=None) -> CoarseModel:
     """A coarse model on a dataset's plane: its grid, flow, ``nu_t`` and transport constants."""
     cfg = {}
@@ -608,7 +599,6 @@ def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, 
         source_scale_max=source_scale_max,
         exchange_max_per_s=exchange_max_per_s,
         exchange_init_per_s=exchange_init_per_s,
-        source_flow_features=source_flow_features,
         observation_log_max=observation_log_max,
         observation_spacing_cells=observation_spacing_cells,
         dtype=dtype,

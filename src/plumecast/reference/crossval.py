@@ -91,17 +91,6 @@ def read_cells(path: str | Path, flat: np.ndarray, grid: Grid3D) -> np.ndarray:
     return out.reshape(grid.shape)
 
 
-def _face_centres(case: Path) -> np.ndarray:
-    from plumecast.io.openfoam import _faces_compact, _label_bytes, _read_entry
-
-    mesh = case / "constant/polyMesh"
-    points = np.asarray(_read_entry(mesh / "points", "mesh points", (24,)), float)
-    lb = _label_bytes(mesh / "owner")
-    offsets, verts = _faces_compact(_read_entry(mesh / "faces", "mesh faces", (lb, lb)), mesh / "faces")
-    sizes = np.diff(offsets)
-    return np.add.reduceat(points[verts], offsets[:-1], axis=0) / sizes[:, None]
-
-
 def _latest_flow_time(case: Path) -> Path:
     from plumecast.io.openfoam import time_dirs
 
@@ -126,8 +115,8 @@ def flow_from_openfoam(case_dir: str | Path, grid: Grid3D, *, time_dir: str | No
     ``grid_inflow_m3_s``, ``wall_flux_max_m3_s`` (largest |phi| on a wall face),
     ``projection_change`` (max velocity change / U_in), ``max_speed_m_s``.
     """
-    from plumecast.io.openfoam import _label_bytes, _read_entry, read_face_field, read_field
-    from plumecast.reference.flow import _Ops
+    from plumecast.io.openfoam import read_face_field, read_faces, read_field
+    from plumecast.reference.flow import FlowOperators
 
     case = Path(case_dir)
     tdir = case / time_dir if time_dir else _latest_flow_time(case)
@@ -135,9 +124,7 @@ def flow_from_openfoam(case_dir: str | Path, grid: Grid3D, *, time_dir: str | No
     h = grid.cell_m
     nz, ny, nx = grid.shape
     mesh = case / "constant/polyMesh"
-    lb = _label_bytes(mesh / "owner")
-    owner = np.asarray(_read_entry(mesh / "owner", "face owners", (lb,)), np.int64).ravel()
-    fc = _face_centres(case)
+    fc, owner = read_faces(mesh)
     internal, bpatches = read_face_field(tdir / "phi", mesh)
     n_int = len(internal)
     phi = np.zeros(len(owner))
@@ -181,7 +168,7 @@ def flow_from_openfoam(case_dir: str | Path, grid: Grid3D, *, time_dir: str | No
     div_raw = float(np.abs(divergence(grid, u, v, w)).max()) * h / u_in
     change = 0.0
     if project:
-        ops = _Ops(grid, FlowSettings())
+        ops = FlowOperators(grid, FlowSettings())
         q = {0: w.copy(), 1: v.copy(), 2: u.copy()}
         ops.project(q)
         change = max(float(np.abs(q[a] - b).max()) for a, b in ((2, u), (1, v), (0, w))) / u_in
@@ -334,11 +321,11 @@ MARKER = "plumecast-crossval.json"
 
 def _identity(sset: ScenarioSet, sc) -> dict:
     """What a finished scalar case must have been run with to be reused (horizon aside)."""
-    from plumecast.reference.openfoam_engine import _room_key
+    from plumecast.reference.openfoam_engine import flow_case_key
 
     sim = {k: v for k, v in asdict(sset.simulation).items() if k != "horizon_s"}
     src = sc.source
-    return json.loads(json.dumps({"room": _room_key(sset), "simulation": sim, "rate": src.rate,
+    return json.loads(json.dumps({"room": flow_case_key(sset), "simulation": sim, "rate": src.rate,
                                   "position_m": src.position_m, "path": src.path}))
 
 
@@ -388,7 +375,7 @@ def cross_validate(
     """
     from plumecast.io.openfoam import time_dirs
     from plumecast.metrics import relative_l2, spearman
-    from plumecast.reference.openfoam_engine import (_injected, _read_outflow, _room_key, generate_openfoam,
+    from plumecast.reference.openfoam_engine import (flow_case_key, generate_openfoam, injected_mass, read_outflow,
                                                      source_windows)
     from plumecast.reference.plane import plane_sampler
     from plumecast.reference.transport import simulate_scalar
@@ -415,7 +402,7 @@ def cross_validate(
     else:
         say(f"reusing the OpenFOAM cases in {work}")
     t_openfoam = time.perf_counter() - t0
-    flow_case = work / f"flow-{_room_key(sset)}"
+    flow_case = work / f"flow-{flow_case_key(sset)}"
     try:
         flow_time = json.loads((flow_case / "plumecast-done.json").read_text())["final_time"]
     except (OSError, ValueError, KeyError):
@@ -457,8 +444,8 @@ def cross_validate(
         final_of[sc.name] = fields[-1]
         dt_of = _control_value(case, "deltaT")
         wins = source_windows(sc, _control_value(case, "endTime"), dt_of, sim.snapshot_s, sim.fine_cell_m)
-        inj = _injected(wins, kt)
-        out = _read_outflow(case, sset.room.outlets, kt, dt_of)
+        inj = injected_mass(wins, kt)
+        out = read_outflow(case, sset.room.outlets, kt, dt_of)
         of_budget = max(of_budget, float(np.abs(mass - (inj - out)).max() / max(inj.max(), 1e-300)))
         src = sc.source
         if match_source_cells and not src.moving:
@@ -540,7 +527,7 @@ def rerun_with_scheme(case: str | Path, dest: str | Path, scheme: str = "Gauss u
     Used to measure how much of the embedded/OpenFOAM difference is the advection scheme
     (``Gauss upwind`` is the embedded solver's). Reused when ``dest`` already finished.
     """
-    from plumecast.reference.openfoam_engine import _run
+    from plumecast.reference.openfoam_engine import run_app
 
     case, dest = Path(case), Path(dest)
     done = dest / "plumecast-done.json"
@@ -556,6 +543,6 @@ def rerun_with_scheme(case: str | Path, dest: str | Path, scheme: str = "Gauss u
         raise CrossValError(f"{case}/system/fvSchemes: no 'div(phi,s) Gauss limitedLinear 1' to replace")
     (dest / "system/fvSchemes").write_text(schemes.replace("Gauss limitedLinear 1", scheme))
     t0 = time.perf_counter()
-    _run(dest, "scalarTransportFoam")
+    run_app(dest, "scalarTransportFoam")
     done.write_text(json.dumps({"scheme": scheme, "seconds": round(time.perf_counter() - t0, 1)}))
     return dest

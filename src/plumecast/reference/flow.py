@@ -143,8 +143,16 @@ def divergence(grid, u: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.where(grid.fluid, div, 0.0)
 
 
-class _Ops:
-    """Static masks, the factorised pressure matrix and the momentum operator of one grid."""
+class FlowOperators:
+    """Static masks, the factorised pressure matrix and the momentum operator of one grid.
+
+    The steady solver's building blocks, public for tools that work on a flow computed
+    elsewhere: ``project`` makes MAC face velocities ``{0: w, 1: v, 2: u}`` discretely
+    divergence-free on the fluid cells (inlet and outlet faces fixed), ``gradients`` and
+    ``strain_rate`` give the wall-aware velocity gradients and ``|S|``, ``rhs`` the
+    momentum tendency. ``settings`` (a ``FlowSettings``) supplies the mixing length and
+    molecular viscosity; ``project`` does not depend on them.
+    """
 
     def __init__(self, grid, settings):
         F = np.asarray(grid.fluid, dtype=bool)
@@ -325,7 +333,7 @@ def solve_flow(grid, settings, progress=None, progress_every: int = 25) -> "Flow
     if inflow <= 0 or inlet_area <= 0:
         raise FlowError("the room has no inflow")
     u_in = inflow / inlet_area
-    ops = _Ops(grid, settings)
+    ops = FlowOperators(grid, settings)
     _check_regions(ops, grid)
     h = ops.h
 
@@ -399,7 +407,7 @@ def _cell_speed(u, v, w):
     )
 
 
-def _check_regions(ops: _Ops, grid) -> None:
+def _check_regions(ops: FlowOperators, grid) -> None:
     """Each connected fluid region must balance its own inflow and outflow."""
     if ops.n_regions == 1:
         return

@@ -91,8 +91,12 @@ def _env() -> dict:
     return env
 
 
-def _run(case: Path, app: str, *args: str, timeout: float | None = None) -> Path:
-    """Run an OpenFOAM application in ``case``; OpenFOAMError names case and log on failure."""
+def run_app(case: Path, app: str, *args: str, timeout: float | None = None) -> Path:
+    """Run the OpenFOAM application ``app`` in ``case`` (log in ``case/log.<app>``); returns the log.
+
+    OpenFOAMError names the case and the log when the application is missing, fails or
+    runs past ``timeout`` seconds.
+    """
     log = case / f"log.{app}"
     with open(log, "w") as fh:
         try:
@@ -130,20 +134,6 @@ def _vec(v) -> str:
 
 def _scalar_list(values: np.ndarray) -> str:
     return f"nonuniform List<scalar>\n{len(values)}\n(\n" + "\n".join(f"{v:.10g}" for v in values) + "\n)"
-
-
-def _patch_velocity(grid: Grid3D, patch) -> np.ndarray:
-    """The velocity vector (m/s) that Grid3D prescribes on a patch (uniform over it)."""
-    from plumecast.geometry import _patch_face_mask
-
-    comp = {"x": 0, "y": 1, "z": 2}[patch.face[0]]
-    bc = (grid.u_bc, grid.v_bc, grid.w_bc)[comp]
-    sl = [slice(None)] * 3
-    sl[2 - comp] = 0 if patch.face[1] == "-" else -1
-    _, _, mask = _patch_face_mask(patch, grid.shape, grid.cell_m)
-    v = np.zeros(3)
-    v[comp] = float(np.mean(bc[tuple(sl)][mask]))
-    return v
 
 
 def _write_mesh_dicts(case: Path, sset: ScenarioSet, grid: Grid3D) -> None:
@@ -212,7 +202,7 @@ def _bc_block(entries: dict[str, str]) -> str:
 def _write_flow_case(case: Path, sset: ScenarioSet, grid: Grid3D) -> None:
     room = sset.room
     nu = sset.flow.kinematic_viscosity_m2_s
-    speeds = [abs(_patch_velocity(grid, p)).max() for p in room.inlets]
+    speeds = [abs(grid.patch_velocity(p)).max() for p in room.inlets]
     u_ref = max(speeds)
     k_in = 1.5 * (TURBULENT_INTENSITY * u_ref) ** 2
     eps_in = C_MU**0.75 * k_in**1.5 / MIXING_LENGTH_M
@@ -223,11 +213,11 @@ def _write_flow_case(case: Path, sset: ScenarioSet, grid: Grid3D) -> None:
     eps = {w: f"type epsilonWallFunction; value uniform {eps_in:.6g};" for w in walls}
     nut = {w: "type nutkWallFunction; value uniform 0;" for w in walls}
     for patch in room.inlets:
-        U[patch.name] = f"type fixedValue; value uniform {_vec(_patch_velocity(grid, patch))};"
+        U[patch.name] = f"type fixedValue; value uniform {_vec(grid.patch_velocity(patch))};"
         k[patch.name] = f"type fixedValue; value uniform {k_in:.6g};"
         eps[patch.name] = f"type fixedValue; value uniform {eps_in:.6g};"
     for patch in room.outlets:
-        U[patch.name] = f"type fixedValue; value uniform {_vec(_patch_velocity(grid, patch))};"
+        U[patch.name] = f"type fixedValue; value uniform {_vec(grid.patch_velocity(patch))};"
         k[patch.name] = f"type inletOutlet; inletValue uniform {k_in:.6g}; value uniform {k_in:.6g};"
         eps[patch.name] = f"type inletOutlet; inletValue uniform {eps_in:.6g}; value uniform {eps_in:.6g};"
     for patch in room.inlets + room.outlets:
@@ -281,7 +271,12 @@ relaxationFactors
 }""")
 
 
-def _room_key(sset: ScenarioSet) -> str:
+def flow_case_key(sset: ScenarioSet) -> str:
+    """The key that names a room's OpenFOAM flow case, ``flow-<key>`` in the work folder.
+
+    A hash of the room and flow configuration, the fine cell and the plumecast version: the
+    flow case is reused while these are unchanged.
+    """
     cfg = {k: v for k, v in sset.config.items() if k in ("room", "flow")}
     raw = json.dumps({"room": cfg, "fine": sset.simulation.fine_cell_m, "v": __version__, "engine": 1}, sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:12]
@@ -289,7 +284,7 @@ def _room_key(sset: ScenarioSet) -> str:
 
 def _flow_case(sset: ScenarioSet, grid: Grid3D, work_dir: Path) -> tuple[Path, dict]:
     """Mesh and steady flow of the room (reused when a finished one is there)."""
-    case = work_dir / f"flow-{_room_key(sset)}"
+    case = work_dir / f"flow-{flow_case_key(sset)}"
     done = case / "plumecast-done.json"
     if done.is_file():
         try:
@@ -302,19 +297,19 @@ def _flow_case(sset: ScenarioSet, grid: Grid3D, work_dir: Path) -> tuple[Path, d
     t0 = time.perf_counter()
     _write_mesh_dicts(case, sset, grid)
     _write_flow_case(case, sset, grid)
-    _run(case, "blockMesh")
+    run_app(case, "blockMesh")
     if not grid.fluid.all():
         labels = np.flatnonzero(grid.fluid.ravel())  # blockMesh order: x fastest, then y, then z = (z, y, x) C order
         _foam_file(case / "constant/polyMesh/sets/fluid", "cellSet", "fluid",
                    f"{len(labels)}\n(\n" + "\n".join(map(str, labels)) + "\n)", "constant/polyMesh/sets")
-        _run(case, "subsetMesh", "fluid", "-patch", "obstacles", "-overwrite")
-    _run(case, "topoSet")
-    _run(case, "createPatch", "-overwrite")
+        run_app(case, "subsetMesh", "fluid", "-patch", "obstacles", "-overwrite")
+    run_app(case, "topoSet")
+    run_app(case, "createPatch", "-overwrite")
     _check_patches(case, sset)
     # subsetMesh and createPatch rewrite the fields of 0/ for the patches they knew: write them anew.
     shutil.rmtree(case / "0")
     _write_flow_case(case, sset, grid)
-    log = _run(case, "simpleFoam")
+    log = run_app(case, "simpleFoam")
     text = log.read_text(errors="replace")
     m = re.search(r"SIMPLE solution converged in (\d+) iterations", text)
     times = [float(t) for t in re.findall(r"^Time = (\S+)", text, re.M)]
@@ -413,7 +408,8 @@ def _max_speed(scenario: Scenario) -> float:
     return float(speed.max()) if speed.size else 0.0
 
 
-def _injected(windows, times: np.ndarray) -> np.ndarray:
+def injected_mass(windows, times: np.ndarray) -> np.ndarray:
+    """Cumulative mass injected by the source ``windows`` (``source_windows``) up to each of ``times``."""
     out = np.zeros(len(times))
     for t0, t1, rate, _ in windows:
         out += rate * np.clip(np.minimum(times, t1) - t0, 0.0, None)
@@ -532,7 +528,12 @@ snGradSchemes { default corrected; }""")
 SIMPLE { nNonOrthogonalCorrectors 0; }""")
 
 
-def _read_outflow(case: Path, outlets, times_out: np.ndarray, dt: float) -> np.ndarray:
+def read_outflow(case: Path, outlets, times_out: np.ndarray, dt: float) -> np.ndarray:
+    """Cumulative mass that left a scalar case through ``outlets`` up to each of ``times_out``.
+
+    From the outlets' ``surfaceFieldValue`` records (``sum(phi s)`` every time step of
+    ``dt``); OpenFOAMError when a record is missing.
+    """
     total = np.zeros(len(times_out))
     for p in outlets:
         files = sorted((case / "postProcessing" / f"out_{p.name}").glob("*/surfaceFieldValue.dat"))
@@ -549,7 +550,7 @@ def _scalar_run(case: Path, sset: ScenarioSet, geom, sampler, windows, dt: float
     from plumecast.io.openfoam import read_field, time_dirs
 
     t0 = time.perf_counter()
-    _run(case, "scalarTransportFoam")
+    run_app(case, "scalarTransportFoam")
     run_seconds = time.perf_counter() - t0
     sim = sset.simulation
     times = sim.times_s
@@ -565,14 +566,14 @@ def _scalar_run(case: Path, sset: ScenarioSet, geom, sampler, windows, dt: float
             s = read_field(match[0] / "s", geom.n_cells)
         frames.append(sampler(s))
         mass.append(float(s @ geom.volumes))
-    sc_outflow = _read_outflow(case, sset.room.outlets, times, dt)
+    sc_outflow = read_outflow(case, sset.room.outlets, times, dt)
     for t, d in found.items():  # the plane and budget are extracted: drop the 3D snapshots (disk)
         if t > 0 and not keep_fields:
             shutil.rmtree(d, ignore_errors=True)
     return {
         "concentration": np.stack(frames),
         "mass_room": np.array(mass),
-        "mass_injected": _injected(windows, times),
+        "mass_injected": injected_mass(windows, times),
         "mass_outflow": sc_outflow,
         "run_seconds": np.asarray(run_seconds),
     }
@@ -596,13 +597,13 @@ def generate_openfoam(
     or a case fails; GeometryError/ScenarioError for an invalid room or source.
     """
     from plumecast.io.dataset import make_dataset
-    from plumecast.io.openfoam import OpenFOAMImportError, _foamlib, plane_sampler, read_field, read_mesh
+    from plumecast.io.openfoam import OpenFOAMImportError, mesh_plane_sampler, read_field, read_mesh, require_foamlib
 
     missing = openfoam_missing()
     if missing:
         raise OpenFOAMError(f"OpenFOAM applications not found: {', '.join(missing)}; {INSTALL_HINT}")
     try:
-        _foamlib()
+        require_foamlib()
     except OpenFOAMImportError as e:
         raise OpenFOAMError(str(e)) from None
     sset = scenario_set
@@ -631,7 +632,7 @@ def generate_openfoam(
         )
     report(1, total)
     lx, ly, _ = sset.room.size_m
-    sampler = plane_sampler(geom, sim.plane_height_m, sim.plane_cell_m, origin_xy=(0.0, 0.0), extent_xy=(lx, ly))
+    sampler = mesh_plane_sampler(geom, sim.plane_height_m, sim.plane_cell_m, origin_xy=(0.0, 0.0), extent_xy=(lx, ly))
     deff = sim.molecular_diffusivity_m2_s + np.clip(nut, 0.0, None) / sim.turbulent_schmidt
     umax = float(np.linalg.norm(U, axis=1).max())
     dt = _time_step(sset, umax)

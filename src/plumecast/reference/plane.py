@@ -6,8 +6,10 @@ averaged over the *fluid* part of each coarse ``plane_cell_m`` cell: a fine colu
 as fluid at the plane when the fine cells of both bracketing layers are fluid (the same
 rule as ``geometry.plane_fluid_fraction``). Coarse cells without fluid get 0.
 
-Everything here works on NumPy and on JAX arrays (the transport solver calls
-``extract_plane`` inside its jitted time loop).
+Everything here works on NumPy and on JAX arrays (the transport solver applies a
+``PlaneSampler`` inside its jitted time loop). This module knows nothing of the solvers:
+the transport solver imports it, and the solver's own scalar flux through the plane is
+:func:`plumecast.reference.transport.plane_vertical_flux`.
 """
 
 from __future__ import annotations
@@ -125,54 +127,3 @@ def plane_flow(grid: Grid3D, flow, plane_height_m: float, plane_cell_m: float) -
     uc, vc, wc = cell_centred_velocity(grid, flow.u, flow.v, flow.w)
     nu_t = np.asarray(flow.nu_t, dtype=float)
     return {"u": s(uc), "v": s(vc), "w": s(wc), "nu_t": s(nu_t)}
-
-
-def plane_vertical_flux(field, grid: Grid3D, flow, sim, plane_height_m: float | None = None,
-                        plane_cell_m: float | None = None, *, dz_faces=None) -> dict:
-    """Vertical scalar flux through the plane per coarse cell, in mass/s (positive upward).
-
-    ``field`` is a 3D concentration ``(..., nz, ny, nx)``. On each fine z-face the flux is
-    the transport solver's own: upwind advection ``w+ c_below + w- c_above`` plus diffusion
-    ``-D_z (c_above - c_below) / h`` (``D_z`` the face diffusivity of
-    ``transport.face_diffusivities`` unless ``dz_faces`` is given), zero on faces touching
-    solids. Where the plane lies between two face levels the two are interpolated linearly
-    (exact when it lies on a face, as at 1.5 m on a 0.25 m grid). Fluxes times the face area
-    are summed over the fluid fine columns of each coarse cell (plane fluid rule).
-
-    Returns ``dict(advective, diffusive, total)`` each ``(..., ny_c, nx_c)``.
-    """
-    from plumecast.reference import transport  # local: transport imports this module
-
-    plane_height_m = sim.plane_height_m if plane_height_m is None else plane_height_m
-    plane_cell_m = sim.plane_cell_m if plane_cell_m is None else plane_cell_m
-    s = plane_sampler(grid, plane_height_m, plane_cell_m)
-    xp = _xp(field)
-    h = grid.cell_m
-    nz = grid.shape[0]
-    if dz_faces is None:
-        _, _, dz_faces = transport.face_diffusivities(grid, flow.nu_t, sim)
-    dz_faces = np.asarray(dz_faces, dtype=float)
-    w = np.asarray(flow.w, dtype=float)
-    pos = plane_height_m / h
-    k0 = int(np.floor(pos + 1e-9))
-    frac = pos - k0
-    levels = [(k0, 1.0 - frac)] if abs(frac) < 1e-9 else [(k0, 1.0 - frac), (k0 + 1, frac)]
-    adv = dif = 0.0
-    for k, wt in levels:
-        if wt == 0.0 or not 1 <= k <= nz - 1:
-            continue
-        active = grid.fluid[k - 1] & grid.fluid[k]
-        wk = np.where(active, w[k], 0.0)
-        dk = np.where(active, dz_faces[k], 0.0)
-        below, above = field[..., k - 1, :, :], field[..., k, :, :]
-        a = np.maximum(wk, 0.0) * below + np.minimum(wk, 0.0) * above
-        d = -dk * (above - below) / h
-        adv = adv + wt * a
-        dif = dif + wt * d
-    area = h * h
-    out = {}
-    for name, f in (("advective", adv), ("diffusive", dif)):
-        f = f if not np.isscalar(f) else xp.zeros(field.shape[:-3] + grid.shape[1:])
-        out[name] = coarse_fluid_sum(f * area, s)
-    out["total"] = out["advective"] + out["diffusive"]
-    return out

@@ -1,0 +1,69 @@
+"""The closure protocol: what every learned per-step correction provides."""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any
+
+import equinox as eqx
+import jax
+
+if TYPE_CHECKING:  # pragma: no cover
+    from plumecast.closure.networks import ClosureNet
+    from plumecast.closure.reservoir import Reservoir
+    from plumecast.physics.model import ClosureContext, CoarseModel
+
+__all__ = ["Closure", "build_net", "closure_options", "split_key"]
+
+
+class Closure(eqx.Module):
+    """A learned per-step correction with optional memory (the protocol every closure follows).
+
+    ``uses_physics``: whether the physics substeps run before the closure. A closure
+    returns the next normalised field (unmasked is fine: the step masks it); to start as
+    the physics model, an untrained closure should return ``ctx.q_physics``.
+    ``reservoir``: the off-plane layer (:class:`~plumecast.closure.reservoir.Reservoir`)
+    when the closure carries one, else None. It is physics, not network: a run started
+    from another (``init_from``) takes over the start run's trained layer.
+    """
+
+    uses_physics: eqx.AbstractClassVar[bool]
+    reservoir: eqx.AbstractVar["Reservoir | None"]
+
+    @abc.abstractmethod
+    def init_memory(self) -> Any:
+        """The memory pytree at t = 0 for one unbatched state (``()`` when memoryless)."""
+
+    @abc.abstractmethod
+    def __call__(self, ctx: "ClosureContext", memory: Any) -> tuple[Any, Any]:
+        """``(q_next, memory_next)`` for one step."""
+
+
+def closure_options(options: dict, *, variant: str, allowed: tuple[str, ...]) -> dict:
+    """A variant's options with unknown keys refused (the message names the known ones)."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"variant {variant!r}: unknown options {unknown}; known: {', '.join(allowed) or 'none'}")
+    if "reservoir" in options and not isinstance(options["reservoir"], bool):
+        raise ValueError(f"variant {variant!r}: reservoir must be true or false, got {options['reservoir']!r}")
+    return dict(options)
+
+
+def build_net(model: "CoarseModel", *, key, memory: bool, variant: str, size: str = "quick",
+              offset: bool = False) -> "ClosureNet":
+    """The closure network of ``size`` for ``model``'s grid and dtype."""
+    from plumecast.closure.networks import ClosureNet, resolve_options
+
+    c = model.config
+    config = resolve_options(c.ny, c.nx, memory=memory, variant=variant, options={"size": size}, offset=offset)
+    return ClosureNet(config, key=key, dtype=c.jdtype)
+
+
+def split_key(key) -> tuple[jax.Array, jax.Array]:
+    """Keys of a closure's network and of its layer (so the run's seed decides both).
+
+    The network keeps the closure's key itself, so its initial weights are those of
+    earlier versions for the same seed; the layer's is folded from it.
+    """
+    key = jax.random.PRNGKey(0) if key is None else key
+    return key, jax.random.fold_in(key, 1)

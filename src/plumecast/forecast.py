@@ -1,0 +1,153 @@
+"""Forecasts of a trained system: the one forecasting API of plumecast.
+
+A *system* is ``(model, closure)`` (:mod:`plumecast.physics.model`, :mod:`plumecast.closure`).
+Every forecast, wherever it is asked for (training summaries, ``evaluate``, the CLI, the
+scripts and benchmarks), goes through :func:`rollout_frames`: one jitted, vmapped
+rollout of a batch of start fields under a batch of per-step forcings. The functions
+around it lay datasets out for it (:func:`forecast_scenarios`, :func:`forecast`), check
+that a dataset lies on the model's grid (:func:`check_grid`) and write a forecast in the
+dataset schema (:func:`forecast_dataset`).
+
+States meet concentrations only through ``model.encode`` / ``model.decode`` (which apply
+the learned observation factor, when there is one).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import plumecast
+from plumecast.errors import TrainError
+from plumecast.forcing import PreparedData, prepare_data
+from plumecast.metrics import relative_l2
+from plumecast.rollout import init_carry, rollout
+
+__all__ = ["check_grid", "rollout_frames", "forecast_scenarios", "final_time_errors", "forecast", "forecast_dataset"]
+
+
+def check_grid(model, ds, *, run: str = "the model", data: str = "the dataset") -> None:
+    """Raise :class:`TrainError` unless ``ds`` lies on ``model``'s grid and flow (the message says what differs)."""
+    c = model.config
+    ny, nx = int(ds.sizes["y"]), int(ds.sizes["x"])
+    if (ny, nx) != (c.ny, c.nx):
+        raise TrainError(f"grid mismatch: {run} has a {c.ny} x {c.nx} (y x x) grid but {data} is {ny} x {nx}; "
+                         "use data of the room the model was trained for")
+    dx, dy = float(ds.attrs["dx_m"]), float(ds.attrs["dy_m"])
+    x0, y0 = float(ds["x"].values[0]), float(ds["y"].values[0])
+    if not np.allclose([dx, dy], [c.dx, c.dy], rtol=1e-6):
+        raise TrainError(f"grid mismatch: {run} has cells of {c.dx} x {c.dy} m but {data} of {dx} x {dy} m")
+    if not np.allclose([x0, y0], [c.x0, c.y0], rtol=1e-6, atol=1e-9):
+        raise TrainError(f"grid mismatch: {run} has its first cell centre at ({c.x0}, {c.y0}) m but {data} at "
+                         f"({x0}, {y0}) m")
+    mf, df = np.asarray(model.fluid) > 0, np.asarray(ds["fluid"].values) > 0
+    if not np.array_equal(mf, df):
+        raise TrainError(f"grid mismatch: the fluid masks of {run} and {data} differ in {int((mf != df).sum())} cells")
+    for name in ("u", "v", "w"):
+        a, b = np.asarray(ds[name].values, float) * mf, np.asarray(getattr(model, name), float)
+        if not np.allclose(a, b, rtol=1e-4, atol=1e-6):
+            raise TrainError(f"flow mismatch: the plane velocity {name!r} of {data} differs from the one of {run}")
+
+
+@eqx.filter_jit
+def rollout_frames(model, closure, q0, forcing, steps_per_frame: int):
+    """States ``(B, F, ny, nx)`` after every ``steps_per_frame`` steps, for start states ``q0 (B, ny, nx)``.
+
+    ``forcing`` holds ``(B, n_steps)`` arrays; closure memory starts at zero. Compiled
+    once per shape: callers pad batches to a fixed size.
+    """
+
+    def one(q, f):
+        _, frames = rollout(model, closure, init_carry(closure, q), f, steps_per_frame=steps_per_frame)
+        return frames
+
+    return jax.vmap(one)(q0, forcing)
+
+
+def forecast_scenarios(system, prep: PreparedData, indices, *, chunk: int = 8, final_only: bool = False) -> np.ndarray:
+    """Concentration forecasts of scenarios ``indices`` of prepared data, from their t = 0 fields.
+
+    ``(n, T, ny, nx)`` with frame 0 the dataset's initial field and the rest the model at
+    the snapshot times; with ``final_only``, ``(n, ny, nx)`` at the final time (one frame
+    per rollout, nothing else kept). Scenarios run ``chunk`` at a time, the last chunk
+    padded, so one compiled rollout serves every chunk and split.
+    """
+    model, closure = system
+    indices = np.asarray(indices, int)
+    if indices.size == 0:
+        return np.zeros((0,) + ((model.config.ny, model.config.nx) if final_only else (len(prep.times), model.config.ny,
+                                                                                    model.config.nx)))
+    chunk = max(1, min(chunk, len(indices)))
+    steps_per_frame = prep.n_steps if final_only else prep.steps_per_snapshot
+    out = []
+    for s in range(0, len(indices), chunk):
+        idx = indices[s : s + chunk]
+        padded = np.resize(idx, chunk)
+        q0 = model.encode(prep.conc[padded, 0])
+        forcing = jax.tree.map(lambda a: jnp.asarray(a[padded]), prep.forcing)
+        frames = np.asarray(model.decode(rollout_frames(model, closure, q0, forcing, steps_per_frame)))[: len(idx)]
+        out.append(frames[:, -1] if final_only else np.concatenate([prep.conc[idx, :1], frames], axis=1))
+    return np.concatenate(out, axis=0)
+
+
+def final_time_errors(system, prep: PreparedData, indices, chunk: int = 16) -> np.ndarray:
+    """Relative L2 error at the dataset's final time per scenario (full rollouts from t = 0, fluid cells)."""
+    indices = np.asarray(indices, int)
+    final = forecast_scenarios(system, prep, indices, chunk=chunk, final_only=True)
+    fluid = np.asarray(system[0].fluid)
+    return np.asarray([relative_l2(q, t, fluid) for q, t in zip(final, prep.conc[indices, -1])])
+
+
+def forecast(system, ds, scenario: str) -> np.ndarray:
+    """Concentration ``(T, ny, nx)`` at the dataset's snapshot times for one scenario (t = 0 from the data)."""
+    model = system[0]
+    check_grid(model, ds)
+    prep = prepare_data(ds, model.config.dt, model.config.dtype, fluid=np.asarray(model.fluid))
+    out = forecast_scenarios(system, prep, [prep.index(scenario)], chunk=1)[0]
+    if not np.isfinite(out).all():
+        raise TrainError(f"the forecast of {scenario!r} is not finite")
+    return out
+
+
+def forecast_dataset(system, ds, scenario: str, *, about: dict | None = None):
+    """A forecast of one scenario written in the dataset schema (generator ``plumecast-forecast``).
+
+    ``about`` (the run directory, variant, preset, ...) is stored under ``forecast`` in
+    the scenario config, beside the data's own config.
+    """
+    import json
+
+    from plumecast.io.dataset import make_dataset
+
+    conc = forecast(system, ds, scenario)
+    i = [str(s) for s in ds["scenario"].values].index(scenario)
+    try:
+        original = json.loads(ds.attrs["scenario_config"])
+    except (KeyError, TypeError, ValueError):
+        original = {}
+    meta = dict(original) if isinstance(original, dict) else {"source_scenario_config": original}
+    c = system[0].config
+    meta["forecast"] = {**(about or {}), "scenario": scenario, "data_generator": str(ds.attrs.get("generator", "")),
+                        "dt_s": c.dt, "substeps": c.substeps}
+    return make_dataset(
+        scenario_names=[scenario],
+        splits=[str(ds["split"].values[i])],
+        times_s=ds["time"].values,
+        x_m=ds["x"].values,
+        y_m=ds["y"].values,
+        concentration=conc[None],
+        u=ds["u"].values,
+        v=ds["v"].values,
+        w=ds["w"].values,
+        nu_t=ds["nu_t"].values,
+        fluid_fraction=ds["fluid_fraction"].values,
+        source_xyz=np.stack([ds[f"source_{k}"].values[i] for k in ("x", "y", "z")], axis=-1)[None],
+        source_rate=ds["source_rate"].values[i][None],
+        plane_height_m=float(ds.attrs["plane_height_m"]),
+        mass_unit=str(ds.attrs["mass_unit"]),
+        generator="plumecast-forecast",
+        generator_version=plumecast.__version__,
+        scenario_config=meta,
+    )

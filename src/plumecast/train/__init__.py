@@ -1,0 +1,22 @@
+"""Training: the engine shared by every variant, split by what each part is.
+
+* :mod:`~plumecast.train.config`: :class:`TrainConfig` (three small typed settings:
+  physics, schedule, objective) and the presets;
+* :mod:`~plumecast.train.windows`: the curriculum cut into truncated windows and batches;
+* :mod:`~plumecast.train.loss`: the window loss and regularisers;
+* :mod:`~plumecast.train.system`: the ``(model, closure)`` a run trains, built or loaded;
+* :mod:`~plumecast.train.loop`: one jitted train step, the epoch loop, checkpoints.
+
+Protocol (the paper's, with the public code's defects corrected): every rollout starts at
+t = 0; every snapshot is compared once, at its own time; later phases start at t = 0 too;
+checkpoints are Equinox leaves plus JSON, never pickle. Forecasts of a trained run are
+:mod:`plumecast.forecast`'s.
+"""
+
+from plumecast.errors import TrainError
+from plumecast.train.config import PRESETS, Objective, PhysicsSettings, Schedule, TrainConfig, preset_config
+from plumecast.train.loop import TrainResult, train
+from plumecast.train.system import build_system, load_run
+
+__all__ = ["TrainError", "TrainConfig", "PhysicsSettings", "Schedule", "Objective", "PRESETS", "preset_config",
+           "TrainResult", "train", "build_system", "load_run"]

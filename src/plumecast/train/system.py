@@ -1,0 +1,109 @@
+"""The system a run trains, ``(model, closure)``: built from a config, or loaded from a run directory.
+
+A run directory holds ``config.json`` (the :class:`TrainConfig`, the model's
+:class:`~plumecast.physics.model.GridConfig`, what the data was) and checkpoints
+(:mod:`plumecast.io.checkpoint`). The config rebuilds the system's structure (a
+*skeleton*) into which the checkpoint's leaves are read.
+
+Starting from another run (``init_from``): its coarse model replaces the new one, and when
+its closure carries the off-plane layer (``closure.reservoir``) the new closure must carry
+one too and takes it over: both are physics being continued, not network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from plumecast.closure import closure_trainable_spec, make_closure
+from plumecast.errors import TrainError
+from plumecast.forcing import PreparedData
+from plumecast.forecast import check_grid
+from plumecast.io.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, read_json
+from plumecast.physics import operators as ops_
+from plumecast.physics.model import CoarseModel, GridConfig, concentration_scale, model_from_dataset, trainable_spec
+from plumecast.train.config import PhysicsSettings, TrainConfig
+
+__all__ = ["build_system", "skeleton_system", "system_spec", "load_run"]
+
+
+def build_system(ds, config: TrainConfig, prep: PreparedData):
+    """The untrained ``(model, closure)`` of a run, deterministic in the config's seed."""
+    train_idx = prep.indices("train")
+    if train_idx.size == 0:
+        raise TrainError("the dataset has no scenario in the 'train' split")
+    k_model, k_closure = jax.random.split(jax.random.PRNGKey(config.seed))
+    p = config.physics
+    if config.init_from:
+        start_system, start_config, _ = load_run(config.init_from)
+        model = start_system[0]
+        check_grid(model, ds, run=f"init_from run {config.init_from}")
+        if start_config.physics != p:
+            diff = [f.name for f in dataclasses.fields(PhysicsSettings) if getattr(start_config.physics, f.name)
+                    != getattr(p, f.name)]
+            raise TrainError(f"init_from run {config.init_from} differs in {', '.join(diff)}; start from a run with "
+                             "the same physics settings")
+    else:
+        c_ref = concentration_scale(prep.conc[train_idx], np.asarray(ds["fluid"].values))
+        try:
+            model = model_from_dataset(
+                ds, c_ref=c_ref, dt=p.dt_s, substeps=p.substeps, layer_height_m=p.layer_height_m,
+                source_scale_max=p.source_scale_max, exchange_max_per_s=p.exchange_max_per_s,
+                observation_log_max=p.observation_log_max, observation_spacing_cells=p.observation_spacing_cells,
+                dtype=p.dtype, key=k_model,
+            )
+        except ops_.StabilityError as e:
+            raise TrainError(str(e)) from None
+    try:
+        closure = make_closure(config.variant, model, key=k_closure, **config.closure_options)
+    except (TypeError, ValueError) as e:
+        raise TrainError(f"bad closure options {config.closure_options}: {e}") from None
+    if config.init_from and start_system[1] is not None and start_system[1].reservoir is not None:
+        closure = _take_layer(config, closure, start_system[1].reservoir)
+    return (model, closure)
+
+
+def _take_layer(config: TrainConfig, closure, layer):
+    """The closure with the start run's trained off-plane layer."""
+    if closure is None or closure.reservoir is None:
+        raise TrainError(f"init_from run {config.init_from} has an off-plane layer in its physics; give the "
+                         f"{config.variant!r} variant the same (closure option reservoir = true) or start from a run "
+                         "without one")
+    if jax.tree.structure(closure.reservoir) != jax.tree.structure(layer):
+        raise TrainError(f"the off-plane layer of init_from run {config.init_from} has another structure")
+    return eqx.tree_at(lambda c: c.reservoir, closure, layer)
+
+
+def system_spec(system):
+    """Filter spec (pytree of bools) of the trained leaves of ``(model, closure)``."""
+    model, closure = system
+    return (trainable_spec(model), closure_trainable_spec(closure))
+
+
+def skeleton_system(grid: GridConfig, config: TrainConfig):
+    """A system with a run's structure, to read checkpoint leaves into."""
+    model = CoarseModel.skeleton(grid)
+    closure = make_closure(config.variant, model, key=jax.random.PRNGKey(0), **config.closure_options)
+    return (model, closure)
+
+
+def load_run(run_dir: str | Path):
+    """``(system, train_config, run_json)`` from the latest checkpoint of a run."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise TrainError(f"{run_dir} is not a training run (no config.json)")
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        raise TrainError(f"{run_dir} holds no checkpoint")
+    try:
+        run = read_json(run_dir / "config.json")
+        config = TrainConfig.from_json(run["train"])
+        grid = GridConfig.from_json(run["grid"])
+        system, _, _ = load_checkpoint(ckpt, system_like=skeleton_system(grid, config))
+    except (CheckpointError, KeyError, TypeError, ValueError) as e:
+        raise TrainError(f"{run_dir}: cannot load the run ({e})") from None
+    return system, config, run
