@@ -319,27 +319,32 @@ def test_reservoir_starts_near_physics_and_needs_the_exchange():
     _, hybrid = rollout(m, closure, init_carry(closure, q0), f)
     _, physics = rollout(m, None, init_carry(None, q0), f)
     diff, scale = float(jnp.max(jnp.abs(hybrid - physics))), float(jnp.max(jnp.abs(physics)))
-    assert 0 < diff < 1e-4 * scale, (diff, scale)  # returns ~1e-4 /s of a small reservoir: near, not equal
+    assert 0 < diff < 1e-3 * scale, (diff, scale)  # returns ~1e-4 /s of a young layer: near, not equal
     with pytest.raises(ValueError, match="exchange off"):
         make_closure("memory", _model(), key=jax.random.PRNGKey(1), reservoir=True)
-    with pytest.raises(ValueError, match="reservoir settings"):
+    with pytest.raises(ValueError, match="reservoir must be true or false"):
         make_closure("memory", m, key=jax.random.PRNGKey(1), reservoir={"speed": 1.0})
-    with pytest.raises(ValueError, match="return_init_per_s"):
-        make_closure("memory", m, key=jax.random.PRNGKey(1), reservoir={"return_init_per_s": 0.1})
+
+
+def _wild_layer(closure, logit: float, rng):
+    """The closure with cell-by-cell logits of its layer from ~0 to their bounds."""
+    r = closure.reservoir
+    names = ("theta_return", "theta_capture", "theta_spread_x", "theta_spread_y")
+    return eqx.tree_at(lambda c: [getattr(c.reservoir, n) for n in names], closure,
+                       [jnp.asarray(logit + 5 * rng.standard_normal(getattr(r, n).shape)) for n in names])
 
 
 @pytest.mark.parametrize("logit", [-3.0, 0.0, 3.0])
 def test_reservoir_conserves_plane_plus_reservoir_and_stays_positive(logit):
-    """Per step: plane + reservoir gains exactly the captured share of what the exchange took out."""
+    """Per step of a memory hybrid with a layer: plane + layer gain exactly the captured share of what the exchange
+    took out and the source share, whatever the logits and the network (which only redistributes)."""
     m = _exchange_model()
-    closure = make_closure("memory", m, key=jax.random.PRNGKey(0), channels=[4, 8], core_width=16, init_scale=50.0,
-                           reservoir={"return_init_per_s": 0.02})
+    closure = make_closure("memory", m, key=jax.random.PRNGKey(0), reservoir=True)
     fluid = np.asarray(m.fluid)
     rng = np.random.default_rng(1)
-    # Wild, cell-by-cell logits (scaled back by LOGIT_SCALE inside): rates and shares from ~0 to their bounds.
-    closure = eqx.tree_at(lambda c: (c.reservoir.theta_return, c.reservoir.theta_capture), closure,
-                          (jnp.asarray(logit + 5 * rng.standard_normal(m.config.shape)),
-                           jnp.asarray(logit + 5 * rng.standard_normal(m.config.shape))))
+    closure = _wild_layer(closure, logit, rng)
+    net = jax.tree.map(lambda a: a + 0.3 * rng.standard_normal(a.shape) if eqx.is_inexact_array(a) else a, closure.net)
+    closure = eqx.tree_at(lambda c: c.net, closure, net)
     ctxs = _contexts(m, 6)
 
     def body(memory, ctx):
@@ -349,9 +354,11 @@ def test_reservoir_conserves_plane_plus_reservoir_and_stays_positive(logit):
     _, (q, s) = eqx.filter_jit(lambda xs: jax.lax.scan(body, closure.init_memory(), xs))(ctxs)
     q, s = np.asarray(q), np.asarray(s)
     kappa = np.asarray(closure.reservoir.capture())
+    sigma = float(closure.reservoir.source_share(ctxs.source_position[0]))  # one source position in every step
     s_prev = np.concatenate([np.zeros((1,) + s.shape[1:]), s[:-1]])
     lhs = (q * fluid).sum(axis=(1, 2)) + (s * fluid).sum(axis=(1, 2))
-    rhs = ((np.asarray(ctxs.q_physics) + s_prev + kappa * np.asarray(ctxs.exchanged)) * fluid).sum(axis=(1, 2))
+    gained = kappa * np.asarray(ctxs.exchanged) + sigma * np.asarray(ctxs.source)
+    rhs = ((np.asarray(ctxs.q_physics) + s_prev + gained) * fluid).sum(axis=(1, 2))
     np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
     assert q.min() >= 0 and s.min() >= 0 and float(np.abs(s[:, fluid == 0]).max()) == 0.0
     assert s[-1].sum() > 0 and (q[1:] - np.asarray(ctxs.q_physics)[1:]).std() > 0
@@ -384,45 +391,28 @@ def test_layered_starts_near_physics_and_trains_with_the_physics_preset():
     (_, layer), layered = rollout(m, closure, init_carry(closure, q0), f)
     _, physics = rollout(m, None, init_carry(None, q0), f)
     diff, scale = float(jnp.max(jnp.abs(layered - physics))), float(jnp.max(jnp.abs(physics)))
-    assert 0 < diff < 1e-4 * scale, (diff, scale)  # returns ~1e-4 /s of a young layer: near, not equal
+    assert 0 < diff < 1e-3 * scale, (diff, scale)  # returns ~1e-4 /s of a young layer: near, not equal
     assert float(layer.sum()) > 0  # the layer holds its share of what the exchange took
     assert preset_config("quick", variant="layered") == PRESETS["quick"].replace(variant="layered")
     with pytest.raises(ValueError, match="exchange off"):
         make_closure("layered", _model(), key=None)
-    with pytest.raises(ValueError, match="spread_max_m2_s must lie in"):
-        make_closure("layered", m, key=None, spread_max_m2_s=5.0)  # above the positive bound of the substeps
+    with pytest.raises(ValueError, match="unknown options"):
+        make_closure("layered", m, key=None, spread_max_m2_s=5.0)  # the layer has no settings left to choose
     with pytest.raises(ValueError, match="reservoir must be"):
         make_closure("markovian", m, key=jax.random.PRNGKey(0), reservoir="lots")
+    # A grid too fine for the spreading bound in the physics' substeps is refused, not run unstable.
+    fine = build_model(fluid=np.ones((6, 6)), u=np.zeros((6, 6)), v=np.zeros((6, 6)), nu_t=np.zeros((6, 6)), dx=0.1,
+                       dy=0.1, exchange_max_per_s=0.05)
+    with pytest.raises(ValueError, match="positive limit"):
+        make_closure("layered", fine, key=None)
 
 
-def _thetas(reservoir) -> list[str]:
-    """The names of a reservoir's logit fields that are on."""
-    return [n for n in vars(reservoir) if n.startswith("theta_") and getattr(reservoir, n) is not None]
-
-
-@pytest.mark.parametrize("logit,drift_form", [(-3.0, "free"), (0.0, "solenoidal"), (3.0, "free"), (3.0, "solenoidal")])
-def test_layer_spreading_conserves_and_stays_positive(logit, drift_form):
-    """Per step of the layered physics: plane + layer gain the captured share and the source share less what vents,
-    whatever the logits."""
+@pytest.mark.parametrize("logit", [-3.0, 0.0, 3.0])
+def test_layer_spreading_conserves_and_stays_positive(logit):
+    """Per step of the layered physics: plane + layer gain the captured share and the source share, whatever the logits."""
     m = _exchange_model()
-    # Drift and spreading at their largest allowed bound together, so the positivity of the
-    # substeps is tested at the edge.
-    c = m.config
-    dt_sub, advect = c.dt / c.substeps, 0.1
-    bound = (c.stability_limit - dt_sub * advect * (2 / c.dx + 2 / c.dy)) / (dt_sub * (2 / c.dx**2 + 2 / c.dy**2))
-    closure = make_closure("layered", m, key=None, spread_max_m2_s=bound, return_init_per_s=0.02, vent_max_per_s=0.05,
-                           vent_init_per_s=1e-3, advect_max_m_s=advect, drift_form=drift_form, source_share_max=0.5,
-                           source_share_init=0.1)
-    with pytest.raises(ValueError, match="positive bound"):
-        make_closure("layered", m, key=None, spread_max_m2_s=1.001 * bound, advect_max_m_s=advect)
+    closure = _wild_layer(make_closure("layered", m, key=None), logit, np.random.default_rng(3))
     fluid = np.asarray(m.fluid)
-    rng = np.random.default_rng(3)
-    wild = lambda a: jnp.asarray(logit + 5 * rng.standard_normal(a.shape))  # noqa: E731
-    r = closure.reservoir
-    names = _thetas(r)
-    assert len(names) == (7 if drift_form == "free" else 6), names  # return, capture, spreading x, y, vent, drift
-    closure = eqx.tree_at(lambda c: [getattr(c.reservoir, n) for n in names], closure,
-                          [wild(getattr(r, n)) for n in names])
     ctxs = _contexts(m, 8)
 
     def body(memory, ctx):
@@ -433,56 +423,33 @@ def test_layer_spreading_conserves_and_stays_positive(logit, drift_form):
     q, s = np.asarray(q), np.asarray(s)
     res = closure.reservoir
     kappa = np.asarray(res.capture())
-    kept = np.exp(-m.config.dt * np.asarray(res.vent_rate(m.fluid)))
     s_prev = np.concatenate([np.zeros((1,) + s.shape[1:]), s[:-1]])
-    back = s_prev * (1 - np.exp(-m.config.dt * np.asarray(res.return_rate(m.fluid))))
     lhs = (q * fluid).sum(axis=(1, 2)) + (s * fluid).sum(axis=(1, 2))
-    sigma = float(res.source_share(ctxs.source_position[0]))  # the same source position in every step
+    sigma = float(res.source_share(ctxs.source_position[0]))
     gained = kappa * np.asarray(ctxs.exchanged) + sigma * np.asarray(ctxs.source)
-    rhs = ((np.asarray(ctxs.q_physics) + back + (s_prev - back + gained) * kept) * fluid).sum(axis=(1, 2))
+    rhs = ((np.asarray(ctxs.q_physics) + s_prev + gained) * fluid).sum(axis=(1, 2))
     np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
     assert q.min() >= 0 and s.min() >= 0 and float(np.abs(s[:, fluid == 0]).max()) == 0.0
-    assert 0 < kept.min() and kept.max() <= 1 and kept.min() < 0.99  # some cells vent a real share
-    assert 0.01 < sigma < 0.5  # the source share is on
     # The spreading moved mass sideways: the layer is not just the captured mass where it was captured.
     unspread = eqx.tree_at(lambda c: (c.reservoir.theta_spread_x, c.reservoir.theta_spread_y), closure,
-                           (jnp.full_like(r.theta_spread_x, -60.0), jnp.full_like(r.theta_spread_y, -60.0)))
+                           (jnp.full_like(res.theta_spread_x, -60.0), jnp.full_like(res.theta_spread_y, -60.0)))
     _, s_local = unspread(jax.tree.map(lambda a: a[0], ctxs), closure.init_memory())
     _, s_spread = closure(jax.tree.map(lambda a: a[0], ctxs), closure.init_memory())
     assert float(jnp.abs(s_spread - s_local).max()) > 1e-3 * float(jnp.abs(s_local).max())
-    Dx, Dy = closure.reservoir.spread_diffusivities(m.fluid)
-    assert float(Dx.max()) <= bound and float(Dy.min()) >= 0
-    # The drift moved the layer's centre of mass, which a diffusion alone (symmetric) does not.
-    drift = [n for n in names if n in ("theta_drift_x", "theta_drift_y", "theta_stream")]
-    still = eqx.tree_at(lambda c: [getattr(c.reservoir, n) for n in drift], closure,
-                        [jnp.zeros_like(getattr(r, n)) for n in drift])
-    _, s_still = still(jax.tree.map(lambda a: a[0], ctxs), closure.init_memory())
-    xs = jnp.arange(fluid.shape[1]) * c.dx
-    centre = lambda a: float(jnp.sum(a * xs) / jnp.sum(a))  # noqa: E731
-    assert abs(centre(s_spread) - centre(s_still)) > 1e-4 * c.dx
-    ux, vy = closure.reservoir.advect_velocities(m.fluid)
-    assert float(jnp.abs(ux).max()) <= advect and float(jnp.abs(vy).max()) <= advect
-    # The solenoidal drift is divergence-free: no cell has a net outflow (it piles nothing
-    # up); the free one is not. Neither has a flux through a wall.
-    px, py = jnp.pad(ux, ((0, 0), (1, 1))), jnp.pad(vy, ((1, 1), (0, 0)))
-    net = float(jnp.abs((px[:, 1:] - px[:, :-1]) / c.dx + (py[1:, :] - py[:-1, :]) / c.dy).max())
-    if drift_form == "solenoidal":
-        assert net <= 1e-12 * advect / c.dx
-    else:
-        assert net > 0.1 * advect / c.dx
-    mx, my = face_masks(m.fluid)
-    assert float(jnp.abs(ux * (1 - mx)).max()) == 0.0 and float(jnp.abs(vy * (1 - my)).max()) == 0.0
-    assert float(jnp.abs(ux).max()) > 0.1 * advect  # and it is not zero
+    Dx, Dy = res.spread_diffusivities(m.fluid)
+    assert float(Dx.max()) <= 0.5 and float(Dy.min()) >= 0
 
 
-@pytest.mark.parametrize("drift_form", ["free", "solenoidal"])
-def test_layered_gradients_match_central_differences(drift_form):
+def test_layered_gradients_match_central_differences():
     """Gradients of a rollout loss through the layer (every logit field and the source share) against finite differences."""
     m = _exchange_model()
-    closure = make_closure("layered", m, key=None, return_init_per_s=0.01, vent_max_per_s=0.05, vent_init_per_s=1e-3,
-                           advect_max_m_s=0.05, drift_form=drift_form, source_share_max=0.5, source_share_init=0.1)
+    closure = make_closure("layered", m, key=None)
     rng = np.random.default_rng(5)
     closure = jax.tree.map(lambda a: a + 0.5 * rng.standard_normal(a.shape) if eqx.is_inexact_array(a) else a, closure)
+    # A source share near 1/2 and a return within the rollout (they start at 1e-3 and a return time of hours, where
+    # their gradients are lost in the round-off of the differences).
+    closure = eqx.tree_at(lambda c: (c.reservoir.source_share_net.layers[-1].bias, c.reservoir.theta_return), closure,
+                          (jnp.zeros(1), closure.reservoir.theta_return + 6.0))
     f = _forcing(m, 40)
     target = jnp.asarray(rng.random(m.config.shape)) * m.fluid
 
@@ -492,7 +459,8 @@ def test_layered_gradients_match_central_differences(drift_form):
 
     grads = eqx.filter_jit(eqx.filter_grad(loss))(closure)
     value = eqx.filter_jit(loss)
-    parts = {name: (lambda c, name=name: getattr(c.reservoir, name)) for name in _thetas(closure.reservoir)}
+    names = ("theta_return", "theta_capture", "theta_spread_x", "theta_spread_y")
+    parts = {name: (lambda c, name=name: getattr(c.reservoir, name)) for name in names}
     parts["source share"] = lambda c: c.reservoir.source_share_net.layers[-1].weight
     for name, sel in parts.items():
         d = jnp.asarray(rng.standard_normal(sel(closure).shape))
@@ -515,22 +483,6 @@ def test_learned_fields_picture_shows_the_layer(tmp_path):
     assert iio.imread(layered).shape[0] > iio.imread(plain).shape[0]
 
 
-def test_learned_fields_show_the_layer_drift(tmp_path):
-    from plumecast.plot import LAYER_DRIFT_TITLE, learned_fields, learned_fields_picture
-
-    m = _exchange_model()
-    still = make_closure("layered", m, key=None)
-    assert LAYER_DRIFT_TITLE not in learned_fields(m, still)
-    drifting = make_closure("layered", m, key=None, advect_max_m_s=0.05, drift_form="solenoidal")
-    # A streamfunction rising row by row: a drift along x, bounded by the setting.
-    ny, nx = m.config.shape
-    rows = jnp.broadcast_to(0.1 * jnp.arange(ny + 1.0)[:, None], (ny + 1, nx + 1))
-    drifting = eqx.tree_at(lambda c: c.reservoir.theta_stream, drifting, rows)
-    speed = learned_fields(m, drifting)[LAYER_DRIFT_TITLE]
-    assert float(speed.max()) <= 0.05 * np.sqrt(2) and float(speed.max()) > 0
-    assert learned_fields_picture(m, drifting, tmp_path / "drift.png").stat().st_size > 0
-
-
 def test_learned_fields_show_the_observation_factor(tmp_path):
     from plumecast.plot import OBSERVATION_TITLE, learned_fields, learned_fields_picture
 
@@ -545,13 +497,8 @@ def test_learned_fields_show_the_observation_factor(tmp_path):
     assert learned_fields_picture(on, None, tmp_path / "obs.png").stat().st_size > 0
 
 
-def test_source_share_starts_small_everywhere_and_needs_a_valid_setting():
+def test_source_share_starts_small_everywhere():
     m = _exchange_model()
-    res = make_closure("layered", m, key=None, source_share_max=1.0).reservoir
+    res = make_closure("layered", m, key=None).reservoir
     for position in ([-1.0, -1.0, -0.2], [0.3, 0.5, 0.0], [1.0, 1.0, 0.2]):
         np.testing.assert_allclose(float(res.source_share(jnp.asarray(position))), 1e-3, rtol=1e-9)
-    assert float(make_closure("layered", m, key=None).reservoir.source_share(jnp.zeros(3))) == 0.0  # off by default
-    with pytest.raises(ValueError, match="source_share_init"):
-        make_closure("layered", m, key=None, source_share_max=1.0, source_share_init=1.0)
-    with pytest.raises(ValueError, match="drift_form"):
-        make_closure("layered", m, key=None, advect_max_m_s=0.05, drift_form="swirl")

@@ -17,7 +17,6 @@ runner = CliRunner()
 def said(result) -> str:
     """The command's output with rich's line wrapping undone."""
     return " ".join(result.output.split())
-TINY_CLOSURE = '{"channels": [4, 8], "core_width": 16, "core_layers": 1, "head_width": 8}'
 
 
 def tiny_dataset(ny=10, nx=14, n_train=2, n_test=2, n_ood=1, horizon_s=8.0, snapshot_s=2.0, seed=0):
@@ -64,8 +63,7 @@ def tiny_dataset(ny=10, nx=14, n_train=2, n_test=2, n_ood=1, horizon_s=8.0, snap
 
 def _train_args(data, out, variant):
     return ["train", str(data), "--variant", variant, "--out", str(out), "--no-progress",
-            "--set", "curriculum_s=[4]", "--set", "epochs=[1]", "--set", "window_s=4", "--set", "batch_size=2",
-            "--set", f"closure_options={TINY_CLOSURE if variant != 'physics' else '{}'}"]
+            "--set", "curriculum_s=[4]", "--set", "epochs=[1]", "--set", "window_s=4", "--set", "batch_size=2"]
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +109,8 @@ def test_evaluation_matches_the_forecast_command(memory_run, data_path):
     """evaluate's batched rollouts agree with the training engine's one-scenario forecast."""
     from plumecast.evaluate import evaluate_run
     from plumecast.io.dataset import read_dataset
-    from plumecast.train import forecast, load_run
+    from plumecast.forecast import forecast
+    from plumecast.train import load_run
 
     ev = evaluate_run(memory_run, data_path, "ood")
     assert ev.scenarios == ["ood-4"] and ev.forecast.shape == ev.truth.shape == (1, 5, 10, 14)

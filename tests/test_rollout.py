@@ -173,15 +173,3 @@ def test_closure_slot_carries_memory_and_batches(model):
     np.testing.assert_allclose(qs[0], q_a, rtol=1e-13)
 
 
-def test_source_flow_features_start_at_one_and_read_the_flow():
-    plain, flow = _build(), _build(source_flow_features=True)
-    assert flow.source_net.in_size == 6 and plain.source_net.in_size == 3
-    assert float(flow.source_scale(2.6, 1.4, 1.2)) == 1.0  # the last layer starts at zero
-    rng = np.random.default_rng(4)
-    net = jax.tree.map(lambda a: a + 0.3 * rng.standard_normal(a.shape) if eqx.is_inexact_array(a) else a, flow.source_net)
-    m = eqx.tree_at(lambda m: m.source_net, flow, net)
-    # Same position, another vertical velocity where the source deposits: another scale.
-    faster = eqx.tree_at(lambda m: m.w, m, m.w + 0.05 * m.fluid)
-    a, b = float(m.source_scale(2.6, 1.4, 1.2)), float(faster.source_scale(2.6, 1.4, 1.2))
-    assert abs(a - b) > 1e-6 and 0.1 <= min(a, b) and max(a, b) <= 10.0
-    assert type(flow.config).from_json(flow.config.to_json()) == flow.config

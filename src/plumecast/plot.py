@@ -126,7 +126,7 @@ def learned_fields(model, closure) -> dict[str, np.ndarray]:
               "exchange rate lambda (1/s)": np.asarray(model.exchange_rate())}
     if model.theta_observation is not None:
         fields[OBSERVATION_TITLE] = np.log(np.asarray(model.observation_factor()))
-    layer = None if closure is None else closure.reservoir
+    layer = None if closure is None else closure.layer()
     if layer is not None:
         fields["layer capture share kappa"] = np.asarray(layer.capture())
         fields["layer return rate mu (1/s)"] = np.asarray(layer.return_rate(model.fluid))

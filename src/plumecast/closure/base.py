@@ -22,13 +22,16 @@ class Closure(eqx.Module):
     ``uses_physics``: whether the physics substeps run before the closure. A closure
     returns the next normalised field (unmasked is fine: the step masks it); to start as
     the physics model, an untrained closure should return ``ctx.q_physics``.
-    ``reservoir``: the off-plane layer (:class:`~plumecast.closure.reservoir.Reservoir`)
+    ``layer()``: the off-plane layer (:class:`~plumecast.closure.reservoir.Reservoir`)
     when the closure carries one, else None. It is physics, not network: a run started
     from another (``init_from``) takes over the start run's trained layer.
     """
 
     uses_physics: eqx.AbstractClassVar[bool]
-    reservoir: eqx.AbstractVar["Reservoir | None"]
+
+    def layer(self) -> "Reservoir | None":
+        """The off-plane layer this closure carries (a subtree of it), or None."""
+        return None
 
     @abc.abstractmethod
     def init_memory(self) -> Any:

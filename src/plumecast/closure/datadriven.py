@@ -26,7 +26,6 @@ class DataDrivenClosure(Closure):
 
     uses_physics: ClassVar[bool] = False
     net: ClosureNet
-    reservoir: None  # no physics, so no off-plane layer
 
     def init_memory(self):
         return self.net.init_memory(self.net.expand.weight.dtype)
@@ -39,4 +38,4 @@ def make_datadriven(model, *, key=None, **options) -> DataDrivenClosure:
     options = closure_options(options, variant="datadriven", allowed=("size",))
     k_net, _ = split_key(key)
     net = build_net(model, key=k_net, memory=True, variant="datadriven", size=options.get("size", "quick"), offset=True)
-    return DataDrivenClosure(net=net, reservoir=None)
+    return DataDrivenClosure(net)

@@ -26,6 +26,9 @@ class LayeredClosure(Closure):
     uses_physics: ClassVar[bool] = True
     reservoir: Reservoir
 
+    def layer(self):
+        return self.reservoir
+
     def init_memory(self):
         return self.reservoir.init_state()
 

@@ -26,6 +26,9 @@ class MarkovianClosure(Closure):
     net: ClosureNet
     reservoir: Reservoir | None
 
+    def layer(self):
+        return self.reservoir
+
     def init_memory(self):
         return () if self.reservoir is None else self.reservoir.init_state()
 

@@ -34,6 +34,9 @@ class MemoryClosure(Closure):
     net: ClosureNet
     reservoir: Reservoir | None
 
+    def layer(self):
+        return self.reservoir
+
     def init_memory(self):
         memory = self.net.init_memory(self.net.expand.weight.dtype)
         return memory if self.reservoir is None else (memory, self.reservoir.init_state())

@@ -1,58 +1,125 @@
-"""Building blocks of the learned closures: encoder, memory core, decoder, residual head.
+"""The closure networks: encoder, memory core, decoder and head, in two sizes.
 
-One network family serves the three learned variants (:mod:`plumecast.closure.memory`,
+One network serves the three learned variants (:mod:`plumecast.closure.memory`,
 :mod:`~plumecast.closure.markovian`, :mod:`~plumecast.closure.datadriven`), following the
-paper's closure (arXiv 2511.21369):
+paper's closure (arXiv 2511.21369). Its only option is ``size``:
 
-* **encoder**: the normalised field after the physics, the normalised source increment
-  and the fluid mask ``(ny, nx, 3)``, zero-padded at the bottom/right to a multiple of
-  ``2**L`` (so odd grids such as 26 x 49 work), then ``L`` stride-2 3x3 convolutions
-  (``channels``, paper 16-32-64-128) with GELU, then a mean over space: one vector of
-  ``channels[-1]`` values (the paper's 128-vector);
-* **core**: ``core_layers`` stacked LSTM cells of ``core_width`` (paper 4 x 128) whose
-  ``(h, c)`` states are the closure memory, carried through the whole rollout from zero;
-  or, for a closure without memory, an MLP of the same widths (tanh);
-* **decoder**: a linear map of the core output to a ``(H/2^L, W/2^L, channels[-1])`` map,
-  then ``L`` stride-2 transposed convolutions (kernel 4, see :class:`ConvTranspose`)
-  through the encoder's widths in reverse, ending in ``decoder_out`` feature maps on the
-  padded grid, cropped to ``(ny, nx)``;
-* **field memory** (optional, ``field_memory`` channels, beyond the paper): a
-  convolutional LSTM on the grid (:class:`ConvLSTMCell`) over the head's physics inputs,
-  whose ``(h, c)`` maps, zero on solids, are carried through the rollout like the vector
-  LSTM's; its ``h`` joins the decoder features. The paper's memory is one vector for the
-  whole room; this one is a memory per cell (where the source has been, what has left
-  the plane there). Without memory (Markovian) the cell restarts from zero every step;
-* **head**: a small residual conv head over the decoder features and the physics inputs
-  (normalised field before and after the physics, source increment; ``u, v, w``, cell
-  diffusivities ``Dx``, ``Dy``, mask): ``head_layers`` 3x3 convolutions of ``head_width``
-  with GELU and a 1x1 output convolution to a log-rate ``r`` (and, data-driven only, an
-  offset ``o``), bounded to +-``max_log_rate`` (default MAX_LOG_RATE) and +-MAX_OFFSET by
-  a scaled tanh: a hybrid keeps ``q_physics * exp(r)`` on fluid cells, rescaled to the
-  mass the physics left (``redistribute``, the default for hybrids): the closure moves
+* ``"paper"`` (:class:`PaperNet`): the paper's network, layer for layer (table below);
+* ``"quick"`` (:class:`QuickNet`, the default): a small network of the same plan that
+  trains on a small CPU (a 600 s forecast in about a second).
+
+:class:`ClosureNet` builds the one its :class:`NetConfig` names. Both share the core and
+the output:
+
+* **core**: a stack of LSTM cells whose ``(h, c)`` states are the closure memory, carried
+  through the whole rollout from zero (``memory=True``); without memory (the Markovian
+  ablation) an MLP of the same widths in its place, so a step sees the present only;
+* **output**: the head's raw output ``a`` becomes a bounded log-rate
+  ``r = MAX_LOG_RATE tanh(a / MAX_LOG_RATE)`` and a hybrid keeps ``base e^r`` on fluid
+  cells, rescaled to the mass of ``base`` (the field the physics left): the closure moves
   mass in proportion to the local field, positive by construction, and the physics
-  (emission scale, exchange rate) keeps the budget. (An additive ``r q + o`` drove the far
-  field negative in training on paper-room; a bounded positive offset spread small values
-  over the far field, which wrecked the ranking of cells; without the rescaling, a
-  learned bias of 1e-3 per step grows the field by e^1.5 over a 600 s rollout, and
-  trained memory closures ended worse than the physics they started from, up to a
-  final-time relative error of 5.5; docs/results.md.)
+  (emission, exchange) keeps the budget. The data-driven variant (``offset=True``), which
+  has no physics to move mass, adds a bounded offset ``MAX_OFFSET tanh(b / MAX_OFFSET)``
+  from a second output channel instead, clamped at zero, and is not rescaled. (An additive
+  closure drove the far field negative in training on paper-room; without the rescaling a
+  learned log-rate bias of 1e-3 per step grew the field by e^1.5 over 600 s and every
+  trained closure ended worse than its physics; docs/results.md. A convolutional LSTM per
+  cell beside the vector memory did not help there either and was removed.)
+* **start**: the output convolution starts at exactly zero, so an untrained closure returns
+  ``base`` exactly and the model starts as the physics model (a small random start is not
+  small over a 1500-step rollout). Training moves the output layer first and, from the
+  first update on, every layer behind it.
 
-Start: the output convolution starts at zero (``init_scale = 0``, the default), so an
-untrained closure adds exactly nothing and the model starts as the physics model.
-Training moves the output layer first and, from the first update on, every layer behind
-it. ``init_scale > 0`` draws it small and random instead (the correction then starts near
-zero, not at zero: over a 1500-step rollout even 1e-4 accumulates to a visible offset).
+The paper's network (``size="paper"``)
+--------------------------------------
+From the paper's appendix A.1 (Tables 2-5: encoder, decoder, memory unit, closure) and
+the public research code (github.com/IHPC-Physics-AI/Closure-for-Convection-Diffusion,
+``expt1_baseline.py``: ``HiddenNet`` and ``ClosureNet``). Shapes for the paper grid
+``(ny, nx) = (26, 49)``, channels last; LeakyReLU (negative slope 0.01) after every layer
+except the output (paper A.1: "in all modules"). Parameters: 1,474,577 with memory
+(paper: "1.47 M"; the code's closure and hidden networks have exactly this many), of
+which the encoder 293,520, the LSTM stack 526,336, the decoder 637,664, the head 17,057.
 
-Sizes: ``size="quick"`` (channels 8-16-32, LSTM 2 x 64, decoder out 4, head 1 x 8; trains
-on a small CPU, a 600 s forecast in about a second) or ``size="paper"`` (16-32-64-128,
-LSTM 4 x 128, decoder out 8, head 1 x 16); any of ``channels``, ``core_width``,
-``core_layers``, ``decoder_out``, ``head_width``, ``head_layers``, ``init_scale``,
-``max_log_rate``, ``redistribute``, ``field_memory`` (default 0, off) overrides the
-size. Options are plain JSON values, so a run's config can rebuild the structure.
+Layers (name: layer, output on the paper grid, parameters, source)::
+
+    e1a    conv 3x3, 3 -> 16                              (26, 49, 16)     448  T2 C
+    e1b    conv 3x3, 16 -> 16, max-pool (2, 3)            (13, 16, 16)   2,320  T2 C
+    e2a    conv 3x3, 16 -> 32                             (13, 16, 32)   4,640  T2 C
+    e2b    conv 3x3, 32 -> 32, max-pool (2, 3)             (6, 5, 32)    9,248  T2 C
+    e3a    conv 3x3, 32 -> 64                              (6, 5, 64)   18,496  T2 C
+    e3b    conv 3x3, 64 -> 64, max-pool (2, 2)             (3, 2, 64)   36,928  T2 C
+    e4a    conv 3x3, 64 -> 128                            (3, 2, 128)   73,856  T2 C
+    e4b    conv 3x3, 128 -> 128, max-pool (3, 2)          (1, 1, 128)  147,584  T2 C (a)
+    lstm   4 LSTM cells of 128, input 128               4 x (h, c) 128  526,336  T4 C
+    up1    transposed conv (3, 2) stride (3, 2),          (3, 2, 128)  393,344  T3 C
+           512 (h of all 4 cells, 1 x 1) -> 128
+    res1   conv 3x3, 128 -> 128, plus its input           (3, 2, 128)  147,584  T3 C
+    up2    transposed conv (2, 2)/(2, 2) -> 64,            (6, 5, 64)   32,832  T3 C (b)
+           (6, 4) edge-padded to the encoder's (6, 5)
+    res2   conv 3x3, 64 -> 64, plus its input              (6, 5, 64)   36,928  T3 C
+    up3    transposed conv (2, 3)/(2, 3) -> 32,          (13, 16, 32)   12,320  T3 C (b)
+           (12, 15) edge-padded to (13, 16)
+    res3   conv 3x3, 32 -> 32, plus its input            (13, 16, 32)    9,248  T3 C
+    up4    transposed conv (2, 3)/(2, 3) -> 16,          (26, 49, 16)    3,088  T3 C (c)
+           (26, 48) edge-padded to (26, 49)
+    res4   conv 3x3, 16 -> 16, plus its input            (26, 49, 16)    2,320  T3 C
+    head1  conv 3x3, 16 + 10 = 26 -> 32, plus its        (26, 49, 32)    7,520  C (d)
+           input zero-padded to 32 channels
+    head2  conv 3x3, 32 -> 32, plus its input            (26, 49, 32)    9,248  C (d)
+    out    conv 3x3, 32 -> 1 (data-driven 2), zero        (26, 49, 1)      289  C (d, e)
+
+T2-T5: the paper's tables; C: the public code (the residual connections, "plus its
+input", are the code's: the tables list layers only). Inputs, as in the code: the encoder reads
+``[(c - m) / s, mask m, mask s]`` (``m, s`` the mean and standard deviation of the field
+``c`` over the grid); the head reads the decoder's 16 maps and 10 physics channels
+``[(q - m) / s, mask m, mask s, u, v, w, Dx, Dy, source, mask]`` of the field ``q`` at the
+step's start. Timing, as in the paper (Eqs. 3-4): the head decodes the LSTM state
+``h_t``, which has read the fields up to the step's start (zero at t = 0); the corrected
+field of the step then goes through the encoder into the LSTM. Where the two sources or
+plumecast differ:
+
+(a) Table 2 pools the last (3, 2) map with a (3, 2) window (all of it); the code uses
+    (2, 2), which drops its last row. Kept: the table's.
+(b) The code edge-pads the third level on the left in x (one column); plumecast pads every
+    level at the bottom/right.
+(c) The code applies no activation after the last transposed convolution; kept.
+(d) Table 5 gives the head as 26 -> 26 -> 26 -> 1 channels (12,455 parameters); the code
+    as 26 -> 32 -> 32 -> 1 with residuals (17,057). Kept: the code's (both round to
+    1.47 M in all).
+(e) The code's output is an additive closure term (``1e-10 a``, Glorot-initialised); here
+    the bounded log-rate with the mass rescaling above, starting at zero.
+
+plumecast's further choices: any grid, not only 26 x 49 (the pooling windows of each axis
+are ``round(n^(1/k))`` for the ``k`` stages left, the last stage pools what remains,
+which gives the paper's windows on its grid; the decoder mirrors them; the parameter
+count does not depend on the grid); the inputs are plumecast's normalised quantities
+(``u, v, w`` over ``u_ref``, diffusivities over ``d_ref``, the source increment of a
+step), and ``Dx, Dy`` are the face diffusivities averaged to cells (the code puts the
+west/south face value in a cell); ``s`` has a floor of ``STD_FLOOR`` in quadrature
+(the code: a floor of 1e-8 in the head, none in the encoder); the weights are
+Glorot-uniform with zero biases (paper A.2; the code left its transposed convolutions
+and LSTM cells at Flax's defaults); the data-driven variant reads the same 10 physics
+channels (the code's read 5: no velocity or diffusivity) and has the offset channel; the
+Markovian variant keeps the whole network with a 4 x 128 MLP (LeakyReLU) over the
+encoded field at the step's start in place of the LSTM (the code's Markovian ablation is
+the head alone over the 10 inputs).
+
+The quick network (``size="quick"``)
+-------------------------------------
+The normalised field after the physics, the source increment and the mask ``(ny, nx, 3)``,
+zero-padded at the bottom/right to a multiple of ``2**L``, then ``L`` stride-2 3x3
+convolutions (8-16-32) with GELU and a mean over space; an LSTM stack of 2 x 64 (or MLP,
+tanh) advanced with it; a linear map of the last layer's output to the coarsest map and
+``L`` stride-2 transposed convolutions (kernel 4, :class:`ConvTranspose`) with GELU to 4
+maps on the padded grid, cropped; a head of one 3x3 convolution of width 8 (GELU) over
+those maps, the field before and after the physics, the source increment, ``u, v, w``,
+``Dx, Dy`` and the mask, and a 1x1 output convolution. The encoder reads the field after
+this step's physics, and the head decodes the state the LSTM reached with it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import equinox as eqx
@@ -60,64 +127,66 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["SIZES", "NetConfig", "resolve_options", "ClosureNet", "Conv", "ConvTranspose", "ConvLSTMCell", "Dense", "LSTMCell", "physics_inputs", "encoder_inputs", "rng_from_key"]
+__all__ = ["SIZES", "NetConfig", "resolve_options", "ClosureNet", "QuickNet", "PaperNet", "Conv", "ConvTranspose",
+           "BlockTranspose", "Dense", "LSTMCell", "pool_windows", "physics_inputs", "encoder_inputs", "rng_from_key"]
 
 SIZES: dict[str, dict] = {
-    "quick": {"channels": (8, 16, 32), "core_width": 64, "core_layers": 2, "decoder_out": 4, "head_width": 8,
-              "head_layers": 1},
-    "paper": {"channels": (16, 32, 64, 128), "core_width": 128, "core_layers": 4, "decoder_out": 8, "head_width": 16,
-              "head_layers": 1},
+    "quick": {"channels": (8, 16, 32), "core_width": 64, "core_layers": 2, "decoder_out": 4, "head_width": 8},
+    "paper": {"channels": (16, 32, 64, 128), "core_width": 128, "core_layers": 4, "decoder_out": 16, "head_width": 32},
 }
-ENCODER_INPUTS = 3  # field, source increment, mask
-DYNAMIC_INPUTS = 3  # q, q_physics, source: change every step
+ENCODER_INPUTS = 3  # quick: field after the physics, source increment, mask; paper: (c - m) / s, mask m, mask s
+DYNAMIC_INPUTS = 3  # quick head: q, q_physics, source: change every step
+STATIC_INPUTS = 6  # quick head: u, v, w, Dx, Dy, mask: fixed within a rollout
+PAPER_HEAD_INPUTS = 10  # (q - m) / s, mask m, mask s, u, v, w, Dx, Dy, source, mask
 # Bounds of the head per 0.4 s step: growth or decay by at most e^0.1 (an exchange time of
 # 4 s or more) and an offset of at most 0.1 c_ref, so no step can blow a rollout up.
 MAX_LOG_RATE = 0.1
 MAX_OFFSET = 0.1
-STATIC_INPUTS = 6  # u, v, w, Dx, Dy, mask: fixed within a rollout
+LEAKY_SLOPE = 0.01  # the paper's LeakyReLU
+STD_FLOOR = 1e-8  # of the paper net's per-step standard deviation (quadrature): finite gradients at an empty field
 
 
 @dataclass(frozen=True)
 class NetConfig:
-    """Resolved, hashable sizes of a closure network."""
+    """The static description of a closure network: grid, size and variant."""
 
     ny: int
     nx: int
-    channels: tuple[int, ...]
-    core_width: int
-    core_layers: int
-    head_width: int
-    head_layers: int = 1
-    decoder_out: int = 4
-    init_scale: float = 0.0
-    memory: bool = True
+    size: str = "quick"
+    memory: bool = True  # an LSTM stack (else an MLP: the Markovian ablation)
     offset: bool = False  # an additive offset map besides the log-rate (the data-driven variant)
-    max_log_rate: float = MAX_LOG_RATE  # bound of the log-rate per step
-    # Rescale the corrected field to the mass the physics left (hybrids): the closure
-    # redistributes, the physics (emission scale, exchange) keeps the budget.
-    redistribute: bool = False
-    # Channels of a convolutional LSTM on the grid (0 = none): a memory per cell, beside the
-    # vector LSTM's memory of the whole room.
-    field_memory: int = 0
 
     def __post_init__(self):
-        if not self.channels or any(int(c) < 1 for c in self.channels):
-            raise ValueError(f"channels must be a non-empty list of positive ints, got {self.channels}")
-        if min(self.core_width, self.core_layers, self.head_width, self.head_layers, self.decoder_out) < 1:
-            raise ValueError(f"core_width, core_layers, decoder_out, head_width, head_layers must be >= 1 in {self}")
-        if not self.init_scale >= 0:
-            raise ValueError(f"init_scale must be >= 0, got {self.init_scale}")
-        if self.redistribute and self.offset:
-            raise ValueError("redistribute and offset exclude each other (an offset adds mass)")
-        if self.field_memory < 0:
-            raise ValueError(f"field_memory must be >= 0, got {self.field_memory}")
-        if not 0 < self.max_log_rate <= 1:
-            raise ValueError(f"max_log_rate must be in (0, 1], got {self.max_log_rate}")
+        if self.size not in SIZES:
+            raise ValueError(f"unknown size {self.size!r}; known: {', '.join(SIZES)}")
+        if min(self.ny, self.nx) < 1:
+            raise ValueError(f"grid must have at least one cell, got {self.ny} x {self.nx}")
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        return SIZES[self.size]["channels"]
+
+    @property
+    def core_width(self) -> int:
+        return SIZES[self.size]["core_width"]
+
+    @property
+    def core_layers(self) -> int:
+        return SIZES[self.size]["core_layers"]
+
+    @property
+    def decoder_out(self) -> int:
+        return SIZES[self.size]["decoder_out"]
+
+    @property
+    def head_width(self) -> int:
+        return SIZES[self.size]["head_width"]
 
     @property
     def levels(self) -> int:
         return len(self.channels)
 
+    # quick: stride-2 levels on a zero-padded grid
     @property
     def padded_shape(self) -> tuple[int, int]:
         m = 2**self.levels
@@ -129,38 +198,50 @@ class NetConfig:
         hp, wp = self.padded_shape
         return (hp // m, wp // m)
 
+    # paper: max-pooling levels
+    @property
+    def pool_windows(self) -> tuple[tuple[int, int], ...]:
+        """The max-pool window ``(wy, wx)`` of each encoder stage (paper grid: (2,3), (2,3), (2,2), (3,2))."""
+        return tuple(zip(pool_windows(self.ny, self.levels), pool_windows(self.nx, self.levels)))
+
+    @property
+    def level_shapes(self) -> tuple[tuple[int, int], ...]:
+        """The map shape at each encoder stage and after the last pooling (paper grid: 26x49 ... 1x1)."""
+        shapes = [(self.ny, self.nx)]
+        for wy, wx in self.pool_windows:
+            shapes.append((shapes[-1][0] // wy, shapes[-1][1] // wx))
+        return tuple(shapes)
+
+
+def pool_windows(n: int, stages: int) -> tuple[int, ...]:
+    """Max-pool windows along an axis of ``n`` cells that bring it to one cell in ``stages`` stages.
+
+    Each stage but the last pools by ``round(n^(1/k))`` for the ``k`` stages left (the map
+    shrinks to ``n // window``, dropping a remainder, as a 'valid' pooling does); the last
+    pools what is left. For the paper's 26 x 49 grid this gives its windows, (2, 2, 2, 3)
+    in y and (3, 3, 2, 2) in x.
+    """
+    windows = []
+    for left in range(stages, 1, -1):
+        k = max(1, math.floor(n ** (1 / left) + 0.5))
+        windows.append(k)
+        n //= k
+    return (*windows, n)
+
 
 def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: dict, offset: bool = False) -> NetConfig:
-    """A :class:`NetConfig` from a variant's options (``size`` plus overrides); unknown keys fail."""
-    options = dict(options)
-    size = options.pop("size", "quick")
+    """A :class:`NetConfig` from a variant's network options: only ``size`` (``quick`` | ``paper``)."""
+    unknown = sorted(set(options) - {"size"})
+    if unknown:
+        raise ValueError(f"variant {variant!r}: unknown network options {unknown}; known: size")
+    size = options.get("size", "quick")
     if size not in SIZES:
         raise ValueError(f"variant {variant!r}: unknown size {size!r}; known: {', '.join(SIZES)}")
-    known = set(SIZES[size]) | {"init_scale", "max_log_rate", "redistribute", "field_memory"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"variant {variant!r}: unknown options {unknown}; known: size, {', '.join(sorted(known))}")
-    sizes = {**SIZES[size], **options}
-    return NetConfig(
-        ny=int(ny),
-        nx=int(nx),
-        channels=tuple(int(c) for c in sizes["channels"]),
-        core_width=int(sizes["core_width"]),
-        core_layers=int(sizes["core_layers"]),
-        head_width=int(sizes["head_width"]),
-        head_layers=int(sizes["head_layers"]),
-        decoder_out=int(sizes["decoder_out"]),
-        init_scale=float(sizes.get("init_scale", 0.0)),
-        max_log_rate=float(sizes.get("max_log_rate", MAX_LOG_RATE)),
-        redistribute=bool(sizes.get("redistribute", not offset)),
-        field_memory=int(sizes.get("field_memory", 0)),
-        memory=memory,
-        offset=offset,
-    )
+    return NetConfig(ny=int(ny), nx=int(nx), size=size, memory=bool(memory), offset=bool(offset))
 
 
 def physics_inputs(ctx) -> tuple[jax.Array, jax.Array]:
-    """The head's physics channels from a :class:`ClosureContext`: ``(dynamic, static)``.
+    """The quick head's physics channels from a :class:`ClosureContext`: ``(dynamic, static)``.
 
     ``dynamic (ny, nx, 3)``: the field before and after the physics, the source increment;
     ``static (ny, nx, 6)``: ``u, v, w``, the cell diffusivities ``Dx, Dy`` and the mask,
@@ -172,8 +253,15 @@ def physics_inputs(ctx) -> tuple[jax.Array, jax.Array]:
 
 
 def encoder_inputs(ctx) -> jax.Array:
-    """The encoder's channels ``(ny, nx, 3)``: field after the physics, source increment, mask."""
+    """The quick encoder's channels ``(ny, nx, 3)``: field after the physics, source increment, mask."""
     return jnp.stack([ctx.q_physics, ctx.source, ctx.fluid], axis=-1)
+
+
+def _standardised(field: jax.Array, fluid: jax.Array) -> list[jax.Array]:
+    """The paper's per-step normalisation of a field: ``[(c - m) / s, mask m, mask s]`` over the whole grid."""
+    mean = jnp.mean(field)
+    std = jnp.sqrt(jnp.var(field) + STD_FLOOR**2)
+    return [(field - mean) / std, fluid * mean, fluid * std]
 
 
 _DIMS = ("NHWC", "HWIO", "NHWC")  # channels-last layout (used by tests against lax.conv_transpose)
@@ -213,15 +301,28 @@ def _uniform(rng: np.random.Generator, shape, fan_in: int, dtype) -> jax.Array:
     return jnp.asarray(rng.uniform(-bound, bound, shape), dtype)
 
 
+def _glorot(rng: np.random.Generator, shape, fan_in: int, fan_out: int, dtype) -> jax.Array:
+    bound = (6.0 / (fan_in + fan_out)) ** 0.5
+    return jnp.asarray(rng.uniform(-bound, bound, shape), dtype)
+
+
+def _leaky(x: jax.Array) -> jax.Array:
+    return jax.nn.leaky_relu(x, LEAKY_SLOPE)
+
+
 class Dense(eqx.Module):
-    """``y = W x + b`` on a vector."""
+    """``y = W x + b`` on a vector. ``glorot``: Glorot-uniform weights and a zero bias (else uniform +-1/sqrt(fan_in))."""
 
     weight: jax.Array  # (out, in)
     bias: jax.Array
 
-    def __init__(self, cin: int, cout: int, *, rng, dtype):
-        self.weight = _uniform(rng, (cout, cin), cin, dtype)
-        self.bias = _uniform(rng, (cout,), cin, dtype)
+    def __init__(self, cin: int, cout: int, *, rng, dtype, glorot: bool = False):
+        if glorot:
+            self.weight = _glorot(rng, (cout, cin), cin, cout, dtype)
+            self.bias = jnp.zeros((cout,), dtype)
+        else:
+            self.weight = _uniform(rng, (cout, cin), cin, dtype)
+            self.bias = _uniform(rng, (cout,), cin, dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.weight @ x + self.bias
@@ -234,9 +335,13 @@ class LSTMCell(eqx.Module):
     bias: jax.Array
     hidden: int = eqx.field(static=True)
 
-    def __init__(self, cin: int, hidden: int, *, rng, dtype):
-        self.weight = _uniform(rng, (4 * hidden, cin + hidden), hidden, dtype)
-        self.bias = _uniform(rng, (4 * hidden,), hidden, dtype)
+    def __init__(self, cin: int, hidden: int, *, rng, dtype, glorot: bool = False):
+        if glorot:
+            self.weight = _glorot(rng, (4 * hidden, cin + hidden), cin + hidden, 4 * hidden, dtype)
+            self.bias = jnp.zeros((4 * hidden,), dtype)
+        else:
+            self.weight = _uniform(rng, (4 * hidden, cin + hidden), hidden, dtype)
+            self.bias = _uniform(rng, (4 * hidden,), hidden, dtype)
         self.hidden = hidden
 
     def __call__(self, x: jax.Array, state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
@@ -256,10 +361,15 @@ class Conv(eqx.Module):
     stride: int = eqx.field(static=True)
 
     def __init__(self, cin: int, cout: int, kernel: int, *, stride: int = 1, rng, dtype, fan_in: int | None = None,
-                 bias: bool = True):
-        fan_in = (cin if fan_in is None else fan_in) * kernel * kernel
-        self.weight = _uniform(rng, (kernel, kernel, cin, cout), fan_in, dtype)
-        self.bias = _uniform(rng, (cout,), fan_in, dtype) if bias else None
+                 bias: bool = True, glorot: bool = False):
+        shape = (kernel, kernel, cin, cout)
+        if glorot:
+            self.weight = _glorot(rng, shape, cin * kernel**2, cout * kernel**2, dtype)
+            self.bias = jnp.zeros((cout,), dtype) if bias else None
+        else:
+            fan_in = (cin if fan_in is None else fan_in) * kernel * kernel
+            self.weight = _uniform(rng, shape, fan_in, dtype)
+            self.bias = _uniform(rng, (cout,), fan_in, dtype) if bias else None
         self.stride = stride
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -268,36 +378,6 @@ class Conv(eqx.Module):
         xp = jnp.pad(x, ((lo, hi), (lo, hi), (0, 0)))
         y = _patch_matmul(xp, self.weight, self.stride)
         return y if self.bias is None else y + self.bias
-
-
-class ConvLSTMCell(eqx.Module):
-    """An LSTM cell per grid cell: gates from 3 x 3 convolutions of ``[x, h]`` and of static inputs.
-
-    State ``(h, c)`` of shape ``(H, W, hidden)``, kept zero on solid cells (no storage in
-    walls). The static part (fixed within a rollout) has its own bias-free convolution so
-    XLA can hoist it out of the time loop. The forget gate starts biased open (+1), the
-    usual start for a memory that should last.
-    """
-
-    gates: Conv  # [x, h] -> 4 hidden
-    gates_static: Conv
-    hidden: int = eqx.field(static=True)
-
-    def __init__(self, cin: int, cstatic: int, hidden: int, *, rng, dtype):
-        fan = cin + hidden + cstatic
-        gates = Conv(cin + hidden, 4 * hidden, 3, rng=rng, dtype=dtype, fan_in=fan)
-        forget = jnp.zeros((4 * hidden,), dtype).at[hidden : 2 * hidden].set(1.0)
-        self.gates = eqx.tree_at(lambda c: c.bias, gates, gates.bias + forget)
-        self.gates_static = Conv(cstatic, 4 * hidden, 3, rng=rng, dtype=dtype, fan_in=fan, bias=False)
-        self.hidden = hidden
-
-    def __call__(self, x: jax.Array, static: jax.Array, mask: jax.Array, state) -> tuple[jax.Array, jax.Array]:
-        h, c = state
-        z = self.gates(jnp.concatenate([x, h], axis=-1)) + self.gates_static(static)
-        i, f, g, o = jnp.split(z, 4, axis=-1)
-        c = mask[..., None] * (jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g))
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)  # zero wherever c is
-        return h, c
 
 
 class ConvTranspose(eqx.Module):
@@ -336,8 +416,61 @@ class ConvTranspose(eqx.Module):
         return jnp.stack(rows, axis=1).reshape(2 * h, 2 * w, self.cout) + self.bias
 
 
-class ClosureNet(eqx.Module):
-    """Encoder -> core (LSTM stack or MLP) -> decoder -> residual head (see the module docstring).
+class BlockTranspose(eqx.Module):
+    """Transposed convolution whose kernel equals its stride ``(wy, wx)``: each cell becomes a ``wy x wx`` block.
+
+    ``(H, W, C)`` to ``(wy H, wx W, C')``: ``y[wy i + a, wx j + b] = x[i, j] W[a, b] + bias``
+    (the paper's decoder layers; the outputs do not overlap). Glorot-uniform weights
+    (fans of the ``(wy, wx, C, C')`` kernel), zero bias.
+    """
+
+    weight: jax.Array  # (wy, wx, cin, cout)
+    bias: jax.Array
+
+    def __init__(self, cin: int, cout: int, window: tuple[int, int], *, rng, dtype):
+        cells = window[0] * window[1]
+        self.weight = _glorot(rng, (*window, cin, cout), cells * cin, cells * cout, dtype)
+        self.bias = jnp.zeros((cout,), dtype)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h, w, _ = x.shape
+        wy, wx, _, cout = self.weight.shape
+        return jnp.einsum("ijc,abcd->iajbd", x, self.weight).reshape(h * wy, w * wx, cout) + self.bias
+
+
+def _zero_output(cin: int, cout: int, kernel: int, *, rng, dtype) -> Conv:
+    """The output convolution, all zero: an untrained closure returns its base exactly."""
+    conv = Conv(cin, cout, kernel, rng=rng, dtype=dtype)
+    return eqx.tree_at(lambda c: (c.weight, c.bias), conv, (jnp.zeros_like(conv.weight), jnp.zeros_like(conv.bias)))
+
+
+def _init_memory(config: NetConfig, dtype) -> tuple:
+    if not config.memory:
+        return ()
+    z = jnp.zeros((config.core_width,), dtype)
+    return tuple((z, z) for _ in range(config.core_layers))
+
+
+def _check_memory(config: NetConfig, memory) -> None:
+    if config.memory and len(memory) != config.core_layers:
+        raise ValueError(f"memory has {len(memory)} LSTM states, the closure {config.core_layers}")
+
+
+def _output(head: jax.Array, base: jax.Array, fluid: jax.Array, offset: bool) -> jax.Array:
+    """The corrected field from the head's raw output ``(ny, nx, 1 or 2)`` (see the module docstring)."""
+    rate = MAX_LOG_RATE * jnp.tanh(head[..., 0] / MAX_LOG_RATE)
+    corrected = base * jnp.exp(rate)
+    if offset:
+        corrected = jnp.maximum(corrected + MAX_OFFSET * jnp.tanh(head[..., 1] / MAX_OFFSET), 0.0)
+    else:  # a hybrid: rescaled to the mass the physics left
+        before = jnp.sum(base * fluid)
+        after = jnp.sum(corrected * fluid)
+        corrected = corrected * jnp.where(after > 0, before / jnp.where(after > 0, after, 1.0), 1.0)
+    return jnp.where(fluid > 0, corrected, base)
+
+
+class QuickNet(eqx.Module):
+    """The quick network: strided encoder -> core -> linear map and transposed convs -> head (module docstring).
 
     Internally channels-last ``(H, W, C)``; takes and returns ``(ny, nx)`` fields.
     """
@@ -348,13 +481,10 @@ class ClosureNet(eqx.Module):
     expand: Dense
     decoder: tuple[ConvTranspose, ...]
     head_static: Conv
-    head: tuple[Conv, ...]
-    field_cell: ConvLSTMCell | None
+    head: tuple[Conv, Conv]  # hidden, output
 
-    def __init__(self, config: NetConfig, *, key, dtype=None):
+    def __init__(self, config: NetConfig, *, rng, dtype):
         self.config = config
-        dtype = jnp.float32 if dtype is None else dtype
-        rng = rng_from_key(key)
         ch = config.channels
         cin = (ENCODER_INPUTS,) + ch[:-1]
         self.encoder = tuple(Conv(a, b, 3, stride=2, rng=rng, dtype=dtype) for a, b in zip(cin, ch))
@@ -365,33 +495,13 @@ class ClosureNet(eqx.Module):
         self.expand = Dense(config.core_width, h0 * w0 * ch[-1], rng=rng, dtype=dtype)
         dec = tuple(reversed(ch)) + (config.decoder_out,)
         self.decoder = tuple(ConvTranspose(a, b, rng=rng, dtype=dtype) for a, b in zip(dec[:-1], dec[1:]))
-        hw = config.head_width
-        hin = (config.decoder_out + DYNAMIC_INPUTS + config.field_memory,) + (hw,) * (config.head_layers - 1)
-        hidden = tuple(Conv(a, hw, 3, rng=rng, dtype=dtype) for a in hin)
-        # The first head convolution over [features, dynamic, static] is split in two: its
-        # static part, fixed within a rollout, is hoisted out of the time loop by XLA.
-        self.head_static = Conv(STATIC_INPUTS, hw, 3, rng=rng, dtype=dtype, fan_in=hin[0] + STATIC_INPUTS, bias=False)
-        out = Conv(hw, 2 if config.offset else 1, 1, rng=rng, dtype=dtype)  # log-rate (and offset)
-        out = eqx.tree_at(lambda c: (c.weight, c.bias), out, (out.weight * config.init_scale, jnp.zeros_like(out.bias)))
-        self.head = hidden + (out,)
-        self.field_cell = (ConvLSTMCell(DYNAMIC_INPUTS, STATIC_INPUTS, config.field_memory, rng=rng, dtype=dtype)
-                           if config.field_memory else None)
+        hw, hin = config.head_width, config.decoder_out + DYNAMIC_INPUTS
+        hidden = Conv(hin, hw, 3, rng=rng, dtype=dtype)
+        # The head convolution over [features, dynamic, static] is split in two: its static
+        # part, fixed within a rollout, is hoisted out of the time loop by XLA.
+        self.head_static = Conv(STATIC_INPUTS, hw, 3, rng=rng, dtype=dtype, fan_in=hin + STATIC_INPUTS, bias=False)
+        self.head = (hidden, _zero_output(hw, 2 if config.offset else 1, 1, rng=rng, dtype=dtype))  # log-rate (and offset)
 
-    # ------------------------------------------------------------------ memory
-    def init_memory(self, dtype) -> tuple:
-        """Zero ``(h, c)`` per LSTM layer (then one ``(h, c)`` field pair with ``field_memory``), or ``()`` without memory."""
-        c = self.config
-        if not c.memory:
-            return ()
-        z = jnp.zeros((c.core_width,), dtype)
-        states = tuple((z, z) for _ in self.core)
-        return states + (self._zero_field(dtype),) if self.field_cell is not None else states
-
-    def _zero_field(self, dtype):
-        z = jnp.zeros((self.config.ny, self.config.nx, self.config.field_memory), dtype)
-        return (z, z)
-
-    # ------------------------------------------------------------------ parts
     def encode(self, x: jax.Array) -> jax.Array:
         """``(ny, nx, 3)`` encoder inputs to one vector of ``channels[-1]``."""
         c = self.config
@@ -404,18 +514,16 @@ class ClosureNet(eqx.Module):
         return jnp.mean(x, axis=(0, 1))
 
     def advance(self, z: jax.Array, memory) -> tuple[jax.Array, tuple]:
-        """The core: the LSTM stack (state in, state out) or the memoryless MLP."""
+        """The core: the LSTM stack (state in, state out) or the memoryless MLP; returns the last layer's output."""
         if not self.config.memory:
             for layer in self.core:
                 z = jnp.tanh(layer(z))
             return z, ()
-        if len(memory) != len(self.core):
-            raise ValueError(f"memory has {len(memory)} vector LSTM states, the closure {len(self.core)}")
+        _check_memory(self.config, memory)
         new = []
         for cell, state in zip(self.core, memory):
-            h, cstate = cell(z, state)
-            new.append((h, cstate))
-            z = h
+            z, cstate = cell(z, state)
+            new.append((z, cstate))
         return z, tuple(new)
 
     def decode(self, z: jax.Array) -> jax.Array:
@@ -427,47 +535,135 @@ class ClosureNet(eqx.Module):
             x = jax.nn.gelu(conv(x))
         return x[: c.ny, : c.nx]
 
-    def correct(self, features: jax.Array, dynamic: jax.Array, static: jax.Array) -> jax.Array:
-        """The head: decoder features and physics inputs ``(ny, nx, .)`` to ``(rate, offset)`` maps ``(ny, nx, 2)``."""
-        first, *hidden, out = self.head
-        x = jax.nn.gelu(first(jnp.concatenate([features, dynamic], axis=-1)) + self.head_static(static))
-        for conv in hidden:
-            x = jax.nn.gelu(conv(x))
+    def __call__(self, ctx, memory, base: jax.Array) -> tuple[jax.Array, tuple]:
+        z, memory = self.advance(self.encode(encoder_inputs(ctx)), memory)
+        dynamic, static = physics_inputs(ctx)
+        hidden, out = self.head
+        x = jax.nn.gelu(hidden(jnp.concatenate([self.decode(z), dynamic], axis=-1)) + self.head_static(static))
+        return _output(out(x), base, ctx.fluid, self.config.offset), memory
+
+
+class PaperNet(eqx.Module):
+    """The paper's network (module docstring, table): pooled encoder, LSTM 4 x 128, decoder from all four states, residual head."""
+
+    config: NetConfig = eqx.field(static=True)
+    encoder: tuple[Conv, ...]  # two 3x3 convolutions per stage
+    core: tuple  # LSTMCell (memory) or Dense (no memory) per layer
+    expand: BlockTranspose  # the states of all core layers (one 1 x 1 map) to the coarsest map
+    ups: tuple[BlockTranspose, ...]  # to the finer levels
+    refine: tuple[Conv, ...]  # the residual convolution of each level
+    head: tuple[Conv, Conv, Conv]  # two residual convolutions, the output
+
+    def __init__(self, config: NetConfig, *, rng, dtype):
+        self.config = config
+        ch, width = config.channels, config.core_width
+        self.encoder = tuple(Conv(a if i == 0 else b, b, 3, rng=rng, dtype=dtype, glorot=True)
+                             for a, b in zip((ENCODER_INPUTS,) + ch[:-1], ch) for i in (0, 1))
+        layer = LSTMCell if config.memory else Dense
+        cin = (ch[-1],) + (width,) * (config.core_layers - 1)
+        self.core = tuple(layer(a, width, rng=rng, dtype=dtype, glorot=True) for a in cin)
+        dec = tuple(reversed(ch[1:])) + (config.decoder_out,)  # 128, 64, 32, 16
+        ups = [BlockTranspose(a, b, w, rng=rng, dtype=dtype)
+               for a, b, w in zip((width * config.core_layers,) + dec[:-1], dec, reversed(config.pool_windows))]
+        self.expand, self.ups = ups[0], tuple(ups[1:])
+        self.refine = tuple(Conv(b, b, 3, rng=rng, dtype=dtype, glorot=True) for b in dec)
+        hin, hw = config.decoder_out + PAPER_HEAD_INPUTS, config.head_width
+        self.head = (Conv(hin, hw, 3, rng=rng, dtype=dtype, glorot=True), Conv(hw, hw, 3, rng=rng, dtype=dtype, glorot=True),
+                     _zero_output(hw, 2 if config.offset else 1, 3, rng=rng, dtype=dtype))
+
+    def encode(self, field: jax.Array, fluid: jax.Array) -> jax.Array:
+        """A field ``(ny, nx)`` to one vector of 128: two convolutions and a max-pooling per stage."""
+        c = self.config
+        if field.shape != (c.ny, c.nx):
+            raise ValueError(f"encoder expects ({c.ny}, {c.nx}), got {field.shape}")
+        x = jnp.stack(_standardised(field, fluid), axis=-1)
+        for k, (wy, wx) in enumerate(c.pool_windows):
+            x = _leaky(self.encoder[2 * k + 1](_leaky(self.encoder[2 * k](x))))
+            h, w = x.shape[0] // wy, x.shape[1] // wx
+            x = x[: h * wy, : w * wx].reshape(h, wy, w, wx, -1).max(axis=(1, 3))
+        return x.reshape(-1)
+
+    def advance(self, z: jax.Array, memory) -> tuple[jax.Array, tuple]:
+        """The core: ``(outputs of all layers concatenated, next memory)``."""
+        outs, new = [], []
+        if self.config.memory:
+            _check_memory(self.config, memory)
+            for cell, state in zip(self.core, memory):
+                z, cstate = cell(z, state)
+                outs.append(z)
+                new.append((z, cstate))
+        else:
+            for layer in self.core:
+                z = _leaky(layer(z))
+                outs.append(z)
+        return jnp.concatenate(outs), tuple(new)
+
+    def decode(self, states: jax.Array) -> jax.Array:
+        """The core layers' outputs (one vector) to ``(ny, nx, 16)`` feature maps."""
+        shapes = self.config.level_shapes[-2::-1]  # the encoder's map before each pooling, coarsest first
+        x = states.reshape(1, 1, -1)
+        ups = (self.expand,) + self.ups
+        for k, (up, conv, (h, w)) in enumerate(zip(ups, self.refine, shapes)):
+            x = up(x)
+            if k < len(ups) - 1:  # the code has no activation after the last one
+                x = _leaky(x)
+            x = jnp.pad(x, ((0, h - x.shape[0]), (0, w - x.shape[1]), (0, 0)), mode="edge")
+            x = _leaky(conv(x)) + x
+        return x
+
+    def correct(self, features: jax.Array, ctx) -> jax.Array:
+        """The head: decoder maps and the 10 physics channels to the raw output ``(ny, nx, 1 or 2)``."""
+        physics = _standardised(ctx.q, ctx.fluid) + [ctx.u, ctx.v, ctx.w, ctx.dx_c, ctx.dy_c, ctx.source, ctx.fluid]
+        x = jnp.concatenate([features, jnp.stack(physics, axis=-1)], axis=-1)
+        first, second, out = self.head
+        x = _leaky(first(x)) + jnp.pad(x, ((0, 0), (0, 0), (self.config.head_width - x.shape[-1], 0)))
+        x = _leaky(second(x)) + x
         return out(x)
 
     def __call__(self, ctx, memory, base: jax.Array) -> tuple[jax.Array, tuple]:
-        """The corrected field ``(ny, nx)`` from ``base`` (the field the step would keep) and the next memory.
+        c = self.config
+        if c.memory:  # the paper's h_t: the LSTM has read the fields up to this step's start
+            states = jnp.concatenate([h for h, _ in memory])
+        else:
+            states, _ = self.advance(self.encode(ctx.q, ctx.fluid), ())
+        q_next = _output(self.correct(self.decode(states), ctx), base, ctx.fluid, c.offset)
+        if c.memory:  # then the LSTM reads the field this step leaves
+            _, memory = self.advance(self.encode(q_next, ctx.fluid), memory)
+        return q_next, memory
 
-        ``q_next = base * exp(r)`` on fluid cells: ``r`` is a bounded local growth or decay
-        rate, the form of the exchange with the layers above and below the plane (mass
-        leaves or arrives in proportion to what is there), so a hybrid stays non-negative
-        and leaves empty cells empty, as the physics does. With ``config.offset`` (the
-        data-driven variant, which has no physics to move mass) a bounded offset is added
-        and the result clamped at zero. A zero head leaves ``base`` as it is.
-        """
-        if self.field_cell is not None:
-            # The field memory is the last entry; without memory it restarts from zero every step.
-            if self.config.memory:
-                memory, field_state = memory[:-1], memory[-1]
-            else:
-                field_state = self._zero_field(ctx.q.dtype)
-        z = self.encode(encoder_inputs(ctx))
-        z, memory = self.advance(z, memory)
-        features = self.decode(z)
-        dynamic, static = physics_inputs(ctx)
-        if self.field_cell is not None:
-            field_state = self.field_cell(dynamic, static, ctx.fluid, field_state)
-            features = jnp.concatenate([features, field_state[0]], axis=-1)
-            if self.config.memory:
-                memory = memory + (field_state,)
-        head = self.correct(features, dynamic, static)
-        bound = self.config.max_log_rate
-        rate = bound * jnp.tanh(head[..., 0] / bound)
-        corrected = base * jnp.exp(rate)
-        if self.config.redistribute:
-            before = jnp.sum(base * ctx.fluid)
-            after = jnp.sum(corrected * ctx.fluid)
-            corrected = corrected * jnp.where(after > 0, before / jnp.where(after > 0, after, 1.0), 1.0)
-        if self.config.offset:
-            corrected = jnp.maximum(corrected + MAX_OFFSET * jnp.tanh(head[..., 1] / MAX_OFFSET), 0.0)
-        return jnp.where(ctx.fluid > 0, corrected, base), memory
+
+class ClosureNet(eqx.Module):
+    """The closure network of a :class:`NetConfig`: :class:`QuickNet` or :class:`PaperNet` by ``config.size``.
+
+    ``net(ctx, memory, base) -> (q_next, memory)``: ``q_next`` is ``base`` (the field the
+    step would keep) corrected on fluid cells (module docstring); ``init_memory(dtype)``
+    the memory at t = 0 (``()`` without memory).
+    """
+
+    body: QuickNet | PaperNet
+
+    def __init__(self, config: NetConfig, *, key, dtype=None):
+        dtype = jnp.float32 if dtype is None else dtype
+        self.body = (PaperNet if config.size == "paper" else QuickNet)(config, rng=rng_from_key(key), dtype=dtype)
+
+    @property
+    def config(self) -> NetConfig:
+        return self.body.config
+
+    @property
+    def dtype(self):
+        """The dtype of the network's arrays."""
+        return self.body.expand.weight.dtype
+
+    @property
+    def expand(self):
+        """The layer from the core's output to the coarsest map (a Dense in quick, a transposed convolution in paper)."""
+        return self.body.expand
+
+    def init_memory(self, dtype=None) -> tuple:
+        """Zero ``(h, c)`` per LSTM layer, or ``()`` without memory; ``dtype`` defaults to the network's."""
+        return _init_memory(self.config, self.dtype if dtype is None else dtype)
+
+    def __call__(self, ctx, memory, base: jax.Array) -> tuple[jax.Array, tuple]:
+        """The corrected field ``(ny, nx)`` from ``base`` and the next memory."""
+        return self.body(ctx, memory, base)

@@ -6,7 +6,7 @@ A run directory holds ``config.json`` (the :class:`TrainConfig`, the model's
 *skeleton*) into which the checkpoint's leaves are read.
 
 Starting from another run (``init_from``): its coarse model replaces the new one, and when
-its closure carries the off-plane layer (``closure.reservoir``) the new closure must carry
+its closure carries the off-plane layer (``closure.layer()``) the new closure must carry
 one too and takes it over: both are physics being continued, not network.
 """
 
@@ -62,20 +62,20 @@ def build_system(ds, config: TrainConfig, prep: PreparedData):
         closure = make_closure(config.variant, model, key=k_closure, **config.closure_options)
     except (TypeError, ValueError) as e:
         raise TrainError(f"bad closure options {config.closure_options}: {e}") from None
-    if config.init_from and start_system[1] is not None and start_system[1].reservoir is not None:
-        closure = _take_layer(config, closure, start_system[1].reservoir)
+    if config.init_from and start_system[1] is not None and start_system[1].layer() is not None:
+        closure = _take_layer(config, closure, start_system[1].layer())
     return (model, closure)
 
 
 def _take_layer(config: TrainConfig, closure, layer):
     """The closure with the start run's trained off-plane layer."""
-    if closure is None or closure.reservoir is None:
+    if closure is None or closure.layer() is None:
         raise TrainError(f"init_from run {config.init_from} has an off-plane layer in its physics; give the "
                          f"{config.variant!r} variant the same (closure option reservoir = true) or start from a run "
                          "without one")
-    if jax.tree.structure(closure.reservoir) != jax.tree.structure(layer):
+    if jax.tree.structure(closure.layer()) != jax.tree.structure(layer):
         raise TrainError(f"the off-plane layer of init_from run {config.init_from} has another structure")
-    return eqx.tree_at(lambda c: c.reservoir, closure, layer)
+    return eqx.tree_at(lambda c: c.layer(), closure, layer)
 
 
 def system_spec(system):
