@@ -36,14 +36,14 @@ train() {  # train RUN_NAME VARIANT [options...]
 }
 # The paper's plane physics, the two-zone (layered) physics with its layer fed by the
 # exchange and the source, and the memory hybrid on it (it keeps the trained off-plane
-# layer and its settings: closure option reservoir="layered"). Every model also learns an
+# layer: closure option reservoir=true). Every model also learns an
 # observation factor of the plane (on control points every 12 cells) with the
 # background-weighted field+root loss; a run started from another names the same settings.
-LAYER='closure_options={"reservoir": "layered"}'
+LAYER='closure_options={"reservoir": true}'
 PLANE=(--set observation_log_max=1.0 --set observation_spacing_cells=12 --set loss=field+root)
 RUNS=(physics-quick layered-quick memory-quick)
 train physics-quick physics "${PLANE[@]}"
-train layered-quick layered --set 'closure_options={"source_share_max": 1.0}' "${PLANE[@]}"
+train layered-quick layered "${PLANE[@]}"
 train memory-quick memory --init-from runs/layered-quick --set "$LAYER" "${PLANE[@]}"
 if [ "$ALL" = 1 ]; then
   train markovian-quick markovian --init-from runs/layered-quick --set "$LAYER" "${PLANE[@]}"

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from plumecast.closure.networks import MAX_LOG_RATE, ClosureNet, NetConfig, pool_windows, resolve_options
+from plumecast.closure.networks import (MAX_LOG_RATE, BlockTranspose, ClosureNet, NetConfig, pool_windows,
+                                        resolve_options)
 
 VARIANTS = {"memory": (True, False), "markovian": (False, False), "datadriven": (True, True)}  # (memory, offset)
 
@@ -43,9 +44,9 @@ def _ctx(ny, nx, seed, dtype=jnp.float64):
                source=f((rng.random((ny, nx)) > 0.95) * fluid * 0.1), fluid=f(fluid))
 
 
-def _contexts(ny, nx, n, seed=0):
+def _contexts(ny, nx, n, seed=0, dtype=jnp.float64):
     """``n`` contexts stacked along a leading step axis."""
-    return jax.tree.map(lambda *a: jnp.stack(a), *[_ctx(ny, nx, seed + k) for k in range(n)])
+    return jax.tree.map(lambda *a: jnp.stack(a), *[_ctx(ny, nx, seed + k, dtype) for k in range(n)])
 
 
 def _net(ny, nx, size, variant, key=0, dtype=jnp.float64):
@@ -63,7 +64,8 @@ def _wild(net, scale, seed=0):
     out = net.body.head[-1]
     rng = np.random.default_rng(seed)
     w = jnp.asarray(scale * rng.standard_normal(out.weight.shape), out.weight.dtype)
-    return eqx.tree_at(lambda n: (n.body.head[-1].weight, n.body.head[-1].bias), net, (w, jnp.full_like(out.bias, 0.01)))
+    bias = jnp.full_like(out.bias, 0.01)
+    return eqx.tree_at(lambda n: (n.body.head[-1].weight, n.body.head[-1].bias), net, (w, bias))
 
 
 @eqx.filter_jit
@@ -97,12 +99,13 @@ PAPER_LAYERS = {
     # Table 3, decoder: transposed convolutions (kernel = stride) from the 4 x 128 states,
     # each followed by a 3x3 convolution (residual in the code).
     "expand": (3, 2, 512, 128), "ups[0]": (2, 2, 128, 64), "ups[1]": (2, 3, 64, 32), "ups[2]": (2, 3, 32, 16),
-    "refine[0]": (3, 3, 128, 128), "refine[1]": (3, 3, 64, 64), "refine[2]": (3, 3, 32, 32), "refine[3]": (3, 3, 16, 16),
+    "refine[0]": (3, 3, 128, 128), "refine[1]": (3, 3, 64, 64),
+    "refine[2]": (3, 3, 32, 32), "refine[3]": (3, 3, 16, 16),
     # Table 5 / the code, closure head: 16 decoder maps + 10 physics channels, residual 3x3
     # convolutions of 32 (the code; Table 5 says 26), a 3x3 output.
     "head[0]": (3, 3, 26, 32), "head[1]": (3, 3, 32, 32), "head[2]": (3, 3, 32, 1),
 }
-PAPER_PARAMETERS = 1_474_577  # the paper: "1.47 M"; the public code's closure + hidden networks: 1,474,577
+PAPER_PARAMETERS = 1_474_577  # the public code's closure + hidden networks; issue 13: "1.47 M" (the paper gives none)
 
 
 def _layer_shapes(net) -> dict[str, tuple[int, ...]]:
@@ -131,8 +134,17 @@ def test_paper_network_is_the_papers():
     # The ablations: an MLP of the same widths for the LSTM; a second output channel for the offset.
     assert _count(_net(26, 49, "paper", "markovian", dtype=jnp.float32)) == PAPER_PARAMETERS - 4 * 131_584 + 4 * 16_512
     assert _count(_net(26, 49, "paper", "datadriven", dtype=jnp.float32)) == PAPER_PARAMETERS + 32 * 9 + 1
-    # Convolutional throughout: the same network on any grid.
-    assert _count(_net(11, 17, "paper", "memory", dtype=jnp.float32)) == PAPER_PARAMETERS
+
+
+@pytest.mark.parametrize("window,shape", [((3, 2), (1, 1)), ((2, 2), (3, 2)), ((2, 3), (6, 5))])
+def test_block_transpose_is_the_papers_transposed_convolution(window, shape):
+    """Flax's ConvTranspose (kernel = stride, 'SAME') as the public code uses it: lax.conv_transpose."""
+    rng = np.random.default_rng(0)
+    up = BlockTranspose(4, 5, window, rng=rng, dtype=jnp.float64)
+    up = eqx.tree_at(lambda u: u.bias, up, jnp.asarray(rng.standard_normal(5)))
+    x = jnp.asarray(rng.standard_normal(shape + (4,)))
+    ref = jax.lax.conv_transpose(x[None], up.weight, window, "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))[0]
+    np.testing.assert_allclose(np.asarray(up(x)), np.asarray(ref + up.bias), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(26, 49), (11, 17), (7, 5), (3, 2), (1, 1), (64, 9)])
@@ -145,7 +157,7 @@ def test_pool_windows_bring_any_grid_to_one_cell(shape):
 
 def test_paper_net_runs_on_its_grid():
     net = _wild(_net(26, 49, "paper", "memory", dtype=jnp.float32), 0.1)
-    q, memory = _run(net, _contexts(26, 49, 2))
+    q, memory = _run(net, _contexts(26, 49, 2, dtype=jnp.float32))
     assert q.shape == (2, 26, 49) and q.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(q)))
     assert [h.shape for h, _ in memory] == [(2, 128)] * 4
 
@@ -180,15 +192,17 @@ def test_quick_network_is_unchanged(variant):
     np.testing.assert_allclose(sum(float(jnp.sum(a)) for a in leaves), total, rtol=1e-12)
     np.testing.assert_allclose(sum(float(jnp.sum(jnp.abs(a))) for a in leaves), magnitude, rtol=1e-12)
     out = net.body.head[-1]
+    weight = jnp.linspace(-1.0, 1.0, out.weight.size).reshape(out.weight.shape)
     net = eqx.tree_at(lambda n: (n.body.head[-1].weight, n.body.head[-1].bias), net,
-                      (jnp.linspace(-1.0, 1.0, out.weight.size).reshape(out.weight.shape), jnp.full_like(out.bias, 0.01)))
+                      (weight, jnp.full_like(out.bias, 0.01)))
+    step = eqx.filter_jit(lambda n, c, mem: n(c, mem, _base(n, c)))
     memory, got = net.init_memory(jnp.float64), []
     for k in range(3):
-        ctx = _ctx(11, 17, k)
-        q, memory = net(ctx, memory, _base(net, ctx))
+        q, memory = step(net, _ctx(11, 17, k), memory)
         got += [float(jnp.sum(q)), float(jnp.sum(q**2))]
     np.testing.assert_allclose(got, outputs, rtol=1e-10)
-    np.testing.assert_allclose(sum(float(jnp.sum(a)) for a in jax.tree.leaves(memory)), memory_sum, rtol=1e-10, atol=1e-14)
+    memory_total = sum(float(jnp.sum(a)) for a in jax.tree.leaves(memory))
+    np.testing.assert_allclose(memory_total, memory_sum, rtol=1e-10, atol=1e-14)
 
 
 # ----------------------------------------------------------------------------- both sizes
@@ -253,20 +267,35 @@ def test_memory_carries_the_past(size, variant, carries):
     assert (late > 1e-9) == carries, late
 
 
-@pytest.mark.parametrize("size", ["quick", "paper"])
-def test_gradients_are_finite(size):
-    """Through two steps from an empty field (the paper net's normalisation at a zero spread) to every layer."""
-    net = _wild(_net(11, 17, size, "memory"), 1.0)
-    ctxs = _contexts(11, 17, 2)
-    empty = jnp.zeros_like(ctxs.q[0])
-    ctxs = eqx.tree_at(lambda c: (c.q, c.q_physics), ctxs, (ctxs.q.at[0].set(empty), ctxs.q_physics.at[0].set(empty)))
+def test_gradients_are_finite():
+    """Paper net, one step from an empty field (its normalisation at zero spread): finite gradients in every layer.
+
+    (The quick net is the recorded network, whose gradients test_closure checks.)
+    """
+    net = _wild(_net(7, 5, "paper", "memory"), 1.0)
+    ctx = _ctx(7, 5, 0)
+    ctx = eqx.tree_at(lambda c: (c.q, c.q_physics), ctx, (jnp.zeros_like(ctx.q), jnp.zeros_like(ctx.q)))
+    memory = jax.tree.map(lambda a: a + 0.1, net.init_memory())
 
     def loss(n):
-        return jnp.sum(_run(n, ctxs)[0][-1] ** 2)
+        q, mem = n(ctx, memory, ctx.q_physics)
+        return jnp.sum(q**2) + sum(jnp.sum(h**2) for h, _ in mem)  # the output, and the state the LSTM reads it into
 
     grads = eqx.filter_jit(eqx.filter_grad(loss))(net)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
-    assert float(jnp.max(jnp.abs(grads.body.encoder[0].weight))) > 0  # step 0's field reaches step 1 via memory
+    assert all(float(jnp.max(jnp.abs(g))) > 0 for g in jax.tree.leaves(grads.body.core))
+    assert float(jnp.max(jnp.abs(grads.body.encoder[-1].weight))) > 0
+
+
+@pytest.mark.parametrize("size", ["quick", "paper"])
+def test_wrong_shapes_are_errors(size):
+    net = _net(7, 5, size, "memory")
+    with pytest.raises(ValueError, match=r"expects .*\(7, 5.*got \(6, 5"):
+        ctx = _ctx(6, 5, 0)
+        net(ctx, net.init_memory(), ctx.q_physics)
+    with pytest.raises(ValueError, match="memory has 1 LSTM states"):
+        ctx = _ctx(7, 5, 0)
+        net(ctx, net.init_memory()[:1], ctx.q_physics)
 
 
 def test_the_only_option_is_size():

@@ -28,7 +28,7 @@ class DataDrivenClosure(Closure):
     net: ClosureNet
 
     def init_memory(self):
-        return self.net.init_memory(self.net.expand.weight.dtype)
+        return self.net.init_memory(self.net.dtype)
 
     def __call__(self, ctx, memory):
         return self.net(ctx, memory, ctx.q + ctx.source)

@@ -38,7 +38,7 @@ class MemoryClosure(Closure):
         return self.reservoir
 
     def init_memory(self):
-        memory = self.net.init_memory(self.net.expand.weight.dtype)
+        memory = self.net.init_memory(self.net.dtype)
         return memory if self.reservoir is None else (memory, self.reservoir.init_state())
 
     def __call__(self, ctx, memory):

@@ -36,9 +36,10 @@ From the paper's appendix A.1 (Tables 2-5: encoder, decoder, memory unit, closur
 the public research code (github.com/IHPC-Physics-AI/Closure-for-Convection-Diffusion,
 ``expt1_baseline.py``: ``HiddenNet`` and ``ClosureNet``). Shapes for the paper grid
 ``(ny, nx) = (26, 49)``, channels last; LeakyReLU (negative slope 0.01) after every layer
-except the output (paper A.1: "in all modules"). Parameters: 1,474,577 with memory
-(paper: "1.47 M"; the code's closure and hidden networks have exactly this many), of
-which the encoder 293,520, the LSTM stack 526,336, the decoder 637,664, the head 17,057.
+except the output (paper A.1: "in all modules"). Parameters: 1,474,577 with memory, as
+many as the code's closure and hidden networks have (the paper states no count; the
+1.47 M of issue 13 is this), of which the encoder 293,520, the LSTM stack 526,336, the
+decoder 637,664, the head 17,057.
 
 Layers (name: layer, output on the paper grid, parameters, source)::
 
@@ -84,25 +85,33 @@ plumecast differ:
     level at the bottom/right.
 (c) The code applies no activation after the last transposed convolution; kept.
 (d) Table 5 gives the head as 26 -> 26 -> 26 -> 1 channels (12,455 parameters); the code
-    as 26 -> 32 -> 32 -> 1 with residuals (17,057). Kept: the code's (both round to
-    1.47 M in all).
+    as 26 -> 32 -> 32 -> 1 with residuals (17,057). Kept: the code's (1,474,577 in all
+    against 1,469,975).
 (e) The code's output is an additive closure term (``1e-10 a``, Glorot-initialised); here
     the bounded log-rate with the mass rescaling above, starting at zero.
 
-plumecast's further choices: any grid, not only 26 x 49 (the pooling windows of each axis
-are ``round(n^(1/k))`` for the ``k`` stages left, the last stage pools what remains,
-which gives the paper's windows on its grid; the decoder mirrors them; the parameter
-count does not depend on the grid); the inputs are plumecast's normalised quantities
-(``u, v, w`` over ``u_ref``, diffusivities over ``d_ref``, the source increment of a
-step), and ``Dx, Dy`` are the face diffusivities averaged to cells (the code puts the
-west/south face value in a cell); ``s`` has a floor of ``STD_FLOOR`` in quadrature
-(the code: a floor of 1e-8 in the head, none in the encoder); the weights are
-Glorot-uniform with zero biases (paper A.2; the code left its transposed convolutions
-and LSTM cells at Flax's defaults); the data-driven variant reads the same 10 physics
-channels (the code's read 5: no velocity or diffusivity) and has the offset channel; the
-Markovian variant keeps the whole network with a 4 x 128 MLP (LeakyReLU) over the
-encoded field at the step's start in place of the LSTM (the code's Markovian ablation is
-the head alone over the 10 inputs).
+plumecast's further choices:
+
+(f) Any grid, not only 26 x 49: the pooling windows of an axis of ``n`` cells are
+    ``round(n^(1/k))`` for the ``k`` stages left and the last stage pools what remains
+    (:func:`pool_windows`), which gives the paper's windows on its grid; the decoder's
+    transposed convolutions mirror them, so their kernels, and the parameter count,
+    depend on the grid.
+(g) Inputs in plumecast's units: ``u, v, w`` over ``u_ref``, diffusivities over ``d_ref``,
+    the source increment of a step (the code: m/s, m^2/s and the source rate); ``Dx, Dy``
+    are the face diffusivities averaged to cells (the code puts a cell's west / south
+    face value in it); ``s`` has a floor of ``STD_FLOOR`` in quadrature, which keeps the
+    gradients finite at an empty field (the code: a floor of 1e-8 in the head, none in
+    the encoder).
+(h) Initialisation: Glorot-uniform weights and zero biases everywhere (paper A.2; the code
+    left its transposed convolutions and LSTM cells at Flax's defaults, LeCun-normal and
+    orthogonal recurrent weights), the output convolution zero (e).
+(i) Data-driven variant: the same network and the same 10 physics channels, plus the
+    offset channel (the code's reads 5 channels, no velocity or diffusivity, and adds
+    ``1e-6 a``).
+(j) Markovian variant: the same network with a 4 x 128 MLP (LeakyReLU) over the encoded
+    field at the step's start in place of the LSTM (the code's Markovian ablation is the
+    head alone: residual convolutions 10 -> 32 -> 32 -> 1 over the physics channels).
 
 The quick network (``size="quick"``)
 -------------------------------------
@@ -264,7 +273,6 @@ def _standardised(field: jax.Array, fluid: jax.Array) -> list[jax.Array]:
     return [(field - mean) / std, fluid * mean, fluid * std]
 
 
-_DIMS = ("NHWC", "HWIO", "NHWC")  # channels-last layout (used by tests against lax.conv_transpose)
 
 
 def _patch_matmul(xp: jax.Array, weight: jax.Array, stride: int) -> jax.Array:
@@ -311,7 +319,7 @@ def _leaky(x: jax.Array) -> jax.Array:
 
 
 class Dense(eqx.Module):
-    """``y = W x + b`` on a vector. ``glorot``: Glorot-uniform weights and a zero bias (else uniform +-1/sqrt(fan_in))."""
+    """``y = W x + b`` on a vector; ``glorot``: Glorot-uniform weights, zero bias (else uniform +-1/sqrt(fan_in))."""
 
     weight: jax.Array  # (out, in)
     bias: jax.Array
@@ -419,9 +427,10 @@ class ConvTranspose(eqx.Module):
 class BlockTranspose(eqx.Module):
     """Transposed convolution whose kernel equals its stride ``(wy, wx)``: each cell becomes a ``wy x wx`` block.
 
-    ``(H, W, C)`` to ``(wy H, wx W, C')``: ``y[wy i + a, wx j + b] = x[i, j] W[a, b] + bias``
-    (the paper's decoder layers; the outputs do not overlap). Glorot-uniform weights
-    (fans of the ``(wy, wx, C, C')`` kernel), zero bias.
+    ``(H, W, C)`` to ``(wy H, wx W, C')``: ``y[wy i + a, wx j + b] = x[i, j] K[wy - 1 - a,
+    wx - 1 - b] + bias``, the outputs do not overlap. This is Flax's ``ConvTranspose`` with
+    'SAME' padding (``lax.conv_transpose``, kernel ``K`` in the same layout; a test checks
+    it), the paper's decoder layer. Glorot-uniform weights (fans of the kernel), zero bias.
     """
 
     weight: jax.Array  # (wy, wx, cin, cout)
@@ -435,7 +444,7 @@ class BlockTranspose(eqx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         h, w, _ = x.shape
         wy, wx, _, cout = self.weight.shape
-        return jnp.einsum("ijc,abcd->iajbd", x, self.weight).reshape(h * wy, w * wx, cout) + self.bias
+        return jnp.einsum("ijc,abcd->iajbd", x, self.weight[::-1, ::-1]).reshape(h * wy, w * wx, cout) + self.bias
 
 
 def _zero_output(cin: int, cout: int, kernel: int, *, rng, dtype) -> Conv:
@@ -500,7 +509,8 @@ class QuickNet(eqx.Module):
         # The head convolution over [features, dynamic, static] is split in two: its static
         # part, fixed within a rollout, is hoisted out of the time loop by XLA.
         self.head_static = Conv(STATIC_INPUTS, hw, 3, rng=rng, dtype=dtype, fan_in=hin + STATIC_INPUTS, bias=False)
-        self.head = (hidden, _zero_output(hw, 2 if config.offset else 1, 1, rng=rng, dtype=dtype))  # log-rate (and offset)
+        out = _zero_output(hw, 2 if config.offset else 1, 1, rng=rng, dtype=dtype)  # log-rate (and offset)
+        self.head = (hidden, out)
 
     def encode(self, x: jax.Array) -> jax.Array:
         """``(ny, nx, 3)`` encoder inputs to one vector of ``channels[-1]``."""
@@ -544,7 +554,7 @@ class QuickNet(eqx.Module):
 
 
 class PaperNet(eqx.Module):
-    """The paper's network (module docstring, table): pooled encoder, LSTM 4 x 128, decoder from all four states, residual head."""
+    """The paper's network (module docstring): pooled encoder, LSTM 4 x 128, decoder of all 4 states, residual head."""
 
     config: NetConfig = eqx.field(static=True)
     encoder: tuple[Conv, ...]  # two 3x3 convolutions per stage
@@ -568,16 +578,14 @@ class PaperNet(eqx.Module):
         self.expand, self.ups = ups[0], tuple(ups[1:])
         self.refine = tuple(Conv(b, b, 3, rng=rng, dtype=dtype, glorot=True) for b in dec)
         hin, hw = config.decoder_out + PAPER_HEAD_INPUTS, config.head_width
-        self.head = (Conv(hin, hw, 3, rng=rng, dtype=dtype, glorot=True), Conv(hw, hw, 3, rng=rng, dtype=dtype, glorot=True),
+        self.head = (Conv(hin, hw, 3, rng=rng, dtype=dtype, glorot=True),
+                     Conv(hw, hw, 3, rng=rng, dtype=dtype, glorot=True),
                      _zero_output(hw, 2 if config.offset else 1, 3, rng=rng, dtype=dtype))
 
     def encode(self, field: jax.Array, fluid: jax.Array) -> jax.Array:
         """A field ``(ny, nx)`` to one vector of 128: two convolutions and a max-pooling per stage."""
-        c = self.config
-        if field.shape != (c.ny, c.nx):
-            raise ValueError(f"encoder expects ({c.ny}, {c.nx}), got {field.shape}")
         x = jnp.stack(_standardised(field, fluid), axis=-1)
-        for k, (wy, wx) in enumerate(c.pool_windows):
+        for k, (wy, wx) in enumerate(self.config.pool_windows):
             x = _leaky(self.encoder[2 * k + 1](_leaky(self.encoder[2 * k](x))))
             h, w = x.shape[0] // wy, x.shape[1] // wx
             x = x[: h * wy, : w * wx].reshape(h, wy, w, wx, -1).max(axis=(1, 3))
@@ -587,7 +595,6 @@ class PaperNet(eqx.Module):
         """The core: ``(outputs of all layers concatenated, next memory)``."""
         outs, new = [], []
         if self.config.memory:
-            _check_memory(self.config, memory)
             for cell, state in zip(self.core, memory):
                 z, cstate = cell(z, state)
                 outs.append(z)
@@ -622,6 +629,9 @@ class PaperNet(eqx.Module):
 
     def __call__(self, ctx, memory, base: jax.Array) -> tuple[jax.Array, tuple]:
         c = self.config
+        if ctx.q.shape != (c.ny, c.nx):
+            raise ValueError(f"closure expects fields of ({c.ny}, {c.nx}), got {ctx.q.shape}")
+        _check_memory(c, memory)
         if c.memory:  # the paper's h_t: the LSTM has read the fields up to this step's start
             states = jnp.concatenate([h for h, _ in memory])
         else:
@@ -657,7 +667,7 @@ class ClosureNet(eqx.Module):
 
     @property
     def expand(self):
-        """The layer from the core's output to the coarsest map (a Dense in quick, a transposed convolution in paper)."""
+        """The layer from the core's output to the coarsest map (quick: a Dense; paper: a transposed convolution)."""
         return self.body.expand
 
     def init_memory(self, dtype=None) -> tuple:
