@@ -23,7 +23,7 @@ def small_dataset(rng, n_scen=2, n_time=4, ny=3, nx=5, **overrides):
         w=rng.normal(size=(ny, nx)),
         nu_t=rng.random((ny, nx)) * 1e-2,
         fluid_fraction=frac,
-        source_xyz=rng.random((n_scen, n_time, 3)),
+        source_xyz=np.broadcast_to([1.1, 0.6, 1.2], (n_scen, n_time, 3)) + 0.1 * rng.random((n_scen, n_time, 3)),
         source_rate=np.ones((n_scen, n_time)),
         plane_height_m=1.5,
         mass_unit="mg",

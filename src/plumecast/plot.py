@@ -47,12 +47,14 @@ def snapshot_grid(ds: xr.Dataset, scenario: str, path: str | Path, n: int = 6) -
     rows = int(np.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 2.8 * rows), squeeze=False)
     unit = ds["concentration"].attrs.get("units", "")
-    sx, sy = ds["source_x"].sel(scenario=scenario).values, ds["source_y"].sel(scenario=scenario).values
+    tracks = source_tracks(ds, scenario)
     for ax, k in zip(axes.flat, idx):
         im = ax.imshow(
             _masked(ds, c[k]), origin="lower", extent=_extent(ds), vmin=0, vmax=vmax, cmap="inferno"
         )
-        ax.plot(sx[k], sy[k], "c+", ms=9, mew=2)
+        for sx, sy, on in tracks:
+            ax.plot(sx[k], sy[k], "c+" if on is None or on[k] else "w+", ms=9, mew=2, alpha=1.0 if on is None or on[k]
+                    else 0.5)
         ax.set_title(f"t = {times[k]:.0f} s", fontsize=9)
         ax.set_xlabel("x (m)")
         ax.set_ylabel("y (m)")
@@ -63,22 +65,35 @@ def snapshot_grid(ds: xr.Dataset, scenario: str, path: str | Path, n: int = 6) -
     return save_figure(fig, path)
 
 
+def source_tracks(ds: xr.Dataset, scenario: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """``(x(t), y(t), on(t) or None)`` per source of a scenario: every source of a what-if forecast
+    (``sources_*`` variables, ``on`` where its rate is positive), else the schema's one track."""
+    if "sources_x" in ds:
+        sx, sy = ds["sources_x"].sel(scenario=scenario).values, ds["sources_y"].sel(scenario=scenario).values
+        rate = ds["sources_rate"].sel(scenario=scenario).values
+        return [(sx[k], sy[k], rate[k] > 0) for k in range(sx.shape[0])]
+    return [(ds["source_x"].sel(scenario=scenario).values, ds["source_y"].sel(scenario=scenario).values, None)]
+
+
 def animation(ds: xr.Dataset, scenario: str, path: str | Path, every: int = 1, fps: int = 12) -> Path:
     """An animated GIF of one scenario's plane concentration over time."""
     c = ds["concentration"].sel(scenario=scenario).values
     times = ds["time"].values
-    sx, sy = ds["source_x"].sel(scenario=scenario).values, ds["source_y"].sel(scenario=scenario).values
+    tracks = source_tracks(ds, scenario)
     vmax = max(float(np.percentile(c[:, ds["fluid"].values == 1], 99.5)), 1e-30)
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     im = ax.imshow(_masked(ds, c[0]), origin="lower", extent=_extent(ds), vmin=0, vmax=vmax, cmap="inferno")
-    (marker,) = ax.plot([sx[0]], [sy[0]], "c+", ms=9, mew=2)
+    markers = [ax.plot([sx[0]], [sy[0]], "c+", ms=9, mew=2)[0] for sx, sy, _ in tracks]
     fig.colorbar(im, ax=ax, label=ds["concentration"].attrs.get("units", ""))
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     frames = []
     for k in range(0, len(times), every):
         im.set_data(_masked(ds, c[k]))
-        marker.set_data([sx[k]], [sy[k]])
+        for marker, (sx, sy, on) in zip(markers, tracks):
+            marker.set_data([sx[k]], [sy[k]])
+            if on is not None:
+                marker.set_color("c" if on[k] else "w")
         ax.set_title(f"{scenario}  t = {times[k]:.0f} s")
         fig.canvas.draw()
         frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
@@ -159,4 +174,87 @@ def learned_fields_picture(model, closure, path: str | Path) -> Path:
         ax.set_ylabel("y (m)")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
+    return save_figure(fig, path)
+
+
+def _plane_extent(room):
+    return (room.x[0] - room.dx / 2, room.x[-1] + room.dx / 2, room.y[0] - room.dy / 2, room.y[-1] + room.dy / 2)
+
+
+def _source_map(room, xyz, values, z: float) -> np.ndarray:
+    """Per-source values drawn at the cells of the sources at height ``z`` (NaN elsewhere)."""
+    out = np.full(room.shape, np.nan)
+    for (x, y, zz), v in zip(xyz, values):
+        if abs(zz - z) > 1e-9:
+            continue
+        cell = room.cell_of(float(x), float(y))
+        if cell is not None:
+            out[cell] = v
+    return out
+
+
+def _receptor_marks(ax, receptors, colour="c"):
+    for r in receptors:
+        xs, ys = zip(*r.points)
+        ax.plot(xs, ys, "o", mfc="none", mec=colour, ms=8, mew=1.8)
+        ax.annotate(r.name, (xs[0], ys[0]), xytext=(5, 5), textcoords="offset points", color=colour, fontsize=8)
+
+
+def _room_axes(ax, room, title):
+    from matplotlib.colors import ListedColormap
+
+    solid = np.ma.masked_where(np.asarray(room.fluid) > 0, np.ones(room.shape))
+    ax.imshow(solid, origin="lower", extent=_plane_extent(room), cmap=ListedColormap(["0.35"]), vmin=0, vmax=1)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+
+
+def worst_exposure_picture(room, worst, receptors, path: str | Path, *, title: str = "") -> Path:
+    """The worst-case exposure per cell over all candidate sources (log colours), receptors marked."""
+    from matplotlib.colors import LogNorm
+
+    fluid = np.asarray(room.fluid) > 0
+    field = np.ma.masked_where(~fluid | (worst <= 0), worst)
+    fig, ax = plt.subplots(figsize=(7.2, 3.9))
+    _room_axes(ax, room, title or "worst-case exposure over all candidate sources")
+    if field.count():
+        top = float(field.max())
+        im = ax.imshow(field, origin="lower", extent=_plane_extent(room), cmap="magma",
+                       norm=LogNorm(vmin=max(top * 1e-4, float(field.min())), vmax=top))
+        fig.colorbar(im, ax=ax, label=f"exposure ({room.mass_unit} s/m^3)")
+    _receptor_marks(ax, receptors)
+    return save_figure(fig, path)
+
+
+def receptor_picture(room, xyz, arrival, exposure, receptor, path: str | Path, *, horizon_s: float,
+                     threshold: float) -> Path:
+    """Where a source reaches one receptor first (arrival time) and hardest (exposure), per candidate location.
+
+    One row per source height; grey: solid, white: not a candidate (or, for the arrival
+    time, the threshold not reached within the horizon).
+    """
+    from matplotlib.colors import LogNorm
+
+    heights = sorted({round(float(z), 9) for z in np.asarray(xyz)[:, 2]})
+    fig, axes = plt.subplots(len(heights), 2, figsize=(13, 3.6 * len(heights)), squeeze=False)
+    unit = room.mass_unit
+    for row, z in zip(axes, heights):
+        a = _source_map(room, xyz, arrival, z)
+        e = _source_map(room, xyz, exposure, z)
+        _room_axes(row[0], room, f"arrival at {receptor.name!r} (>= {threshold:g} {unit}/m^3) from a source at "
+                                 f"z = {z:g} m")
+        if np.isfinite(a).any():
+            im = row[0].imshow(np.ma.masked_invalid(a), origin="lower", extent=_plane_extent(room), cmap="viridis_r",
+                               vmin=0, vmax=horizon_s)
+            fig.colorbar(im, ax=row[0], label="arrival time (s)")
+        _room_axes(row[1], room, f"exposure at {receptor.name!r} from a source at z = {z:g} m")
+        pos = np.ma.masked_where(~(e > 0), e)
+        if pos.count():
+            top = float(pos.max())
+            im = row[1].imshow(pos, origin="lower", extent=_plane_extent(room), cmap="magma",
+                               norm=LogNorm(vmin=max(top * 1e-4, float(pos.min())), vmax=top))
+            fig.colorbar(im, ax=row[1], label=f"exposure ({unit} s/m^3)")
+        for ax in row:
+            _receptor_marks(ax, [receptor])
     return save_figure(fig, path)

@@ -39,11 +39,16 @@ def step(model: CoarseModel, closure, carry: Carry, forcing: Forcing, ops: Physi
     """One model step: physics substeps (unless the closure replaces them), then the closure."""
     q, memory = carry
     ops = model.prepare() if ops is None else ops
-    source = model.source_term(forcing, ops)
+    if jnp.ndim(forcing.x) > 0:  # several sources: per-source deposits, summed (the closure sees both)
+        parts = model.source_terms(forcing, ops)
+        source = jnp.sum(parts, axis=0)
+    else:
+        parts = None
+        source = model.source_term(forcing, ops)
     if closure is None:
         return model.physics(q, source, ops), memory
     q_phys = model.physics(q, source, ops) if closure.uses_physics else q
-    ctx = model.closure_context(q, q_phys, source, ops, forcing)
+    ctx = model.closure_context(q, q_phys, source, ops, forcing, source_parts=parts)
     q_next, memory = closure(ctx, memory)
     return q_next.astype(q.dtype) * ops.fluid, memory
 

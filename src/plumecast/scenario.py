@@ -10,14 +10,22 @@ mass/s, concentrations in mass/m^3.
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Annotated, Literal
 
+import annotated_types as at
 import numpy as np
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from plumecast.geometry import Box, GeometryError, Grid3D, Patch, Room, parse_ascii_plan, plan_from_rectangles
+from plumecast.geometry import (FACES, Box, GeometryError, Grid3D, Patch, Room, parse_ascii_plan,
+                                plan_from_rectangles)
+from plumecast.io.dataset import MASS_UNITS
+from plumecast.schema import NonNegative, Number, Positive, PositiveWhole, describe
 
 SPLITS = ("train", "test", "ood")
 
@@ -87,35 +95,34 @@ class Scenario:
             raise ScenarioError(f"scenario {self.name!r}: split must be one of {SPLITS}, got {self.split!r}")
 
 
-@dataclass(frozen=True)
-class Simulation:
-    """Time span, sampling, plane and transport constants of a scenario set."""
+_SETTINGS = ConfigDict(extra="forbid")
 
-    horizon_s: float = 600.0
-    snapshot_s: float = 2.0
-    plane_height_m: float = 1.5
-    plane_cell_m: float = 0.5
-    fine_cell_m: float = 0.25
-    molecular_diffusivity_m2_s: float = 2.0e-5
-    turbulent_schmidt: float = 0.7
-    cfl: float = 0.8
+
+@pydantic_dataclass(frozen=True, config=_SETTINGS)
+class Simulation:
+    """Time span, sampling, plane and transport constants of a scenario set.
+
+    A pydantic dataclass: every field is typed and ranged where it is built (from the
+    TOML or in code), NaN and infinity are refused, unknown keys are errors.
+    """
+
+    horizon_s: Positive = 600.0
+    snapshot_s: Positive = 2.0
+    plane_height_m: Positive = 1.5
+    plane_cell_m: Positive = 0.5
+    fine_cell_m: Positive = 0.25
+    molecular_diffusivity_m2_s: NonNegative = 2.0e-5
+    turbulent_schmidt: Positive = 0.7
+    cfl: Annotated[float, Strict(), AllowInfNan(False), at.Gt(0), at.Le(1)] = 0.8
     # The OpenFOAM engine's scalar step is implicit (Euler), so accuracy, not positivity,
     # bounds it: at most this Courant number in the fastest cell (docs/importers.md).
-    openfoam_max_courant: float = 3.0
-    mass_unit: str = "mg"
+    openfoam_max_courant: Positive = 3.0
+    mass_unit: Literal[MASS_UNITS] = "mg"
 
     def __post_init__(self):
-        for name in ("horizon_s", "snapshot_s", "plane_height_m", "plane_cell_m", "fine_cell_m", "turbulent_schmidt"):
-            v = getattr(self, name)
-            if not (np.isfinite(v) and v > 0):
-                raise ScenarioError(f"simulation.{name} must be positive, got {v}")
-        if not (np.isfinite(self.openfoam_max_courant) and self.openfoam_max_courant > 0):
-            raise ScenarioError(f"simulation.openfoam_max_courant must be positive, got {self.openfoam_max_courant}")
-        if not 0 < self.cfl <= 1:
-            raise ScenarioError(f"simulation.cfl must be in (0, 1], got {self.cfl}")
         n = self.horizon_s / self.snapshot_s
         if not np.isclose(n, round(n)):
-            raise ScenarioError(f"horizon {self.horizon_s} s is not a whole number of {self.snapshot_s} s snapshots")
+            raise ValueError(f"horizon {self.horizon_s} s is not a whole number of {self.snapshot_s} s snapshots")
 
     @property
     def times_s(self) -> np.ndarray:
@@ -123,15 +130,15 @@ class Simulation:
         return np.arange(n + 1) * self.snapshot_s
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=_SETTINGS)
 class FlowSettings:
     """Settings of the steady RANS flow solve (see plumecast.reference.flow)."""
 
-    kinematic_viscosity_m2_s: float = 1.5e-5
-    max_iterations: int = 20000
-    residual_tol: float = 1e-4
-    divergence_tol: float = 1e-8
-    mixing_length_max_m: float = 0.3
+    kinematic_viscosity_m2_s: Positive = 1.5e-5
+    max_iterations: PositiveWhole = 20000
+    residual_tol: Positive = 1e-4
+    divergence_tol: Positive = 1e-8
+    mixing_length_max_m: NonNegative = 0.3
 
 
 @dataclass(frozen=True)
@@ -197,7 +204,10 @@ def load_scenario_set(preset_or_path: str | Path) -> ScenarioSet:
     if p.suffix == ".toml" or p.exists():
         if not p.is_file():
             raise ScenarioError(f"scenario file {p} does not exist")
-        text = p.read_text()
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ScenarioError(f"{p}: cannot be read ({e})") from None
         origin = str(p)
     elif str(preset_or_path) in preset_names():
         text = resources.files("plumecast.presets").joinpath(f"{preset_or_path}.toml").read_text()
@@ -211,49 +221,126 @@ def load_scenario_set(preset_or_path: str | Path) -> ScenarioSet:
     return scenario_set_from_config(config, origin)
 
 
+# ----------------------------------------------------------------------------- the file schema
+# One pydantic model per table of a scenario file. Unknown tables and keys are errors
+# ("did you mean"), every number is typed, ranged and finite; what the geometry and
+# Source check themselves (overlaps, increasing times, ...) they still check.
+
+_Point = tuple[Number, Number, Number]
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ObstacleSpec(_Table):
+    name: str
+    box_m: tuple[Number, Number, Number, Number, Number, Number]
+
+
+class InletSpec(_Table):
+    """A supply inlet: its speed into the room is required."""
+
+    name: str
+    face: Literal[FACES]
+    rect_m: tuple[Number, Number, Number, Number]
+    speed_m_s: Positive
+
+
+class OutletSpec(_Table):
+    """An exhaust outlet: without a speed it shares the supply by area."""
+
+    name: str
+    face: Literal[FACES]
+    rect_m: tuple[Number, Number, Number, Number]
+    speed_m_s: Positive | None = None
+
+
+class RoomSpec(_Table):
+    size_m: tuple[Positive, Positive, Positive]
+    plan_cell_m: Positive
+    plan: str | None = None
+    solid_rectangles_m: list[tuple[Number, Number, Number, Number]] = []
+    obstacles: list[ObstacleSpec] = []
+    inlets: list[InletSpec] = Field(min_length=1)
+    outlets: list[OutletSpec] = Field(min_length=1)
+
+
+class SourceSpec(_Table):
+    rate: list[tuple[Number, NonNegative]] = Field(min_length=1)
+    position_m: _Point | None = None
+    path: list[tuple[Number, Number, Number, Number]] | None = None
+
+
+class ScenarioSpec(_Table):
+    name: str = Field(min_length=1)
+    split: Literal[SPLITS]
+    source: SourceSpec
+
+    @model_validator(mode="after")
+    def _source(self):
+        self.to_scenario()  # the Source's own checks (one of position and path, increasing times)
+        return self
+
+    def to_scenario(self) -> Scenario:
+        src = self.source
+        try:
+            return Scenario(self.name, self.split, Source(rate=tuple(src.rate), position_m=src.position_m,
+                                                          path=None if src.path is None else tuple(src.path)))
+        except ScenarioError as e:
+            raise ValueError(f"source: {e}") from None
+
+
+class ScenarioFile(_Table):
+    """A scenario file: ``name``, ``[simulation]``, ``[flow]``, ``[room]`` and ``[[scenarios]]``."""
+
+    name: str = "unnamed"
+    simulation: Simulation = Field(default_factory=Simulation)
+    flow: FlowSettings = Field(default_factory=FlowSettings)
+    room: RoomSpec
+    scenarios: list[ScenarioSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _plane_in_room(self):
+        height = self.room.size_m[2]
+        if not self.simulation.plane_height_m < height:
+            raise ValueError(f"simulation.plane_height_m = {self.simulation.plane_height_m} m is not inside the "
+                             f"room, whose height is {height} m")
+        return self
+
+
 def scenario_set_from_config(config: dict, origin: str = "config") -> ScenarioSet:
+    """A scenario set from a parsed scenario file; ScenarioError names the file and the key at fault."""
+    if not isinstance(config, dict):
+        raise ScenarioError(f"{origin}: a scenario file is a table of tables, got {type(config).__name__}")
     try:
-        return _from_config(config)
-    except KeyError as e:
-        raise ScenarioError(f"{origin}: missing key {e}") from None
-    except (TypeError, GeometryError, ScenarioError) as e:
+        spec = ScenarioFile.model_validate(config)
+    except ValidationError as e:
+        raise ScenarioError(f"{origin}: {describe(e, ScenarioFile, config)}") from None
+    try:
+        return _from_spec(spec, config)
+    except (GeometryError, ScenarioError) as e:
         raise ScenarioError(f"{origin}: {e}") from None
 
 
-def _from_config(config: dict) -> ScenarioSet:
-    r = config["room"]
-    size = tuple(float(v) for v in r["size_m"])
-    cell = float(r["plan_cell_m"])
-    if "plan" in r:
-        plan = parse_ascii_plan(r["plan"])
+def _from_spec(spec: ScenarioFile, config: dict) -> ScenarioSet:
+    r = spec.room
+    size = tuple(float(v) for v in r.size_m)
+    if r.plan is not None:
+        plan = parse_ascii_plan(r.plan)
     else:
-        plan = plan_from_rectangles(size[:2], cell, r.get("solid_rectangles_m", []))
+        cells = [v / r.plan_cell_m for v in size[:2]]
+        if not all(math.isclose(c, round(c), rel_tol=1e-9, abs_tol=1e-9) for c in cells):
+            raise GeometryError(f"room size {size[:2]} m is not a whole number of {r.plan_cell_m} m plan cells")
+        plan = plan_from_rectangles(size[:2], r.plan_cell_m, r.solid_rectangles_m)
     room = Room(
         size_m=size,
-        plan_cell_m=cell,
+        plan_cell_m=float(r.plan_cell_m),
         plan=plan,
-        obstacles=tuple(Box(o["name"], *map(float, o["box_m"])) for o in r.get("obstacles", [])),
-        inlets=tuple(Patch(p["name"], p["face"], tuple(map(float, p["rect_m"])), p.get("speed_m_s")) for p in r["inlets"]),
-        outlets=tuple(
-            Patch(p["name"], p["face"], tuple(map(float, p["rect_m"])), p.get("speed_m_s")) for p in r["outlets"]
-        ),
+        obstacles=tuple(Box(o.name, *map(float, o.box_m)) for o in r.obstacles),
+        inlets=tuple(Patch(p.name, p.face, tuple(map(float, p.rect_m)), float(p.speed_m_s)) for p in r.inlets),
+        outlets=tuple(Patch(p.name, p.face, tuple(map(float, p.rect_m)),
+                            None if p.speed_m_s is None else float(p.speed_m_s)) for p in r.outlets),
     )
-    sim = Simulation(**config.get("simulation", {}))
-    flow = FlowSettings(**config.get("flow", {}))
-    scenarios = []
-    for s in config["scenarios"]:
-        src = s["source"]
-        scenarios.append(
-            Scenario(
-                name=s["name"],
-                split=s["split"],
-                source=Source(
-                    rate=tuple(tuple(map(float, pair)) for pair in src["rate"]),
-                    position_m=tuple(map(float, src["position_m"])) if "position_m" in src else None,
-                    path=tuple(tuple(map(float, w)) for w in src["path"]) if "path" in src else None,
-                ),
-            )
-        )
-    return ScenarioSet(config.get("name", "unnamed"), room, sim, flow, tuple(scenarios), config)
-
-
+    scenarios = tuple(s.to_scenario() for s in spec.scenarios)
+    return ScenarioSet(spec.name, room, spec.simulation, spec.flow, scenarios, config)

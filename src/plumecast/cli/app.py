@@ -26,3 +26,18 @@ def read_dataset_or_fail(path):
         return read_dataset(path)
     except DatasetError as e:
         fail(str(e))
+
+
+def check_output_path(path, kind: str = "file", option: str = "--out"):
+    """Fail (one line, exit 2) unless ``path`` can be written as a ``kind`` ("file" or "dir").
+
+    Call it before any work: a directory given where a file is meant, a file where a
+    folder is meant, or a folder that cannot be created or written (``/proc/x.nc``, a
+    read-only mount) stops the command at once. Nothing is created. Returns ``path``.
+    """
+    from plumecast.io.preflight import output_problem
+
+    problem = output_problem(path, kind)
+    if problem:
+        fail(f"{option}: {problem}")
+    return path

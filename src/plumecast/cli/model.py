@@ -1,4 +1,4 @@
-"""Commands: train, forecast (the coarse model and training engine)."""
+"""Commands: train, forecast (dataset scenarios and what-ifs), sweep, attach-room (the coarse model and training engine)."""
 
 from __future__ import annotations
 
@@ -84,15 +84,30 @@ def train(
 @app.command()
 def forecast(
     run_dir: Path = typer.Argument(..., help="Training run directory."),
-    data: Path = typer.Option(..., "--data", help="Dataset that provides the scenario (flow, source track, t = 0 field)."),
-    scenario: str = typer.Option(..., "--scenario", help="Scenario name in the dataset."),
+    data: Path | None = typer.Option(None, "--data", help="Dataset that provides the scenario (flow, source track, t = 0 "
+                                     "field)."),
+    scenario: str | None = typer.Option(None, "--scenario", help="Scenario name in the dataset."),
+    scenario_file: Path | None = typer.Option(
+        None, "--scenario-file", help="What-if TOML: horizon_s, output_interval_s and [[sources]] (docs/surrogate.md); "
+        "forecast in the run's stored room, no dataset."),
     out: Path = typer.Option(..., "--out", help="Output netCDF file (dataset schema)."),
+    pictures: bool = typer.Option(True, "--pictures/--no-pictures", help="What-if: also write OUT's snapshot grid "
+                                  "(.png) and animation (.gif)."),
 ) -> None:
-    """Forecast one scenario with a trained model; writes it in the dataset schema."""
+    """Forecast a dataset scenario (--data, --scenario) or a what-if (--scenario-file) with a trained model."""
     from plumecast.forecast import forecast_dataset
     from plumecast.io.dataset import DatasetError, read_dataset, write_dataset
     from plumecast.train import TrainError, load_run
 
+    if scenario_file is not None and (data is not None or scenario is not None):
+        fail("--scenario-file (a what-if) and --data/--scenario (a dataset scenario) are two forms; give one")
+    if scenario_file is None and (data is None or scenario is None):
+        fail("give --data DATA --scenario NAME (a dataset scenario) or --scenario-file WHAT-IF.toml (new sources)")
+    if out.is_dir():
+        fail(f"{out} is a directory; --out is the forecast's netCDF file")
+    if scenario_file is not None:
+        _forecast_whatif(run_dir, scenario_file, out, pictures)
+        return
     try:
         system, config, _ = load_run(run_dir)  # fail early on a bad run directory, before reading data
         ds = read_dataset(data)
@@ -100,7 +115,189 @@ def forecast(
         result = forecast_dataset(system, ds, scenario, about=about)
     except (DatasetError, TrainError) as e:
         fail(str(e))
-    if out.exists() and out.is_dir():
-        fail(f"{out} is a directory")
     write_dataset(result, out)
     console.print(f"forecast of {scenario!r} ({result.sizes['time']} snapshots): {out}", highlight=False)
+
+
+def _load_run_and_room(run_dir: Path):
+    """``(system, config, room)`` of a run with its stored room, or a one-line error."""
+    from plumecast.io.room import RoomError, load_run_room
+    from plumecast.train import TrainError, load_run
+
+    try:
+        system, config, run = load_run(run_dir)
+        room = load_run_room(run_dir, run)
+    except (TrainError, RoomError) as e:
+        fail(str(e))
+    return system, config, room
+
+
+def _forecast_whatif(run_dir: Path, scenario_file: Path, out: Path, pictures: bool) -> None:
+    from plumecast import plot
+    from plumecast.io.dataset import write_dataset
+    from plumecast.train import TrainError
+    from plumecast.whatif import WhatIfError, forecast_whatif, load_whatif
+
+    try:
+        spec = load_whatif(scenario_file)
+    except WhatIfError as e:
+        fail(str(e))
+    system, config, room = _load_run_and_room(run_dir)
+    about = {"run_dir": str(run_dir.resolve()), "variant": config.variant, "preset": config.preset,
+             "scenario_file": str(scenario_file)}
+    try:
+        result, warnings = forecast_whatif(system, room, spec, about=about)
+    except (WhatIfError, TrainError) as e:
+        fail(str(e))
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    name = str(result["scenario"].values[0])
+    write_dataset(result, out)
+    written = [out]
+    if pictures:
+        written.append(plot.snapshot_grid(result, name, out.with_suffix(".png")))
+        written.append(plot.animation(result, name, out.with_suffix(".gif")))
+    console.print(f"what-if forecast {name!r} ({len(spec.sources)} source(s), {result.sizes['time']} snapshots to "
+                  f"{float(result['time'].values[-1]):g} s): {', '.join(map(str, written))}", highlight=False)
+
+
+@app.command("attach-room")
+def attach_room(
+    run_dir: Path = typer.Argument(..., help="Training run directory trained before runs stored their room."),
+    data: Path = typer.Option(..., "--data", help="The dataset the run was trained on."),
+) -> None:
+    """Store the room of a run's training data with the run (RUN/room.nc), for runs trained before rooms were stored."""
+    from plumecast.forecast import check_grid
+    from plumecast.io.checkpoint import read_json, write_json_atomic
+    from plumecast.io.room import ROOM_FILE, RoomError, load_run_room, room_from_dataset, store_run_room
+    from plumecast.train import TrainError, load_run
+
+    try:
+        system, _, run = load_run(run_dir)
+    except TrainError as e:
+        fail(str(e))
+    if run.get("room"):
+        try:
+            load_run_room(run_dir, run)
+        except RoomError as e:
+            fail(f"{run_dir} already records a stored room, and it is not sound ({e}); train the run again")
+        console.print(f"{run_dir} already stores its room ({run_dir / ROOM_FILE}); nothing to do", highlight=False)
+        return
+    ds = read_dataset_or_fail(data)
+    try:
+        check_grid(system[0], ds, run=str(run_dir), data=str(data))
+    except TrainError as e:
+        fail(str(e))
+    times = ds["time"].values
+    horizon, snapshot = float(times[-1] - times[0]), float(times[1] - times[0])
+    trained = run.get("data", {})
+    for key, value in (("horizon_s", horizon), ("snapshot_s", snapshot)):
+        if key in trained and abs(float(trained[key]) - value) > 1e-9:
+            fail(f"{data} has {key} = {value:g} but {run_dir} was trained on {float(trained[key]):g}; give the dataset "
+                 "the run was trained on")
+    if "scenarios" in trained and [str(s) for s in ds["scenario"].values] != list(trained["scenarios"]):
+        console.print(f"[yellow]warning:[/] {data} holds other scenarios than {run_dir} was trained on; its room, "
+                      "grid and flow are the run's (checked)", highlight=False)
+    entry = store_run_room(run_dir, room_from_dataset(ds, horizon_s=horizon, snapshot_s=snapshot))
+    run = read_json(run_dir / "config.json")
+    run["room"] = entry
+    write_json_atomic(run_dir / "config.json", run)
+    console.print(f"stored the room of {data} with {run_dir}: {run_dir / ROOM_FILE} (sha256 {entry['sha256'][:12]}...)",
+                  highlight=False)
+
+
+@app.command()
+def sweep(
+    run_dir: Path = typer.Argument(..., help="Training run directory (with its stored room)."),
+    out: Path = typer.Option(..., "--out", help="Output folder: sweep.nc, PNG maps, summary.json."),
+    points: Path | None = typer.Option(None, "--points", help="CSV of candidate source points x,y[,z] (m) instead of "
+                                       "every fluid cell."),
+    stride: int | None = typer.Option(None, "--stride", help="Every K-th fluid cell in x and y instead of all."),
+    heights: list[float] = typer.Option([], "--height", help="Source height (m); repeat for several; default the "
+                                        "plane height."),
+    rate: float = typer.Option(1.0, "--rate", help="Emission rate of each candidate source (mass/s)."),
+    horizon: float | None = typer.Option(None, "--horizon", help="Forecast span (s); default the training horizon."),
+    receptors: list[str] = typer.Option([], "--receptor", help="Receptor NAME=x,y or x,y (m); repeat; the same NAME "
+                                        "repeated forms one receptor."),
+    threshold: float = typer.Option(0.1, "--threshold", help="Arrival threshold (mass/m^3) at the receptors."),
+    batch: int = typer.Option(64, "--batch", help="Sources per vmapped batch."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+) -> None:
+    """Forecast a static source at every candidate location; exposure per source, receptor and worst-case maps."""
+    import math
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from plumecast import plot
+    from plumecast.io.checkpoint import write_json_atomic
+    from plumecast.sweep import SweepError, candidate_sources, parse_receptors, read_points_csv, run_sweep
+    from plumecast.train import TrainError
+    from plumecast.whatif import WhatIfError, check_horizon
+
+    if out.exists() and not out.is_dir():
+        fail(f"{out} exists and is not a directory; --out is the sweep's output folder")
+    if points is not None and stride is not None:
+        fail("--points and --stride choose the candidates two ways; give one")
+    if batch < 1:
+        fail(f"--batch must be >= 1, got {batch}")
+    if not (math.isfinite(rate) and rate >= 0):
+        fail(f"--rate must be a finite number >= 0 (mass/s), got {rate}")
+    if not (math.isfinite(threshold) and threshold > 0):
+        fail(f"--threshold must be a finite number > 0 (mass/m^3), got {threshold}")
+    system, config, room = _load_run_and_room(run_dir)
+    horizon_s = room.horizon_s if horizon is None else horizon
+    try:
+        warning = check_horizon(horizon_s, room.horizon_s, "--horizon")
+        pts = read_points_csv(points) if points is not None else None
+        xyz, notes = candidate_sources(room, heights=heights or [room.plane_height_m], stride=stride, points=pts,
+                                       origin=str(points))
+        recs = parse_receptors(receptors, room)
+    except (SweepError, WhatIfError) as e:
+        fail(str(e))
+    for w in ([warning] if warning else []) + notes:
+        console.print(f"[yellow]note:[/] {w}", highlight=False)
+    about = {"run_dir": str(run_dir.resolve()), "variant": config.variant, "preset": config.preset}
+    bar = Progress(TextColumn("[bold]sweep[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("sources"),
+                   TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+                   console=console, disable=not progress)
+    try:
+        with bar:
+            task = bar.add_task("sweep", total=len(xyz), speed="compiling")
+            t0 = time.perf_counter()
+
+            def on_batch(done, total):
+                seconds = time.perf_counter() - t0
+                bar.update(task, completed=done, speed=f"{done / seconds:.1f} sources/s" if seconds > 0 else "")
+
+            result = run_sweep(system, room, xyz, rate=rate, horizon_s=horizon_s, receptors=recs, threshold=threshold,
+                               batch=batch, out_dir=out, about=about, on_batch=on_batch, notes=notes)
+    except (SweepError, TrainError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        console.print("interrupted: nothing written to sweep.nc", highlight=False)
+        raise typer.Exit(130)
+    written = [out / "sweep.nc", plot.worst_exposure_picture(room, result.worst_exposure, recs, out / "worst-exposure.png")]
+    for k, r in enumerate(recs):
+        written.append(plot.receptor_picture(room, xyz, result.arrival[:, k], result.receptor_exposure[:, k], r,
+                                             out / f"receptor-{_slug(r.name)}.png", horizon_s=horizon_s,
+                                             threshold=threshold))
+    written.append(write_json_atomic(out / "summary.json", result.summary))
+    s = result.summary
+    console.print(f"swept {len(xyz)} sources ({horizon_s:g} s each) in {result.seconds:.1f} s "
+                  f"({s['sources_per_second']} sources/s)", highlight=False)
+    for name, r in s["receptors"].items():
+        first = r["first"][0] if r["first"] else None
+        hard = r["hardest"][0]
+        console.print(f"  receptor {name!r}: reached by {r['sources_reaching']} of {len(xyz)} sources; first from "
+                      + (f"{first['source_m']} m after {first['arrival_s']:g} s" if first else "none")
+                      + f"; hardest from {hard['source_m']} m ({hard['exposure']:.3g} {room.mass_unit} s/m^3)",
+                      highlight=False)
+    for p in written:
+        console.print(f"wrote {p}", highlight=False)
+
+
+def _slug(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "receptor"

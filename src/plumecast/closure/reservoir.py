@@ -22,7 +22,8 @@ A source emits into the air around it, not only into the plane: the layer also r
 SOURCE_SHARE_MAX`` is a small net of the source position (the features the physics'
 source-rate net reads), so that part of the emission reaches the plane late and spread,
 through the layer (a moving source leaves a trail in the air off the plane that comes
-back later).
+back later). With several sources in one rollout the share is taken per source, at each
+source's own position, and the shares of the sources' increments are summed.
 
 This is a memory in the exact sense of the paper's non-Markovian closure (the plane's
 future depends on its past through ``s``), with the structure of a mobile-immobile
@@ -134,7 +135,11 @@ class Reservoir(eqx.Module):
         """
         fluid = ctx.fluid
         back = s * -jnp.expm1(-self.dt * self.return_rate(fluid))
-        gained = self.capture() * ctx.exchanged + self.source_share(ctx.source_position) * ctx.source
+        if ctx.source_parts is None:
+            gained = self.capture() * ctx.exchanged + self.source_share(ctx.source_position) * ctx.source
+        else:  # several sources: each source's share of its own increment
+            shares = jax.vmap(self.source_share)(ctx.source_position)
+            gained = self.capture() * ctx.exchanged + jnp.tensordot(shares, ctx.source_parts, axes=1)
         s_next = (s - back + gained) * fluid
         Dx, Dy = self.spread_diffusivities(fluid)
         no_drift_x, no_drift_y = jnp.zeros_like(Dx), jnp.zeros_like(Dy)

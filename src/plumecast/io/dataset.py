@@ -31,9 +31,14 @@ import numpy as np
 import xarray as xr
 
 from plumecast.io.atomic import atomic_path
+from plumecast.io.preflight import PreflightError, require_memory
 
 SCHEMA_VERSION = 1
 SPLITS = ("train", "test", "ood")
+# Negative concentration beyond this share of the largest |value| is an error, not round-off.
+NEGATIVE_TOLERANCE = 1e-6
+# Mass units a concentration (mass/m^3) and a rate (mass/s) may be given in.
+MASS_UNITS = ("ng", "ug", "mg", "g", "kg")
 FIELD_VARS = ("u", "v", "w", "nu_t", "fluid", "fluid_fraction")
 TRACK_VARS = ("source_x", "source_y", "source_z", "source_rate")
 BUDGET_VARS = ("mass_room", "mass_injected", "mass_outflow")
@@ -145,6 +150,15 @@ def validate_dataset(ds: xr.Dataset, source: str = "dataset") -> None:
     sizes = ds.sizes
     if min(sizes["scenario"], sizes["time"], sizes["y"], sizes["x"]) < 1:
         fail(f"empty dimension in {dict(sizes)}")
+    if sizes["y"] < 2 or sizes["x"] < 2:
+        fail(f"the plane grid is {sizes['y']} (y) x {sizes['x']} (x) cells; the plane model needs at least 2 x 2 "
+             "(a plane cell as large as the room?)")
+    for name in ("plane_height_m", "dx_m", "dy_m"):
+        value = _number(ds.attrs[name])
+        if value is None or not np.isfinite(value):
+            fail(f"attribute {name!r} must be a finite number, got {ds.attrs[name]!r}")
+    if str(ds.attrs["mass_unit"]) not in MASS_UNITS:
+        fail(f"attribute 'mass_unit' must be one of {', '.join(MASS_UNITS)}, got {ds.attrs['mass_unit']!r}")
     names = [str(s) for s in ds["scenario"].values]
     if len(set(names)) != len(names):
         fail("scenario names are not unique")
@@ -160,6 +174,10 @@ def validate_dataset(ds: xr.Dataset, source: str = "dataset") -> None:
             fail(f"{axis} coordinate must be finite and strictly increasing")
         if len(c) > 2 and not np.allclose(np.diff(c), np.diff(c)[0], rtol=1e-6):
             fail(f"{axis} coordinate is not uniformly spaced")
+        step = float(ds.attrs[f"d{axis}_m"])
+        if not np.isclose(step, np.diff(c).mean(), rtol=1e-6, atol=0.0):
+            fail(f"attribute 'd{axis}_m' = {step:g} m contradicts the {axis} coordinate, whose cells are "
+                 f"{np.diff(c).mean():g} m apart")
     for name in ("concentration",) + FIELD_VARS + TRACK_VARS + tuple(n for n in BUDGET_VARS if n in ds):
         values = np.asarray(ds[name].values, float)
         if not np.isfinite(values).all():
@@ -177,10 +195,133 @@ def validate_dataset(ds: xr.Dataset, source: str = "dataset") -> None:
         fail("variable 'source_rate' has negative rates")
     if (np.asarray(ds["nu_t"].values) < 0).any():
         fail("variable 'nu_t' has negative values")
+    conc = np.asarray(ds["concentration"].values)
+    worst = float(conc.min())
+    if worst < 0 and -worst > NEGATIVE_TOLERANCE * float(np.abs(conc).max()):
+        count = int((conc < -NEGATIVE_TOLERANCE * float(np.abs(conc).max())).sum())
+        fail(f"variable 'concentration' holds {count} negative values (the lowest {worst:.4g}), beyond round-off "
+             f"({NEGATIVE_TOLERANCE:g} of the largest value)")
+    problem = source_problem(ds)
+    if problem:
+        fail(problem)
     try:
         json.loads(ds.attrs["scenario_config"])
     except (TypeError, json.JSONDecodeError) as e:
         fail(f"attribute 'scenario_config' is not valid JSON: {e}")
+
+
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def plane_cell_of(ds: xr.Dataset, x: float, y: float) -> tuple[int, int] | None:
+    """The plane cell ``(j, i)`` holding the point ``(x, y)`` (edges included), or None outside the plane."""
+    out = []
+    for coord, axis in ((y, "y"), (x, "x")):
+        c = np.asarray(ds[axis].values, float)
+        h = float(ds.attrs[f"d{axis}_m"])
+        lo = c[0] - 0.5 * h
+        k = int(np.floor((coord - lo) / h))
+        tol = 1e-9 * max(1.0, abs(lo) + len(c) * h)
+        if coord < lo - tol or coord > lo + len(c) * h + tol:
+            return None
+        out.append(min(max(k, 0), len(c) - 1))
+    return out[0], out[1]
+
+
+def room_height_m(ds: xr.Dataset) -> float | None:
+    """The room height of the dataset's scenario config (``room.size_m``), when it gives one."""
+    try:
+        size = json.loads(ds.attrs["scenario_config"])["room"]["size_m"]
+        return float(size[2])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def source_problem(ds: xr.Dataset) -> str | None:
+    """What is wrong with a source track, or None: every emitting source in a fluid plane cell.
+
+    Where the rate is positive, a source's (x, y) must lie on the plane and in a fluid
+    cell of it (the plane model deposits the emission there), and its z inside the room
+    when the scenario config gives the room's height. A zero rate (an importer's
+    unknown source) is not checked.
+    """
+    fluid = np.asarray(ds["fluid"].values)
+    height = room_height_m(ds)
+    xs, ys, zs = (np.asarray(ds[f"source_{k}"].values, float) for k in ("x", "y", "z"))
+    rate = np.asarray(ds["source_rate"].values, float)
+    times = np.asarray(ds["time"].values, float)
+    names = [str(s) for s in ds["scenario"].values]
+    for n, name in enumerate(names):
+        for t in np.flatnonzero(rate[n] > 0):
+            x, y, z = xs[n, t], ys[n, t], zs[n, t]
+            where = f"scenario {name!r}: the source at ({x:.3f}, {y:.3f}, {z:.3f}) m, t = {times[t]:g} s,"
+            cell = plane_cell_of(ds, x, y)
+            if cell is None:
+                xv, yv = np.asarray(ds["x"].values), np.asarray(ds["y"].values)
+                dx, dy = float(ds.attrs["dx_m"]), float(ds.attrs["dy_m"])
+                return (f"{where} lies outside the plane (x {xv[0] - dx / 2:g} .. {xv[-1] + dx / 2:g} m, "
+                        f"y {yv[0] - dy / 2:g} .. {yv[-1] + dy / 2:g} m)")
+            if fluid[cell] != 1:
+                return f"{where} lies in a solid cell of the plane (row {cell[0]}, column {cell[1]})"
+            if height is not None and not (0.0 <= z <= height):
+                return f"{where} lies outside the room's height 0 .. {height:g} m"
+    return None
+
+
+def nonnegative_viscosity(nu_t) -> tuple[np.ndarray, str | None]:
+    """The importers' one policy for negative turbulent viscosity: refuse it, unless round-off.
+
+    Values within round-off of zero (down to -1e-9 of the largest |value|) become 0 and the
+    returned note counts them; anything more negative raises ValueError naming the count
+    and the lowest value. A negative eddy viscosity is not a state of the RANS models whose
+    output is imported (nu_t = C k^2 / epsilon or k / omega), so it means a wrong field,
+    unit or column, or a broken solution; clipping it would hide that and change the
+    diffusivity the plane model starts from.
+    """
+    nu_t = np.asarray(nu_t, float)
+    neg = nu_t < 0
+    if not neg.any():
+        return nu_t, None
+    tol = 1e-9 * float(np.abs(nu_t).max())
+    bad = nu_t < -tol
+    if bad.any():
+        raise ValueError(f"{int(bad.sum())} cell(s) of negative turbulent viscosity, the lowest "
+                         f"{float(nu_t.min()):.4g} m^2/s; a negative eddy viscosity is not physical (wrong field, "
+                         "unit or a broken solution?)")
+    return np.where(neg, 0.0, nu_t), f"nu_t: {int(neg.sum())} round-off negative value(s) (>= {-tol:.3g}) set to 0"
+
+
+def source_outside_plane(source, fluid, *, x_lo: float, y_lo: float, dx: float, dy: float, times,
+                         z_range: tuple[float, float] = (-np.inf, np.inf)) -> str | None:
+    """Why a declared source (a :class:`plumecast.scenario.Source`) cannot be on this plane, or None.
+
+    ``fluid`` ``(ny, nx)`` marks fluid cells of ``dx`` x ``dy`` from the corner ``(x_lo,
+    y_lo)``. The position is checked at ``times``, at the path's waypoints and densely
+    between them (whatever the rate): (x, y) in a fluid plane cell, z in ``z_range``.
+    """
+    fluid = np.asarray(fluid) > 0
+    ny, nx = fluid.shape
+    times = np.asarray(times, float)
+    if source.path is not None:
+        way = np.asarray(source.path, float)[:, 0]
+        times = np.union1d(times, np.union1d(way, np.linspace(way[0], way[-1], 501)))
+    pos = source.position_at(times)
+    for t, (x, y, z) in zip(times, pos):
+        what = "source" if source.path is None else f"source path at t = {t:g} s"
+        fx, fy = (x - x_lo) / dx, (y - y_lo) / dy
+        if not (-1e-9 <= fx <= nx + 1e-9 and -1e-9 <= fy <= ny + 1e-9):
+            return (f"the {what} ({x:g}, {y:g}, {z:g}) m lies outside the plane "
+                    f"(x {x_lo:g} .. {x_lo + nx * dx:g} m, y {y_lo:g} .. {y_lo + ny * dy:g} m)")
+        i, j = min(max(int(np.floor(fx)), 0), nx - 1), min(max(int(np.floor(fy)), 0), ny - 1)
+        if not fluid[j, i]:
+            return f"the {what} ({x:g}, {y:g}, {z:g}) m lies in a solid cell of the plane (row {j}, column {i})"
+        if not z_range[0] <= z <= z_range[1]:
+            return f"the {what} ({x:g}, {y:g}, {z:g}) m lies outside the height range {z_range[0]:g} .. {z_range[1]:g} m"
+    return None
 
 
 def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
@@ -199,6 +340,11 @@ def read_dataset(path: str | Path) -> xr.Dataset:
         raise DatasetError(f"{path}: no such file")
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
+            try:
+                require_memory(2 * ds.nbytes, f"reading {path} ({dict(ds.sizes)})",
+                               "read it on a larger machine or split its scenarios")
+            except PreflightError as e:
+                raise DatasetError(str(e)) from None
             ds = ds.load()
     except DatasetError:
         raise

@@ -52,12 +52,17 @@ import numpy as np
 import xarray as xr
 
 from plumecast import __version__
-from plumecast.io.dataset import make_dataset
+from plumecast.io.dataset import make_dataset, nonnegative_viscosity, source_outside_plane
+from plumecast.io.preflight import require_memory
 
 GENERATOR = "plumecast-import-fluent"
 DEFAULT_DENSITY = 1.225  # kg/m^3, air at 15 C
 DEFAULT_TIME_PATTERN = r"(?:^|[^0-9.])(\d+(?:\.\d+)?)(?:s)?$"  # the last number of the file stem
 KINDS = ("nu_t", "u", "v", "w", "concentration")
+# A grid of more than STRAY_MIN_CELLS cells with fewer than STRAY_MIN_SHARE of them listed
+# comes from a stray row with far-off indices (x9999y9999z1), not from a plane export.
+STRAY_MIN_CELLS = 10_000
+STRAY_MIN_SHARE = 0.01
 
 _ROW = re.compile(r"^\s*x(-?\d+)y(-?\d+)z(-?\d+)\s+(\S+)\s*$", re.IGNORECASE)
 _DASHES = re.compile(r"^\s*-+(\s+-+)*\s*$")
@@ -234,6 +239,25 @@ def _convert(rep: FluentReport, kind: str, density: float) -> _Converted:
     return _Converted(kind, dict(vals), f"{desc} taken as concentration as is (unit not converted)")
 
 
+def _refuse_stray_cells(rep: FluentReport, cells, ny: int, nx: int) -> None:
+    """Refuse a grid made mostly empty by a few far-off cell indices (a stray row)."""
+    if ny * nx <= STRAY_MIN_CELLS or len(cells) >= STRAY_MIN_SHARE * ny * nx:
+        return
+    # The row whose index lies furthest beyond the others' range is the likely culprit.
+    def reach(axis):
+        values = sorted({c[axis] for c in cells})
+        return (values[-1] - values[-2]) if len(values) > 1 else 0
+
+    axis = 0 if reach(0) >= reach(1) else 1
+    far = max(cells, key=lambda c: c[axis])
+    rest = [c for c in cells if c[axis] != far[axis]] or cells
+    raise FluentFormatError(
+        f"{rep.path}:{rep.lines[far]}: cell x{far[0]}y{far[1]}z{rep.z_index} makes the plane grid {ny} x {nx} "
+        f"cells, of which only {len(cells) / (ny * nx):.3%} are listed (the other cells reach "
+        f"x{max(c[0] for c in rest)}, y{max(c[1] for c in rest)}); a stray row? Remove it, or give --shape"
+    )
+
+
 def _time_of(path: Path, pattern: str) -> float | None:
     m = re.search(pattern, path.stem)
     if not m:
@@ -275,6 +299,12 @@ def import_fluent(
         raise FluentFormatError(f"density must be positive, got {density}")
     if border < 0:
         raise FluentFormatError(f"border must be >= 0, got {border}")
+    if plane_height_m is not None and not (np.isfinite(plane_height_m) and plane_height_m > 0):
+        raise FluentFormatError(
+            f"plane height must be a positive number of metres above the floor (z = 0), got {plane_height_m}"
+        )
+    if shape is not None and (len(shape) != 2 or min(int(s) for s in shape) < 2):
+        raise FluentFormatError(f"shape must be two sizes NY, NX of at least 2 cells each, got {tuple(shape)}")
     overrides = {str(k): v for k, v in (quantities or {}).items()}
     for k, v in overrides.items():
         if v not in KINDS:
@@ -338,6 +368,7 @@ def import_fluent(
     max_j = max(j for _, j in cells)
     if shape is None:
         ny, nx = max_j + 2 * border, max_i + 2 * border
+        _refuse_stray_cells(ref_rep, cells, ny, nx)
     else:
         ny, nx = (int(s) for s in shape)
         for (i, j) in sorted(cells):
@@ -346,6 +377,15 @@ def import_fluent(
                     f"{ref_rep.path}:{ref_rep.lines[(i, j)]}: cell x{i}y{j} lies outside the {ny} x {nx} grid "
                     f"(index out of range with border {border})"
                 )
+
+    n_conc = len(by_kind["concentration"])
+    require_memory(  # the grids built below, float64, and the dataset (float32 concentration) once more
+        ny * nx * (8 * (8 + 2 * max(n_conc, 1)) + 4 * max(n_conc, 1)),
+        f"a plane grid of {ny} x {nx} cells with {max(n_conc, 1)} time(s)",
+        "check the largest cell indices of the export, or give --shape",
+    )
+    if ny < 2 or nx < 2:
+        raise FluentFormatError(f"the plane grid is {ny} x {nx} cells; at least 2 x 2 are needed")
 
     def to_grid(vals: dict) -> np.ndarray:
         g = np.zeros((ny, nx))
@@ -367,9 +407,15 @@ def import_fluent(
             fields[k] = np.zeros((ny, nx))
             notes[k] = "not given in the Fluent import: zeros"
             history.append(f"{k}: not given, set to zero")
-    if (fields["nu_t"] < 0).any():
-        (i, j) = min((c for c, v in by_kind["nu_t"][0][1].values.items() if v < 0))
-        raise FluentFormatError(f"{ref_rep.path}:{ref_rep.lines[(i, j)]}: negative turbulent viscosity")
+    nut_values = by_kind["nu_t"][0][1].values
+    worst_cell = min(nut_values, key=nut_values.get)
+    try:
+        fields["nu_t"], nut_note = nonnegative_viscosity(fields["nu_t"])
+    except ValueError as e:
+        i, j = worst_cell
+        raise FluentFormatError(f"{ref_rep.path}:{ref_rep.lines[(i, j)]}: {e} (the lowest at cell x{i}y{j})") from None
+    if nut_note:
+        history.append(nut_note)
 
     conc_files = by_kind["concentration"]
     units_found = {conv.mass_unit for _, conv in conc_files if conv.mass_unit}
@@ -420,6 +466,10 @@ def import_fluent(
         sxyz, srate = np.zeros((nt, 3)), np.zeros(nt)
         history.append("source: unknown, recorded as position (0, 0, 0) and rate 0")
     else:
+        problem = source_outside_plane(source, fluid, x_lo=0.0, y_lo=0.0, dx=cell_m, dy=cell_m, times=ts,
+                                       z_range=(0.0, np.inf))
+        if problem:
+            raise FluentFormatError(f"{problem} ({ny} x {nx} cells of {cell_m} m from x = y = 0)")
         sxyz, srate = source.position_at(ts), source.rate_at(ts)
     height = 1.5 if plane_height_m is None else float(plane_height_m)
     if plane_height_m is None:

@@ -44,6 +44,8 @@ from pathlib import Path
 import numpy as np
 
 from plumecast import __version__
+from plumecast.io.dataset import nonnegative_viscosity
+from plumecast.io.preflight import require_memory
 
 GENERATOR = "plumecast-import-openfoam"
 DEFAULT_SCALAR_NAMES = ("T", "s")
@@ -498,6 +500,8 @@ def mesh_plane_sampler(geom: CellGeometry, height_m: float, cell_m: float, origi
     """
     if not (np.isfinite(cell_m) and cell_m > 0):
         raise OpenFOAMImportError(f"cell size must be positive, got {cell_m}")
+    if not np.isfinite(height_m):
+        raise OpenFOAMImportError(f"plane height must be a finite number of metres, got {height_m}")
     zlo, zhi = geom.lo[:, 2].min(), geom.hi[:, 2].max()
     if not zlo < height_m < zhi:
         raise OpenFOAMImportError(f"plane height {height_m} m is outside the mesh's z range ({zlo:g}, {zhi:g}) m")
@@ -515,6 +519,11 @@ def mesh_plane_sampler(geom: CellGeometry, height_m: float, cell_m: float, origi
         lx, ly = extent_xy
     nx = max(1, int(np.ceil(lx / cell_m - 1e-6)))
     ny = max(1, int(np.ceil(ly / cell_m - 1e-6)))
+    if nx < 2 or ny < 2:
+        raise OpenFOAMImportError(
+            f"--cell {cell_m:g} m gives a plane grid of {ny} x {nx} cells over the mesh's {lx:g} x {ly:g} m; the "
+            f"plane model needs at least 2 x 2: choose --cell <= {min(lx, ly) / 2:g}"
+        )
     dz = geom.hi[:, 2] - geom.lo[:, 2]
     area = geom.volumes / dz
     hat = np.clip(1.0 - np.abs(geom.centres[:, 2] - height_m) / dz, 0.0, None)
@@ -548,6 +557,45 @@ def mesh_plane_sampler(geom: CellGeometry, height_m: float, cell_m: float, origi
 # ----------------------------------------------------------------------------- import
 
 
+def source_problem(source, geom: CellGeometry, sampler: MeshPlaneSampler, times) -> str | None:
+    """Why a declared source cannot be in this case, or None.
+
+    On the plane: (x, y) in a fluid plane cell (as every importer checks). In 3D: the
+    point inside a mesh cell's bounding box (the cells whose centres are nearest), so a
+    source inside an obstacle (a hole in the mesh) or outside the room is refused. On a
+    mesh of axis-aligned hexahedra the box is the cell; on other polyhedra it is a
+    slightly larger region, so a point just outside a slanted wall can pass.
+    """
+    from scipy.spatial import cKDTree
+
+    from plumecast.io.dataset import source_outside_plane
+
+    cell = float(sampler.x_m[1] - sampler.x_m[0]) if len(sampler.x_m) > 1 else 1.0
+    x_lo, y_lo = sampler.x_m[0] - cell / 2, sampler.y_m[0] - cell / 2
+    zr = (float(geom.lo[:, 2].min()), float(geom.hi[:, 2].max()))
+    problem = source_outside_plane(source, sampler.fluid_fraction, x_lo=x_lo, y_lo=y_lo, dx=cell, dy=cell,
+                                   times=times, z_range=zr)
+    if problem:
+        return problem
+    t = np.asarray(times, float)
+    if source.path is not None:
+        way = np.asarray(source.path, float)[:, 0]
+        t = np.union1d(t, np.union1d(way, np.linspace(way[0], way[-1], 501)))
+    points = np.unique(source.position_at(t), axis=0)
+    k = min(8, geom.n_cells)
+    _, idx = cKDTree(geom.centres).query(points, k=k)
+    idx = np.asarray(idx).reshape(len(points), k)
+    eps = 1e-9 * max(1.0, float(np.abs(geom.hi).max()))
+    inside = ((geom.lo[idx] - eps <= points[:, None, :]) & (points[:, None, :] <= geom.hi[idx] + eps)).all(axis=2)
+    outside = np.flatnonzero(~inside.any(axis=1))
+    if outside.size:
+        x, y, z = points[outside[0]]
+        return (f"the source at ({x:g}, {y:g}, {z:g}) m lies in no cell of the mesh: inside an obstacle or outside "
+                "the room")
+    return None
+
+
+
 def import_openfoam(
     case_dir: str | Path,
     *,
@@ -568,13 +616,30 @@ def import_openfoam(
     from plumecast.io.dataset import make_dataset
 
     case = Path(case_dir)
+    if not (np.isfinite(cell_m) and cell_m > 0):
+        raise OpenFOAMImportError(f"cell size must be positive, got {cell_m}")
+    if not np.isfinite(height_m):
+        raise OpenFOAMImportError(f"plane height must be a finite number of metres, got {height_m}")
     data = read_case(case, field_name=field_name, flow_time=flow_time)
     sampler = mesh_plane_sampler(data.geometry, height_m, cell_m)
     if not (sampler.fluid_fraction > 0).any():
         raise OpenFOAMImportError(f"{case}: no fluid at the plane height {height_m} m")
+    ny, nx = sampler.shape
+    times = data.times
+    require_memory(ny * nx * 8 * (3 * len(times) + 12), f"a plane grid of {ny} x {nx} cells at {len(times)} times",
+                   "choose a larger --cell")
+    if source is not None:
+        problem = source_problem(source, data.geometry, sampler, times)
+        if problem:
+            raise OpenFOAMImportError(f"{case}: {problem}")
+    nut_file = f"{case}/{data.flow_time}/nut" if not data.decomposed else f"{case}/processor*/{data.flow_time}/nut"
+    nut = np.array(data.nut, float)
+    try:
+        nut[sampler.cells], nut_note = nonnegative_viscosity(nut[sampler.cells])
+    except ValueError as e:
+        raise OpenFOAMImportError(f"{nut_file}: {e} (in the cells about the plane)") from None
     conc = sampler(data.scalar)
     u = sampler(data.U.T)
-    times = data.times
     history = [
         f"plumecast {__version__} import openfoam {case.name}: scalar {data.scalar_name!r} at {len(times)} times, "
         f"U and nut from time {data.flow_time}, plane at {height_m} m binned into {cell_m} m cells "
@@ -582,6 +647,8 @@ def import_openfoam(
         + (f", {data.decomposed} processor folders concatenated)" if data.decomposed else ")"),
         f"concentration unit: {mass_unit}/m^3 (OpenFOAM fields carry no mass unit)",
     ]
+    if nut_note:
+        history.append(nut_note)
     if source is None:
         sxyz = np.zeros((len(times), 3))
         srate = np.zeros(len(times))
@@ -614,7 +681,7 @@ def import_openfoam(
         u=u[0],
         v=u[1],
         w=u[2],
-        nu_t=np.clip(sampler(data.nut), 0.0, None),
+        nu_t=sampler(nut),
         fluid_fraction=sampler.fluid_fraction,
         source_xyz=sxyz[None],
         source_rate=srate[None],

@@ -170,6 +170,12 @@ class Forcing(eqx.Module):
 
     Scalars for one step; in a rollout each field has a leading step axis. ``x, y, z`` in
     metres and ``rate`` in mass/s, taken at the step's midpoint.
+
+    Several sources at once: ``x, y, z, rate`` carry a trailing source axis (``(S,)`` for
+    one step, ``(n_steps, S)`` in a rollout) while ``t`` stays one time per step. The
+    source term is then the sum of the sources' deposits, each scaled by the learned
+    source scale at its own position (:meth:`CoarseModel.source_terms`); a forcing
+    without the source axis is the one-source case, computed exactly as before.
     """
 
     t: jax.Array
@@ -204,6 +210,12 @@ class ClosureContext(eqx.Module):
     the exchange term; meaningless for a closure that does not use the physics);
     ``source_position`` the source's position ``(3,)`` as the source-rate net reads it
     (:meth:`CoarseModel.source_position`).
+
+    Several sources (a forcing with a source axis): ``source`` is the sum of the sources'
+    increments (what a network reads), ``source_position`` is ``(S, 3)`` and
+    ``source_parts`` ``(S, ny, nx)`` holds each source's own increment, so that a closure
+    with a per-source response (the off-plane layer's source share) applies it per source
+    and sums. ``source_parts`` is None for one source.
     """
 
     q: jax.Array
@@ -218,6 +230,7 @@ class ClosureContext(eqx.Module):
     t: jax.Array
     exchanged: jax.Array
     source_position: jax.Array
+    source_parts: jax.Array | None = None
 
 
 class CoarseModel(eqx.Module):
@@ -322,13 +335,34 @@ class CoarseModel(eqx.Module):
         return jnp.exp(math.log(c.source_scale_max) * jnp.tanh(o))
 
     def source_term(self, forcing: Forcing, ops: PhysicsOperators | None = None):
-        """Source tendency ``(ny, nx)`` in normalised units per second."""
+        """Source tendency ``(ny, nx)`` in normalised units per second (summed over sources, when several)."""
+        if jnp.ndim(forcing.x) > 0:
+            return jnp.sum(self.source_terms(forcing, ops), axis=0)
         c = self.config
         fluid = ops.fluid if ops is not None else jax.lax.stop_gradient(self.fluid)
         x, y, z, rate = (jnp.asarray(a).astype(c.jdtype) for a in (forcing.x, forcing.y, forcing.z, forcing.rate))
         w = ops_.deposit_weights(x, y, fluid, c.x0, c.y0, c.dx, c.dy)
         rate = rate * self.source_scale(x, y, z)
         return (rate / (c.dx * c.dy * c.layer_height_m * c.c_ref)) * w
+
+    def source_terms(self, forcing: Forcing, ops: PhysicsOperators | None = None):
+        """Per-source tendencies ``(S, ny, nx)`` of a forcing with a source axis (``x, y, z, rate`` of shape ``(S,)``).
+
+        Each source is deposited and scaled by the learned source scale at its own
+        position, exactly as one source is by :meth:`source_term`.
+        """
+        c = self.config
+        fluid = ops.fluid if ops is not None else jax.lax.stop_gradient(self.fluid)
+        x, y, z, rate = (jnp.asarray(a).astype(c.jdtype) for a in (forcing.x, forcing.y, forcing.z, forcing.rate))
+        if x.ndim != 1:
+            raise ValueError(f"source_terms takes one step's forcing with a source axis (S,), got x of shape {x.shape}")
+
+        def one(x, y, z, rate):
+            w = ops_.deposit_weights(x, y, fluid, c.x0, c.y0, c.dx, c.dy)
+            rate = rate * self.source_scale(x, y, z)
+            return (rate / (c.dx * c.dy * c.layer_height_m * c.c_ref)) * w
+
+        return jax.vmap(one)(x, y, z, rate)
 
     def physics(self, q, source, ops: PhysicsOperators | None = None):
         """The physics substeps of one model step (constant source within the step)."""
@@ -348,8 +382,18 @@ class CoarseModel(eqx.Module):
         ops = self.prepare() if ops is None else ops
         return self.physics(q, self.source_term(forcing, ops), ops)
 
-    def closure_context(self, q, q_physics, source, ops: PhysicsOperators, forcing: Forcing) -> ClosureContext:
+    def closure_context(self, q, q_physics, source, ops: PhysicsOperators, forcing: Forcing,
+                        source_parts=None) -> ClosureContext:
+        """The closure's view of one step; ``source_parts`` ``(S, ny, nx)``: per-source tendencies (several sources)."""
         c = self.config
+        if jnp.ndim(forcing.x) > 0:
+            position = jax.vmap(self.source_position)(forcing.x, forcing.y, forcing.z)
+            if source_parts is None:
+                source_parts = self.source_terms(forcing, ops)
+            parts = source_parts * c.dt
+        else:
+            position = self.source_position(forcing.x, forcing.y, forcing.z)
+            parts = None
         dxc, dyc = ops_.cells_from_faces(ops.Dx, ops.Dy)
         sg = jax.lax.stop_gradient
         return ClosureContext(
@@ -366,7 +410,8 @@ class CoarseModel(eqx.Module):
             # q_physics = q_substeps * retained, so what left is q_physics (1 / retained - 1),
             # zero with the exchange off (rate 0).
             exchanged=q_physics * ops.exchanged_per_retained,
-            source_position=self.source_position(forcing.x, forcing.y, forcing.z),
+            source_position=position,
+            source_parts=parts,
         )
 
     # ------------------------------------------------------------------ units

@@ -16,11 +16,17 @@ value is checked when the settings are built.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import annotated_types as at
+from pydantic import AllowInfNan, ConfigDict, Field, Strict, field_validator
+from pydantic.dataclasses import dataclass
 
 from plumecast.closure import get_variant
 from plumecast.errors import TrainError
+from plumecast.schema import NonNegative, NonNegativeWhole, Positive, PositiveWhole, raising, suggest
 
 __all__ = ["PhysicsSettings", "Schedule", "Objective", "TrainConfig", "LOSSES", "PRESETS", "preset_config"]
 
@@ -29,80 +35,56 @@ __all__ = ["PhysicsSettings", "Schedule", "Objective", "TrainConfig", "LOSSES", 
 # same on square roots (the room's background weighs in).
 LOSSES = ("field", "cell", "field+root")
 
+# Each settings object is a frozen pydantic dataclass: typed, ranged and finite fields,
+# unknown names refused, checked wherever it is built (including dataclasses.replace);
+# a failure raises TrainError naming the key. Frozen dataclasses stay hashable, so
+# Schedule and Objective can be static arguments of a jitted function.
+_SETTINGS = ConfigDict(extra="forbid")
+AtLeastOne = Annotated[float, Strict(), AllowInfNan(False), at.Ge(1)]
 
-def _positive(name: str, value, *, integer: bool = False, zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-        raise TrainError(f"{name} must be a{' whole' if integer else ''} number, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
-        raise TrainError(f"{name} must be finite and {'>= 0' if zero else '> 0'}, got {value!r}")
 
-
-@dataclass(frozen=True)
+@raising(TrainError, table_word="object")
+@dataclass(frozen=True, config=_SETTINGS)
 class PhysicsSettings:
     """The coarse model being trained (:mod:`plumecast.physics.model`)."""
 
-    dt_s: float = 0.4
-    substeps: int = 4
+    dt_s: Positive = 0.4
+    substeps: PositiveWhole = 4
     # Bound of the learned exchange between the plane and the rest of the room, 1/s; 0 = off.
-    exchange_max_per_s: float = 0.05
-    source_scale_max: float = 10.0
+    exchange_max_per_s: NonNegative = 0.05
+    source_scale_max: AtLeastOne = 10.0
     # The learned observation factor of the plane: bound of |log g| (0 = off) and the
     # spacing of its control points in cells.
-    observation_log_max: float = 0.0
-    observation_spacing_cells: int = 1
-    layer_height_m: float | None = None  # None: the room height of the dataset's scenario config
-    dtype: str = "float32"
-
-    def __post_init__(self):
-        _positive("dt_s", self.dt_s)
-        _positive("substeps", self.substeps, integer=True)
-        _positive("exchange_max_per_s", self.exchange_max_per_s, zero=True)
-        _positive("observation_log_max", self.observation_log_max, zero=True)
-        _positive("observation_spacing_cells", self.observation_spacing_cells, integer=True)
-        _positive("source_scale_max", self.source_scale_max)
-        if self.source_scale_max < 1:
-            raise TrainError(f"source_scale_max must be >= 1, got {self.source_scale_max}")
-        if self.layer_height_m is not None:
-            _positive("layer_height_m", self.layer_height_m)
-        if self.dtype not in ("float32", "float64"):
-            raise TrainError(f"dtype must be float32 or float64, got {self.dtype!r}")
+    observation_log_max: NonNegative = 0.0
+    observation_spacing_cells: PositiveWhole = 1
+    layer_height_m: Positive | None = None  # None: the room height of the dataset's scenario config
+    dtype: Literal["float32", "float64"] = "float32"
 
 
-@dataclass(frozen=True)
+@raising(TrainError, table_word="object")
+@dataclass(frozen=True, config=_SETTINGS)
 class Schedule:
     """Curriculum, truncated windows, batches and the optimiser (Adam after global-norm clipping)."""
 
-    curriculum_s: tuple[float, ...] = (60.0, 120.0, 300.0, 600.0)
-    epochs: tuple[int, ...] = (500, 500, 500, 500)
-    window_s: float = 60.0
-    batch_size: int = 5
-    learning_rate: float = 1e-5
-    clip_norm: float = 0.1
+    curriculum_s: tuple[Positive, ...] = (60.0, 120.0, 300.0, 600.0)
+    epochs: tuple[NonNegativeWhole, ...] = (500, 500, 500, 500)
+    window_s: Positive = 60.0
+    batch_size: PositiveWhole = 5
+    learning_rate: Positive = 1e-5
+    clip_norm: Positive = 0.1
 
     def __post_init__(self):
-        for name in ("curriculum_s", "epochs"):
-            if not isinstance(getattr(self, name), (list, tuple)):
-                raise TrainError(f"{name} must be a list, got {getattr(self, name)!r}")
-        for e in self.epochs:
-            _positive("every entry of epochs", e, integer=True, zero=True)
-        for h in self.curriculum_s:
-            _positive("every entry of curriculum_s", h)
-        object.__setattr__(self, "curriculum_s", tuple(float(h) for h in self.curriculum_s))
-        object.__setattr__(self, "epochs", tuple(self.epochs))
-        _positive("window_s", self.window_s)
-        _positive("batch_size", self.batch_size, integer=True)
-        _positive("learning_rate", self.learning_rate)
-        _positive("clip_norm", self.clip_norm)
         if not self.curriculum_s or len(self.epochs) != len(self.curriculum_s):
-            raise TrainError(f"epochs {self.epochs} must give one count per curriculum phase {self.curriculum_s}")
+            raise ValueError(f"epochs {self.epochs} must give one count per curriculum phase {self.curriculum_s}")
         if list(self.curriculum_s) != sorted(self.curriculum_s):
-            raise TrainError(f"curriculum horizons must increase, got {self.curriculum_s}")
+            raise ValueError(f"curriculum horizons must increase, got {self.curriculum_s}")
         for h in self.curriculum_s:
             if not math.isclose(h / self.window_s, round(h / self.window_s), abs_tol=1e-9) or h < self.window_s:
-                raise TrainError(f"curriculum horizon {h} s is not a whole number of {self.window_s} s windows")
+                raise ValueError(f"curriculum horizon {h} s is not a whole number of {self.window_s} s windows")
 
 
-@dataclass(frozen=True)
+@raising(TrainError, table_word="object")
+@dataclass(frozen=True, config=_SETTINGS)
 class Objective:
     """The loss of a window: a snapshot loss (``LOSSES``, floored at ``loss_floor``) plus regularisers.
 
@@ -112,54 +94,47 @@ class Objective:
     between consecutive snapshots, over the snapshot's mean square (time).
     """
 
-    loss: str = "cell"
-    loss_floor: float = 0.1
-    weight_decay: float = 0.0
-    smoothness: float = 0.0
-    temporal_smoothness: float = 0.0
-
-    def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise TrainError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        _positive("loss_floor", self.loss_floor)
-        for name in ("weight_decay", "smoothness", "temporal_smoothness"):
-            _positive(name, getattr(self, name), zero=True)
+    loss: Literal[LOSSES] = "cell"
+    loss_floor: Positive = 0.1
+    weight_decay: NonNegative = 0.0
+    smoothness: NonNegative = 0.0
+    temporal_smoothness: NonNegative = 0.0
 
 
 _PARTS = {"physics": PhysicsSettings, "schedule": Schedule, "objective": Objective}
 
 
-@dataclass(frozen=True)
+@raising(TrainError, table_word="object")
+@dataclass(frozen=True, config=_SETTINGS)
 class TrainConfig:
     """Everything that defines a training run (saved as JSON in ``RUN_DIR/config.json``)."""
 
     variant: str = "physics"
-    closure_options: dict = field(default_factory=dict)
+    closure_options: dict[str, Any] = Field(default_factory=dict)
     preset: str = "custom"
-    seed: int = 0
+    seed: Annotated[int, Strict(), at.Ge(0), at.Lt(2**32)] = 0
     # A trained run whose coarse model (Dx, Dy, exchange, source scale, observation factor,
     # c_ref) and off-plane layer start this one; a network closure still starts at zero, so
     # training begins from that run's forecasts.
     init_from: str | None = None
-    physics: PhysicsSettings = field(default_factory=PhysicsSettings)
-    schedule: Schedule = field(default_factory=Schedule)
-    objective: Objective = field(default_factory=Objective)
+    physics: PhysicsSettings = Field(default_factory=PhysicsSettings)
+    schedule: Schedule = Field(default_factory=Schedule)
+    objective: Objective = Field(default_factory=Objective)
 
-    def __post_init__(self):
-        if not isinstance(self.closure_options, dict):
-            raise TrainError(f"closure_options must be an object, got {self.closure_options!r}")
-        object.__setattr__(self, "closure_options", dict(self.closure_options))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise TrainError(f"seed must be a whole number, got {self.seed!r}")
-        if self.init_from is not None and not isinstance(self.init_from, str):
-            raise TrainError(f"init_from must be a run directory, got {self.init_from!r}")
-        for name, cls in _PARTS.items():
-            if not isinstance(getattr(self, name), cls):
-                raise TrainError(f"{name} must be a {cls.__name__}")
+    @field_validator("variant")
+    @classmethod
+    def _known_variant(cls, name: str) -> str:
+        get_variant(name)  # ValueError naming the known ones
+        return name
+
+    @field_validator("closure_options")
+    @classmethod
+    def _json_options(cls, options: dict) -> dict:
         try:
-            get_variant(self.variant)
-        except ValueError as e:
-            raise TrainError(str(e)) from None
+            json.dumps(options, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"must be plain JSON ({e})") from None
+        return dict(options)
 
     @staticmethod
     def field_names() -> list[str]:
@@ -169,14 +144,17 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         """A copy with ``changes``, each a field of the config or of one of its settings."""
-        top = {k: v for k, v in changes.items() if k not in self._part_of}
-        parts = {}
-        for k, v in changes.items():
-            if k in self._part_of:
-                parts.setdefault(self._part_of[k], {})[k] = v
-        unknown = sorted(set(top) - {f.name for f in dataclasses.fields(self)})
+        names = {f.name for f in dataclasses.fields(self)} - set(_PARTS)
+        unknown = sorted(set(changes) - names - set(_PART_OF))
         if unknown:
-            raise TrainError(f"unknown training config field(s) {unknown}; known: {', '.join(sorted(self.field_names()))}")
+            known = self.field_names()
+            hint = suggest(unknown[0], known)
+            raise TrainError(f"unknown training config field(s) {unknown}{hint} (known: {', '.join(sorted(known))})")
+        top = {k: v for k, v in changes.items() if k in names}
+        parts: dict[str, dict] = {}
+        for k, v in changes.items():
+            if k in _PART_OF:
+                parts.setdefault(_PART_OF[k], {})[k] = v
         for part, values in parts.items():
             top[part] = dataclasses.replace(getattr(self, part), **values)
         return dataclasses.replace(self, **top)
@@ -192,22 +170,20 @@ class TrainConfig:
         if not isinstance(d, dict):
             raise TrainError("the training config must be a JSON object")
         d = dict(d)
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise TrainError(f"unknown training config keys {unknown}")
         for name, part in _PARTS.items():
             values = d.get(name, {})
+            if isinstance(values, part):
+                continue
             if not isinstance(values, dict):
                 raise TrainError(f"training config {name!r} must be an object")
-            bad = sorted(set(values) - {f.name for f in dataclasses.fields(part)})
-            if bad:
-                raise TrainError(f"unknown {name} settings {bad}")
-            d[name] = part(**values)
+            try:
+                d[name] = part(**values)
+            except TrainError as e:
+                raise TrainError(f"{name} settings: {e}") from None
         return cls(**d)
 
 
-TrainConfig._part_of = {f.name: name for name, c in _PARTS.items() for f in dataclasses.fields(c)}
+_PART_OF = {f.name: name for name, c in _PARTS.items() for f in dataclasses.fields(c)}
 
 
 # The paper's protocol (arXiv 2511.21369; docs/evaluation.md lists what plumecast cannot

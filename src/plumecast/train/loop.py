@@ -10,6 +10,9 @@
 * **Checkpoints** after every epoch and at the end (:mod:`plumecast.io.checkpoint`);
   ``resume=True`` continues from the latest one and ends with exactly the parameters an
   uninterrupted run would have.
+* **The room goes with the run**: ``RUN/room.nc`` (:mod:`plumecast.io.room`: plane grid,
+  fluid mask, flow, units, training horizon, the 3D room when the data describes it) with
+  its SHA-256 in ``config.json``, so a trained run forecasts new sources without the data.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from plumecast.forecast import final_time_errors
 from plumecast.io.checkpoint import (key_from_json, key_to_json, latest_checkpoint, load_checkpoint, read_json,
                                      save_checkpoint, write_json_atomic)
 from plumecast.io.dataset import read_dataset
+from plumecast.io.room import room_from_dataset, store_run_room
 from plumecast.physics.model import GridConfig
 from plumecast.train.config import QUICK, Objective, Schedule, TrainConfig
 from plumecast.train.loss import regulariser, window_loss
@@ -148,13 +152,16 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
         say(f"resuming {run_dir} from {ckpt.name} after {epochs_done} epochs")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
+        horizon_s, snapshot_s = float(prep.times[-1] - prep.times[0]), float(prep.times[1] - prep.times[0])
+        # The room goes with the run (io/room.py): what-if forecasts and sweeps need no dataset.
+        room = store_run_room(run_dir, room_from_dataset(ds, horizon_s=horizon_s, snapshot_s=snapshot_s))
         write_json_atomic(run_dir / "config.json", {
             "plumecast_version": plumecast.__version__,
             "train": config.to_json(),
             "grid": model0.config.to_json(),
             "data": {"generator": str(ds.attrs.get("generator", "")), "scenarios": prep.names, "splits": prep.splits,
-                     "horizon_s": float(prep.times[-1] - prep.times[0]),
-                     "snapshot_s": float(prep.times[1] - prep.times[0])},
+                     "horizon_s": horizon_s, "snapshot_s": snapshot_s},
+            "room": room,
         })
 
     train_idx = prep.indices("train")
