@@ -25,7 +25,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from plumecast.geometry import (FACES, Box, GeometryError, Grid3D, Patch, Room, parse_ascii_plan,
                                 plan_from_rectangles)
 from plumecast.io.dataset import MASS_UNITS
-from plumecast.schema import NonNegative, Number, Positive, PositiveWhole, describe
+from plumecast.schema import NonNegative, Number, Positive, PositiveWhole, describe, raising
 
 SPLITS = ("train", "test", "ood")
 
@@ -98,6 +98,7 @@ class Scenario:
 _SETTINGS = ConfigDict(extra="forbid")
 
 
+@raising(ScenarioError)
 @pydantic_dataclass(frozen=True, config=_SETTINGS)
 class Simulation:
     """Time span, sampling, plane and transport constants of a scenario set.
@@ -130,6 +131,7 @@ class Simulation:
         return np.arange(n + 1) * self.snapshot_s
 
 
+@raising(ScenarioError)
 @pydantic_dataclass(frozen=True, config=_SETTINGS)
 class FlowSettings:
     """Settings of the steady RANS flow solve (see plumecast.reference.flow)."""
@@ -344,3 +346,37 @@ def _from_spec(spec: ScenarioFile, config: dict) -> ScenarioSet:
     )
     scenarios = tuple(s.to_scenario() for s in spec.scenarios)
     return ScenarioSet(spec.name, room, spec.simulation, spec.flow, scenarios, config)
+
+
+class SourceFile(_Table):
+    """The ``--source-toml`` of the importers: an optional name, split, mass unit and ``[source]``."""
+
+    name: str | None = Field(None, min_length=1)
+    split: Literal[SPLITS] | None = None
+    mass_unit: Literal[MASS_UNITS] | None = None
+    source: SourceSpec | None = None
+
+
+def load_source_file(path: str | Path) -> tuple[SourceFile, Source | None]:
+    """The importers' source description file, validated; ScenarioError names the file and the key."""
+    p = Path(path)
+    try:
+        config = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError(f"{p}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(f"{p}: cannot be read ({e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{p}: malformed TOML: {e}") from None
+    try:
+        spec = SourceFile.model_validate(config)
+    except ValidationError as e:
+        raise ScenarioError(f"{p}: {describe(e, SourceFile, config)}") from None
+    if spec.source is None:
+        return spec, None
+    try:
+        src = Source(rate=tuple(spec.source.rate), position_m=spec.source.position_m,
+                     path=None if spec.source.path is None else tuple(spec.source.path))
+    except ScenarioError as e:
+        raise ScenarioError(f"{p}: [source]: {e}") from None
+    return spec, src

@@ -379,7 +379,7 @@ def forecast_whatif(system, room, spec: WhatIf, *, about: dict | None = None):
     import jax.numpy as jnp
 
     from plumecast.forecast import check_grid, rollout_frames
-    from plumecast.io.dataset import make_dataset, validate_dataset
+    from plumecast.io.dataset import make_dataset
 
     model, closure = system
     check_grid(model, room.as_dataset(), data="its stored room")
@@ -424,13 +424,14 @@ def forecast_whatif(system, room, spec: WhatIf, *, about: dict | None = None):
     )
     sst = ("scenario", "source", "time")
     unit = room.mass_unit
-    ds["sources_x"] = (sst, tracks[None, :, :, 0], {"units": "m"})
-    ds["sources_y"] = (sst, tracks[None, :, :, 1], {"units": "m"})
-    ds["sources_z"] = (sst, tracks[None, :, :, 2], {"units": "m"})
-    ds["sources_rate"] = (sst, rates[None], {"units": f"{unit}/s"})
-    ds["source_name"] = (("source",), np.asarray([s.name or f"source {k + 1}" for k, s in enumerate(spec.sources)],
-                                                 dtype=str))
+    names = np.asarray([s.name or f"source {k + 1}" for k, s in enumerate(spec.sources)], dtype=str)
+    ds = ds.assign({
+        "sources_x": (sst, tracks[None, :, :, 0], {"units": "m"}),
+        "sources_y": (sst, tracks[None, :, :, 1], {"units": "m"}),
+        "sources_z": (sst, tracks[None, :, :, 2], {"units": "m"}),
+        "sources_rate": (sst, rates[None], {"units": f"{unit}/s"}),
+        "source_name": (("source",), names),
+    })
     ds.attrs["n_sources"] = len(spec.sources)
     ds.attrs["history"] = f"plumecast {plumecast.__version__} forecast (what-if, {len(spec.sources)} source(s))"
-    validate_dataset(ds, "what-if forecast")
     return ds, plan.warnings

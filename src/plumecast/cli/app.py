@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import typer
 from rich.console import Console
 
@@ -12,9 +14,22 @@ app.add_typer(import_app, name="import")
 console = Console(stderr=True)
 
 
+# A rich markup tag ("[simulaton]", "[kg/(m s)]") not already escaped with a backslash.
+_UNESCAPED_TAG = re.compile(r"(?<!\\)(\[[a-z#/@][^[]*?])")
+
+
+def escape_once(text: str) -> str:
+    """``text`` with every rich markup tag escaped, leaving tags already escaped as they are.
+
+    Messages quote the user's input (TOML tables, units in brackets), so they are escaped
+    before printing; a message a caller escaped already is not escaped twice.
+    """
+    return _UNESCAPED_TAG.sub(r"\\\1", str(text))
+
+
 def fail(message: str, code: int = 2) -> None:
-    """Print an error that names the problem and exit non-zero."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print an error that names the problem on one line (no wrapping) and exit non-zero."""
+    console.print(f"[bold red]error:[/] {escape_once(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -11,9 +11,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from plumecast.cli.app import app, console, fail, read_dataset_or_fail
+from plumecast.cli.app import app, check_output_path, console, fail, read_dataset_or_fail
 from plumecast.geometry import GeometryError
 from plumecast.io.dataset import DatasetError
+from plumecast.io.preflight import PreflightError, require_memory
 from plumecast.scenario import ScenarioError, load_scenario_set
 
 
@@ -40,6 +41,9 @@ def generate(
     chunk: Annotated[int, typer.Option("--chunk", min=1, help="Scenarios simulated together.")] = 16,
 ) -> None:
     """Simulate a scenario set in 3D and write its plane dataset (reuses what exists)."""
+    check_output_path(out, "file")
+    if engine not in ("embedded", "openfoam"):
+        fail(f"unknown engine {engine!r}; use 'embedded' or 'openfoam'")
     try:
         sset = load_scenario_set(preset_or_toml)
         sset = sset.select([s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None)
@@ -48,10 +52,14 @@ def generate(
     if engine == "openfoam":
         _generate_openfoam(sset, out)
         return
-    if engine != "embedded":
-        fail(f"unknown engine {engine!r}; use 'embedded' or 'openfoam'")
     from plumecast.reference.flow import FlowError
-    from plumecast.reference.generate import generate_embedded
+    from plumecast.reference.generate import check_memory, generate_embedded
+
+    try:  # pre-flight: memory, then the room and every source, before the progress bars and any work
+        check_memory(sset, chunk)
+        sset.validate_sources(sset.room.discretise(sset.simulation.fine_cell_m))
+    except (PreflightError, ScenarioError, GeometryError) as e:
+        fail(f"{preset_or_toml}: {e}")
 
     try:
         with _progress() as bar:
@@ -86,8 +94,10 @@ def generate(
             )
     except KeyboardInterrupt:
         fail("interrupted; finished scenarios are cached, rerun the same command to resume", code=130)
-    except (ScenarioError, GeometryError, FlowError, DatasetError) as e:
+    except (ScenarioError, GeometryError, FlowError, DatasetError, PreflightError) as e:
         fail(str(e))
+    except OSError as e:
+        fail(f"cannot write {out} or its cache beside it: {e}")
     if report.reused:
         console.print(f"{out} is up to date with {sset.name} ({len(sset.scenarios)} scenarios); nothing to do")
         return
@@ -111,7 +121,14 @@ def _generate_openfoam(sset, out: Path) -> None:
     except ImportError as e:
         fail(f"the OpenFOAM engine is not available: {e}")
     from plumecast.io.dataset import write_dataset
+    from plumecast.reference.generate import grid_cells
 
+    nz, ny, nx = grid_cells(sset)
+    try:  # OpenFOAM's solvers and reading their fields back: about 2 kB per cell, a rough figure
+        require_memory(2048.0 * nz * ny * nx, f"an OpenFOAM case of {nz} x {ny} x {nx} cells",
+                       "choose a coarser fine_cell_m")
+    except PreflightError as e:
+        fail(str(e))
     try:
         with _progress() as bar:
             task = bar.add_task("OpenFOAM cases", total=len(sset.scenarios))
@@ -123,6 +140,8 @@ def _generate_openfoam(sset, out: Path) -> None:
         fail("interrupted; nothing written", code=130)
     except (ScenarioError, GeometryError, DatasetError, RuntimeError, FileNotFoundError) as e:
         fail(str(e))
+    except OSError as e:
+        fail(f"cannot write {out}: {e}")
     console.print(f"wrote {out}")
 
 
@@ -135,12 +154,15 @@ def info(path: Annotated[Path, typer.Argument(help="A plumecast dataset (netCDF)
     c = ds["concentration"].values
     table = Table(title=str(path), show_header=False)
     table.add_row("generator", f"{ds.attrs['generator']} {ds.attrs['generator_version']}")
+    if ds.attrs.get("history"):
+        table.add_row("history", str(ds.attrs["history"]).splitlines()[0])
     table.add_row(
         "plane grid",
         f"{ds.sizes['y']} (y) x {ds.sizes['x']} (x) cells of {ds.attrs['dx_m']:g} x {ds.attrs['dy_m']:g} m, "
         f"{int(fluid.sum())} fluid, plane at {ds.attrs['plane_height_m']} m",
     )
-    table.add_row("time", f"{t[0]:g} .. {t[-1]:g} s, {len(t)} snapshots every {np.diff(t).mean():g} s")
+    table.add_row("time", f"{t[0]:g} .. {t[-1]:g} s, {len(t)} snapshots every {np.diff(t).mean():g} s" if len(t) > 1
+                  else f"one snapshot at {t[0]:g} s")
     splits = [str(s) for s in ds["split"].values]
     table.add_row("splits", ", ".join(f"{k}: {splits.count(k)}" for k in ("train", "test", "ood")))
     names = [str(s) for s in ds["scenario"].values]
@@ -151,19 +173,31 @@ def info(path: Annotated[Path, typer.Argument(help="A plumecast dataset (netCDF)
     for k in ("u", "v", "w"):
         table.add_row(k, f"{ds[k].values[fluid].min():+.4f} .. {ds[k].values[fluid].max():+.4f} m/s")
     table.add_row("nu_t", f"{ds['nu_t'].values[fluid].min():.3g} .. {ds['nu_t'].values[fluid].max():.3g} m^2/s")
-    if "mass_room" in ds:
-        room, inj, outf = (ds[k].values for k in ("mass_room", "mass_injected", "mass_outflow"))
+    table.add_row("mass budget", _budget_line(ds, unit))
+    if "flow_diagnostics" in ds.attrs:
+        try:
+            d = json.loads(ds.attrs["flow_diagnostics"])
+            line = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(d.items()))
+        except (TypeError, ValueError, AttributeError):
+            line = "(unreadable flow_diagnostics attribute)"
+        table.add_row("flow", line)
+    console.print(table)
+
+
+def _budget_line(ds, unit: str) -> str:
+    """The mass budget from the optional budget variables, saying which are absent."""
+    present = [k for k in ("mass_room", "mass_injected", "mass_outflow") if k in ds]
+    if len(present) == 3:
+        room, inj, outf = (ds[k].values for k in present)
         err = np.abs(room - (inj - outf)).max(axis=1) / np.maximum(inj.max(axis=1), 1e-300)
         share = outf[:, -1] / np.maximum(inj[:, -1], 1e-300)
-        table.add_row(
-            "mass budget",
-            f"max |room - (injected - outflow)| / injected = {err.max():.2e}; "
-            f"left through outlets by the end: {np.median(share):.0%} median",
-        )
-    if "flow_diagnostics" in ds.attrs:
-        d = json.loads(ds.attrs["flow_diagnostics"])
-        table.add_row("flow", ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in sorted(d.items())))
-    console.print(table)
+        return (f"max |room - (injected - outflow)| / injected = {err.max():.2e}; "
+                f"left through outlets by the end: {np.median(share):.0%} median")
+    if "mass_room" in ds:
+        room = ds["mass_room"].values
+        return (f"mass in the room {room[:, -1].min():.4g} .. {room[:, -1].max():.4g} {unit.split('/')[0]} at the end; "
+                "injected and outflow not recorded (an import: the fields alone do not tell them)")
+    return "not recorded"
 
 
 @app.command()
@@ -175,14 +209,18 @@ def plot(
     """A snapshot grid (PNG), an animation (GIF) and the plane flow (PNG) of one scenario."""
     from plumecast import plot as pictures
 
+    check_output_path(out, "dir")
     ds = read_dataset_or_fail(path)
     names = [str(s) for s in ds["scenario"].values]
     if scenario not in names:
         fail(f"scenario {scenario!r} is not in {path}; it has {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}")
-    written = [
-        pictures.snapshot_grid(ds, scenario, out / f"{scenario}-snapshots.png"),
-        pictures.animation(ds, scenario, out / f"{scenario}.gif"),
-        pictures.plane_flow_picture(ds, out / "plane-flow.png"),
-    ]
+    try:
+        written = [
+            pictures.snapshot_grid(ds, scenario, out / f"{scenario}-snapshots.png"),
+            pictures.animation(ds, scenario, out / f"{scenario}.gif"),
+            pictures.plane_flow_picture(ds, out / "plane-flow.png"),
+        ]
+    except OSError as e:
+        fail(f"cannot write the pictures to {out}: {e}")
     for p in written:
         console.print(f"wrote {p}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from plumecast.cli.app import app, console, fail, read_dataset_or_fail
+from plumecast.cli.app import app, check_output_path, console, fail, read_dataset_or_fail
 
 _SPLITS = ("test", "ood", "train")
 
@@ -25,8 +25,7 @@ def evaluate(
 
     if split not in _SPLITS:
         fail(f"unknown split {split!r}; expected one of {', '.join(_SPLITS)}")
-    if out.exists() and not out.is_dir():
-        fail(f"{out} exists and is not a directory")
+    check_output_path(out, "dir")
     try:
         system, config = load_system(run_dir)
         ds = read_dataset_or_fail(data)
@@ -67,8 +66,7 @@ def compare(
     bad = [s for s in splits if s not in _SPLITS]
     if bad:
         fail(f"unknown split(s) {bad}; expected {', '.join(_SPLITS)}")
-    if out.exists() and not out.is_dir():
-        fail(f"{out} exists and is not a directory")
+    check_output_path(out, "dir")
     ds = read_dataset_or_fail(data)
     present = {str(s) for s in ds["split"].values}
     splits = list(dict.fromkeys(splits)) or [s for s in ("test", "ood") if s in present]

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import re
-import tomllib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from plumecast.cli.app import console, fail, import_app
-from plumecast.io.dataset import SPLITS, DatasetError, write_dataset
+from plumecast.cli.app import check_output_path, console, fail, import_app
+from plumecast.io.dataset import MASS_UNITS, SPLITS, DatasetError, write_dataset
+from plumecast.io.preflight import PreflightError
 
 SOURCE_HELP = (
     "A small TOML describing the scenario: optional name, split, mass_unit and a [source] table "
@@ -23,6 +24,8 @@ def _floats(text: str, n: int | None, what: str) -> list[float]:
         vals = [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
         fail(f"{what}: expected comma-separated numbers, got {text!r}")
+    if not all(math.isfinite(v) for v in vals):
+        fail(f"{what}: numbers must be finite, got {text!r}")
     if n is not None and len(vals) != n:
         fail(f"{what}: expected {n} comma-separated numbers, got {text!r}")
     return vals
@@ -30,38 +33,25 @@ def _floats(text: str, n: int | None, what: str) -> list[float]:
 
 def _scenario_spec(source_toml: Path | None, position: str | None, rate: float | None) -> dict:
     """name, split, mass_unit and a plumecast Source (or None) from the options."""
-    from plumecast.scenario import ScenarioError, Source
+    from plumecast.scenario import ScenarioError, Source, load_source_file
 
     spec: dict = {"source": None}
     if source_toml is not None:
         if position is not None or rate is not None:
             fail("give the source either as --source-toml or as --source-position/--source-rate, not both")
         try:
-            cfg = tomllib.loads(source_toml.read_text())
-        except FileNotFoundError:
-            fail(f"{source_toml}: no such file")
-        except tomllib.TOMLDecodeError as e:
-            fail(f"{source_toml}: malformed TOML: {e}")
-        unknown = sorted(set(cfg) - {"name", "split", "mass_unit", "source"})
-        if unknown:
-            fail(f"{source_toml}: unknown keys {unknown}; expected name, split, mass_unit, [source]")
+            cfg, spec["source"] = load_source_file(source_toml)
+        except ScenarioError as e:
+            fail(str(e))
         for key in ("name", "split", "mass_unit"):
-            if key in cfg:
-                spec[key] = str(cfg[key])
-        if "source" in cfg:
-            src = cfg["source"]
-            try:
-                spec["source"] = Source(
-                    rate=tuple(tuple(map(float, pair)) for pair in src.get("rate", [[0.0, 0.0]])),
-                    position_m=tuple(map(float, src["position_m"])) if "position_m" in src else None,
-                    path=tuple(tuple(map(float, w)) for w in src["path"]) if "path" in src else None,
-                )
-            except (ScenarioError, TypeError, ValueError) as e:
-                fail(f"{source_toml}: [source]: {e}")
+            if getattr(cfg, key) is not None:
+                spec[key] = getattr(cfg, key)
     elif position is not None or rate is not None:
         if position is None:
             fail("--source-rate needs --source-position")
         xyz = _floats(position, 3, "--source-position")
+        if rate is not None and not (math.isfinite(rate) and rate >= 0):
+            fail(f"--source-rate must be a finite rate >= 0 (mass/s), got {rate}")
         try:
             spec["source"] = Source(rate=((0.0, float(rate or 0.0)),), position_m=tuple(xyz))
         except ScenarioError as e:
@@ -69,9 +59,9 @@ def _scenario_spec(source_toml: Path | None, position: str | None, rate: float |
     return spec
 
 
-def _check_out(out: Path) -> None:
-    if out.is_dir():
-        fail(f"--out {out} is a directory; give a file name such as data/imported.nc")
+def _check_mass_unit(unit: str | None) -> None:
+    if unit is not None and unit not in MASS_UNITS:
+        fail(f"--mass-unit must be one of {', '.join(MASS_UNITS)}, got {unit!r}")
 
 
 def _write(ds, out: Path) -> None:
@@ -113,7 +103,16 @@ def import_fluent_cmd(
     """Fluent cell-indexed plane exports (turbulent viscosity, velocity, concentration) to a dataset."""
     from plumecast.io.fluent import DEFAULT_TIME_PATTERN, KINDS, FluentFormatError, import_fluent
 
-    _check_out(out)
+    check_output_path(out, "file")
+    _check_mass_unit(mass_unit)
+    if height is not None and not (math.isfinite(height) and height > 0):
+        fail(f"--height must be a positive number of metres above the floor (z = 0), got {height}")
+    if not (math.isfinite(cell) and cell > 0):
+        fail(f"--cell must be a positive number of metres, got {cell}")
+    if not (math.isfinite(density) and density > 0):
+        fail(f"--density must be a positive number of kg/m^3, got {density}")
+    if border < 0:
+        fail(f"--border must be >= 0, got {border}")
     spec = _scenario_spec(source_toml, source_position, source_rate)
     overrides = {}
     for q in quantity or []:
@@ -121,7 +120,12 @@ def import_fluent_cmd(
         if not sep or kind not in KINDS:
             fail(f"--quantity {q!r}: expected NAME=KIND with KIND one of {', '.join(KINDS)}")
         overrides[name] = kind
-    grid_shape = tuple(int(v) for v in _floats(shape, 2, "--shape")) if shape else None
+    grid_shape = None
+    if shape:
+        sizes = _floats(shape, 2, "--shape")
+        if not all(v == int(v) and v >= 2 for v in sizes):
+            fail(f"--shape expects two whole numbers NY,NX of at least 2, got {shape!r}")
+        grid_shape = tuple(int(v) for v in sizes)
     split = split or spec.get("split", "train")
     if split not in SPLITS:
         fail(f"--split must be one of {SPLITS}, got {split!r}")
@@ -147,7 +151,7 @@ def import_fluent_cmd(
             source=src,
             mass_unit=mass_unit or spec.get("mass_unit"),
         )
-    except (FluentFormatError, DatasetError) as e:
+    except (FluentFormatError, DatasetError, PreflightError) as e:
         fail(str(e))
     _write(ds, out)
 
@@ -170,7 +174,12 @@ def import_openfoam_cmd(
     """An OpenFOAM case's scalar, U and nut on a horizontal plane to a dataset."""
     from plumecast.io.openfoam import OpenFOAMImportError, import_openfoam
 
-    _check_out(out)
+    check_output_path(out, "file")
+    _check_mass_unit(mass_unit)
+    if not (math.isfinite(cell) and cell > 0):
+        fail(f"--cell must be a positive number of metres, got {cell}")
+    if not math.isfinite(height):
+        fail(f"--height must be a finite number of metres, got {height}")
     spec = _scenario_spec(source_toml, source_position, source_rate)
     split = split or spec.get("split", "train")
     if split not in SPLITS:
@@ -187,6 +196,6 @@ def import_openfoam_cmd(
             source=spec["source"],
             mass_unit=mass_unit or spec.get("mass_unit", "mg"),
         )
-    except (OpenFOAMImportError, DatasetError) as e:
+    except (OpenFOAMImportError, DatasetError, PreflightError) as e:
         fail(str(e))
     _write(ds, out)

@@ -100,11 +100,10 @@ def forecast(
     from plumecast.train import TrainError, load_run
 
     if scenario_file is not None and (data is not None or scenario is not None):
-        fail("--scenario-file (a what-if) and --data/--scenario (a dataset scenario) are two forms; give one")
+        _fail("--scenario-file (a what-if) and --data/--scenario (a dataset scenario) are two forms; give one")
     if scenario_file is None and (data is None or scenario is None):
-        fail("give --data DATA --scenario NAME (a dataset scenario) or --scenario-file WHAT-IF.toml (new sources)")
-    if out.is_dir():
-        fail(f"{out} is a directory; --out is the forecast's netCDF file")
+        _fail("give --data DATA --scenario NAME (a dataset scenario) or --scenario-file WHAT-IF.toml (new sources)")
+    _check_out(out, "file")
     if scenario_file is not None:
         _forecast_whatif(run_dir, scenario_file, out, pictures)
         return
@@ -114,7 +113,7 @@ def forecast(
         about = {"run_dir": str(run_dir.resolve()), "variant": config.variant, "preset": config.preset}
         result = forecast_dataset(system, ds, scenario, about=about)
     except (DatasetError, TrainError) as e:
-        fail(str(e))
+        _fail(str(e))
     write_dataset(result, out)
     console.print(f"forecast of {scenario!r} ({result.sizes['time']} snapshots): {out}", highlight=False)
 
@@ -128,7 +127,7 @@ def _load_run_and_room(run_dir: Path):
         system, config, run = load_run(run_dir)
         room = load_run_room(run_dir, run)
     except (TrainError, RoomError) as e:
-        fail(str(e))
+        _fail(str(e))
     return system, config, room
 
 
@@ -141,22 +140,23 @@ def _forecast_whatif(run_dir: Path, scenario_file: Path, out: Path, pictures: bo
     try:
         spec = load_whatif(scenario_file)
     except WhatIfError as e:
-        fail(str(e))
+        _fail(str(e))
     system, config, room = _load_run_and_room(run_dir)
     about = {"run_dir": str(run_dir.resolve()), "variant": config.variant, "preset": config.preset,
              "scenario_file": str(scenario_file)}
     try:
         result, warnings = forecast_whatif(system, room, spec, about=about)
     except (WhatIfError, TrainError) as e:
-        fail(str(e))
+        _fail(str(e))
     for w in warnings:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
     name = str(result["scenario"].values[0])
     write_dataset(result, out)
     written = [out]
     if pictures:
         written.append(plot.snapshot_grid(result, name, out.with_suffix(".png")))
-        written.append(plot.animation(result, name, out.with_suffix(".gif")))
+        every = max(1, (result.sizes["time"] - 1) // 100)  # at most about 100 frames
+        written.append(plot.animation(result, name, out.with_suffix(".gif"), every=every))
     console.print(f"what-if forecast {name!r} ({len(spec.sources)} source(s), {result.sizes['time']} snapshots to "
                   f"{float(result['time'].values[-1]):g} s): {', '.join(map(str, written))}", highlight=False)
 
@@ -175,25 +175,25 @@ def attach_room(
     try:
         system, _, run = load_run(run_dir)
     except TrainError as e:
-        fail(str(e))
+        _fail(str(e))
     if run.get("room"):
         try:
             load_run_room(run_dir, run)
         except RoomError as e:
-            fail(f"{run_dir} already records a stored room, and it is not sound ({e}); train the run again")
+            _fail(f"{run_dir} already records a stored room, and it is not sound ({e}); train the run again")
         console.print(f"{run_dir} already stores its room ({run_dir / ROOM_FILE}); nothing to do", highlight=False)
         return
     ds = read_dataset_or_fail(data)
     try:
         check_grid(system[0], ds, run=str(run_dir), data=str(data))
     except TrainError as e:
-        fail(str(e))
+        _fail(str(e))
     times = ds["time"].values
     horizon, snapshot = float(times[-1] - times[0]), float(times[1] - times[0])
     trained = run.get("data", {})
     for key, value in (("horizon_s", horizon), ("snapshot_s", snapshot)):
         if key in trained and abs(float(trained[key]) - value) > 1e-9:
-            fail(f"{data} has {key} = {value:g} but {run_dir} was trained on {float(trained[key]):g}; give the dataset "
+            _fail(f"{data} has {key} = {value:g} but {run_dir} was trained on {float(trained[key]):g}; give the dataset "
                  "the run was trained on")
     if "scenarios" in trained and [str(s) for s in ds["scenario"].values] != list(trained["scenarios"]):
         console.print(f"[yellow]warning:[/] {data} holds other scenarios than {run_dir} was trained on; its room, "
@@ -235,16 +235,15 @@ def sweep(
     from plumecast.train import TrainError
     from plumecast.whatif import WhatIfError, check_horizon
 
-    if out.exists() and not out.is_dir():
-        fail(f"{out} exists and is not a directory; --out is the sweep's output folder")
+    _check_out(out, "dir")
     if points is not None and stride is not None:
-        fail("--points and --stride choose the candidates two ways; give one")
+        _fail("--points and --stride choose the candidates two ways; give one")
     if batch < 1:
-        fail(f"--batch must be >= 1, got {batch}")
+        _fail(f"--batch must be >= 1, got {batch}")
     if not (math.isfinite(rate) and rate >= 0):
-        fail(f"--rate must be a finite number >= 0 (mass/s), got {rate}")
+        _fail(f"--rate must be a finite number >= 0 (mass/s), got {rate}")
     if not (math.isfinite(threshold) and threshold > 0):
-        fail(f"--threshold must be a finite number > 0 (mass/m^3), got {threshold}")
+        _fail(f"--threshold must be a finite number > 0 (mass/m^3), got {threshold}")
     system, config, room = _load_run_and_room(run_dir)
     horizon_s = room.horizon_s if horizon is None else horizon
     try:
@@ -254,9 +253,9 @@ def sweep(
                                        origin=str(points))
         recs = parse_receptors(receptors, room)
     except (SweepError, WhatIfError) as e:
-        fail(str(e))
+        _fail(str(e))
     for w in ([warning] if warning else []) + notes:
-        console.print(f"[yellow]note:[/] {w}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(w)}", highlight=False)
     about = {"run_dir": str(run_dir.resolve()), "variant": config.variant, "preset": config.preset}
     bar = Progress(TextColumn("[bold]sweep[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("sources"),
                    TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
@@ -273,7 +272,7 @@ def sweep(
             result = run_sweep(system, room, xyz, rate=rate, horizon_s=horizon_s, receptors=recs, threshold=threshold,
                                batch=batch, out_dir=out, about=about, on_batch=on_batch, notes=notes)
     except (SweepError, TrainError) as e:
-        fail(str(e))
+        _fail(str(e))
     except KeyboardInterrupt:
         console.print("interrupted: nothing written to sweep.nc", highlight=False)
         raise typer.Exit(130)
@@ -289,9 +288,9 @@ def sweep(
     for name, r in s["receptors"].items():
         first = r["first"][0] if r["first"] else None
         hard = r["hardest"][0]
-        console.print(f"  receptor {name!r}: reached by {r['sources_reaching']} of {len(xyz)} sources; first from "
-                      + (f"{first['source_m']} m after {first['arrival_s']:g} s" if first else "none")
-                      + f"; hardest from {hard['source_m']} m ({hard['exposure']:.3g} {room.mass_unit} s/m^3)",
+        console.print(escape(f"  receptor {name!r}: reached by {r['sources_reaching']} of {len(xyz)} sources; first "
+                             "from " + (f"{first['source_m']} m after {first['arrival_s']:g} s" if first else "none")
+                             + f"; hardest from {hard['source_m']} m ({hard['exposure']:.3g} {room.mass_unit} s/m^3)"),
                       highlight=False)
     for p in written:
         console.print(f"wrote {p}", highlight=False)
@@ -301,3 +300,23 @@ def _slug(name: str) -> str:
     import re
 
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "receptor"
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(str(text))
+
+
+def _fail(message: str) -> None:
+    """:func:`fail` for messages that quote the user's input (brackets are not rich markup)."""
+    fail(escape(message))
+
+
+def _check_out(path: Path, kind: str) -> None:
+    """Pre-flight check of ``--out`` (a directory where a file is meant, a folder that cannot be written, ...)."""
+    from plumecast.io.preflight import output_problem
+
+    problem = output_problem(path, kind)
+    if problem:
+        _fail(f"--out: {problem}")

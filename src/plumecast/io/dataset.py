@@ -73,12 +73,14 @@ def make_dataset(
     generator_version: str,
     scenario_config: dict | str,
     budget: dict | None = None,
+    origin: str = "dataset",
 ) -> xr.Dataset:
     """Assemble and validate a dataset from arrays.
 
     ``concentration`` is ``(scenario, time, y, x)``; ``source_xyz`` is ``(scenario, time,
     3)``; ``budget`` optionally maps ``mass_room``/``mass_injected``/``mass_outflow`` to
-    ``(scenario, time)`` arrays.
+    ``(scenario, time)`` arrays. ``origin`` names what the data came from in error
+    messages (an importer's input files).
     """
     x_m, y_m = np.asarray(x_m, float), np.asarray(y_m, float)
     fluid_fraction = np.asarray(fluid_fraction, float)
@@ -120,7 +122,7 @@ def make_dataset(
         "scenario_config": scenario_config if isinstance(scenario_config, str) else json.dumps(scenario_config, sort_keys=True),
     }
     ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
-    validate_dataset(ds)
+    validate_dataset(ds, origin)
     return ds
 
 
@@ -156,7 +158,7 @@ def validate_dataset(ds: xr.Dataset, source: str = "dataset") -> None:
     for name in ("plane_height_m", "dx_m", "dy_m"):
         value = _number(ds.attrs[name])
         if value is None or not np.isfinite(value):
-            fail(f"attribute {name!r} must be a finite number, got {ds.attrs[name]!r}")
+            fail(f"attribute {name!r} must be a finite number, got {value if value is not None else ds.attrs[name]!r}")
     if str(ds.attrs["mass_unit"]) not in MASS_UNITS:
         fail(f"attribute 'mass_unit' must be one of {', '.join(MASS_UNITS)}, got {ds.attrs['mass_unit']!r}")
     names = [str(s) for s in ds["scenario"].values]

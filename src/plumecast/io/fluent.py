@@ -253,7 +253,7 @@ def _refuse_stray_cells(rep: FluentReport, cells, ny: int, nx: int) -> None:
     rest = [c for c in cells if c[axis] != far[axis]] or cells
     raise FluentFormatError(
         f"{rep.path}:{rep.lines[far]}: cell x{far[0]}y{far[1]}z{rep.z_index} makes the plane grid {ny} x {nx} "
-        f"cells, of which only {len(cells) / (ny * nx):.3%} are listed (the other cells reach "
+        f"cells, of which only {len(cells)} are listed (the other cells reach "
         f"x{max(c[0] for c in rest)}, y{max(c[1] for c in rest)}); a stray row? Remove it, or give --shape"
     )
 
@@ -506,6 +506,7 @@ def import_fluent(
         generator=GENERATOR,
         generator_version=__version__,
         scenario_config=config,
+        origin=", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else ""),
     )
     for k, note in notes.items():
         ds[k].attrs["note"] = note

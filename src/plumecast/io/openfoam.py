@@ -690,6 +690,7 @@ def import_openfoam(
         generator=GENERATOR,
         generator_version=__version__,
         scenario_config=config,
+        origin=str(case),
     )
     # The 3D scalar mass in the case (injected and outflow are not known from the fields).
     ds["mass_room"] = (("scenario", "time"), (data.scalar @ vol)[None], {"units": mass_unit})

@@ -23,6 +23,7 @@ from plumecast import __version__
 from plumecast.geometry import Grid3D, plane_fluid_fraction
 from plumecast.io.atomic import atomic_path
 from plumecast.io.dataset import DatasetError, make_dataset, read_dataset, write_dataset
+from plumecast.io.preflight import require_memory
 from plumecast.reference.flow import Flow3D, read_flow, solve_flow, write_flow
 from plumecast.reference.plane import plane_flow
 from plumecast.reference.transport import simulate_scalar
@@ -90,6 +91,47 @@ def write_scenario_cache(path: Path, entry: dict) -> None:
         ds.to_netcdf(tmp, engine="netcdf4")
 
 
+# Memory model of an embedded generation (bytes), measured on the tiny room from 6k to 88k
+# cells (scripts/memory_model.py; docs/errors.md): the flow's sparse
+# LU factorisation of the pressure matrix dominates, about LU_BYTES_PER_NONZERO bytes per
+# non-zero with LU_FILL_SCALE * n_fluid ** LU_FILL_POWER non-zeros (a fit: 0.8 M at 5.6k
+# fluid cells, 56 M at 88k); the grid, flow fields and operators take GRID_BYTES_PER_CELL
+# per cell, and each scenario of a chunk SCALAR_BYTES_PER_CELL for its 3D field and fluxes.
+LU_FILL_SCALE = 0.92
+LU_FILL_POWER = 1.575
+LU_BYTES_PER_NONZERO = 22
+GRID_BYTES_PER_CELL = 8 * 40
+SCALAR_BYTES_PER_CELL = 8 * 16
+
+
+def grid_cells(sset: ScenarioSet) -> tuple[int, int, int]:
+    """``(nz, ny, nx)`` of the 3D grid of ``sset`` at its ``fine_cell_m``, without building it."""
+    h = sset.simulation.fine_cell_m
+    lx, ly, lz = sset.room.size_m
+    return tuple(max(1, int(round(v / h))) for v in (lz, ly, lx))
+
+
+def estimate_memory_bytes(sset: ScenarioSet, chunk_size: int = 16) -> float:
+    """Peak memory (bytes) of :func:`generate_embedded` for ``sset``, from the memory model above."""
+    nz, ny, nx = grid_cells(sset)
+    n = float(nz) * ny * nx
+    n_fluid = n * float(np.mean(sset.room.plan))
+    chunk = min(max(1, chunk_size), len(sset.scenarios))
+    lu = LU_BYTES_PER_NONZERO * LU_FILL_SCALE * n_fluid**LU_FILL_POWER
+    return n * GRID_BYTES_PER_CELL + lu + chunk * n * SCALAR_BYTES_PER_CELL
+
+
+def check_memory(sset: ScenarioSet, chunk_size: int = 16) -> None:
+    """PreflightError (with both figures) when the generation would need more memory than the machine has."""
+    nz, ny, nx = grid_cells(sset)
+    h = sset.simulation.fine_cell_m
+    require_memory(
+        estimate_memory_bytes(sset, chunk_size),
+        f"simulation.fine_cell_m = {h:g} m makes a 3D grid of {nz} x {ny} x {nx} = {nz * ny * nx:.3g} cells, which",
+        "choose a coarser fine_cell_m (or a smaller --chunk)",
+    )
+
+
 def existing_dataset_matches(path: Path, sset: ScenarioSet) -> bool:
     """True when ``path`` is a valid dataset of exactly this configuration and version."""
     if not path.exists():
@@ -119,11 +161,13 @@ def generate_embedded(
     """Generate (or reuse) the plane dataset of ``sset`` at ``out``.
 
     Raises GeometryError/ScenarioError before any work when the room or a source is
-    invalid; on any failure nothing is written at ``out``.
+    invalid, and PreflightError when the grid would need more memory than the machine
+    has; on any failure nothing is written at ``out``.
     """
     t0 = time.perf_counter()
     out = Path(out)
     sim = sset.simulation
+    check_memory(sset, chunk_size)  # before the grid is built: a too-fine grid must not allocate
     grid = sset.room.discretise(sim.fine_cell_m)
     sset.validate_sources(grid)
     if existing_dataset_matches(out, sset):

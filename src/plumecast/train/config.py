@@ -75,12 +75,14 @@ class Schedule:
 
     def __post_init__(self):
         if not self.curriculum_s or len(self.epochs) != len(self.curriculum_s):
-            raise ValueError(f"epochs {self.epochs} must give one count per curriculum phase {self.curriculum_s}")
+            raise ValueError(f"epochs {list(self.epochs)} must give one count per curriculum phase of curriculum_s "
+                             f"{list(self.curriculum_s)}")
         if list(self.curriculum_s) != sorted(self.curriculum_s):
-            raise ValueError(f"curriculum horizons must increase, got {self.curriculum_s}")
+            raise ValueError(f"curriculum_s horizons must increase, got {list(self.curriculum_s)}")
         for h in self.curriculum_s:
             if not math.isclose(h / self.window_s, round(h / self.window_s), abs_tol=1e-9) or h < self.window_s:
-                raise ValueError(f"curriculum horizon {h} s is not a whole number of {self.window_s} s windows")
+                raise ValueError(f"curriculum_s horizon {h:g} s is not a whole number of window_s = {self.window_s:g} s "
+                                 "windows")
 
 
 @raising(TrainError, table_word="object")
