@@ -147,3 +147,17 @@ def test_candidate_checks():
         candidate_sources(room, heights=[0.75], points=[(7, (2.0, 0.75, 0.3))], origin="p.csv")
     with pytest.raises(SweepError, match="below the floor"):
         candidate_sources(room, heights=[-1.0])
+
+
+def test_an_interrupted_sweep_leaves_nothing(tmp_path):
+    system, room = _system_room()
+    xyz, _ = candidate_sources(room, heights=[room.plane_height_m], stride=2)
+
+    def stop(done, total):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "sweep"
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(system, room, xyz, rate=1.0, horizon_s=4.0, receptors=[], threshold=0.1, batch=2, out_dir=out,
+                  on_batch=stop)
+    assert not out.exists()

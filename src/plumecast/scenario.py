@@ -28,6 +28,7 @@ from plumecast.io.dataset import MASS_UNITS
 from plumecast.schema import NonNegative, Number, Positive, PositiveWhole, describe, raising
 
 SPLITS = ("train", "test", "ood")
+MAX_SNAPSHOTS = 10_000_000
 
 
 class ScenarioError(ValueError):
@@ -122,6 +123,9 @@ class Simulation:
 
     def __post_init__(self):
         n = self.horizon_s / self.snapshot_s
+        if not (math.isfinite(n) and n <= MAX_SNAPSHOTS):
+            raise ValueError(f"horizon {self.horizon_s} s over snapshots of {self.snapshot_s} s makes more than "
+                             f"{MAX_SNAPSHOTS:,} snapshots")
         if not np.isclose(n, round(n)):
             raise ValueError(f"horizon {self.horizon_s} s is not a whole number of {self.snapshot_s} s snapshots")
 

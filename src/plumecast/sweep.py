@@ -254,101 +254,107 @@ def run_sweep(system, room, xyz, *, rate: float, horizon_s: float, receptors: li
     q0 = jnp.zeros((batch,) + c.shape, c.jdtype)
     t0 = time.perf_counter()
     path = out_dir / SWEEP_FILE
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        nc = netCDF4.Dataset(tmp, "w", format="NETCDF4")
-        try:
-            nc.createDimension("source", None)
-            nc.createDimension("y", ny)
-            nc.createDimension("x", nx)
-            nc.createDimension("receptor", R)
-            nc.createDimension("receptor_point", int(sum(len(r.points) for r in receptors)))
-            for name, dim, values in (("x", "x", room.x), ("y", "y", room.y)):
-                v = nc.createVariable(name, "f8", (dim,))
-                v[:] = values
-                v.units = "m"
-            v = nc.createVariable("fluid", "i1", ("y", "x"))
-            v[:] = fluid.astype(np.int8)
-            sv = {k: nc.createVariable(f"source_{k}", "f8", ("source",)) for k in ("x", "y", "z")}
-            for v in sv.values():
-                v.units = "m"
-            ev = nc.createVariable("exposure", "f4", ("source", "y", "x"), zlib=True, complevel=1,
-                                   chunksizes=(1, ny, nx))
-            ev.units = f"{unit} s/m^3"
-            ev.long_name = "plane concentration integrated over the horizon, per candidate source"
-            av = nc.createVariable("arrival_s", "f8", ("source", "receptor"), fill_value=np.nan)
-            av.units = "s"
-            av.long_name = f"first time the receptor's concentration reaches {threshold:g} {unit}/m^3 (NaN: never)"
-            xv = nc.createVariable("receptor_exposure", "f8", ("source", "receptor"))
-            xv.units = f"{unit} s/m^3"
-            pv = nc.createVariable("receptor_peak", "f8", ("source", "receptor"))
-            pv.units = f"{unit}/m^3"
-            rn = nc.createVariable("receptor_name", str, ("receptor",))
-            for k, r in enumerate(receptors):
-                rn[k] = r.name
-            pts = [(k, p) for k, r in enumerate(receptors) for p in r.points]
-            for name, col in (("receptor_point_x", 0), ("receptor_point_y", 1)):
-                v = nc.createVariable(name, "f8", ("receptor_point",))
-                v[:] = np.asarray([p[col] for _, p in pts], float)
-                v.units = "m"
-            v = nc.createVariable("receptor_point_receptor", "i4", ("receptor_point",))
-            v[:] = np.asarray([k for k, _ in pts], np.int32)
-            for s in range(0, n, batch):
-                idx = np.arange(s, min(s + batch, n))
-                padded = np.resize(idx, batch)
-                forcing = sweep_forcing(xyz[padded], rate, dt=c.dt, n_steps=n_steps, dtype=c.dtype)
-                expo, arr, peak = rollout_exposure(model, closure, q0, jax.tree.map(jnp.asarray, forcing), cells,
-                                                   threshold)
-                expo = np.asarray(expo, float)[: len(idx)] * fluid
-                arr = np.asarray(arr, float)[: len(idx)]
-                peak = np.asarray(peak, float)[: len(idx)]
-                if not np.isfinite(expo).all():
-                    raise SweepError(f"the forecast of the source at {tuple(np.round(xyz[idx[0]], 3))} m is not finite")
-                for k in range(R):
-                    m = owner == k
-                    a = arr[:, m].min(axis=1)
-                    arrival[idx, k] = np.where(np.isfinite(a), a, np.nan)
-                    r_expo[idx, k] = expo.reshape(len(idx), -1)[:, np.asarray(flat)[m]].mean(axis=1)
-                    r_peak[idx, k] = peak[:, m].max(axis=1)
-                better = expo.max(axis=0) > worst
-                worst_src = np.where(better, idx[expo.argmax(axis=0)], worst_src)
-                worst = np.maximum(worst, expo.max(axis=0))
-                for k, key in enumerate(("x", "y", "z")):
-                    sv[key][idx] = xyz[idx, k]
-                ev[idx[0] : idx[-1] + 1] = expo.astype(np.float32)
-                av[idx[0] : idx[-1] + 1] = arrival[idx]
-                xv[idx[0] : idx[-1] + 1] = r_expo[idx]
-                pv[idx[0] : idx[-1] + 1] = r_peak[idx]
-                if on_batch:
-                    on_batch(int(idx[-1] + 1), n)
-            worst_src = np.where(fluid, worst_src, -1)
-            v = nc.createVariable("worst_exposure", "f8", ("y", "x"))
-            v[:] = worst * fluid
-            v.units = f"{unit} s/m^3"
-            v.long_name = "largest exposure over all candidate sources"
-            v = nc.createVariable("worst_source", "i4", ("y", "x"))
-            v[:] = worst_src
-            v.long_name = "index of the candidate source that gives the worst exposure (-1: solid)"
-            seconds = time.perf_counter() - t0
-            attrs = {
-                "generator": "plumecast-sweep",
-                "generator_version": plumecast.__version__,
-                "rate": float(rate),
-                "rate_units": f"{unit}/s",
-                "horizon_s": float(horizon_s),
-                "threshold": float(threshold),
-                "threshold_units": f"{unit}/m^3",
-                "plane_height_m": float(room.plane_height_m),
-                "dx_m": float(room.dx),
-                "dy_m": float(room.dy),
-                "mass_unit": unit,
-                "dt_s": float(c.dt),
-                "seconds": float(seconds),
-                "about": json.dumps(about or {}, sort_keys=True),
-            }
-            nc.setncatts(attrs)
-        finally:
-            nc.close()
+    try:
+        with atomic_path(path) as tmp:
+            nc = netCDF4.Dataset(tmp, "w", format="NETCDF4")
+            try:
+                nc.createDimension("source", None)
+                nc.createDimension("y", ny)
+                nc.createDimension("x", nx)
+                nc.createDimension("receptor", R)
+                nc.createDimension("receptor_point", int(sum(len(r.points) for r in receptors)))
+                for name, dim, values in (("x", "x", room.x), ("y", "y", room.y)):
+                    v = nc.createVariable(name, "f8", (dim,))
+                    v[:] = values
+                    v.units = "m"
+                v = nc.createVariable("fluid", "i1", ("y", "x"))
+                v[:] = fluid.astype(np.int8)
+                sv = {k: nc.createVariable(f"source_{k}", "f8", ("source",)) for k in ("x", "y", "z")}
+                for v in sv.values():
+                    v.units = "m"
+                ev = nc.createVariable("exposure", "f4", ("source", "y", "x"), zlib=True, complevel=1,
+                                       chunksizes=(1, ny, nx))
+                ev.units = f"{unit} s/m^3"
+                ev.long_name = "plane concentration integrated over the horizon, per candidate source"
+                av = nc.createVariable("arrival_s", "f8", ("source", "receptor"), fill_value=np.nan)
+                av.units = "s"
+                av.long_name = f"first time the receptor's concentration reaches {threshold:g} {unit}/m^3 (NaN: never)"
+                xv = nc.createVariable("receptor_exposure", "f8", ("source", "receptor"))
+                xv.units = f"{unit} s/m^3"
+                pv = nc.createVariable("receptor_peak", "f8", ("source", "receptor"))
+                pv.units = f"{unit}/m^3"
+                rn = nc.createVariable("receptor_name", str, ("receptor",))
+                for k, r in enumerate(receptors):
+                    rn[k] = r.name
+                pts = [(k, p) for k, r in enumerate(receptors) for p in r.points]
+                for name, col in (("receptor_point_x", 0), ("receptor_point_y", 1)):
+                    v = nc.createVariable(name, "f8", ("receptor_point",))
+                    v[:] = np.asarray([p[col] for _, p in pts], float)
+                    v.units = "m"
+                v = nc.createVariable("receptor_point_receptor", "i4", ("receptor_point",))
+                v[:] = np.asarray([k for k, _ in pts], np.int32)
+                for s in range(0, n, batch):
+                    idx = np.arange(s, min(s + batch, n))
+                    padded = np.resize(idx, batch)
+                    forcing = sweep_forcing(xyz[padded], rate, dt=c.dt, n_steps=n_steps, dtype=c.dtype)
+                    expo, arr, peak = rollout_exposure(model, closure, q0, jax.tree.map(jnp.asarray, forcing), cells,
+                                                       threshold)
+                    expo = np.asarray(expo, float)[: len(idx)] * fluid
+                    arr = np.asarray(arr, float)[: len(idx)]
+                    peak = np.asarray(peak, float)[: len(idx)]
+                    if not np.isfinite(expo).all():
+                        raise SweepError(f"the forecast of the source at {tuple(np.round(xyz[idx[0]], 3))} m is not finite")
+                    for k in range(R):
+                        m = owner == k
+                        a = arr[:, m].min(axis=1)
+                        arrival[idx, k] = np.where(np.isfinite(a), a, np.nan)
+                        r_expo[idx, k] = expo.reshape(len(idx), -1)[:, np.asarray(flat)[m]].mean(axis=1)
+                        r_peak[idx, k] = peak[:, m].max(axis=1)
+                    better = expo.max(axis=0) > worst
+                    worst_src = np.where(better, idx[expo.argmax(axis=0)], worst_src)
+                    worst = np.maximum(worst, expo.max(axis=0))
+                    for k, key in enumerate(("x", "y", "z")):
+                        sv[key][idx] = xyz[idx, k]
+                    ev[idx[0] : idx[-1] + 1] = expo.astype(np.float32)
+                    av[idx[0] : idx[-1] + 1] = arrival[idx]
+                    xv[idx[0] : idx[-1] + 1] = r_expo[idx]
+                    pv[idx[0] : idx[-1] + 1] = r_peak[idx]
+                    if on_batch:
+                        on_batch(int(idx[-1] + 1), n)
+                worst_src = np.where(fluid, worst_src, -1)
+                v = nc.createVariable("worst_exposure", "f8", ("y", "x"))
+                v[:] = worst * fluid
+                v.units = f"{unit} s/m^3"
+                v.long_name = "largest exposure over all candidate sources"
+                v = nc.createVariable("worst_source", "i4", ("y", "x"))
+                v[:] = worst_src
+                v.long_name = "index of the candidate source that gives the worst exposure (-1: solid)"
+                seconds = time.perf_counter() - t0
+                attrs = {
+                    "generator": "plumecast-sweep",
+                    "generator_version": plumecast.__version__,
+                    "rate": float(rate),
+                    "rate_units": f"{unit}/s",
+                    "horizon_s": float(horizon_s),
+                    "threshold": float(threshold),
+                    "threshold_units": f"{unit}/m^3",
+                    "plane_height_m": float(room.plane_height_m),
+                    "dx_m": float(room.dx),
+                    "dy_m": float(room.dy),
+                    "mass_unit": unit,
+                    "dt_s": float(c.dt),
+                    "seconds": float(seconds),
+                    "about": json.dumps(about or {}, sort_keys=True),
+                }
+                nc.setncatts(attrs)
+            finally:
+                nc.close()
+    except BaseException:
+        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # nothing is left of a sweep that failed or was interrupted
+        raise
     summary = _summary(xyz, receptors, arrival, r_expo, r_peak, worst, worst_src, room, rate=rate, horizon_s=horizon_s,
                        threshold=threshold, seconds=seconds, about=about, notes=notes or [])
     return SweepResult(out_dir, xyz, receptors, arrival, r_expo, r_peak, worst * fluid, worst_src, seconds, summary)

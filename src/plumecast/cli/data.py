@@ -49,17 +49,22 @@ def generate(
         sset = sset.select([s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None)
     except (ScenarioError, GeometryError) as e:
         fail(str(e))
-    if engine == "openfoam":
-        _generate_openfoam(sset, out)
-        return
     from plumecast.reference.flow import FlowError
-    from plumecast.reference.generate import check_memory, generate_embedded
+    from plumecast.reference.generate import check_memory, generate_embedded, grid_cells
 
     try:  # pre-flight: memory, then the room and every source, before the progress bars and any work
-        check_memory(sset, chunk)
+        if engine == "openfoam":  # OpenFOAM's solvers and reading their fields: about 2 kB per cell, roughly
+            nz, ny, nx = grid_cells(sset)
+            require_memory(2048.0 * nz * ny * nx, f"an OpenFOAM case of {nz} x {ny} x {nx} cells",
+                           "choose a coarser fine_cell_m")
+        else:
+            check_memory(sset, chunk)
         sset.validate_sources(sset.room.discretise(sset.simulation.fine_cell_m))
     except (PreflightError, ScenarioError, GeometryError) as e:
         fail(f"{preset_or_toml}: {e}")
+    if engine == "openfoam":
+        _generate_openfoam(sset, out)
+        return
 
     try:
         with _progress() as bar:
@@ -117,18 +122,15 @@ def generate(
 
 def _generate_openfoam(sset, out: Path) -> None:
     try:
-        from plumecast.reference.openfoam_engine import generate_openfoam
+        from plumecast.reference.openfoam_engine import INSTALL_HINT, generate_openfoam, openfoam_missing
     except ImportError as e:
         fail(f"the OpenFOAM engine is not available: {e}")
     from plumecast.io.dataset import write_dataset
-    from plumecast.reference.generate import grid_cells
 
-    nz, ny, nx = grid_cells(sset)
-    try:  # OpenFOAM's solvers and reading their fields back: about 2 kB per cell, a rough figure
-        require_memory(2048.0 * nz * ny * nx, f"an OpenFOAM case of {nz} x {ny} x {nx} cells",
-                       "choose a coarser fine_cell_m")
-    except PreflightError as e:
-        fail(str(e))
+    missing = openfoam_missing()
+    if missing:  # before any progress bar or case folder
+        fail(f"OpenFOAM applications not found: {', '.join(missing)}; {INSTALL_HINT}")
+
     try:
         with _progress() as bar:
             task = bar.add_task("OpenFOAM cases", total=len(sset.scenarios))

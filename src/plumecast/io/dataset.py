@@ -20,6 +20,12 @@ Optional per-scenario diagnostics ``mass_room``, ``mass_injected``, ``mass_outfl
 cell centres in metres and times in seconds. Attributes: ``schema_version``,
 ``plane_height_m``, ``dx_m``, ``dy_m``, ``mass_unit``, ``generator``,
 ``generator_version``, ``scenario_config`` (JSON), and free-form ``history``.
+
+:func:`validate_dataset` refuses what cannot be: missing or mis-shaped variables, NaN or
+inf, a grid under 2 x 2 cells, ``dx_m``/``dy_m`` that contradict the coordinates, a
+non-finite ``plane_height_m``, a ``mass_unit`` not in :data:`MASS_UNITS`, negative
+concentration beyond round-off, negative rates or ``nu_t``, and an emitting source off
+the plane, in a solid plane cell or outside the room's height.
 """
 
 from __future__ import annotations

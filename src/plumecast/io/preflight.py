@@ -116,6 +116,9 @@ def available_memory_bytes() -> int | None:
 
 
 def format_bytes(n: float) -> str:
+    """``1.5 GiB``; beyond a thousand TiB in powers of ten (``3.3e+06 TiB``)."""
+    if n >= 1000 * (1 << 40):
+        return f"{n / (1 << 40):.2g} TiB"
     for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"

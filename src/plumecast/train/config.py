@@ -80,7 +80,8 @@ class Schedule:
         if list(self.curriculum_s) != sorted(self.curriculum_s):
             raise ValueError(f"curriculum_s horizons must increase, got {list(self.curriculum_s)}")
         for h in self.curriculum_s:
-            if not math.isclose(h / self.window_s, round(h / self.window_s), abs_tol=1e-9) or h < self.window_s:
+            n = h / self.window_s
+            if not (math.isfinite(n) and n <= 1e9) or not math.isclose(n, round(n), abs_tol=1e-9) or h < self.window_s:
                 raise ValueError(f"curriculum_s horizon {h:g} s is not a whole number of window_s = {self.window_s:g} s "
                                  "windows")
 

@@ -1,0 +1,215 @@
+"""Locating a source from sensor readings (plumecast.locate, `plumecast locate`, `plumecast locate-eval`) on tiny data."""
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from plumecast.cli import app
+from plumecast.forcing import prepare_data
+from plumecast.forecast import rollout_frames
+from plumecast.io.dataset import write_dataset
+from plumecast.locate import LocateError, LocateSettings, Readings, check_readings, locate, read_readings, write_readings
+from plumecast.locate.evaluate import EvalSettings, draw_case, sensor_cells
+from plumecast.rollout import forcing_from_track
+from plumecast.train import TrainConfig, build_system, train
+
+from _coarse_helpers import synthetic_dataset
+
+runner = CliRunner()
+HORIZON = 12.0
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return synthetic_dataset(n_train=3, n_test=2, n_ood=1, horizon_s=HORIZON)
+
+
+@pytest.fixture(scope="module")
+def system(ds):
+    """The untrained physics of the tiny dataset (no training needed)."""
+    return build_system(ds, TrainConfig(), prepare_data(ds, 0.4))
+
+
+@pytest.fixture(scope="module")
+def files(ds, tmp_path_factory):
+    """The tiny dataset on disk and a tiny trained run (one epoch)."""
+    root = tmp_path_factory.mktemp("locate")
+    data = write_dataset(ds, root / "tiny.nc")
+    cfg = TrainConfig().replace(window_s=4.0, curriculum_s=(4.0,), epochs=(1,), batch_size=2)
+    train(ds, root / "run", cfg, progress=False, evaluate=False, log=lambda m: None)
+    return data, root / "run"
+
+
+def _model_readings(system, cells, source_cell, *, rate=2.0, start=1.2, every=1.2, t_end=HORIZON):
+    """Noise-free readings of sensors at ``cells`` made by the model itself, of a source at ``source_cell``."""
+    model, closure = system
+    c = model.config
+    xs = c.x0 + np.arange(c.nx) * c.dx
+    ys = c.y0 + np.arange(c.ny) * c.dy
+    sx, sy = xs[source_cell[1]], ys[source_cell[0]]
+    n_steps = int(round(t_end / c.dt))
+    track_t = [0.0, start - 1e-6, start, t_end]
+    forcing = forcing_from_track(track_t, [sx] * 4, [sy] * 4, [c.plane_height_m] * 4, [0.0, 0.0, rate, rate], dt=c.dt,
+                                 n_steps=n_steps)
+    forcing = jax.tree.map(lambda a: a[None], forcing)
+    spf = int(round(every / c.dt))
+    frames = np.asarray(model.decode(rollout_frames(model, closure, jnp.zeros((1,) + c.shape, c.jdtype), forcing, spf)))[0]
+    times = every * np.arange(1, len(frames) + 1)
+    K = len(cells)
+    values = np.stack([frames[:, j, i] for j, i in cells])  # (K, T)
+    readings = Readings.from_arrays([f"s{k}" for k in range(K)], [(xs[i], ys[j]) for j, i in cells],
+                                    np.repeat(np.arange(K), len(times)), np.tile(times, K), values.reshape(-1))
+    return readings, (sx, sy)
+
+
+def test_locate_recovers_the_models_own_source(system):
+    model = system[0]
+    source = (5, 3)
+    cells = np.array([[4, 5], [7, 2], [2, 2]])  # three sensors around the source, in fluid
+    assert all(np.asarray(model.fluid)[j, i] > 0 for j, i in cells)
+    readings, (sx, sy) = _model_readings(system, cells, source)
+    check_readings(readings, model, HORIZON)
+    limit = 1e-3 * float(readings.value.max())
+    result = locate(system, readings, LocateSettings(detection_limit=limit, noise=0.05, model_error=0.05, correlation_s=0.0,
+                                                        iterations=40))
+    assert result.located, result.reason
+    e = result.estimate
+    assert math.hypot(e["x_m"] - sx, e["y_m"] - sy) <= model.config.dx  # within a cell
+    s = result.scan_estimate
+    assert (s["x_m"], s["y_m"]) == pytest.approx((sx, sy))  # the scan's best cell is the source's
+    assert e["rate"] == pytest.approx(2.0, rel=0.5)
+    assert abs(e["start_s"] - 1.2) < 1.5
+    assert result.contains(model, sx, sy)
+    assert result.credible["area_m2"] > 0 and np.isclose(result.posterior.sum(), 1.0)
+    assert result.posterior[np.asarray(model.fluid) == 0].sum() == 0
+
+
+def test_nothing_above_the_limit_cannot_locate(system):
+    model = system[0]
+    readings = Readings.from_arrays(["a", "b", "c"], [(1.25, 1.25), (5.25, 4.25), (1.75, 3.75)], [0, 1, 2],
+                                    [4.0, 4.0, 4.0], [0.0, 0.0, 0.0])
+    check_readings(readings, model, HORIZON)
+    result = locate(system, readings, LocateSettings(detection_limit=0.01))
+    assert not result.located and "detection limit" in result.reason
+
+
+def test_draw_case_reads_the_datasets_truth(ds):
+    rng = np.random.default_rng(0)
+    cells = sensor_cells(np.asarray(ds["fluid"].values), 3, rng)
+    es = EvalSettings(sensors=3, noise=0.0, every_s=2.0, window_s=8.0, start_spread_s=0.0)
+    readings, truth = draw_case(ds, 3, cells, es, rng)
+    conc = ds["concentration"].values[3]
+    t = ds["time"].values
+    for k, (j, i) in enumerate(cells):
+        m = readings.sensor == k
+        np.testing.assert_allclose(readings.value[m], np.interp(readings.time[m], t, conc[:, j, i]), rtol=1e-6)
+    assert truth["start_s"] == 0.0 and not truth["moving"]
+    spread = sensor_cells(np.asarray(ds["fluid"].values), 4, np.random.default_rng(1), "spread")
+    assert len({tuple(c) for c in spread}) == 4 and all(ds["fluid"].values[j, i] for j, i in spread)
+
+
+def _csv(path, rows, header="sensor_id,x_m,y_m,time_s,value"):
+    path.write_text(header + "\n" + "".join(r + "\n" for r in rows))
+    return path
+
+
+def test_locate_command_writes_result_and_map(system, files, tmp_path):
+    data, run = files
+    model = system[0]
+    readings, (sx, sy) = _model_readings(system, np.array([[4, 5], [7, 2], [2, 2]]), (5, 3))
+    path = write_readings(tmp_path / "readings.csv", readings)
+    assert read_readings(path).n_sensors == 3
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["locate", str(run), "--sensors", str(path), "--out", str(out), "--iterations", "5",
+                              "--detection-limit", "1e-4"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads((out / "locate.json").read_text())
+    assert payload["status"] == "located" and payload["credible"]["level"] == 0.9
+    assert {"x_m", "y_m", "rate", "start_s"} <= set(payload["estimate"])
+    assert (out / "posterior.png").stat().st_size > 0
+    # all sensors below the limit: a clear "cannot locate", exit 3, the result written
+    zero = _csv(tmp_path / "zero.csv", ["a,1.25,1.25,4,0", "b,5.25,4.25,4,0", "c,1.75,3.75,4,0"])
+    res = runner.invoke(app, ["locate", str(run), "--sensors", str(zero), "--out", str(tmp_path / "z")])
+    assert res.exit_code == 3, res.output
+    assert "cannot locate" in res.output
+    assert json.loads((tmp_path / "z" / "locate.json").read_text())["status"] == "cannot_locate"
+    del model, sx, sy
+
+
+@pytest.mark.parametrize("rows,header,message", [
+    (["a,1.25,1.25,4,nan", "b,2.25,1.25,4,1"], None, "NaN"),
+    (["a,1.25,1.25,4,-1", "b,2.25,1.25,4,1"], None, "negative"),
+    (["a,4.25,2.25,4,1"], None, "solid"),
+    (["a,-3,1.25,4,1"], None, "outside the plane"),
+    (["a,1.25,1.25,100,1"], None, "horizon"),
+    (["a,1.25,1.25,-1,1"], None, "before the run"),
+    (["a,1.25,1.25,4,abc"], None, "not a number"),
+    (["a,1.25,1.25,4,1", "a,2.25,1.25,5,1"], None, "moved"),
+    ([], "", "empty"),
+    ([], None, "no readings"),
+    (["a,1.25,1.25,1"], "sensor_id,x_m,y_m,value", "missing column"),
+])
+def test_bad_readings_fail_cleanly(files, tmp_path, rows, header, message):
+    data, run = files
+    path = _csv(tmp_path / "r.csv", rows, **({} if header is None else {"header": header}))
+    if header == "":
+        path.write_text("")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["locate", str(run), "--sensors", str(path), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "error" in res.output
+    assert not out.exists()
+
+
+def test_bad_run_and_settings_fail_cleanly(files, tmp_path):
+    data, run = files
+    path = _csv(tmp_path / "r.csv", ["a,1.25,1.25,4,1"])
+    (tmp_path / "notarun").mkdir()
+    for args, message in (
+        (["locate", str(tmp_path / "notarun"), "--sensors", str(path)], "not a training run"),
+        (["locate", str(run), "--sensors", str(tmp_path / "missing.csv")], "no such file"),
+        (["locate", str(run), "--sensors", str(path), "--detection-limit", "-1"], "detection limit"),
+        (["locate-eval", str(tmp_path / "notarun"), str(data)], "not a training run"),
+        (["locate-eval", str(run), str(data), "--split", "bogus"], "unknown split"),
+        (["locate-eval", str(run), str(data), "--window", "100"], "window"),
+        (["locate-eval", str(run), str(data), "--sensors", "0"], "sensors"),
+    ):
+        out = tmp_path / "out"
+        res = runner.invoke(app, args + ["--out", str(out), "--no-progress"] if args[0] == "locate-eval" else
+                            args + ["--out", str(out)])
+        assert res.exit_code == 2, (args, res.output)
+        assert message in res.output, (args, res.output)
+        assert not out.exists()
+    with pytest.raises(LocateError, match="noise"):
+        LocateSettings(noise=-1.0)
+
+
+def test_locate_eval_runs_end_to_end(files, tmp_path):
+    data, run = files
+    out = tmp_path / "eval"
+    res = runner.invoke(app, ["locate-eval", str(run), str(data), "--split", "test", "--sensors", "3", "--noise", "0.1",
+                              "--every", "2", "--window", "8", "--start-spread", "2", "--fixed-layout", "--seed", "1",
+                              "--baseline", "--iterations", "3", "--maps", "1", "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads((out / "locate_eval.json").read_text())
+    assert len(payload["summary"]) == 2 and "untrained physics" in payload["summary"]
+    assert len(payload["cases"]) == 4  # 2 test scenarios x 2 systems
+    for s in payload["summary"].values():
+        assert s["cases"] == 2 and 0 <= s["coverage"] <= 1
+    rows = (out / "locate_eval.csv").read_text().splitlines()
+    assert rows[0].startswith("scenario,split,system") and len(rows) == 5
+    assert (out / "locate_eval.png").stat().st_size > 0
+    assert "| system |" in res.output and (out / "locate_eval.md").exists()
+    assert len(list((out / "maps").glob("*.png"))) == 2
+    # a moving source (the ood split) is scored against where it was at the last reading
+    out2 = tmp_path / "ood"
+    res = runner.invoke(app, ["locate-eval", str(run), str(data), "--split", "ood", "--sensors", "4", "--every", "2",
+                              "--window", "8", "--refine", "0", "--maps", "0", "--out", str(out2), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    case = json.loads((out2 / "locate_eval.json").read_text())["cases"][0]
+    assert case["moving"] is True
