@@ -1,6 +1,6 @@
 """Run the bad inputs of issue 16 through the command line; print the table of docs/errors.md.
 
-    .venv/bin/python scripts/bad_inputs.py > /tmp/table.md     # about a minute
+    .venv/bin/python scripts/bad_inputs.py > /tmp/table.md     # about 30 s
 
 Every case runs ``plumecast ...`` in-process (typer's CliRunner) in a folder of its own,
 after the shared inputs are made (the tiny dataset, a quick run trained on it, Fluent
@@ -88,7 +88,7 @@ def edited_dataset(shared: dict, work: Path, name: str, edit) -> Path:
 
 
 def make_shared(base: Path) -> dict:
-    from _openfoam_case import XS, YS, ZS, write_case, write_field
+    from _openfoam_case import write_case, write_field
 
     shared = base / "shared"
     shared.mkdir()
@@ -115,7 +115,6 @@ def make_shared(base: Path) -> dict:
     imported_fluent = shared / "imported-fluent.nc"
     r = runner.invoke(app, ["import", "fluent", str(nut), "--out", str(imported_fluent)])
     assert r.exit_code == 0, r.output
-    del XS, YS, ZS
     return {"data": data, "run": run, "case": case, "desk": desk, "neg_nut_case": neg, "nut": nut,
             "imported": imported, "imported_fluent": imported_fluent, "dir": shared}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from plumecast.cli.app import app, console, fail, read_dataset_or_fail
+from plumecast.cli.app import app, check_output_path, console, fail, read_dataset_or_fail
 
 
 @app.command()
@@ -35,8 +35,7 @@ def train(
         fail(f"unknown variant {variant!r}; known: {', '.join(variant_names())}")
     if preset not in PRESETS:
         fail(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    if out.exists() and not out.is_dir():
-        fail(f"{out} exists and is not a directory")
+    check_output_path(out, "dir")
     changes = {}
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -48,10 +47,9 @@ def train(
             changes[key.strip()] = value  # a bare string
     if init_from is not None:
         changes["init_from"] = str(init_from)
-    known = set(TrainConfig.field_names()) - {"variant", "preset"}
-    unknown = sorted(set(changes) - known)
-    if unknown:
-        fail(f"unknown training config field(s) {unknown}; known: {', '.join(sorted(known))}")
+    for name in ("variant", "preset"):
+        if name in changes:
+            fail(f"--set {name}=...: give it as --{name}")
     try:
         config = preset_config(preset, variant=variant, **changes)
     except (TrainError, TypeError, ValueError) as e:
@@ -71,12 +69,24 @@ def train(
     elif latest_checkpoint(out) is not None:
         fail(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     ds = read_dataset_or_fail(data)
+    created = not out.exists()
     try:
         result = run_training(ds, out, config, resume=resume, progress=progress)
     except (TrainError, CheckpointError) as e:
         fail(str(e))
+    except OSError as e:
+        fail(f"cannot write the run to {out}: {e}")
     except KeyboardInterrupt:
-        console.print(f"interrupted: the latest checkpoint is in {out}; continue with --resume", highlight=False)
+        ckpt = latest_checkpoint(out)
+        if ckpt is not None:
+            console.print(f"interrupted: the latest checkpoint is {ckpt}; continue with --resume", highlight=False)
+        else:
+            if created:  # nothing to resume: leave nothing behind
+                import shutil
+
+                shutil.rmtree(out, ignore_errors=True)
+            console.print("interrupted before the first checkpoint: there is nothing to resume; run the same command "
+                          "again to start over", highlight=False)
         raise typer.Exit(130)
     console.print(f"trained {result.system[0].config.ny} x {result.system[0].config.nx} model: {out}", highlight=False)
 

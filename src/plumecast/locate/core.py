@@ -79,7 +79,7 @@ class LocateSettings:
     tail: float = 4.0  # Student-t degrees of freedom of the log residual (inf: Gaussian)
     correlation_s: float = 60.0  # the model error's correlation time: a sensor's readings closer than this share weight
     stride: int = 1  # candidate lattice: every stride-th cell in x and y
-    start_points: int = 64  # start times on the grid in [0, first detection)
+    start_points: int = 32  # start times on the grid in [0, first detection)
     refine: int = 3  # candidates refined by gradients (0: the scan's best cell is the estimate)
     iterations: int = 30  # Adam steps per refined candidate
     learning_rate: float = 0.1

@@ -268,15 +268,17 @@ def _fmt(v, spec=".2f", suffix="") -> str:
 
 def markdown_table(summary: dict) -> str:
     """The aggregate of each system as a markdown table."""
-    head = ("| system | cases | located | median position error (m, located) | IQR (m) | within 1 m (all) | "
+    head = ("| system | cases | located | median position error (m, located) | IQR (m) | posterior mean's error (m) | "
+            "within 1 m (all) | "
             "90 % region holds truth (all) | median region (m^2) | median abs rate error | median abs start error (s) | "
             "locate per case (s) | library (s, once) | time per case (s) |")
-    rows = [head, "|" + "---|" * 13]
+    rows = [head, "|" + "---|" * 14]
     for label, s in summary.items():
         pe = s["position_error_m"]
         iqr = "n/a" if pe["iqr"] is None else f"{pe['iqr'][0]:.2f}-{pe['iqr'][1]:.2f}"
         rows.append(
             f"| {label} | {s['cases']} | {s['located']} | {_fmt(pe['median'])} | {iqr} | "
+            f"{_fmt(s['mean_position_error_m']['median'])} | "
             f"{_fmt(None if pe['within_1m_all_cases'] is None else 100 * pe['within_1m_all_cases'], '.0f', ' %')} | "
             f"{_fmt(None if s['coverage'] is None else 100 * s['coverage'], '.0f', ' %')} | "
             f"{_fmt(s['region_area_m2']['median'], '.1f')} | {_fmt(s['rate_error_rel']['median_abs'])} | "

@@ -44,7 +44,7 @@ def posterior_picture(model, result, readings, path: str | Path, *, truth: dict 
     ax.plot([], [], "^", mfc="none", mec="orange", label="sensor below its limit")
     if result.region is not None:
         ax.plot([], [], "-", color="w", label=f"{100 * result.credible['level']:.0f} % credible region")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8, facecolor="0.85")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8, facecolor="0.85")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.set_title(title or ("located" if result.located else f"cannot locate: {result.reason}"), fontsize=9, wrap=True)
