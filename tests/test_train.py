@@ -303,3 +303,12 @@ def test_observation_factor_trains_reloads_and_is_kept_by_init_from(ds, tmp_path
         tiny(observation_log_max=float("nan"))
     with pytest.raises(TrainError, match="observation_spacing_cells must be finite and > 0"):
         tiny(observation_spacing_cells=0)
+
+
+def test_a_source_off_the_plane_is_refused_not_moved(ds):
+    """In-memory datasets skip the reader's checks: the forcing layout refuses a source off the plane itself."""
+    off = ds.copy(deep=True)
+    off["source_x"].values[0, :] = 500.0
+    with pytest.raises(TrainError, match="lies outside the plane"):
+        prepare_data(off, 0.4)
+    prepare_data(ds, 0.4)  # the same data with the source on the plane is fine

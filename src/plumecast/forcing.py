@@ -74,6 +74,14 @@ def prepare_data(ds, dt: float, dtype: str = "float32", fluid=None) -> PreparedD
     ny, nx = fluid.shape
     for i, name in enumerate(names):
         xs, ys = np.asarray(per[i].x), np.asarray(per[i].y)
+        outside = np.flatnonzero((np.asarray(per[i].rate) > 0)
+                                 & ((np.abs(xs - (x0 + dx * (nx - 1) / 2)) > dx * nx / 2 + 1e-9)
+                                    | (np.abs(ys - (y0 + dy * (ny - 1) / 2)) > dy * ny / 2 + 1e-9)))
+        if outside.size:  # not silently moved onto the grid
+            k = int(outside[0])
+            raise TrainError(f"scenario {name!r}: the source at ({xs[k]:.2f}, {ys[k]:.2f}) m, t = {float(per[i].t[k]):.1f} "
+                             f"s, lies outside the plane (x {x0 - dx / 2:g} .. {x0 + (nx - 0.5) * dx:g} m, y "
+                             f"{y0 - dy / 2:g} .. {y0 + (ny - 0.5) * dy:g} m)")
         sx = np.clip((xs - x0) / dx, 0, nx - 1)
         sy = np.clip((ys - y0) / dy, 0, ny - 1)
         ix, iy = np.clip(np.floor(sx).astype(int), 0, nx - 2), np.clip(np.floor(sy).astype(int), 0, ny - 2)
