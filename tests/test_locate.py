@@ -120,8 +120,7 @@ def _csv(path, rows, header="sensor_id,x_m,y_m,time_s,value"):
 
 def test_locate_command_writes_result_and_map(system, files, tmp_path):
     data, run = files
-    model = system[0]
-    readings, (sx, sy) = _model_readings(system, np.array([[4, 5], [7, 2], [2, 2]]), (5, 3))
+    readings, _ = _model_readings(system, np.array([[4, 5], [7, 2], [2, 2]]), (5, 3))
     path = write_readings(tmp_path / "readings.csv", readings)
     assert read_readings(path).n_sensors == 3
     out = tmp_path / "out"
@@ -138,7 +137,6 @@ def test_locate_command_writes_result_and_map(system, files, tmp_path):
     assert res.exit_code == 3, res.output
     assert "cannot locate" in res.output
     assert json.loads((tmp_path / "z" / "locate.json").read_text())["status"] == "cannot_locate"
-    del model, sx, sy
 
 
 @pytest.mark.parametrize("rows,header,message", [
