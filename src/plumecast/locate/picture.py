@@ -47,7 +47,11 @@ def posterior_picture(model, result, readings, path: str | Path, *, truth: dict 
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8, facecolor="0.85")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
-    ax.set_title(title or ("located" if result.located else f"cannot locate: {result.reason}"), fontsize=9, wrap=True)
+    if not title and result.located:
+        e, cr = result.estimate, result.credible
+        title = (f"estimate ({e['x_m']:.2f}, {e['y_m']:.2f}) m at {e['z_m']:g} m, rate {e['rate']:.3g}/s from "
+                 f"{e['start_s']:.1f} s; {100 * cr['level']:.0f} % region {cr['area_m2']:.1f} m^2")
+    ax.set_title(title or f"cannot locate: {result.reason}", fontsize=9, wrap=True)
     path = Path(path)
     try:
         with atomic_path(path) as tmp:
