@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import plumecast  # noqa: F401  (x64 on)
 from plumecast.closure import get_variant, make_closure, variant_names
 from plumecast.closure.networks import MAX_LOG_RATE, resolve_options
 from plumecast.physics.model import ClosureContext, build_model

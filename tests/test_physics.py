@@ -5,7 +5,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import plumecast  # noqa: F401  (x64 on)
 from plumecast.physics import operators as op
 from plumecast.physics.model import CoarseModel, Forcing, build_model, trainable_spec
 from plumecast.physics.operators import StabilityError
