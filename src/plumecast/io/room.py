@@ -45,7 +45,7 @@ import xarray as xr
 
 from plumecast.io.atomic import atomic_path
 
-__all__ = ["ROOM_FILE", "RoomError", "RunRoom", "room_from_dataset", "write_room", "read_room", "store_run_room",
+__all__ = ["ROOM_FILE", "RoomError", "RunRoom", "plane_fields", "room_from_dataset", "write_room", "read_room", "store_run_room",
            "load_run_room", "file_sha256"]
 
 ROOM_FILE = "room.nc"
@@ -215,6 +215,21 @@ def _room_geometry(config: dict, ds) -> tuple[np.ndarray | None, float | None]:
     return np.asarray(grid.fluid, bool), cell
 
 
+def plane_fields(ds) -> dict:
+    """The plane's grid, mask, flow, height and mass unit as a dataset or a room file holds them (same names)."""
+    return dict(
+        x=np.asarray(ds["x"].values, float),
+        y=np.asarray(ds["y"].values, float),
+        dx=float(ds.attrs["dx_m"]),
+        dy=float(ds.attrs["dy_m"]),
+        fluid=np.asarray(ds["fluid"].values, np.int8),
+        fluid_fraction=np.asarray(ds["fluid_fraction"].values, float),
+        **{k: np.asarray(ds[k].values, float) for k in ("u", "v", "w", "nu_t")},
+        plane_height_m=float(ds.attrs["plane_height_m"]),
+        mass_unit=str(ds.attrs["mass_unit"]),
+    )
+
+
 def room_from_dataset(ds, *, horizon_s: float | None = None, snapshot_s: float | None = None,
                       train_split: str = "train") -> RunRoom:
     """The room of a plane dataset (its plane, flow, units, time span; the 3D room when its config describes one)."""
@@ -238,20 +253,9 @@ def room_from_dataset(ds, *, horizon_s: float | None = None, snapshot_s: float |
     zr = (float(z.min()), float(z.max())) if z.size else None
     kept = {k: v for k, v in config.items() if k != "scenarios"}
     return RunRoom(
-        x=np.asarray(ds["x"].values, float),
-        y=np.asarray(ds["y"].values, float),
-        dx=float(ds.attrs["dx_m"]),
-        dy=float(ds.attrs["dy_m"]),
-        fluid=np.asarray(ds["fluid"].values, np.int8),
-        fluid_fraction=np.asarray(ds["fluid_fraction"].values, float),
-        u=np.asarray(ds["u"].values, float),
-        v=np.asarray(ds["v"].values, float),
-        w=np.asarray(ds["w"].values, float),
-        nu_t=np.asarray(ds["nu_t"].values, float),
-        plane_height_m=float(ds.attrs["plane_height_m"]),
+        **plane_fields(ds),
         horizon_s=horizon_s,
         snapshot_s=snapshot_s,
-        mass_unit=str(ds.attrs["mass_unit"]),
         room_size_m=size,
         room_fluid=room_fluid,
         room_cell_m=cell,
@@ -294,20 +298,9 @@ def read_room(path: str | Path, sha256: str | None = None) -> RunRoom:
         size = a.get("room_size_m")
         zr = a.get("train_source_z_m")
         return RunRoom(
-            x=np.asarray(ds["x"].values, float),
-            y=np.asarray(ds["y"].values, float),
-            dx=float(a["dx_m"]),
-            dy=float(a["dy_m"]),
-            fluid=np.asarray(ds["fluid"].values, np.int8),
-            fluid_fraction=np.asarray(ds["fluid_fraction"].values, float),
-            u=np.asarray(ds["u"].values, float),
-            v=np.asarray(ds["v"].values, float),
-            w=np.asarray(ds["w"].values, float),
-            nu_t=np.asarray(ds["nu_t"].values, float),
-            plane_height_m=float(a["plane_height_m"]),
+            **plane_fields(ds),
             horizon_s=float(a["horizon_s"]),
             snapshot_s=float(a["snapshot_s"]),
-            mass_unit=str(a["mass_unit"]),
             room_size_m=tuple(float(v) for v in np.atleast_1d(size)) if size is not None else None,
             room_fluid=np.asarray(ds["room_fluid"].values) > 0 if "room_fluid" in ds else None,
             room_cell_m=float(a["room_cell_m"]) if "room_cell_m" in a else None,

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from plumecast.io.atomic import atomic_path  # noqa: E402
+from plumecast.plot import save_figure  # noqa: E402
 
 __all__ = ["posterior_picture"]
 
@@ -52,10 +52,4 @@ def posterior_picture(model, result, readings, path: str | Path, *, truth: dict 
         title = (f"estimate ({e['x_m']:.2f}, {e['y_m']:.2f}) m at {e['z_m']:g} m, rate {e['rate']:.3g}/s from "
                  f"{e['start_s']:.1f} s; {100 * cr['level']:.0f} % region {cr['area_m2']:.1f} m^2")
     ax.set_title(title or f"cannot locate: {result.reason}", fontsize=9, wrap=True)
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path)
