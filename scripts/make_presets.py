@@ -46,6 +46,11 @@ SOURCES = """0 (13,3) 1 (6,8) 2 (6,15) 3 (13,20) 4 (23,21) 5 (10,31) 6 (13,40) 7
 45 (4,5) 46 (14,13) 47 (9,29) 48 (13,6) 49 (6,46) 50 (14,18) 51 (17,19) 52 (4,1)"""
 TRAIN = {0, 2, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 19, 21, 23, 25, 37, 38, 41, 42, 43, 49, 50}
 HEIGHTS_M = (1.5, 1.1, 1.9)  # cycled over sources: at, below and above the plane
+VAL_CELLS = ((1, 41), (3, 13), (9, 25), (9, 41), (17, 29), (21, 15))  # (y, x) cells of the val sources
+VAL_WALKS = [  # (polyline (x, y, z), speed m/s, pause at turns s): routes of no OOD walk
+    ([(8.0, 11.75, 1.9), (12.0, 11.75, 1.9), (12.0, 7.25, 1.9), (19.0, 7.25, 1.9)], 0.6, 0.0),
+    ([(0.75, 1.0, 1.1), (0.75, 6.0, 1.1), (4.0, 6.0, 1.1)], 0.9, 0.0),
+]
 HORIZON_S = 600.0
 
 
@@ -139,9 +144,55 @@ def main():
             f"# {speed} m/s along {len(poly)} waypoints, forth and back",
             f"source = {{ rate = [[0.0, 1.0]], path = {fmt(path)} }}", "",
         ]
+    # Validation scenarios (issue 14): appended after every other scenario, so the ones
+    # above stay byte-identical (the generation cache is keyed by each scenario's config).
+    # Static sources at cells used by no other scenario (3 cells or more from every paper
+    # source, all 8 neighbours open, off the desks and partitions), heights cycled as the
+    # paper's; two walks on routes no OOD walk takes, at speeds between theirs.
+    for i, (y, x) in enumerate(VAL_CELLS):
+        pos = ((x + 0.5) * 0.5, (y + 0.5) * 0.5, HEIGHTS_M[i % 3])
+        lines += [
+            "[[scenarios]]", f'name = "val-static-{i:02d}"', 'split = "val"',
+            f"source = {{ position_m = {fmt(pos)}, rate = [[0.0, 1.0]] }}", "",
+        ]
+    for i, (poly, speed, pause) in enumerate(VAL_WALKS):
+        path = ping_pong(poly, speed, pause_s=pause)
+        lines += [
+            "[[scenarios]]", f'name = "val-moving-{i:02d}"', 'split = "val"',
+            f"# {speed} m/s along {len(poly)} waypoints, forth and back",
+            f"source = {{ rate = [[0.0, 1.0]], path = {fmt(path)} }}", "",
+        ]
     out = Path(__file__).resolve().parents[1] / "src/plumecast/presets/paper-room.toml"
     out.write_text("\n".join(lines))
     print(f"wrote {out}")
+    tiny_val()
+
+
+# The tiny preset is written by hand; its validation scenarios are appended here once (a
+# rerun finds them and changes nothing), after the existing scenarios, which stay as they are.
+TINY_VAL = """
+[[scenarios]]
+name = "val-static-g"
+split = "val"
+source = { position_m = [1.75, 1.75, 0.9], rate = [[0.0, 1.0]] }
+
+[[scenarios]]
+name = "val-moving-h"
+split = "val"
+source = { rate = [[0.0, 1.0]], path = [[0.0, 3.5, 1.25, 0.9], [25.0, 0.75, 1.25, 0.9], [40.0, 0.75, 0.25, 0.9]] }
+"""
+
+
+def tiny_val():
+    out = Path(__file__).resolve().parents[1] / "src/plumecast/presets/tiny.toml"
+    text = out.read_text()
+    if 'split = "val"' in text:
+        print(f"{out} already has its val scenarios")
+        return
+    tmp = out.with_suffix(".toml.tmp")
+    tmp.write_text(text.rstrip("\n") + "\n" + TINY_VAL)
+    tmp.replace(out)  # atomic: a reader never sees half a preset
+    print(f"appended the val scenarios to {out}")
 
 
 if __name__ == "__main__":
