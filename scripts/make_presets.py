@@ -195,5 +195,143 @@ def tiny_val():
     print(f"appended the val scenarios to {out}")
 
 
+# ----------------------------------------------------------------------------- l-office
+# A second room of plumecast's own design (issue 14): an L-shaped open office with a
+# corridor and a meeting room joined to the office by two doors, ventilated by high wall
+# supply grilles and ceiling / high-wall exhausts (paper-room has ceiling diffusers and low
+# exhausts). docs/reference-simulator.md gives the reasons and the measured costs.
+LO_HORIZON_S = 480.0
+LO_SIZE_M = (14.0, 9.0, 3.0)
+LO_PLAN_CELL_M = 0.5
+# Full-height solids (x0, x1, y0, y1), m: outside the L, the meeting room's walls (doors left
+# open) and the corridor wall (open at both ends).
+LO_SOLIDS_M = [
+    (9.5, 14.0, 5.0, 9.0),  # north-east: outside the building, makes the L
+    (0.0, 2.0, 6.0, 6.5), (3.0, 5.5, 6.0, 6.5),  # meeting room, south wall; door x 2-3 m
+    (5.0, 5.5, 6.5, 7.5), (5.0, 5.5, 8.5, 9.0),  # meeting room, east wall; door y 7.5-8.5 m
+    (5.0, 12.5, 1.5, 2.0),  # corridor wall; the corridor y 0-1.5 m opens at x < 5 and x > 12.5
+]
+# Source heights: four classes, none at the 1.5 m plane, each at a 0.25 m cell centre so
+# that both engines put a static source into one cell.
+LO_HEIGHTS_M = {"floor": 0.375, "seated": 1.125, "head": 1.875, "ceiling": 2.625}
+LO_CLASSES = tuple(LO_HEIGHTS_M)
+# Static source positions (x, y) at 0.25 m cell centres, by split; the height class cycles
+# through LO_CLASSES within each split, so every split holds each class equally often.
+LO_STATIC_XY = {
+    "train": [
+        (1.625, 1.125), (4.125, 2.625), (7.375, 2.375), (8.875, 4.625), (3.875, 5.375), (0.625, 6.875),
+        (3.375, 8.625), (6.125, 8.375), (8.125, 7.125), (11.125, 2.625), (13.375, 4.625), (12.875, 2.375),
+        (6.375, 0.625), (10.625, 0.875), (0.625, 4.375), (5.625, 4.125),
+    ],
+    "val": [(2.125, 0.625), (4.625, 7.625), (9.125, 3.125), (13.625, 1.125)],
+    "test": [
+        (1.375, 2.375), (3.125, 6.875), (6.875, 6.625), (8.375, 2.875), (10.125, 4.375), (11.625, 4.625),
+        (8.125, 0.875), (4.375, 4.875),
+    ],
+}
+# Moving sources: (name, split, polyline (x, y, z), speed m/s, pause at turns s, what).
+LO_WALKS = [
+    ("moving-val-meeting", "val", [(7.0, 4.5, 1.125), (2.5, 4.5, 1.125), (2.5, 8.5, 1.125)], 1.0, 0.0,
+     "a walk from the office into the meeting room"),
+    ("moving-corridor-fast", "ood", [(5.5, 0.75, 1.125), (13.25, 0.75, 1.125), (13.25, 3.5, 1.125)], 1.4, 0.0,
+     "a brisk walk along the corridor into the east wing"),
+    ("moving-floor-robot", "ood",
+     [(4.625, 2.625), (4.625, 4.625), (8.625, 4.625), (8.625, 2.625), (4.625, 2.625)], 0.3, 0.0,
+     "a floor robot's slow loop between the desks"),
+    ("moving-ceiling-rail", "ood", [(13.0, 4.5, 2.625), (10.0, 4.5, 2.625), (6.0, 7.5, 2.625)], 0.6, 0.0,
+     "a source near the ceiling moving diagonally across the L"),
+    ("moving-meeting-doors", "ood",
+     [(7.0, 7.875, 1.875), (5.25, 7.875, 1.875), (2.5, 7.875, 1.875), (2.5, 6.25, 1.875), (2.5, 3.0, 1.875)],
+     0.9, 5.0, "a walk through both meeting room doors with 5 s stops"),
+]
+
+
+def l_office_plan() -> str:
+    """The ASCII plan of l-office ('.' open, '#' solid; first line = highest y)."""
+    nx, ny = (int(round(v / LO_PLAN_CELL_M)) for v in LO_SIZE_M[:2])
+    xc, yc = (np.arange(nx) + 0.5) * LO_PLAN_CELL_M, (np.arange(ny) + 0.5) * LO_PLAN_CELL_M
+    open_ = np.ones((ny, nx), dtype=bool)
+    for x0, x1, y0, y1 in LO_SOLIDS_M:
+        open_ &= ~(((xc > x0) & (xc < x1))[None, :] & ((yc > y0) & (yc < y1))[:, None])
+    return "\n".join("".join("." if c else "#" for c in row) for row in open_[::-1])
+
+
+def l_office():
+    """Writes src/plumecast/presets/l-office.toml (run alone: see docs/reference-simulator.md)."""
+    lx, ly, lz = LO_SIZE_M
+    lines = [
+        "# l-office: an L-shaped open office with a corridor and a meeting room (two doors),",
+        "# high wall supply grilles, ceiling and high-wall exhausts; sources from 0.375 m to",
+        "# 2.625 m, none at the plane. Written by scripts/make_presets.py (l_office); see",
+        "# docs/reference-simulator.md for the reasons and the measured generation costs.",
+        'name = "l-office"',
+        "",
+        "[simulation]",
+        f"horizon_s = {LO_HORIZON_S}",
+        "snapshot_s = 2.0",
+        "plane_height_m = 1.5",
+        "plane_cell_m = 0.5",
+        "fine_cell_m = 0.25",
+        "molecular_diffusivity_m2_s = 2.0e-5",
+        "turbulent_schmidt = 0.7",
+        'mass_unit = "mg"',
+        "",
+        "[flow]",
+        "kinematic_viscosity_m2_s = 1.5e-5",
+        "mixing_length_max_m = 0.3",
+        "",
+        "[room]",
+        f"size_m = {fmt(LO_SIZE_M)}",
+        f"plan_cell_m = {LO_PLAN_CELL_M}",
+        '# First line = highest y. "." open, "#" full-height wall or outside.',
+        'plan = """',
+        l_office_plan(),
+        '"""',
+        "",
+    ]
+    obstacles = [  # (name, x0, x1, y0, y1, height m)
+        ("desk-0", 1.0, 3.0, 3.0, 4.0, 0.75), ("desk-1", 6.0, 8.0, 3.0, 4.0, 0.75),
+        ("desk-2", 6.0, 8.0, 5.0, 6.0, 0.75), ("desk-3", 10.5, 12.5, 3.0, 4.0, 0.75),
+        ("meeting-table", 1.0, 4.0, 7.25, 8.25, 0.75), ("shelf", 8.75, 9.5, 6.0, 8.5, 2.0),
+    ]
+    for name, x0, x1, y0, y1, top in obstacles:
+        lines += ["[[room.obstacles]]", f'name = "{name}"', f"box_m = {fmt((x0, x1, y0, y1, 0.0, top))}", ""]
+    # Supply: 1 m x 0.25 m wall grilles just under the ceiling (z 2.5-2.75 m) blowing
+    # horizontally at 0.6 m/s: 0.6 m^3/s in all, about 7 air changes per hour.
+    grilles = [("supply-west", "x-", (3.5, 4.5)), ("supply-meeting", "x-", (7.25, 8.25)),
+               ("supply-north", "y+", (6.5, 7.5)), ("supply-east", "x+", (3.0, 4.0))]
+    for name, face, (a0, a1) in grilles:
+        lines += ["[[room.inlets]]", f'name = "{name}"', f'face = "{face}"',
+                  f"rect_m = {fmt((a0, a1, 2.5, 2.75))}", "speed_m_s = 0.6", ""]
+    # Exhaust (sharing the supply by area): two ceiling grilles, one in the west wing and one
+    # in the corridor, and a high grille on the south wall of the west wing.
+    exhausts = [("exhaust-ceiling-west", "z+", (4.0, 4.5, 4.0, 4.5)),
+                ("exhaust-ceiling-corridor", "z+", (7.0, 7.5, 0.5, 1.0)),
+                ("exhaust-high-south", "y-", (1.0, 2.0, 2.25, 2.75))]
+    for name, face, rect in exhausts:
+        lines += ["[[room.outlets]]", f'name = "{name}"', f'face = "{face}"', f"rect_m = {fmt(rect)}", ""]
+    for split, points in LO_STATIC_XY.items():
+        for i, (x, y) in enumerate(points):
+            cls = LO_CLASSES[i % len(LO_CLASSES)]
+            lines += [
+                "[[scenarios]]", f'name = "{split}-{i:02d}-{cls}"', f'split = "{split}"',
+                f"source = {{ position_m = {fmt((x, y, LO_HEIGHTS_M[cls]))}, rate = [[0.0, 1.0]] }}", "",
+            ]
+    for name, split, poly, speed, pause, what in LO_WALKS:
+        poly = [p if len(p) == 3 else (*p, LO_HEIGHTS_M["floor"]) for p in poly]
+        path = ping_pong(poly, speed, horizon_s=LO_HORIZON_S, pause_s=pause)
+        lines += [
+            "[[scenarios]]", f'name = "{name}"', f'split = "{split}"',
+            f"# {what}: {speed} m/s along {len(poly)} waypoints, forth and back",
+            f"source = {{ rate = [[0.0, 1.0]], path = {fmt(path)} }}", "",
+        ]
+    out = Path(__file__).resolve().parents[1] / "src/plumecast/presets/l-office.toml"
+    tmp = out.with_suffix(".toml.tmp")
+    tmp.write_text("\n".join(lines))
+    tmp.replace(out)  # atomic: a reader never sees half a preset
+    print(f"wrote {out}")
+
+
 if __name__ == "__main__":
     main()
+    l_office()

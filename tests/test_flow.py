@@ -255,3 +255,28 @@ def test_read_flow_rejects_malformed_files(tiny, tmp_path):
     with pytest.raises(FlowFileError, match="fluid mask"):
         read_flow(good, grid=other_grid)
     assert issubclass(FlowFileError, ValueError)
+
+
+def test_flow_levels_equal_the_plane_at_the_plane_height(tiny):
+    """The column of flow levels written to datasets: the plane is one of them, bit for bit."""
+    from plumecast.geometry import GeometryError
+    from plumecast.io.dataset import column_levels_m
+    from plumecast.reference.plane import level_flow, plane_flow
+
+    grid, _, flow, _ = tiny
+    s = load_scenario_set("tiny")
+    height, plane = s.room.size_m[2], s.simulation.plane_height_m
+    z = column_levels_m(height, plane)
+    assert len(z) >= 3 and (np.diff(z) > 0).all() and z[0] > 0 and z[-1] < height
+    levels = level_flow(grid, flow, z, s.simulation.plane_cell_m)
+    k = int(np.flatnonzero(np.isclose(z, plane))[0])
+    at_plane = plane_flow(grid, flow, plane, s.simulation.plane_cell_m)
+    for name in ("u", "v", "w", "nu_t"):
+        assert levels[name].shape == (len(z), *at_plane[name].shape)
+        np.testing.assert_array_equal(levels[name][k], at_plane[name])
+    # The levels differ from one another (the column is not the plane repeated) and nu_t >= 0.
+    assert not np.allclose(levels["w"][0], levels["w"][-1])
+    assert (levels["nu_t"] >= 0).all()
+    for bad in ([0.5, 0.5], [0.0, 0.5], [0.5, height], [0.9, 0.3]):
+        with pytest.raises(GeometryError, match="strictly increasing inside the room"):
+            level_flow(grid, flow, bad, s.simulation.plane_cell_m)

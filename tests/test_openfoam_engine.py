@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from plumecast.geometry import plane_fluid_fraction
-from plumecast.io.dataset import read_dataset, validate_dataset, write_dataset
+from plumecast.io.dataset import LEVEL_VARS, column_levels_m, read_dataset, validate_dataset, write_dataset
 from plumecast.reference import openfoam_engine as ofe
 from plumecast.scenario import Scenario, Source, load_scenario_set
 
@@ -45,6 +45,24 @@ def test_tiny_end_to_end(tiny_openfoam, tmp_path):
     assert abs(ds["w"].values).max() > 0 and ds["nu_t"].values.max() > 0
     moving = ds["source_x"].sel(scenario="moving-f").values
     assert moving[-1] != moving[0]
+
+
+@pytest.mark.openfoam
+def test_tiny_flow_levels_equal_the_plane_at_the_plane_height(tiny_openfoam, tmp_path):
+    sset, ds, _, _ = tiny_openfoam
+    z = ds["level"].values
+    np.testing.assert_allclose(z, column_levels_m(sset.room.size_m[2], sset.simulation.plane_height_m))
+    assert (np.diff(z) > 0).all() and 0 < z[0] and z[-1] < sset.room.size_m[2]
+    k = int(np.flatnonzero(np.isclose(z, sset.simulation.plane_height_m))[0])
+    for name in ("u", "v", "w", "nu_t"):
+        assert ds[f"{name}_level"].dims == ("level", "y", "x")
+        np.testing.assert_array_equal(ds[f"{name}_level"].values[k], ds[name].values)
+    assert not np.allclose(ds["w_level"].values[0], ds["w_level"].values[-1])
+    # Written and read back, the levels survive; a dataset without them (older) still loads.
+    back = read_dataset(write_dataset(ds, tmp_path / "levels.nc"))
+    np.testing.assert_array_equal(back["nu_t_level"].values, ds["nu_t_level"].values)
+    old = read_dataset(write_dataset(ds.drop_vars([*LEVEL_VARS, "level"]), tmp_path / "old.nc"))
+    assert "u_level" not in old.variables and old.sizes["scenario"] == ds.sizes["scenario"]
 
 
 @pytest.mark.openfoam

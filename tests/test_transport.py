@@ -345,3 +345,33 @@ def test_explicit_dt_above_limit_raises_and_below_is_fitted_to_snapshots():
     # Without a dt the solver takes the largest stable step that divides the snapshot interval.
     auto = simulate_scalar(grid, flow, ss.scenarios[:1], sim)
     assert auto.steps_per_snapshot == math.ceil(sim.snapshot_s / limit)
+
+
+def test_generated_dataset_holds_flow_levels_and_old_datasets_still_load(tmp_path):
+    """generate_embedded writes the flow at the column levels; a dataset without them loads and is rebuilt."""
+    import xarray as xr
+
+    from plumecast.io.dataset import LEVEL_VARS, column_levels_m, read_dataset, write_dataset
+    from plumecast.reference.generate import existing_dataset_matches, generate_embedded
+
+    sset = load_scenario_set("tiny").select(["static-a"])
+    out = tmp_path / "tiny.nc"
+    first = generate_embedded(sset, out)
+    ds = read_dataset(out)
+    z = ds["level"].values
+    np.testing.assert_allclose(z, column_levels_m(sset.room.size_m[2], sset.simulation.plane_height_m))
+    assert (np.diff(z) > 0).all() and 0 < z[0] and z[-1] < sset.room.size_m[2]
+    k = int(np.flatnonzero(np.isclose(z, sset.simulation.plane_height_m))[0])
+    for name in ("u", "v", "w", "nu_t"):
+        np.testing.assert_array_equal(ds[f"{name}_level"].values[k], ds[name].values)
+    # An old dataset (no levels) still loads; generation rebuilds it from the caches to add them.
+    old = ds.drop_vars([*LEVEL_VARS, "level"])
+    old_path = write_dataset(old, tmp_path / "old.nc")
+    assert "u_level" not in read_dataset(old_path).variables
+    assert not existing_dataset_matches(old_path, sset) and existing_dataset_matches(out, sset)
+    again = generate_embedded(sset, old_path)
+    assert not again.reused and again.scenarios_cached == 1 and again.scenarios_simulated == 0 and again.flow_cached
+    with xr.open_dataset(old_path) as rebuilt:
+        np.testing.assert_array_equal(rebuilt["u_level"].values, ds["u_level"].values)
+        np.testing.assert_array_equal(rebuilt["concentration"].values, ds["concentration"].values)
+    assert first.scenarios_simulated == 1

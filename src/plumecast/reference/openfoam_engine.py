@@ -27,7 +27,9 @@ Cases (under ``work_dir``; see ``docs/importers.md``):
     ``surfaceFieldValue`` records the outflow ``sum(phi s)`` on every outlet each step.
 
 The plane is extracted from the 3D cells as the importer does (the two layers bracketing
-the plane, area-averaged into the plane cells): :mod:`plumecast.io.openfoam`. The mass
+the plane, area-averaged into the plane cells): :mod:`plumecast.io.openfoam`. The flow (U,
+nut) is also sampled the same way at the column of heights ``column_levels_m`` (the
+dataset's ``u_level`` ... ``nu_t_level``); these come from the flow case alone. The mass
 budget per scenario: ``mass_room`` = volume integral of s, ``mass_injected`` = sum of
 window rate x active time steps, ``mass_outflow`` = time integral of the outlet flux.
 Inlets carry s = 0 with zero diffusivity on the inlet faces, so the outlets are the only
@@ -416,6 +418,29 @@ def injected_mass(windows, times: np.ndarray) -> np.ndarray:
     return out
 
 
+# ----------------------------------------------------------------------------- flow levels
+
+
+def level_flow(geom, U: np.ndarray, nut: np.ndarray, heights_m, plane_cell_m: float, extent_xy) -> dict:
+    """The flow case's U and nut at several heights: ``dict(z_m, u, v, w, nu_t)``, fields ``(level, ny, nx)``.
+
+    Each level is sampled as the plane is (``mesh_plane_sampler`` from the origin over
+    ``extent_xy``, ``nu_t`` clipped at 0), so a level at the plane height equals the
+    dataset's plane fields. The levels come from the flow alone and enter no cache key.
+    """
+    from plumecast.io.openfoam import mesh_plane_sampler
+
+    z = np.asarray(heights_m, dtype=float).ravel()
+    out = {"z_m": z, "u": [], "v": [], "w": [], "nu_t": []}
+    for height in z:
+        s = mesh_plane_sampler(geom, float(height), plane_cell_m, origin_xy=(0.0, 0.0), extent_xy=extent_xy)
+        out["u"].append(s(U[:, 0]))
+        out["v"].append(s(U[:, 1]))
+        out["w"].append(s(U[:, 2]))
+        out["nu_t"].append(np.clip(s(nut), 0.0, None))
+    return {k: (v if k == "z_m" else np.stack(v)) for k, v in out.items()}
+
+
 # ----------------------------------------------------------------------------- scalar cases
 
 
@@ -596,7 +621,7 @@ def generate_openfoam(
     postProcessing stay); it runs every scenario, since the cache holds only the plane. Raises OpenFOAMError (a RuntimeError) when OpenFOAM or foamlib is missing
     or a case fails; GeometryError/ScenarioError for an invalid room or source.
     """
-    from plumecast.io.dataset import make_dataset
+    from plumecast.io.dataset import column_levels_m, make_dataset
     from plumecast.io.openfoam import OpenFOAMImportError, mesh_plane_sampler, read_field, read_mesh, require_foamlib
 
     missing = openfoam_missing()
@@ -680,6 +705,11 @@ def generate_openfoam(
 
     ordered = [results[s.name] for s in sset.scenarios]
     times = sim.times_s
+    try:
+        levels = level_flow(geom, U, nut, column_levels_m(sset.room.size_m[2], sim.plane_height_m),
+                            sim.plane_cell_m, (lx, ly))
+    except OpenFOAMImportError as e:
+        raise OpenFOAMError(f"case {flow_case}: sampling the flow levels: {e}") from None
     ds = make_dataset(
         scenario_names=[s.name for s in sset.scenarios],
         splits=[s.split for s in sset.scenarios],
@@ -700,6 +730,7 @@ def generate_openfoam(
         generator_version=f"{__version__} (OpenFOAM v1912)",
         scenario_config=sset.config_json(),
         budget={k: np.stack([r[k] for r in ordered]) for k in ("mass_room", "mass_injected", "mass_outflow")},
+        levels=levels,
     )
     ds.attrs["flow_diagnostics"] = json.dumps(flow_info, sort_keys=True, default=float)
     ds.attrs["fine_cell_m"] = sim.fine_cell_m

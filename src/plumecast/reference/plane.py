@@ -127,3 +127,27 @@ def plane_flow(grid: Grid3D, flow, plane_height_m: float, plane_cell_m: float) -
     uc, vc, wc = cell_centred_velocity(grid, flow.u, flow.v, flow.w)
     nu_t = np.asarray(flow.nu_t, dtype=float)
     return {"u": s(uc), "v": s(vc), "w": s(wc), "nu_t": s(nu_t)}
+
+
+def level_flow(grid: Grid3D, flow, heights_m, plane_cell_m: float) -> dict:
+    """The flow at several heights: ``dict(z_m, u, v, w, nu_t)``, fields ``(level, ny_c, nx_c)``.
+
+    Each level is extracted exactly as :func:`plane_flow` extracts the plane (cell-centred
+    velocities, linear interpolation between the bracketing layers, fluid-column mean), so
+    a level at the plane height equals the plane's fields bit for bit. The heights (m above
+    the floor) must increase strictly and lie inside the room; a GeometryError names the
+    offending one.
+    """
+    z = np.asarray(heights_m, dtype=float).ravel()
+    top = grid.shape[0] * grid.cell_m
+    if z.size == 0 or not np.isfinite(z).all() or (np.diff(z) <= 0).any() or z[0] <= 0 or z[-1] >= top:
+        raise GeometryError(f"flow levels must be heights strictly increasing inside the room (0, {top:g}) m, "
+                            f"got {np.round(z, 4).tolist()}")
+    uc, vc, wc = cell_centred_velocity(grid, flow.u, flow.v, flow.w)
+    nu_t = np.asarray(flow.nu_t, dtype=float)
+    out = {"z_m": z, "u": [], "v": [], "w": [], "nu_t": []}
+    for height in z:
+        s = plane_sampler(grid, float(height), plane_cell_m)
+        for name, field in (("u", uc), ("v", vc), ("w", wc), ("nu_t", nu_t)):
+            out[name].append(s(field))
+    return {k: (v if k == "z_m" else np.stack(v)) for k, v in out.items()}
