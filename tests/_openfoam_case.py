@@ -140,15 +140,23 @@ def scalar_at(x, y, z, t):
     return t * (1.0 + x + 2.0 * y + 3.0 * z)
 
 
+def flow_at(x, y, z, flow_scale=1.0):
+    """The test cases' velocity (n, 3) in m/s and nut (n,) in m^2/s at cell centres."""
+    U = flow_scale * np.stack([0.1 * x, -0.2 * y, 0.05 + 0 * z], 1)
+    return U, flow_scale * 1e-3 * (1 + x)
+
+
 def write_case(root: Path, fmt="ascii", xs=XS, ys=YS, zs=ZS, solid=None, times=(0.0, 2.0, 4.0), scalar="T",
-               flow_dir="0", skip=()):
+               flow_dir="0", skip=(), scale=1.0, flow_scale=1.0):
+    """A case of the box mesh: U and nut (times ``flow_scale``) in ``flow_dir``, the scalar (times ``scale``) at ``times``."""
     write_mesh(root, xs, ys, zs, solid, fmt)
     x, y, z = centres(xs, ys, zs, solid)
     (root / "system").mkdir(exist_ok=True)
+    U, nut = flow_at(x, y, z, flow_scale)
     if "U" not in skip:
-        write_field(root / flow_dir / "U", "U", np.stack([0.1 * x, -0.2 * y, 0.05 + 0 * z], 1), fmt)
+        write_field(root / flow_dir / "U", "U", U, fmt)
     if "nut" not in skip:
-        write_field(root / flow_dir / "nut", "nut", 1e-3 * (1 + x), fmt)
+        write_field(root / flow_dir / "nut", "nut", nut, fmt)
     for t in times:
-        write_field(root / f"{t:g}" / scalar, scalar, scalar_at(x, y, z, t), fmt)
+        write_field(root / f"{t:g}" / scalar, scalar, scale * scalar_at(x, y, z, t), fmt)
     return root

@@ -5,7 +5,8 @@ import pytest
 from typer.testing import CliRunner
 
 from plumecast.cli import app
-from plumecast.io.dataset import read_dataset
+from plumecast.io.dataset import SPLITS, read_dataset
+from plumecast.scenario import load_scenario_set
 
 from conftest import tiny_variant
 
@@ -22,7 +23,7 @@ def tiny_dataset(tmp_path_factory):
 
 def test_generate_tiny_is_sound(tiny_dataset):
     ds = read_dataset(tiny_dataset)
-    assert ds.sizes["scenario"] == 6 and ds.sizes["y"] == 4 and ds.sizes["x"] == 8
+    assert ds.sizes["scenario"] == len(load_scenario_set("tiny").scenarios) and ds.sizes["y"] == 4 and ds.sizes["x"] == 8
     c = ds["concentration"].values
     assert c.min() >= 0 and c[:, 0].max() == 0 and c[:, -1].max() > 0
     assert (c[:, :, ds["fluid"].values == 0] == 0).all()
@@ -30,7 +31,7 @@ def test_generate_tiny_is_sound(tiny_dataset):
     np.testing.assert_allclose(room, inj - out, rtol=0, atol=1e-10 * inj.max())
     assert (out[:, -1] > 0).all()  # the exhaust carries some of every plume away
     assert abs(ds["w"].values).max() > 0  # air crosses the plane vertically
-    assert set(ds["split"].values) == {"train", "test", "ood"}
+    assert set(ds["split"].values) == {s.split for s in load_scenario_set("tiny").scenarios}
     moving = ds["source_x"].sel(scenario="moving-f").values
     assert moving[-1] != moving[0]
 
@@ -57,7 +58,9 @@ def test_subset_from_cache(tiny_dataset, tmp_path):
 def test_info_and_plot(tiny_dataset, tmp_path):
     result = runner.invoke(app, ["info", str(tiny_dataset)])
     assert result.exit_code == 0, result.output
-    assert "mass budget" in result.output and "train: 3" in result.output
+    splits = [str(s) for s in read_dataset(tiny_dataset)["split"].values]
+    assert "mass budget" in result.output
+    assert ", ".join(f"{k}: {splits.count(k)}" for k in SPLITS) in result.output  # val included
     result = runner.invoke(app, ["plot", str(tiny_dataset), "--scenario", "moving-f", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     for name in ("moving-f-snapshots.png", "moving-f.gif", "plane-flow.png"):

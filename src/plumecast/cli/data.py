@@ -13,7 +13,7 @@ from rich.table import Table
 
 from plumecast.cli.app import app, check_output_path, console, fail, read_dataset_or_fail
 from plumecast.geometry import GeometryError
-from plumecast.io.dataset import DatasetError
+from plumecast.io.dataset import BUDGET_VARS, LEVEL_VARS, SPLITS, DatasetError
 from plumecast.io.preflight import PreflightError, require_memory
 from plumecast.scenario import ScenarioError, load_scenario_set
 
@@ -166,7 +166,7 @@ def info(path: Annotated[Path, typer.Argument(help="A plumecast dataset (netCDF)
     table.add_row("time", f"{t[0]:g} .. {t[-1]:g} s, {len(t)} snapshots every {np.diff(t).mean():g} s" if len(t) > 1
                   else f"one snapshot at {t[0]:g} s")
     splits = [str(s) for s in ds["split"].values]
-    table.add_row("splits", ", ".join(f"{k}: {splits.count(k)}" for k in ("train", "test", "ood")))
+    table.add_row("splits", ", ".join(f"{k}: {splits.count(k)}" for k in SPLITS))
     names = [str(s) for s in ds["scenario"].values]
     table.add_row("scenarios", ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else ""))
     unit = ds["concentration"].attrs.get("units", "")
@@ -175,6 +175,11 @@ def info(path: Annotated[Path, typer.Argument(help="A plumecast dataset (netCDF)
     for k in ("u", "v", "w"):
         table.add_row(k, f"{ds[k].values[fluid].min():+.4f} .. {ds[k].values[fluid].max():+.4f} m/s")
     table.add_row("nu_t", f"{ds['nu_t'].values[fluid].min():.3g} .. {ds['nu_t'].values[fluid].max():.3g} m^2/s")
+    if "level" in ds.coords and all(k in ds for k in LEVEL_VARS):
+        z = np.asarray(ds["level"].values, float)
+        speed = np.hypot(ds["u_level"].values, ds["v_level"].values)
+        table.add_row("flow levels", f"{len(z)} heights {', '.join(f'{v:.3g}' for v in z)} m; horizontal speed up to "
+                      f"{speed.max():.3g} m/s, nu_t up to {float(ds['nu_t_level'].max()):.3g} m^2/s")
     table.add_row("mass budget", _budget_line(ds, unit))
     if "flow_diagnostics" in ds.attrs:
         try:
@@ -187,15 +192,15 @@ def info(path: Annotated[Path, typer.Argument(help="A plumecast dataset (netCDF)
 
 
 def _budget_line(ds, unit: str) -> str:
-    """The mass budget from the optional budget variables, saying which are absent."""
-    present = [k for k in ("mass_room", "mass_injected", "mass_outflow") if k in ds]
-    if len(present) == 3:
-        room, inj, outf = (ds[k].values for k in present)
+    """The mass budget from the optional budget variables (any of them may be absent, as in imports)."""
+    present = [k for k in BUDGET_VARS if k in ds.variables]
+    if len(present) == len(BUDGET_VARS):
+        room, inj, outf = (ds[k].values for k in BUDGET_VARS)
         err = np.abs(room - (inj - outf)).max(axis=1) / np.maximum(inj.max(axis=1), 1e-300)
         share = outf[:, -1] / np.maximum(inj[:, -1], 1e-300)
         return (f"max |room - (injected - outflow)| / injected = {err.max():.2e}; "
                 f"left through outlets by the end: {np.median(share):.0%} median")
-    if "mass_room" in ds:
+    if "mass_room" in ds.variables:
         room = ds["mass_room"].values
         return (f"mass in the room {room[:, -1].min():.4g} .. {room[:, -1].max():.4g} {unit.split('/')[0]} at the end; "
                 "injected and outflow not recorded (an import: the fields alone do not tell them)")

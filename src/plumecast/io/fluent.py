@@ -43,6 +43,7 @@ the file and line.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -514,4 +515,178 @@ def import_fluent(
         ds["concentration"].attrs["note"] = conc_note
     ds.attrs["history"] = "\n".join(history)
     ds.attrs["density_kg_m3"] = float(density)
+    return ds
+
+
+# ----------------------------------------------------------------------------- several exports
+
+
+@dataclass(frozen=True)
+class FluentExport:
+    """One export of a multi-export import: its files, scenario name, split, source and times.
+
+    ``times`` (s) are the concentration files' times in the order given, or None for the
+    file-name pattern. ``source`` is a :class:`plumecast.scenario.Source` or None.
+    """
+
+    files: tuple
+    name: str
+    split: str = "train"
+    source: object = None
+    times: tuple | None = None
+
+
+def export_kinds(paths, quantities: dict[str, str] | None = None) -> dict[Path, str | None]:
+    """What each file of an export holds (``KINDS`` or None when unknown), from its header and the overrides."""
+    overrides = {str(k): v for k, v in (quantities or {}).items()}
+    out = {}
+    for p in map(Path, paths):
+        rep = read_fluent_report(p)
+        out[p] = overrides.get(str(p), overrides.get(p.name)) or classify(rep.quantity, rep.units)
+    return out
+
+
+def _import_one(kwargs: dict) -> xr.Dataset:
+    return import_fluent(**kwargs)
+
+
+def import_fluent_exports(exports, *, jobs: int = 1, progress=None, **common) -> xr.Dataset:
+    """Several Fluent exports of one plane to one dataset, one scenario per export.
+
+    ``common`` are :func:`import_fluent`'s options shared by all exports (cell, height,
+    density, border, shape, quantities, time pattern, mass unit). The dataset holds one
+    flow: an export without a turbulent viscosity file takes the flow files (nu_t, u, v,
+    w) of the first export that has one, and an export with its own flow must agree with
+    it. All exports must give the same grid, fluid cells and times. ``jobs`` > 1 parses
+    exports in that many processes (started as
+    :func:`plumecast.io.openfoam.process_pool_context` says); ``progress(done, total)``
+    counts finished exports. FluentFormatError names the export.
+    """
+    exports = list(exports)
+    if not exports:
+        raise FluentFormatError("no Fluent export given")
+    multi = len(exports) > 1
+    names = [e.name for e in exports]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise FluentFormatError(f"scenario name {dup[0]!r} is given to more than one export; name the exports apart")
+
+    def named(k: int, e: Exception) -> FluentFormatError:
+        return FluentFormatError(f"export {names[k]!r}: {e}" if multi else str(e))
+
+    if not multi:  # one export: exactly import_fluent
+        e = exports[0]
+        return import_fluent(e.files, **common, scenario_name=e.name, split=e.split, source=e.source,
+                             times=None if e.times is None else list(e.times))
+    kinds = []
+    for k, e in enumerate(exports):
+        try:
+            kinds.append(export_kinds(e.files, common.get("quantities")))
+        except FluentFormatError as err:
+            raise named(k, err) from None
+    with_flow = [k for k, kd in enumerate(kinds) if "nu_t" in kd.values()]
+    if not with_flow:
+        raise FluentFormatError(
+            "missing required field: no export holds the turbulent viscosity (nu_t), which the plane model's "
+            "diffusivity starts from"
+        )
+    shared = [p for p, kind in kinds[with_flow[0]].items() if kind in ("nu_t", "u", "v", "w")]
+    calls = []
+    for k, e in enumerate(exports):
+        files = list(map(Path, e.files)) if k in with_flow else shared + list(map(Path, e.files))
+        calls.append({**common, "paths": files, "scenario_name": e.name, "split": e.split, "source": e.source,
+                      "times": None if e.times is None else list(e.times)})
+    report = progress or (lambda done, total: None)
+    report(0, len(exports))
+    results: list = [None] * len(exports)
+    if jobs <= 1:
+        for k, kw in enumerate(calls):
+            try:
+                results[k] = _import_one(kw)
+            except FluentFormatError as err:
+                raise named(k, err) from None
+            report(k + 1, len(exports))
+    else:
+        from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+        from plumecast.io.openfoam import process_pool_context  # one rule for both importers' pools
+
+        ex = ProcessPoolExecutor(max_workers=min(jobs, len(calls)), mp_context=process_pool_context())
+        try:
+            pending = {ex.submit(_import_one, kw): k for k, kw in enumerate(calls)}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    k = pending.pop(f)
+                    try:
+                        results[k] = f.result()
+                    except FluentFormatError as err:
+                        raise named(k, err) from None
+                    except Exception as err:  # a worker that died, or a dataset error
+                        raise FluentFormatError(f"export {names[k]!r}: {type(err).__name__}: {err}") from None
+                    report(len(exports) - len(pending), len(exports))
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+    return _combine(results, names, with_flow[0])
+
+
+def _combine(parts: list[xr.Dataset], names: list[str], flow_from: int) -> xr.Dataset:
+    """One dataset from single-export datasets that share grid, fluid cells, times, unit and flow."""
+    ref = parts[flow_from]
+    first = parts[0]
+    for k, ds in enumerate(parts):
+        who = f"export {names[k]!r}"
+        if ds.sizes["y"] != first.sizes["y"] or ds.sizes["x"] != first.sizes["x"] or not (
+                np.allclose(ds["x"].values, first["x"].values) and np.allclose(ds["y"].values, first["y"].values)):
+            raise FluentFormatError(f"{who}: its plane grid ({ds.sizes['y']} x {ds.sizes['x']} cells of "
+                                    f"{ds.attrs['dx_m']:g} m) differs from export {names[0]!r}'s ({first.sizes['y']} x "
+                                    f"{first.sizes['x']} of {first.attrs['dx_m']:g} m); one dataset needs one grid")
+        if not np.array_equal(ds["fluid"].values, first["fluid"].values):
+            bad = int((ds["fluid"].values != first["fluid"].values).sum())
+            raise FluentFormatError(f"{who}: {bad} plane cells are fluid in one export and solid in "
+                                    f"export {names[0]!r}; one dataset needs one plane")
+        if not np.array_equal(ds["time"].values, first["time"].values):
+            raise FluentFormatError(f"{who}: its times {ds['time'].values.tolist()} s differ from export "
+                                    f"{names[0]!r}'s {first['time'].values.tolist()} s; one dataset needs one time axis")
+        if ds.attrs["mass_unit"] != first.attrs["mass_unit"]:
+            raise FluentFormatError(f"{who}: concentration in {ds.attrs['mass_unit']}/m^3, export {names[0]!r}'s in "
+                                    f"{first.attrs['mass_unit']}/m^3")
+        if ds.attrs["plane_height_m"] != first.attrs["plane_height_m"]:
+            raise FluentFormatError(f"{who}: plane height {ds.attrs['plane_height_m']} m differs from "
+                                    f"{first.attrs['plane_height_m']} m")
+        for var in ("u", "v", "w", "nu_t"):
+            a, b = ds[var].values, ref[var].values
+            if np.abs(a - b).max() > 1e-9 * max(float(np.abs(b).max()), 1e-30):
+                raise FluentFormatError(
+                    f"{who}: its {var} differs from export {names[flow_from]!r}'s by up to {np.abs(a - b).max():.3g}; "
+                    "one dataset holds one flow field: import the exports separately"
+                )
+    ds = make_dataset(
+        scenario_names=names,
+        splits=[str(p["split"].values[0]) for p in parts],
+        times_s=first["time"].values,
+        x_m=first["x"].values,
+        y_m=first["y"].values,
+        concentration=np.concatenate([p["concentration"].values for p in parts]),
+        u=ref["u"].values, v=ref["v"].values, w=ref["w"].values, nu_t=ref["nu_t"].values,
+        fluid_fraction=first["fluid_fraction"].values,
+        source_xyz=np.concatenate([np.stack([p[f"source_{c}"].values for c in "xyz"], axis=-1) for p in parts]),
+        source_rate=np.concatenate([p["source_rate"].values for p in parts]),
+        plane_height_m=float(first.attrs["plane_height_m"]),
+        mass_unit=str(first.attrs["mass_unit"]),
+        generator=GENERATOR,
+        generator_version=__version__,
+        scenario_config={"importer": "fluent", "exports": [
+            {"scenario": n, **json.loads(p.attrs["scenario_config"])} for n, p in zip(names, parts)]},
+        origin=f"{len(parts)} Fluent exports",
+    )
+    for var in ("u", "v", "w", "nu_t", "concentration"):
+        if "note" in ref[var].attrs and var != "concentration":
+            ds[var].attrs["note"] = ref[var].attrs["note"]
+    history = [f"plumecast {__version__} import fluent: {len(parts)} exports ({', '.join(names[:6])}"
+               f"{', ...' if len(names) > 6 else ''}), flow from export {names[flow_from]!r}"]
+    for n, p in zip(names, parts):
+        history += [f"{n}: {line}" for line in str(p.attrs.get("history", "")).splitlines()[1:]]
+    ds.attrs["history"] = "\n".join(history)
+    ds.attrs["density_kg_m3"] = float(first.attrs["density_kg_m3"])
     return ds

@@ -37,6 +37,7 @@ disagree with the mesh, an empty case) raises :class:`OpenFOAMImportError` namin
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from plumecast import __version__
-from plumecast.io.dataset import nonnegative_viscosity
+from plumecast.io.dataset import DEFAULT_COLUMN_LEVELS, nonnegative_viscosity
 from plumecast.io.preflight import require_memory
 
 GENERATOR = "plumecast-import-openfoam"
@@ -147,11 +148,19 @@ def _precheck(path: Path, what: str, element_bytes: tuple[int, ...] | None) -> N
         )
 
 
-def _read_entry(path: Path, what: str, element_bytes: tuple[int, ...] = (8,)):
-    """The top-level data of a FoamFile (points, faces, owner, ...)."""
+def _read_entry(path: Path, what: str, element_bytes: tuple[int, ...] = (8,), *, fast: bool = True):
+    """The top-level data of a FoamFile (points, faces, owner, ...).
+
+    ``fast``: try the numpy reader of the common list forms first (:func:`_fast_mesh_list`);
+    anything else, and every malformed file, goes through the checked foamlib path.
+    """
     foamlib = require_foamlib()
     if not path.is_file():
         raise OpenFOAMImportError(f"{path}: missing {what}")
+    if fast:
+        quick = _fast_mesh_list(path.read_bytes(), element_bytes)
+        if quick is not None:
+            return quick
     _precheck(path, what, element_bytes)
     try:
         return foamlib.FoamFile(path)[None]
@@ -162,6 +171,148 @@ def _read_entry(path: Path, what: str, element_bytes: tuple[int, ...] = (8,)):
 def _short(e: Exception) -> str:
     msg = " ".join(str(e).split())
     return f"{type(e).__name__}: {msg[:300]}"
+
+
+# ----------------------------------------------------------------------------- fast lists
+#
+# foamlib parses an ascii field of 15,000 cells in about 5 ms and the linear pre-check above
+# (which guards foamlib against garbled lists) takes another 20 ms: importing 300 snapshots
+# of 36 cases spent nearly all its time there. The readers below take the forms OpenFOAM
+# itself writes (a nonuniform List<scalar>/List<vector> internalField, vectorField points,
+# labelList owner/neighbour, faceList/faceCompactList faces; ascii, or binary with 64-bit
+# little-endian scalars) straight into numpy, in about 1 ms. They return None on anything
+# unexpected (a comment inside the list, a count that does not match, a token that is not
+# a number, another precision), and the caller then takes the checked foamlib path, which
+# names the file and line at fault; so they never decide an error message.
+# tests/test_import_many.py checks them against foamlib value for value.
+
+_FLOAT_BITS = re.compile(rb"scalar\s*=\s*(\d+)")
+_LABEL_BITS = re.compile(rb"label\s*=\s*(\d+)")
+_LIST_END = re.compile(rb"\)\s*;")
+
+
+def _format_of(head: bytes) -> tuple[bool, int, int, bool]:
+    """(binary, scalar bytes, label bytes, little-endian) from a FoamFile header."""
+    m = re.search(rb"\bformat\s+(\w+)\s*;", head)
+    binary = bool(m and m.group(1) == b"binary")
+    fb = _FLOAT_BITS.search(head)
+    lb = _LABEL_BITS.search(head)
+    return binary, int(fb.group(1)) // 8 if fb else 8, int(lb.group(1)) // 8 if lb else 4, b"MSB" not in head
+
+
+def _ascii_tuples(body: bytes, count: int, width: int, dtype) -> np.ndarray | None:
+    """``count`` parenthesised tuples of ``width`` numbers ("(a b c) ...") as a ``(count, width)`` array."""
+    toks = body.replace(b"(", b" ( ").replace(b")", b" ) ").split()
+    step = width + 2
+    if len(toks) != count * step:
+        return None
+    if count and (set(toks[0::step]) != {b"("} or set(toks[step - 1::step]) != {b")"}):
+        return None
+    try:
+        return np.array([toks[k::step] for k in range(1, width + 1)], dtype=dtype).T.reshape(count, width)
+    except ValueError:
+        return None
+
+
+def _fast_internal_field(data: bytes, vector: bool) -> np.ndarray | None:
+    """A nonuniform internalField read with numpy, or None when the file is not in the common form."""
+    head = data[:4000]
+    fm = _FIELD_START.search(data)
+    if fm is None:
+        return None
+    width = {b"scalar": 1, b"vector": 3}.get(fm.group(1))
+    if width is None or (width == 3) != vector:
+        return None
+    count, start = int(fm.group(2)), fm.end()  # start: just after the list's "("
+    binary, fbytes, _, little = _format_of(head)
+    if binary:
+        if fbytes != 8 or not little:
+            return None
+        end = start + 8 * width * count
+        if data[end:end + 1] != b")" or not re.match(rb"\s*;", data[end + 1:end + 64]):
+            return None
+        arr = np.frombuffer(data, dtype="<f8", count=width * count, offset=start).astype(float)
+        return arr.reshape(count, 3) if vector else arr
+    if width == 1:
+        end = data.find(b")", start)
+        if end < 0 or not re.match(rb"\s*;", data[end + 1:end + 64]):
+            return None
+        body = data[start:end]
+        if b"(" in body or b"/" in body:
+            return None
+        try:
+            arr = np.array(body.split(), dtype=float)
+        except ValueError:
+            return None
+        return arr if arr.size == count else None
+    m = _LIST_END.search(data, start)
+    if m is None or b"/" in data[start:m.start()]:
+        return None
+    return _ascii_tuples(data[start:m.start()], count, 3, float)
+
+
+def _fast_mesh_list(data: bytes, element_bytes: tuple[int, ...]) -> np.ndarray | tuple | None:
+    """A polyMesh list (points ``(24,)``, labels ``(lb,)``, faces ``(lb, lb)``) read with numpy, or None."""
+    head = data[:4000]
+    head_end = data.find(b"}", data.find(b"FoamFile")) + 1 if b"FoamFile" in head else 0
+    binary, fbytes, lbytes, little = _format_of(head)
+    lm = _LIST_START.search(data, head_end)
+    if lm is None or not little:
+        return None
+    count, start = int(lm.group(1)), lm.end()
+    points, faces = element_bytes == (24,), len(element_bytes) == 2
+    if binary:
+        if points and fbytes != 8:
+            return None
+        dtype = "<f8" if points else f"<i{lbytes}"
+        width = 3 if points else 1
+        size = np.dtype(dtype).itemsize * width
+        end = start + size * count
+        if data[end:end + 1] != b")":
+            return None
+        first = np.frombuffer(data, dtype=dtype, count=width * count, offset=start)
+        if not faces:
+            return first.astype(float).reshape(count, 3) if points else first.astype(np.int64)
+        lm2 = _LIST_START.search(data, end + 1)  # faceCompactList: offsets, then the flat labels
+        if lm2 is None or data[end + 1:lm2.start()].strip():
+            return None
+        count2, start2 = int(lm2.group(1)), lm2.end()
+        end2 = start2 + lbytes * count2
+        if data[end2:end2 + 1] != b")":
+            return None
+        flat = np.frombuffer(data, dtype=dtype, count=count2, offset=start2).astype(np.int64)
+        return first.astype(np.int64), flat
+    m = _LIST_END.search(data, start)
+    end = m.start() if m else data.rfind(b")")
+    if end < start or b"/" in data[start:end]:
+        return None
+    body = data[start:end]
+    if points:
+        return _ascii_tuples(body, count, 3, float)
+    if not faces:
+        if b"(" in body:
+            return None
+        try:
+            arr = np.array(body.split(), dtype=np.int64)
+        except ValueError:
+            return None
+        return arr if arr.size == count else None
+    # faceList "k(a b ...)": only when every face has the same number of vertices, as blockMesh
+    # writes (quads); polygonal meshes (snappyHexMesh) take foamlib, once per distinct mesh.
+    k = re.match(rb"\s*(\d+)\s*\(", body)
+    if k is None:
+        return None
+    n_vert = int(k.group(1))
+    toks = body.replace(b"(", b" ( ").replace(b")", b" ) ").split()
+    step = n_vert + 3
+    if len(toks) != count * step or set(toks[0::step]) != {k.group(1)} or set(toks[1::step]) != {b"("} \
+            or set(toks[step - 1::step]) != {b")"}:
+        return None
+    try:
+        labels = np.array([toks[j::step] for j in range(2, 2 + n_vert)], dtype=np.int64).T
+    except ValueError:
+        return None
+    return labels.reshape(count, n_vert)
 
 
 # ----------------------------------------------------------------------------- mesh
@@ -210,16 +361,18 @@ def _label_bytes(path: Path) -> int:
     return int(m.group(1)) // 8 if m else 4
 
 
-def read_mesh(mesh_dir: str | Path) -> CellGeometry:
-    """Cell geometry of a ``polyMesh`` folder (ascii or binary files)."""
+def read_mesh(mesh_dir: str | Path, *, fast: bool = True) -> CellGeometry:
+    """Cell geometry of a ``polyMesh`` folder (ascii or binary files); ``fast``: see :func:`read_field`."""
     mesh_dir = Path(mesh_dir)
     if not mesh_dir.is_dir():
         raise OpenFOAMImportError(f"{mesh_dir}: no mesh folder (constant/polyMesh); is this an OpenFOAM case?")
     lb = _label_bytes(mesh_dir / "owner")
-    points = np.asarray(_read_entry(mesh_dir / "points", "mesh points", (24,)), dtype=float)
-    offsets, flat = _faces_compact(_read_entry(mesh_dir / "faces", "mesh faces", (lb, lb)), mesh_dir / "faces")
-    owner = np.asarray(_read_entry(mesh_dir / "owner", "face owners", (lb,)), dtype=np.int64).ravel()
-    neighbour = np.asarray(_read_entry(mesh_dir / "neighbour", "face neighbours", (lb,)), dtype=np.int64).ravel()
+    points = np.asarray(_read_entry(mesh_dir / "points", "mesh points", (24,), fast=fast), dtype=float)
+    offsets, flat = _faces_compact(_read_entry(mesh_dir / "faces", "mesh faces", (lb, lb), fast=fast),
+                                   mesh_dir / "faces")
+    owner = np.asarray(_read_entry(mesh_dir / "owner", "face owners", (lb,), fast=fast), dtype=np.int64).ravel()
+    neighbour = np.asarray(_read_entry(mesh_dir / "neighbour", "face neighbours", (lb,), fast=fast),
+                           dtype=np.int64).ravel()
     if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
         raise OpenFOAMImportError(f"{mesh_dir / 'points'}: expected a list of 3D points, got shape {points.shape}")
     if not np.isfinite(points).all():
@@ -317,18 +470,25 @@ def read_faces(mesh_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------- fields
 
 
-def read_field(path: str | Path, n_cells: int, *, vector: bool = False) -> np.ndarray:
-    """The internal field of a volume field file as ``(n,)`` or ``(n, 3)`` floats."""
+def read_field(path: str | Path, n_cells: int, *, vector: bool = False, fast: bool = True) -> np.ndarray:
+    """The internal field of a volume field file as ``(n,)`` or ``(n, 3)`` floats.
+
+    ``fast`` (default): the numpy reader of the common forms first, foamlib for the rest
+    and for every malformed file; False: foamlib always (the path before the numpy
+    reader, kept for verification and benchmarks/bench_import.py).
+    """
     foamlib = require_foamlib()
     path = Path(path)
     if not path.is_file():
         raise OpenFOAMImportError(f"{path}: missing field file")
-    _precheck(path, "field values", None)
-    try:
-        data = foamlib.FoamFieldFile(path).internal_field
-    except Exception as e:  # noqa: BLE001
-        raise OpenFOAMImportError(f"{path}: cannot read the field ({_short(e)}); truncated or malformed file?") from None
-    arr = np.asarray(data, dtype=float)
+    arr = _fast_internal_field(path.read_bytes(), vector) if fast else None
+    if arr is None:
+        _precheck(path, "field values", None)
+        try:
+            data = foamlib.FoamFieldFile(path).internal_field
+        except Exception as e:  # noqa: BLE001
+            raise OpenFOAMImportError(f"{path}: cannot read the field ({_short(e)}); truncated or malformed file?") from None
+        arr = np.asarray(data, dtype=float)
     want = (n_cells, 3) if vector else (n_cells,)
     if arr.ndim == 0 or (vector and arr.shape == (3,)):
         arr = np.broadcast_to(arr, want).copy()  # a uniform field
@@ -384,70 +544,182 @@ def _pick_scalar(roots: list[Path], name: str | None) -> str:
     )
 
 
-def _read_root(root: Path, scalar_name: str, flow_time: str | None) -> tuple[CellGeometry, dict, np.ndarray, np.ndarray, str]:
-    geom = read_mesh(root / "constant" / "polyMesh")
-    n = geom.n_cells
-    tds = time_dirs(root)
-    scalars = {t: d / scalar_name for t, d in tds if (d / scalar_name).is_file()}
-    if not scalars:
-        raise OpenFOAMImportError(f"{root}: missing field: no time directory holds the scalar {scalar_name!r}")
+FLOW_CASE_HINT = ("a scalar case run on a frozen flow (scalarTransportFoam) usually holds none: give --flow-case DIR, "
+                  "the finished flow case on the same mesh")
+
+
+def _flow_dir(root: Path, tds: list[tuple[float, Path]], flow_time: str | None) -> tuple[Path | None, str | None]:
+    """The time directory to read U and nut from, or (None, what is missing)."""
     if flow_time is not None:
-        match = [d for t, d in tds if d.name == flow_time or np.isclose(t, float(flow_time))]
+        try:
+            match = [d for t, d in tds if d.name == flow_time or np.isclose(t, float(flow_time))]
+        except ValueError:
+            match = [d for _, d in tds if d.name == flow_time]
         if not match:
             raise OpenFOAMImportError(f"{root}: no time directory {flow_time!r} for the flow fields")
-        fdir = match[0]
-    else:
-        with_flow = [d for _, d in tds if (d / "U").is_file() and (d / "nut").is_file()]
-        if not with_flow:
-            missing = "U and nut" if not any((d / "U").is_file() for _, d in tds) else "nut"
-            if missing == "nut" and any((d / "nut").is_file() for _, d in tds):
-                missing = "U and nut in the same time directory"
-            raise OpenFOAMImportError(f"{root}: missing field: no time directory holds {missing}")
-        fdir = with_flow[-1]
-    U = read_field(fdir / "U", n, vector=True)
-    nut = read_field(fdir / "nut", n)
-    values = {t: read_field(p, n) for t, p in scalars.items()}
-    return geom, values, U, nut, fdir.name
+        return match[0], None
+    with_flow = [d for _, d in tds if (d / "U").is_file() and (d / "nut").is_file()]
+    if with_flow:
+        return with_flow[-1], None
+    missing = "U and nut" if not any((d / "U").is_file() for _, d in tds) else "nut"
+    if missing == "nut" and any((d / "nut").is_file() for _, d in tds):
+        missing = "U and nut in the same time directory"
+    return None, f"{root}: missing field: no time directory holds {missing}"
 
 
-def read_case(case_dir: str | Path, *, field_name: str | None = None, flow_time: str | None = None) -> CaseData:
-    """Read a finished (or decomposed) case; OpenFOAMImportError names what is wrong."""
+@dataclass
+class CaseLayout:
+    """Where a case keeps its mesh and fields, found without parsing any field.
+
+    ``roots`` is ``[case]`` for a reconstructed case, else its ``processor*`` folders (whose
+    cells are concatenated in that order). ``scalar_files[t][r]`` is the scalar of time
+    ``times[t]`` in root ``r``; ``flow_files[r]`` the ``(U, nut)`` of root ``r``, or None
+    when the case holds no flow (``flow_missing`` says what is missing).
+    """
+
+    case: Path
+    roots: list[Path]
+    scalar_name: str | None
+    times: np.ndarray
+    scalar_files: list[list[Path]] = field(repr=False)
+    flow_files: list[tuple[Path, Path]] | None = field(repr=False)
+    flow_time: str | None
+    flow_missing: str | None
+    decomposed: int
+
+    @property
+    def mesh_dirs(self) -> list[Path]:
+        return [r / "constant" / "polyMesh" for r in self.roots]
+
+    def require_flow(self, hint: bool = False) -> list[tuple[Path, Path]]:
+        if self.flow_files is None:
+            raise OpenFOAMImportError(self.flow_missing + (f"; {FLOW_CASE_HINT}" if hint else ""))
+        return self.flow_files
+
+    @property
+    def nut_name(self) -> str:
+        t = self.flow_time
+        return f"{self.case}/{t}/nut" if not self.decomposed else f"{self.case}/processor*/{t}/nut"
+
+
+def _processors(case: Path) -> list[Path]:
+    return sorted((p for p in case.iterdir() if p.is_dir() and re.fullmatch(r"processor\d+", p.name)),
+                  key=lambda p: int(p.name[9:]))
+
+
+def _check_processor(proc: Path, case: Path) -> None:
+    if not time_dirs(proc):
+        raise OpenFOAMImportError(
+            f"{proc}: decomposed case without time directories; run the case or `reconstructPar` first"
+        )
+    if not (proc / "constant" / "polyMesh").is_dir():
+        raise OpenFOAMImportError(
+            f"{proc}: decomposed case without a processor mesh (constant/polyMesh); run `reconstructPar` in "
+            f"{case} and import again"
+        )
+
+
+def case_layout(case_dir: str | Path, *, field_name: str | None = None, flow_time: str | None = None) -> CaseLayout:
+    """The layout of a finished (or decomposed) scalar case; OpenFOAMImportError names what is wrong."""
     case = Path(case_dir)
     if not case.is_dir():
         raise OpenFOAMImportError(f"{case}: no such case directory")
-    procs = sorted((p for p in case.iterdir() if p.is_dir() and re.fullmatch(r"processor\d+", p.name)),
-                   key=lambda p: int(p.name[9:]))
+    procs = _processors(case)
     name = _pick_scalar([case] + procs, field_name)
     reconstructed = any((d / name).is_file() and t > 0 for t, d in time_dirs(case)) or not procs
-    if reconstructed:
-        geom, values, U, nut, ftime = _read_root(case, name, flow_time)
-        times = np.array(sorted(values))
-        scalar = np.stack([values[t] for t in times])
-        return CaseData(geom, times, scalar, U, nut, name, ftime, 0)
-    parts = []
-    for proc in procs:
-        if not time_dirs(proc):
+    roots = [case] if reconstructed else procs
+    per_root, flows, flow_names, missing = [], [], [], None
+    for root in roots:
+        if not reconstructed:
+            _check_processor(root, case)
+        tds = time_dirs(root)
+        scalars = {t: d / name for t, d in tds if (d / name).is_file()}
+        if not scalars:
+            raise OpenFOAMImportError(f"{root}: missing field: no time directory holds the scalar {name!r}")
+        per_root.append(scalars)
+        fdir, why = _flow_dir(root, tds, flow_time)
+        if fdir is None:
+            missing = missing or why
+        else:
+            flows.append((fdir / "U", fdir / "nut"))
+            flow_names.append(fdir.name)
+    t0 = sorted(per_root[0])
+    for root, scalars in zip(roots, per_root):
+        if sorted(scalars) != t0:
             raise OpenFOAMImportError(
-                f"{proc}: decomposed case without time directories; run the case or `reconstructPar` first"
+                f"{root}: its times of {name!r} differ from {roots[0].name}'s; the decomposed case is incomplete"
             )
-        if not (proc / "constant" / "polyMesh").is_dir():
-            raise OpenFOAMImportError(
-                f"{proc}: decomposed case without a processor mesh (constant/polyMesh); run `reconstructPar` in "
-                f"{case} and import again"
-            )
-        parts.append(_read_root(proc, name, flow_time))
-    t0 = sorted(parts[0][1])
-    for proc, part in zip(procs, parts):
-        if sorted(part[1]) != t0:
-            raise OpenFOAMImportError(
-                f"{proc}: its times of {name!r} differ from {procs[0].name}'s; the decomposed case is incomplete"
-            )
-    geom = CellGeometry.concatenate([p[0] for p in parts])
-    times = np.array(t0)
-    scalar = np.stack([np.concatenate([p[1][t] for p in parts]) for t in t0])
-    U = np.concatenate([p[2] for p in parts])
-    nut = np.concatenate([p[3] for p in parts])
-    return CaseData(geom, times, scalar, U, nut, name, parts[0][4], len(procs))
+    return CaseLayout(
+        case=case, roots=roots, scalar_name=name, times=np.array(t0, float),
+        scalar_files=[[s[t] for s in per_root] for t in t0],
+        flow_files=None if missing else flows, flow_time=None if missing else flow_names[0],
+        flow_missing=missing, decomposed=0 if reconstructed else len(roots),
+    )
+
+
+def flow_layout(case_dir: str | Path, *, flow_time: str | None = None) -> CaseLayout:
+    """The layout of a finished flow case (U and nut, no scalar needed), for ``--flow-case``."""
+    case = Path(case_dir)
+    if not case.is_dir():
+        raise OpenFOAMImportError(f"{case}: no such flow case directory")
+    procs = _processors(case)
+    # As for the scalar: the case root unless only the processors hold a computed (t > 0) flow.
+    reconstructed = not procs or any((d / "U").is_file() and t > 0 for t, d in time_dirs(case))
+    roots = [case] if reconstructed else procs
+    flows, names = [], []
+    for root in roots:
+        if not reconstructed:
+            _check_processor(root, case)
+        fdir, why = _flow_dir(root, time_dirs(root), flow_time)
+        if fdir is None:
+            raise OpenFOAMImportError(f"{why} (the flow case)")
+        flows.append((fdir / "U", fdir / "nut"))
+        names.append(fdir.name)
+    return CaseLayout(case=case, roots=roots, scalar_name=None, times=np.zeros(0), scalar_files=[],
+                      flow_files=flows, flow_time=names[0], flow_missing=None,
+                      decomposed=0 if reconstructed else len(roots))
+
+
+def layout_geometry(layout: CaseLayout, *, fast: bool = True) -> tuple[CellGeometry, list[int]]:
+    """The cell geometry of a case (processor meshes concatenated) and the cell count of each root."""
+    parts = [read_mesh(d, fast=fast) for d in layout.mesh_dirs]
+    geom = parts[0] if len(parts) == 1 else CellGeometry.concatenate(parts)
+    return geom, [p.n_cells for p in parts]
+
+
+def mesh_signature(layout: CaseLayout) -> str:
+    """A hash of the case's mesh files: cases with the same signature share one parsed mesh."""
+    h = hashlib.blake2b(digest_size=16)
+    for d in layout.mesh_dirs:
+        for name in ("points", "faces", "owner", "neighbour"):
+            f = d / name
+            h.update(name.encode())
+            h.update(f.read_bytes() if f.is_file() else b"<missing>")
+    return h.hexdigest()
+
+
+def _read_values(files: list[Path], counts: list[int], *, vector: bool = False, fast: bool = True) -> np.ndarray:
+    """One field over the case's roots, concatenated in root order."""
+    parts = [read_field(f, n, vector=vector, fast=fast) for f, n in zip(files, counts)]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def read_flow(layout: CaseLayout, counts: list[int], *, fast: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``U (n, 3)`` in m/s and ``nut (n,)`` in m^2/s of a case holding them."""
+    files = layout.require_flow()
+    U = _read_values([u for u, _ in files], counts, vector=True, fast=fast)
+    nut = _read_values([n for _, n in files], counts, fast=fast)
+    return U, nut
+
+
+def read_case(case_dir: str | Path, *, field_name: str | None = None, flow_time: str | None = None,
+              fast: bool = True) -> CaseData:
+    """Read a finished (or decomposed) case; OpenFOAMImportError names what is wrong."""
+    layout = case_layout(case_dir, field_name=field_name, flow_time=flow_time)
+    geom, counts = layout_geometry(layout, fast=fast)
+    U, nut = read_flow(layout, counts, fast=fast)
+    scalar = np.stack([_read_values(files, counts, fast=fast) for files in layout.scalar_files])
+    return CaseData(geom, layout.times, scalar, U, nut, layout.scalar_name, layout.flow_time, layout.decomposed)
 
 
 # ----------------------------------------------------------------------------- plane
@@ -469,10 +741,27 @@ class MeshPlaneSampler:
     x_m: np.ndarray = field(repr=False)
     y_m: np.ndarray = field(repr=False)
     height_m: float = 0.0
+    _matrix: object = field(default=None, repr=False, compare=False)
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.fluid_fraction.shape
+
+    def matrix(self):
+        """The sparse ``(ny * nx, len(cells))`` averaging matrix: weights over each coarse cell's sum, 0 in solids.
+
+        Built once per sampler; applying it to all snapshots in one product replaces a
+        Python loop of ``np.add.at`` per snapshot.
+        """
+        if self._matrix is None:
+            from scipy.sparse import csr_matrix
+
+            ny, nx = self.shape
+            den = np.bincount(self.bins, weights=self.weights, minlength=ny * nx)
+            keep = (self.fluid_fraction.ravel() > 0) & (den > 0)
+            w = np.where(keep[self.bins], self.weights / np.maximum(den[self.bins], 1e-300), 0.0)
+            self._matrix = csr_matrix((w, (self.bins, np.arange(len(self.cells)))), shape=(ny * nx, len(self.cells)))
+        return self._matrix
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         """Cell values ``(..., n)`` to the plane ``(..., ny, nx)``; 0 in solid coarse cells."""
@@ -480,13 +769,7 @@ class MeshPlaneSampler:
         ny, nx = self.shape
         lead = values.shape[:-1]
         v = values[..., self.cells].reshape(-1, len(self.cells))
-        num = np.zeros((v.shape[0], ny * nx))
-        den = np.zeros(ny * nx)
-        np.add.at(den, self.bins, self.weights)
-        for r in range(v.shape[0]):
-            np.add.at(num[r], self.bins, self.weights * v[r])
-        out = np.where(den > 0, num / np.maximum(den, 1e-300), 0.0)
-        out = np.where(self.fluid_fraction.ravel() > 0, out, 0.0)
+        out = np.asarray((self.matrix() @ v.T).T)
         return out.reshape(*lead, ny, nx)
 
 
@@ -596,6 +879,458 @@ def source_problem(source, geom: CellGeometry, sampler: MeshPlaneSampler, times)
 
 
 
+@dataclass(frozen=True)
+class CaseSpec:
+    """One case of an import: its folder, scenario name (default: the folder's), split and source.
+
+    ``source`` is a :class:`plumecast.scenario.Source` (position or path, rate) or None
+    (unknown: zeros, said so in ``history``).
+    """
+
+    path: Path
+    name: str | None = None
+    split: str = "train"
+    source: object = None
+
+    @property
+    def scenario(self) -> str:
+        return self.name or Path(self.path).name
+
+
+# The state every parsing worker shares: set once per worker by _init_worker (through the
+# pool's pipe, never a file), so the sampler is not sent again with every task.
+_WORKER: dict = {}
+
+
+def _init_worker(state: dict) -> None:
+    _WORKER.clear()
+    _WORKER.update(state)
+
+
+def _scalar_task(files_by_time: list[list[Path]], counts: list[int], order) -> tuple[np.ndarray, np.ndarray]:
+    """Read one case's scalar at some times: the plane frames ``(t, ny, nx)`` and the 3D mass ``(t,)``.
+
+    ``order`` (or None) puts the case's cells in the order of the mesh the sampler was built on.
+    """
+    fast = _WORKER["fast"]
+    values = np.stack([_read_values(files, counts, fast=fast) for files in files_by_time])
+    if order is not None:
+        values = values[:, order]
+    return _WORKER["sampler"](values), values @ _WORKER["volumes"]
+
+
+def _flow_task(layout: CaseLayout, counts: list[int], order) -> tuple[np.ndarray, np.ndarray]:
+    U, nut = read_flow(layout, counts, fast=_WORKER["fast"])
+    return (U, nut) if order is None else (U[order], nut[order])
+
+
+def _run_task(task: tuple) -> tuple:
+    kind, args = task[0], task[1:]
+    return (_scalar_task if kind == "scalar" else _flow_task)(*args)
+
+
+class _TaskError(Exception):
+    """Task ``index`` failed with ``error`` (so that the caller can name its case)."""
+
+    def __init__(self, index: int, error: Exception):
+        super().__init__(index, error)
+        self.index, self.error = index, error
+
+
+def process_pool_context():
+    """The multiprocessing context for the importers' parsing pools.
+
+    ``fork`` when this process runs a single thread and has not loaded JAX: workers start
+    in milliseconds and inherit the imported modules. Otherwise ``spawn``: forking a
+    process with other threads running (JAX starts its own) can deadlock the child, and
+    a spawned worker pays about a second to import numpy, xarray and this module.
+    """
+    import multiprocessing
+    import sys
+    import threading
+
+    safe = threading.active_count() == 1 and "jax" not in sys.modules and "fork" in multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if safe else "spawn")
+
+
+def _run_tasks(tasks: list[tuple], state: dict, jobs: int, on_done) -> list:
+    """Run ``tasks`` in this process (``jobs`` <= 1) or a pool of ``jobs`` processes; results in task order.
+
+    ``on_done(i)`` is called as task ``i`` finishes; workers start as
+    :func:`process_pool_context` says. The first failing task's exception is raised and
+    the tasks not yet started are cancelled.
+    """
+    results: list = [None] * len(tasks)
+    if jobs <= 1 or len(tasks) <= 1:
+        _init_worker(state)
+        try:
+            for i, task in enumerate(tasks):
+                try:
+                    results[i] = _run_task(task)
+                except Exception as e:
+                    raise _TaskError(i, e) from None
+                on_done(i)
+        finally:
+            _WORKER.clear()
+        return results
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    ex = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=process_pool_context(),
+                             initializer=_init_worker, initargs=(state,))
+    try:
+        pending = {ex.submit(_run_task, t): i for i, t in enumerate(tasks)}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            for f in done:
+                i = pending.pop(f)
+                try:
+                    results[i] = f.result()  # re-raises the worker's error (an OpenFOAMImportError names the file)
+                except Exception as e:
+                    raise _TaskError(i, e) from None
+                on_done(i)
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+    return results
+
+
+def _match_cells(a: CellGeometry, b: CellGeometry) -> tuple[np.ndarray | None, str | None]:
+    """How mesh ``b``'s cells map onto mesh ``a``'s: ``(order, None)`` with ``b_values[order]`` in ``a``'s
+    order (``order`` None when already the same), or ``(None, how they differ)``.
+
+    A decomposed case holds the same cells as the reconstructed one in another order
+    (processor by processor), so cells are matched by their centres; the volumes and
+    extents must then agree too.
+    """
+    if a.n_cells != b.n_cells:
+        return None, f"{b.n_cells} cells against {a.n_cells}"
+    tol = 1e-9 * max(1.0, float(np.abs(a.hi).max()))
+
+    def same(order):
+        bb = (lambda x: x) if order is None else (lambda x: x[order])
+        return (np.abs(a.centres - bb(b.centres)).max() <= tol and np.abs(a.lo - bb(b.lo)).max() <= tol
+                and np.abs(a.hi - bb(b.hi)).max() <= tol
+                and np.abs(a.volumes - bb(b.volumes)).max() <= 1e-9 * float(a.volumes.max()))
+
+    if same(None):
+        return None, None
+    from scipy.spatial import cKDTree
+
+    dist, order = cKDTree(b.centres).query(a.centres)
+    if dist.max() <= tol and len(np.unique(order)) == a.n_cells and same(order):
+        return order, None
+    return None, (f"the same number of cells ({a.n_cells}) but in other places: cell centres up to "
+                  f"{float(dist.max()):.3g} m from the nearest of the other mesh")
+
+
+def _level_samplers(geom: CellGeometry, plane: MeshPlaneSampler, height_m: float, cell_m: float,
+                    levels: int) -> tuple[np.ndarray, list[MeshPlaneSampler]]:
+    """The heights (m) of ``column_levels_m(mesh top, plane height, levels)`` and a sampler at each.
+
+    The room height is the mesh's top (z = 0 is taken as the floor); a level at the plane
+    height reuses the plane's sampler, so that level equals the plane's flow exactly.
+    """
+    from plumecast.io.dataset import column_levels_m
+
+    if levels <= 0:
+        return np.zeros(0), []
+    zlo, zhi = float(geom.lo[:, 2].min()), float(geom.hi[:, 2].max())
+    try:
+        z = column_levels_m(zhi, height_m, levels)
+    except ValueError as e:
+        raise OpenFOAMImportError(f"flow levels: {e}; choose --levels 0") from None
+    z = z[z > zlo]
+    samplers = []
+    for zk in z:
+        if np.isclose(zk, height_m, rtol=0, atol=1e-9 * max(1.0, zhi)):
+            samplers.append(plane)
+            continue
+        try:
+            samplers.append(mesh_plane_sampler(geom, float(zk), cell_m))
+        except OpenFOAMImportError as e:
+            raise OpenFOAMImportError(f"flow level at {zk:g} m: {e}; or choose --levels 0 (no levels)") from None
+    return z, samplers
+
+
+def _source_config(source) -> dict | None:
+    if source is None:
+        return None
+    return {
+        "rate": [list(r) for r in source.rate],
+        **({"position_m": list(source.position_m)} if source.position_m is not None else {}),
+        **({"path": [list(w) for w in source.path]} if source.path is not None else {}),
+    }
+
+
+def import_openfoam_cases(
+    cases,
+    *,
+    height_m: float,
+    cell_m: float,
+    field_name: str | None = None,
+    flow_time: str | None = None,
+    flow_case: str | Path | None = None,
+    mass_unit: str = "mg",
+    levels: int = DEFAULT_COLUMN_LEVELS,
+    jobs: int = 1,
+    progress=None,
+    fast: bool = True,
+):
+    """Finished OpenFOAM cases on one mesh to one validated dataset, one scenario per case.
+
+    ``cases``: :class:`CaseSpec` objects or case folders. Every case must share the mesh
+    and the snapshot times; the mesh is parsed once per distinct set of mesh files (a
+    case whose mesh files differ is parsed and compared, and refused when its cells
+    differ) and the plane sampler is built once. U and nut come from ``flow_case`` (a
+    finished flow case on the same mesh, its latest time holding both, or ``flow_time``)
+    when given, else from each case, whose flows must then agree (one dataset holds one
+    flow). ``levels`` > 0 also samples U and nut at ``column_levels_m(mesh top, height_m,
+    levels)`` into the optional level variables. ``jobs`` > 1 parses the cases' fields in
+    that many processes; ``progress(done, total)`` counts finished cases. ``fast``: see
+    :func:`read_field`. Any error raises OpenFOAMImportError naming the case (and file).
+    """
+    from plumecast.io.dataset import SPLITS, make_dataset
+
+    specs = [c if isinstance(c, CaseSpec) else CaseSpec(Path(c)) for c in cases]
+    if not specs:
+        raise OpenFOAMImportError("no OpenFOAM case given")
+    if not (np.isfinite(cell_m) and cell_m > 0):
+        raise OpenFOAMImportError(f"cell size must be positive, got {cell_m}")
+    if not np.isfinite(height_m):
+        raise OpenFOAMImportError(f"plane height must be a finite number of metres, got {height_m}")
+    if int(levels) != levels or levels < 0:
+        raise OpenFOAMImportError(f"levels must be a whole number >= 0, got {levels}")
+    multi = len(specs) > 1
+    names = [c.scenario for c in specs]
+
+    def where(k: int) -> str:
+        return f"case {names[k]!r} ({specs[k].path})" if multi else str(specs[k].path)
+
+    def named(k: int, e: Exception) -> OpenFOAMImportError:
+        return OpenFOAMImportError(f"{where(k)}: {e}" if multi else str(e))
+
+    seen: dict[str, int] = {}
+    for k, c in enumerate(specs):
+        if c.split not in SPLITS:
+            raise OpenFOAMImportError(f"{where(k)}: split {c.split!r} is not one of {', '.join(SPLITS)}")
+        if names[k] in seen:
+            raise OpenFOAMImportError(f"{where(k)}: scenario name {names[k]!r} is already used by "
+                                      f"{specs[seen[names[k]]].path}; name the cases apart")
+        seen[names[k]] = k
+
+    # 1. Layouts (file names only, no parsing).
+    layouts = []
+    for k, c in enumerate(specs):
+        try:
+            layout = case_layout(c.path, field_name=field_name, flow_time=None if flow_case else flow_time)
+            if flow_case is None:
+                layout.require_flow(hint=True)
+        except OpenFOAMImportError as e:
+            raise named(k, e) from None
+        layouts.append(layout)
+    flow = flow_layout(flow_case, flow_time=flow_time) if flow_case is not None else None
+
+    # 2. Meshes: one parse per distinct set of mesh files; every case must have the first's cells.
+    # parsed[sig] = (geometry, cells per root, order of its cells in the first mesh's order or None)
+    parsed: dict[str, tuple[CellGeometry, list[int], np.ndarray | None]] = {}
+    counts: list[list[int]] = []
+    orders: list[np.ndarray | None] = []
+    geom = None
+    for k, layout in enumerate(layouts + ([flow] if flow else [])):
+        sig = mesh_signature(layout)
+        label = where(k) if k < len(layouts) else f"flow case {flow.case}"
+        if sig not in parsed:
+            try:
+                g, n_root = layout_geometry(layout, fast=fast)
+            except OpenFOAMImportError as e:
+                raise (named(k, e) if k < len(layouts) else OpenFOAMImportError(f"{label}: {e}")) from None
+            order = None
+            if geom is None:
+                geom = g
+            else:
+                order, diff = _match_cells(geom, g)
+                if diff:
+                    raise OpenFOAMImportError(
+                        f"{label}: its mesh differs from {where(0)}'s ({diff}); one dataset needs one mesh and plane "
+                        "grid: import it separately"
+                    )
+            parsed[sig] = (g, n_root, order)
+        counts.append(parsed[sig][1])
+        orders.append(parsed[sig][2])
+
+    # 3. The plane and level samplers, built once.
+    sampler = mesh_plane_sampler(geom, height_m, cell_m)
+    if not (sampler.fluid_fraction > 0).any():
+        raise OpenFOAMImportError(f"{where(0)}: no fluid at the plane height {height_m} m")
+    level_z, level_samplers = _level_samplers(geom, sampler, height_m, cell_m, int(levels))
+    times = layouts[0].times
+    for k, layout in enumerate(layouts[1:], 1):
+        if not np.array_equal(layout.times, times):
+            raise OpenFOAMImportError(
+                f"{where(k)}: its {len(layout.times)} times of {layout.scalar_name!r} "
+                f"({layout.times[0]:g} .. {layout.times[-1]:g} s) differ from {where(0)}'s {len(times)} "
+                f"({times[0]:g} .. {times[-1]:g} s); one dataset needs one time axis"
+            )
+    ny, nx = sampler.shape
+    require_memory(ny * nx * 8 * (3 * len(times) * len(specs) + 12 + 4 * len(level_z)),
+                   f"a plane grid of {ny} x {nx} cells at {len(times)} times for {len(specs)} case(s)",
+                   "choose a larger --cell or import fewer cases at once")
+    for k, c in enumerate(specs):
+        if c.source is not None:
+            problem = source_problem(c.source, geom, sampler, times)
+            if problem:
+                raise OpenFOAMImportError(f"{where(k)}: {problem}")
+
+    # 4. Parse the fields: each case's times in chunks so that every job has work, and the flow.
+    jobs = max(1, int(jobs))
+    chunks = min(len(times), max(1, -(-jobs // len(specs)))) if jobs > 1 else 1
+    tasks, owner = [], []
+    for k, layout in enumerate(layouts):
+        for part in np.array_split(np.arange(len(times)), chunks):
+            tasks.append(("scalar", [layout.scalar_files[t] for t in part], counts[k], orders[k]))
+            owner.append(k)
+        if flow is None:
+            tasks.append(("flow", layout, counts[k], orders[k]))
+            owner.append(k)
+    if flow is not None:
+        tasks.append(("flow", flow, counts[-1], orders[-1]))
+        owner.append(0)
+    left = np.bincount(owner, minlength=len(specs))
+    report = progress or (lambda done, total: None)
+    report(0, len(specs))
+
+    def on_done(i: int) -> None:
+        left[owner[i]] -= 1
+        if left[owner[i]] == 0:
+            report(int((left == 0).sum()), len(specs))
+
+    state = {"sampler": sampler, "volumes": geom.volumes, "fast": fast}
+    try:
+        results = _run_tasks(tasks, state, jobs, on_done)
+    except _TaskError as t:
+        k = owner[t.index]
+        label = where(k) if tasks[t.index][1] is not flow else f"flow case {flow.case}"
+        if isinstance(t.error, OpenFOAMImportError):
+            raise (named(k, t.error) if tasks[t.index][1] is not flow else
+                   OpenFOAMImportError(f"{label}: {t.error}")) from None
+        # A worker that died (out of memory, killed) or failed otherwise rather than a file at fault.
+        raise OpenFOAMImportError(f"{label}: parsing its fields failed: {_short(t.error)}") from None
+    except Exception as e:  # the pool itself broke (a worker killed before any task ran)
+        raise OpenFOAMImportError(f"parsing the cases' fields failed: {_short(e)}") from None
+
+    conc = np.zeros((len(specs), len(times), ny, nx))
+    mass = np.zeros((len(specs), len(times)))
+    filled = np.zeros(len(specs), int)
+    flows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for task, k, res in zip(tasks, owner, results):
+        if task[0] == "scalar":
+            m = len(task[1])
+            conc[k, filled[k]:filled[k] + m], mass[k, filled[k]:filled[k] + m] = res
+            filled[k] += m
+        else:
+            flows[k] = res
+    U, nut = flows[0]
+    if flow is None:  # one dataset holds one flow: every case must carry the first's
+        for k in range(1, len(specs)):
+            Uk, nutk = flows[k]
+            gap_u = float(np.abs(Uk - U).max())
+            gap_n = float(np.abs(nutk - nut).max())
+            if gap_u > 1e-6 * max(float(np.abs(U).max()), 1e-30) or gap_n > 1e-6 * max(float(np.abs(nut).max()), 1e-30):
+                raise OpenFOAMImportError(
+                    f"{where(k)}: its flow (U, nut from time {layouts[k].flow_time}) differs from {where(0)}'s by up "
+                    f"to {gap_u:.3g} m/s and {gap_n:.3g} m^2/s; one dataset holds one flow field: give --flow-case "
+                    "(the flow all cases ran on) or import the cases separately"
+                )
+    nut_layout = flow if flow is not None else layouts[0]
+    nut = np.array(nut, float)
+    used = np.unique(np.concatenate([sampler.cells] + [s.cells for s in level_samplers]))
+    try:
+        nut[used], nut_note = nonnegative_viscosity(nut[used])
+    except ValueError as e:
+        raise OpenFOAMImportError(f"{nut_layout.nut_name}: {e} (in the cells about the plane)") from None
+
+    # 5. The dataset.
+    flow_from = (f"U and nut from time {layouts[0].flow_time}" if flow is None
+                 else f"U and nut from the flow case {flow.case} at time {flow.flow_time}")
+    scalar_names = sorted({lay.scalar_name for lay in layouts})
+    if multi:
+        head = (f"plumecast {__version__} import openfoam {len(specs)} cases ({', '.join(names[:6])}"
+                f"{', ...' if len(names) > 6 else ''}): scalar {' / '.join(map(repr, scalar_names))} at {len(times)} "
+                f"times, {flow_from}, plane at {height_m} m binned into {cell_m} m cells ({geom.n_cells} mesh cells, "
+                f"{len(parsed)} distinct set(s) of mesh files parsed)")
+    else:
+        case, data = specs[0].path, layouts[0]
+        head = (f"plumecast {__version__} import openfoam {Path(case).name}: scalar {data.scalar_name!r} at "
+                f"{len(times)} times, {flow_from}, plane at {height_m} m binned into {cell_m} m cells "
+                f"({geom.n_cells} mesh cells"
+                + (f", {data.decomposed} processor folders concatenated)" if data.decomposed else ")"))
+    history = [head, f"concentration unit: {mass_unit}/m^3 (OpenFOAM fields carry no mass unit)"]
+    if nut_note:
+        history.append(nut_note)
+    if len(level_z):
+        history.append(f"flow levels: U and nut at {len(level_z)} heights "
+                       f"{', '.join(f'{z:.3g}' for z in level_z)} m (column of {int(levels)} layers of the mesh's "
+                       f"{float(geom.hi[:, 2].max()):g} m height)")
+    sxyz = np.zeros((len(specs), len(times), 3))
+    srate = np.zeros((len(specs), len(times)))
+    unknown = [names[k] for k, c in enumerate(specs) if c.source is None]
+    for k, c in enumerate(specs):
+        if c.source is not None:
+            sxyz[k], srate[k] = c.source.position_at(times), c.source.rate_at(times)
+    if unknown:
+        history.append("source: not described, recorded as position (0, 0, 0) and rate 0"
+                       + (f" ({', '.join(unknown)})" if multi else ""))
+    per_case = [
+        {"case": Path(c.path).name, "scenario": names[k], "split": c.split, "field": layouts[k].scalar_name,
+         "flow_time": layouts[k].flow_time, "decomposed_processors": layouts[k].decomposed,
+         "source": _source_config(c.source)}
+        for k, c in enumerate(specs)
+    ]
+    config = {
+        "importer": "openfoam",
+        **{k: v for k, v in per_case[0].items() if k not in ("scenario", "split")},
+        "plane_height_m": height_m,
+        "cell_m": cell_m,
+        "flow_case": None if flow is None else str(flow.case),
+        "levels_m": [float(z) for z in level_z],
+    }
+    if flow is not None:
+        config["flow_time"] = flow.flow_time
+    if multi:
+        config["cases"] = per_case
+    level_vars = None
+    if len(level_z):
+        level_vars = {"z_m": level_z, "nu_t": np.stack([s(nut) for s in level_samplers])}
+        for i, comp in enumerate("uvw"):
+            level_vars[comp] = np.stack([s(U[:, i]) for s in level_samplers])
+    u = sampler(U.T)
+    ds = make_dataset(
+        scenario_names=names,
+        splits=[c.split for c in specs],
+        times_s=times,
+        x_m=sampler.x_m,
+        y_m=sampler.y_m,
+        concentration=conc,
+        u=u[0],
+        v=u[1],
+        w=u[2],
+        nu_t=sampler(nut),
+        fluid_fraction=sampler.fluid_fraction,
+        source_xyz=sxyz,
+        source_rate=srate,
+        plane_height_m=height_m,
+        mass_unit=mass_unit,
+        generator=GENERATOR,
+        generator_version=__version__,
+        scenario_config=config,
+        # The 3D scalar mass in each case (injected and outflow are not known from the fields).
+        budget={"mass_room": mass},
+        levels=level_vars,
+        origin=str(specs[0].path) if not multi else f"{len(specs)} OpenFOAM cases ({specs[0].path}, ...)",
+    )
+    ds.attrs["history"] = "\n".join(history)
+    return ds
+
+
 def import_openfoam(
     case_dir: str | Path,
     *,
@@ -607,95 +1342,21 @@ def import_openfoam(
     split: str = "train",
     source=None,
     mass_unit: str = "mg",
+    flow_case: str | Path | None = None,
+    levels: int = DEFAULT_COLUMN_LEVELS,
+    jobs: int = 1,
+    fast: bool = True,
 ):
     """A finished OpenFOAM case to a validated plumecast dataset (one scenario).
 
     ``source`` is a :class:`plumecast.scenario.Source` (position or path, rate) or None
-    (unknown: zeros, said so in ``history``).
+    (unknown: zeros, said so in ``history``). See :func:`import_openfoam_cases` for the rest.
     """
-    from plumecast.io.dataset import make_dataset
-
-    case = Path(case_dir)
-    if not (np.isfinite(cell_m) and cell_m > 0):
-        raise OpenFOAMImportError(f"cell size must be positive, got {cell_m}")
-    if not np.isfinite(height_m):
-        raise OpenFOAMImportError(f"plane height must be a finite number of metres, got {height_m}")
-    data = read_case(case, field_name=field_name, flow_time=flow_time)
-    sampler = mesh_plane_sampler(data.geometry, height_m, cell_m)
-    if not (sampler.fluid_fraction > 0).any():
-        raise OpenFOAMImportError(f"{case}: no fluid at the plane height {height_m} m")
-    ny, nx = sampler.shape
-    times = data.times
-    require_memory(ny * nx * 8 * (3 * len(times) + 12), f"a plane grid of {ny} x {nx} cells at {len(times)} times",
-                   "choose a larger --cell")
-    if source is not None:
-        problem = source_problem(source, data.geometry, sampler, times)
-        if problem:
-            raise OpenFOAMImportError(f"{case}: {problem}")
-    nut_file = f"{case}/{data.flow_time}/nut" if not data.decomposed else f"{case}/processor*/{data.flow_time}/nut"
-    nut = np.array(data.nut, float)
-    try:
-        nut[sampler.cells], nut_note = nonnegative_viscosity(nut[sampler.cells])
-    except ValueError as e:
-        raise OpenFOAMImportError(f"{nut_file}: {e} (in the cells about the plane)") from None
-    conc = sampler(data.scalar)
-    u = sampler(data.U.T)
-    history = [
-        f"plumecast {__version__} import openfoam {case.name}: scalar {data.scalar_name!r} at {len(times)} times, "
-        f"U and nut from time {data.flow_time}, plane at {height_m} m binned into {cell_m} m cells "
-        f"({data.geometry.n_cells} mesh cells"
-        + (f", {data.decomposed} processor folders concatenated)" if data.decomposed else ")"),
-        f"concentration unit: {mass_unit}/m^3 (OpenFOAM fields carry no mass unit)",
-    ]
-    if nut_note:
-        history.append(nut_note)
-    if source is None:
-        sxyz = np.zeros((len(times), 3))
-        srate = np.zeros(len(times))
-        history.append("source: not described, recorded as position (0, 0, 0) and rate 0")
-    else:
-        sxyz = source.position_at(times)
-        srate = source.rate_at(times)
-    vol = data.geometry.volumes
-    config = {
-        "importer": "openfoam",
-        "case": case.name,
-        "field": data.scalar_name,
-        "flow_time": data.flow_time,
-        "plane_height_m": height_m,
-        "cell_m": cell_m,
-        "decomposed_processors": data.decomposed,
-        "source": None if source is None else {
-            "rate": [list(r) for r in source.rate],
-            **({"position_m": list(source.position_m)} if source.position_m is not None else {}),
-            **({"path": [list(w) for w in source.path]} if source.path is not None else {}),
-        },
-    }
-    ds = make_dataset(
-        scenario_names=[scenario_name or case.name],
-        splits=[split],
-        times_s=times,
-        x_m=sampler.x_m,
-        y_m=sampler.y_m,
-        concentration=conc[None],
-        u=u[0],
-        v=u[1],
-        w=u[2],
-        nu_t=sampler(nut),
-        fluid_fraction=sampler.fluid_fraction,
-        source_xyz=sxyz[None],
-        source_rate=srate[None],
-        plane_height_m=height_m,
-        mass_unit=mass_unit,
-        generator=GENERATOR,
-        generator_version=__version__,
-        scenario_config=config,
-        origin=str(case),
+    return import_openfoam_cases(
+        [CaseSpec(Path(case_dir), scenario_name, split, source)], height_m=height_m, cell_m=cell_m,
+        field_name=field_name, flow_time=flow_time, flow_case=flow_case, mass_unit=mass_unit, levels=levels,
+        jobs=jobs, fast=fast,
     )
-    # The 3D scalar mass in the case (injected and outflow are not known from the fields).
-    ds["mass_room"] = (("scenario", "time"), (data.scalar @ vol)[None], {"units": mass_unit})
-    ds.attrs["history"] = "\n".join(history)
-    return ds
 
 
 # ----------------------------------------------------------------------------- face fields
