@@ -32,9 +32,10 @@ def test_tiny_end_to_end(tiny_openfoam, tmp_path):
     validate_dataset(ds)
     out = write_dataset(ds, tmp_path / "tiny-of.nc")
     ds = read_dataset(out)
-    assert ds.sizes == {"scenario": 6, "time": 21, "y": 4, "x": 8}
+    n = len(sset.scenarios)
+    assert ds.sizes == {"scenario": n, "time": 21, "y": 4, "x": 8, "level": 5}
     assert ds.attrs["generator"] == "plumecast-openfoam"
-    assert calls[0] == (0, 7) and calls[-1] == (7, 7)
+    assert calls[0] == (0, n + 1) and calls[-1] == (n + 1, n + 1)
     # The same plane cells as the embedded engine.
     grid = sset.room.discretise(sset.simulation.fine_cell_m)
     np.testing.assert_allclose(ds["fluid_fraction"].values, plane_fluid_fraction(grid, 0.75, 0.5), atol=1e-9)
