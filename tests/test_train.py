@@ -251,7 +251,7 @@ def test_init_from_a_layered_run_keeps_its_layer(ds, tmp_path):
     with pytest.raises(TrainError, match="has an off-plane layer"):
         build_system(ds, cfg.replace(variant="memory", **start), prepare_data(ds, 0.4))
     with pytest.raises(TrainError, match="reservoir must be true or false"):
-        build_system(ds, cfg.replace(variant="memory", closure_options={"reservoir": "layered"}, **start),
+        build_system(ds, cfg.replace(variant="memory", closure_options={"reservoir": "sideways"}, **start),
                      prepare_data(ds, 0.4))
 
 
@@ -312,3 +312,190 @@ def test_a_source_off_the_plane_is_refused_not_moved(ds):
     with pytest.raises(TrainError, match="lies outside the plane"):
         prepare_data(off, 0.4)
     prepare_data(ds, 0.4)  # the same data with the source on the plane is fine
+
+
+# --------------------------------------------------------------------------- the fused loop, alignment, val
+
+
+def _with_splits(ds, splits):
+    out = ds.copy(deep=True)
+    out["split"] = ("scenario", np.asarray(splits))
+    return out
+
+
+@pytest.fixture(scope="module")
+def ds_val():
+    """The tiny synthetic data with a val split: s00-s02 train, s03-s04 val, s05-s06 test, s07 OOD."""
+    base = synthetic_dataset(n_train=3, n_test=4, n_ood=1, horizon_s=8.0, decay=0.05)
+    return _with_splits(base, ["train"] * 3 + ["val"] * 2 + ["test"] * 2 + ["ood"])
+
+
+@pytest.mark.parametrize("variant", ["physics", "layered"])
+def test_fused_loop_equals_the_per_window_loop(ds, tmp_path, variant):
+    """The jitted rollout of all windows ends where one call per window ends (the layer's memory carried too)."""
+    cfg = tiny(variant=variant, epochs=(2, 1))
+    old = train(ds, tmp_path / "old", cfg, progress=False, evaluate=False, log=lambda m: None, engine="per-window")
+    new = train(ds, tmp_path / "new", cfg, progress=False, evaluate=False, log=lambda m: None)
+    for a, b in zip(jax.tree.leaves(eqx.filter(old.system, eqx.is_array)), jax.tree.leaves(eqx.filter(new.system, eqx.is_array))):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose([h["loss"] for h in old.history], [h["loss"] for h in new.history], rtol=1e-6)
+    with pytest.raises(TrainError, match="unknown training engine"):
+        train(ds, tmp_path / "x", cfg, progress=False, engine="nope")
+
+
+def test_fused_rollout_skips_windows_after_a_non_finite_step(ds):
+    """A NaN target in window 1 of a batch: that step and the later windows change nothing; window 0's step stays."""
+    from plumecast.train.loop import train_data, train_rollout, train_rows
+    from plumecast.train.windows import window_plan
+
+    cfg = tiny()
+    prep = prepare_data(ds, cfg.physics.dt_s)
+    plan = window_plan(cfg.schedule, prep, cfg.physics.dt_s)
+    system = build_system(ds, cfg, prep)
+    params, static = eqx.partition(system, system_spec(system))
+    opt_state = make_optimizer(cfg.schedule).init(params)
+    train_idx = prep.indices("train")
+    conc_n = prep.conc / system[0].config.c_ref
+    conc_n[train_idx[0], plan.frames + 1] = np.nan  # first frame of window 1 of scenario s00
+    data = train_data(prep, conc_n, train_idx, plan, system[0].config.jdtype)
+    rows = train_rows(train_idx, train_idx[:2])
+    args = (static, opt_state, (), data, rows)
+    settings = (cfg.schedule, cfg.objective, prep.steps_per_snapshot)
+    p2, o2, losses, oks, ran = train_rollout(params, *args, jnp.asarray(2), *settings)
+    p1, o1, l1, ok1, ran1 = train_rollout(params, *args, jnp.asarray(1), *settings)
+    assert list(np.asarray(ran)) == [True, True] and list(np.asarray(oks)) == [True, False]
+    assert list(np.asarray(ran1)) == [True, False] and np.isfinite(float(losses[0]))
+    for a, b in zip(jax.tree.leaves((p2, o2)), jax.tree.leaves((p1, o1))):  # window 1 changed nothing
+        np.testing.assert_array_equal(a, b)
+
+
+def _own_rollout_data(ds, cfg, shift: int):
+    """``ds`` whose concentration is the untrained model's own forecast, frames shifted by ``shift`` snapshots."""
+    from plumecast.forecast import forecast_scenarios
+
+    prep = prepare_data(ds, cfg.physics.dt_s, cfg.physics.dtype)
+    system = build_system(ds, cfg, prep)
+    truth = forecast_scenarios(system, prep, np.arange(len(prep.names)))  # frame j at t_j, frame 0 the t = 0 field
+    T = truth.shape[1]
+    conc = truth.copy()
+    if shift:  # frame j holds the model's frame j + shift (the end frames repeat)
+        conc[:, 1:] = truth[:, np.clip(np.arange(1, T) + shift, 1, T - 1)]
+    out = ds.copy(deep=True)
+    out["concentration"] = (ds["concentration"].dims, np.maximum(conc, 0.0))
+    return out
+
+
+def test_windows_compare_frame_k_with_the_truth_at_frame_k(ds):
+    """On data that is the model's own rollout every window's loss is ~0; targets shifted by one frame are not.
+
+    Checked through both engines: the per-window cut (``window_slice``) and the fused one
+    (``TrainData`` sliced on the device), over a whole curriculum of several windows.
+    """
+    from plumecast.train.loop import epoch_fused, epoch_per_window, train_data
+    from plumecast.train.windows import epoch_batches, window_plan
+
+    cfg = tiny(dtype="float64", learning_rate=1e-30, smoothness=0.0, weight_decay=0.0, loss="field",
+               curriculum_s=(8.0,), epochs=(1,))
+
+    def losses(data, engine):
+        prep = prepare_data(data, cfg.physics.dt_s, cfg.physics.dtype)
+        plan = window_plan(cfg.schedule, prep, cfg.physics.dt_s)
+        assert plan.windows == (2,) and plan.frames == 2  # 2 windows of 2 snapshots each: the window edges are tested
+        system = build_system(data, cfg, prep)
+        params, static = eqx.partition(system, system_spec(system))
+        train_idx = prep.indices("train")
+        conc_n = prep.conc / system[0].config.c_ref
+        seen = []
+        engine(params, static, make_optimizer(cfg.schedule).init(params),
+               epoch_batches(jax.random.PRNGKey(0), 0, train_idx, cfg.schedule.batch_size), 2, prep=prep, conc_n=conc_n,
+               plan=plan, data=train_data(prep, conc_n, train_idx, plan, system[0].config.jdtype), train_idx=train_idx,
+               memory0=(), sched=cfg.schedule, objective=cfg.objective,
+               on_batch=lambda b, ls, bad: seen.extend(ls))
+        return np.asarray(seen)
+
+    for engine in (epoch_per_window, epoch_fused):
+        exact = losses(_own_rollout_data(ds, cfg, 0), engine)
+        assert exact.size == 4 and exact.max() < 1e-12, (engine.__name__, exact)
+        for shift in (1, -1):
+            shifted = losses(_own_rollout_data(ds, cfg, shift), engine)
+            assert shifted.min() > 1e-4, (engine.__name__, shift, shifted)
+
+
+def test_val_selects_the_model_and_test_ood_choose_nothing(ds_val, tmp_path):
+    """The selected model is the best of the val curve (epoch 0 included), stored and loaded back; changing the test
+    and OOD truths changes neither the curve nor the pick."""
+    from plumecast.train.loop import val_score
+
+    cfg = tiny(epochs=(3, 2), learning_rate=2e-1)
+    result = train(ds_val, tmp_path / "run", cfg, progress=False, log=lambda m: None)
+    curve = [v["val"] for v in result.val_curve]
+    assert [v["epoch"] for v in result.val_curve] == list(range(6))  # before training, then after each epoch
+    best = int(np.argmin(curve))
+    assert result.selected == {"epoch": best, "phase": result.val_curve[best]["phase"], "val": curve[best]}
+    prep = prepare_data(ds_val, 0.4)
+    assert val_score(result.system, prep, prep.indices("val")) == pytest.approx(curve[best], rel=1e-5)
+    assert val_score(result.last_system, prep, prep.indices("val")) == pytest.approx(curve[-1], rel=1e-5)
+    s = result.summary
+    assert s["selected"]["epoch"] == best and len(s["val_curve"]) == 6 and set(s["trained"]) == {"train", "val", "test", "ood"}
+    assert s["trained"]["val"]["median"] == pytest.approx(curve[best], rel=1e-5)
+    selected, _, _ = load_run(tmp_path / "run")
+    last, _, _ = load_run(tmp_path / "run", model="last")
+    for a, b in zip(jax.tree.leaves(eqx.filter(selected, eqx.is_array)), jax.tree.leaves(eqx.filter(result.system, eqx.is_array))):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(jax.tree.leaves(eqx.filter(last, eqx.is_array)), jax.tree.leaves(eqx.filter(result.last_system, eqx.is_array))):
+        np.testing.assert_array_equal(a, b)
+    # Test and OOD truths scrambled: nothing chosen changes.
+    scrambled = ds_val.copy(deep=True)
+    other = np.flatnonzero(np.isin(scrambled["split"].values, ["test", "ood"]))
+    scrambled["concentration"].values[other] *= np.random.default_rng(1).uniform(0, 3, scrambled["concentration"].values[other].shape)
+    again = train(scrambled, tmp_path / "again", cfg, progress=False, evaluate=False, log=lambda m: None)
+    assert again.val_curve == result.val_curve and again.selected == result.selected
+
+
+def test_patience_ends_a_phase_and_resume_keeps_the_selection(ds_val, tmp_path, monkeypatch):
+    """Scripted val scores: patience 2 ends phase 1 early; the interrupted-and-resumed run equals the whole one."""
+    from plumecast.train import loop
+
+    cfg = tiny(epochs=(4, 3), patience=2)
+    # The scores in call order: epochs 0-3, then (epoch 4 skipped) 5-7.
+    values = [1.0, 0.5, 0.6, 0.7, 0.55, 0.4, 0.45]
+    counter = {"n": 0}
+
+    def scripted(system, prep, idx):
+        v = values[counter["n"]]
+        counter["n"] += 1
+        return v
+
+    monkeypatch.setattr(loop, "val_score", scripted)
+    logs = []
+    whole = train(ds_val, tmp_path / "whole", cfg, progress=False, evaluate=False, log=logs.append)
+    assert [(v["epoch"], v["val"]) for v in whole.val_curve] == [(0, 1.0), (1, 0.5), (2, 0.6), (3, 0.7), (5, 0.55),
+                                                                 (6, 0.4), (7, 0.45)]
+    assert any("phase ended after 3 of 4 epochs" in m for m in logs)
+    assert len(whole.history) == 6 and [h["phase"] for h in whole.history] == [0, 0, 0, 1, 1, 1]
+    assert whole.selected == {"epoch": 6, "phase": 1, "val": 0.4}
+    sel, last = (jax.tree.leaves(eqx.filter(m, eqx.is_array)) for m in (whole.system, whole.last_system))
+    assert any(not np.array_equal(a, b) for a, b in zip(sel, last))  # epoch 6's model, not the last one
+    # Interrupted after 2 epochs, then after 2 more, then resumed to the end: same curve, selection and parameters.
+    counter["n"] = 0
+    part = train(ds_val, tmp_path / "part", cfg, progress=False, evaluate=False, stop_after_epochs=2, log=lambda m: None)
+    assert not part.completed and part.selected["epoch"] == 1
+    part = train(ds_val, tmp_path / "part", None, resume=True, progress=False, evaluate=False, stop_after_epochs=2,
+                 log=lambda m: None)
+    assert not part.completed
+    done = train(ds_val, tmp_path / "part", None, resume=True, progress=False, evaluate=False, log=lambda m: None)
+    assert done.completed and done.val_curve == whole.val_curve and done.selected == whole.selected
+    for a, b in zip(jax.tree.leaves(eqx.filter((done.system, done.last_system), eqx.is_array)),
+                    jax.tree.leaves(eqx.filter((whole.system, whole.last_system), eqx.is_array))):
+        np.testing.assert_array_equal(a, b)
+    assert [h["loss"] for h in done.history] == [h["loss"] for h in whole.history]
+
+
+def test_without_val_the_run_says_so_once_and_keeps_its_last_model(ds, tmp_path):
+    logs = []
+    result = train(ds, tmp_path / "run", tiny(epochs=(1, 1), patience=1), progress=False, evaluate=False, log=logs.append)
+    assert sum("no 'val' scenarios" in m for m in logs) == 1 and any("patience is ignored" in m for m in logs)
+    assert result.selected is None and result.val_curve == [] and not (tmp_path / "run" / "selected").exists()
+    for a, b in zip(jax.tree.leaves(eqx.filter(result.system, eqx.is_array)),
+                    jax.tree.leaves(eqx.filter(result.last_system, eqx.is_array))):
+        np.testing.assert_array_equal(a, b)

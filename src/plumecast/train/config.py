@@ -64,7 +64,12 @@ class PhysicsSettings:
 @raising(TrainError, table_word="object")
 @dataclass(frozen=True, config=_SETTINGS)
 class Schedule:
-    """Curriculum, truncated windows, batches and the optimiser (Adam after global-norm clipping)."""
+    """Curriculum, truncated windows, batches, the optimiser (Adam after global-norm clipping) and early stopping.
+
+    ``patience``: with val scenarios in the data, a curriculum phase ends after this many
+    validations (one per epoch) without a new best val score; 0 = off (every epoch runs).
+    The best-on-val model is the run's selected model either way (train/select.py).
+    """
 
     curriculum_s: tuple[Positive, ...] = (60.0, 120.0, 300.0, 600.0)
     epochs: tuple[NonNegativeWhole, ...] = (500, 500, 500, 500)
@@ -72,6 +77,7 @@ class Schedule:
     batch_size: PositiveWhole = 5
     learning_rate: Positive = 1e-5
     clip_norm: Positive = 0.1
+    patience: NonNegativeWhole = 0
 
     def __post_init__(self):
         if not self.curriculum_s or len(self.epochs) != len(self.curriculum_s):
@@ -203,10 +209,11 @@ PAPER = TrainConfig(
 # Sized for a shared 2-core CPU: physics-only training on paper-room in about 5 minutes
 # (1680 train steps). A larger step suits the few O(1) physics parameters; the field loss
 # targets the headline error directly, where the per-cell loss spends its effort on cells
-# far from the plume (docs/results.md).
+# far from the plume (docs/results.md). Patience 10 is generous: it only cuts the long
+# first phase (50 epochs) once val has not improved for a fifth of it.
 QUICK = TrainConfig(
     preset="quick",
-    schedule=Schedule(epochs=(50, 25, 12, 12), learning_rate=2e-2, clip_norm=1.0),
+    schedule=Schedule(epochs=(50, 25, 12, 12), learning_rate=2e-2, clip_norm=1.0, patience=10),
     objective=Objective(loss="field", smoothness=1e-3),
 )
 PRESETS: dict[str, TrainConfig] = {"paper": PAPER, "quick": QUICK}

@@ -1,15 +1,29 @@
-"""The training loop: one jitted train step, epochs over truncated windows, checkpoints and resume.
+"""The training loop: jitted window updates, epochs over truncated windows, val selection, checkpoints, resume.
 
-* **One jitted train step** (loss, gradients, update): a module-level ``eqx.filter_jit``
-  function whose settings (schedule's optimiser, objective, steps per frame) are static
-  and hashable, so every window of every phase, and every run in the process with the
-  same settings, reuses one compilation (:func:`train_step_traces` counts them).
+* **One window update** (:func:`window_update`: loss, gradients, clipped Adam step) is the
+  math of every optimiser step. It runs inside :func:`train_rollout`, one jitted call
+  that carries a batch's rollout through all windows of a phase (a ``while`` loop over
+  windows on the device, the window count a traced argument), so every phase, and every
+  run in the process with the same settings and shapes, reuses one compilation
+  (:func:`train_step_traces` counts them). The training split lives on the device for the
+  whole run (:class:`TrainData`), windows are cut from it inside the call, and the host
+  syncs once per batch rollout, not once per window (``float(loss)`` and ``bool(ok)`` per
+  window cost a device round trip each; docs/evaluation.md, "Training speed", has the
+  figures). :func:`train_step` is the same update jitted alone, one window per call: the
+  earlier loop, kept as the reference the fused one is tested against and timed by
+  ``benchmarks/bench_train.py``.
 * **Non-finite loss.** The step keeps the previous parameters and optimiser state (the
-  last good state), says so, and abandons the rest of that batch's rollout; after
-  ``MAX_BAD_STEPS`` such steps training stops with an error.
-* **Checkpoints** after every epoch and at the end (:mod:`plumecast.io.checkpoint`);
-  ``resume=True`` continues from the latest one and ends with exactly the parameters an
-  uninterrupted run would have.
+  last good state), says so, and abandons the rest of that batch's rollout (its later
+  windows change nothing); after ``MAX_BAD_STEPS`` such steps
+  training stops with an error.
+* **Validation** (:mod:`plumecast.train.select`): after every epoch (and once before the
+  first) the val score of a full rollout from t = 0; the best model so far is the run's
+  selected model, ``RUN/selected/``. With ``patience > 0`` a curriculum phase ends after
+  that many validations without a new best. Without val scenarios training runs every
+  epoch and the last model is the run's model (said once).
+* **Checkpoints** after every epoch and at the end (:mod:`plumecast.io.checkpoint`), the
+  val curve and selection state inside; ``resume=True`` continues from the latest one and
+  ends with exactly the parameters and selection an uninterrupted run would have.
 * **The room goes with the run**: ``RUN/room.nc`` (:mod:`plumecast.io.room`: plane grid,
   fluid mask, flow, units, training horizon, the 3D room when the data describes it) with
   its SHA-256 in ``config.json``, so a trained run forecasts new sources without the data.
@@ -30,19 +44,21 @@ import optax
 
 import plumecast
 from plumecast.errors import TrainError
-from plumecast.forcing import prepare_data
+from plumecast.forcing import PreparedData, prepare_data
 from plumecast.forecast import final_time_errors
 from plumecast.io.checkpoint import (key_from_json, key_to_json, latest_checkpoint, load_checkpoint, read_json,
                                      save_checkpoint, write_json_atomic)
-from plumecast.io.dataset import read_dataset
+from plumecast.io.dataset import SPLITS, read_dataset
 from plumecast.io.room import room_from_dataset, store_run_room
-from plumecast.physics.model import GridConfig
+from plumecast.physics.model import Forcing, GridConfig
 from plumecast.train.config import QUICK, Objective, Schedule, TrainConfig
 from plumecast.train.loss import regulariser, window_loss
+from plumecast.train.select import VAL_SPLIT, read_selected, val_score, write_selected
 from plumecast.train.system import build_system, system_spec
-from plumecast.train.windows import epoch_batches, window_plan, window_slice
+from plumecast.train.windows import WindowPlan, epoch_batches, window_plan, window_slice
 
-__all__ = ["MAX_BAD_STEPS", "TrainResult", "make_optimizer", "train_step", "train_step_traces", "train"]
+__all__ = ["MAX_BAD_STEPS", "TrainResult", "TrainData", "make_optimizer", "window_update", "train_step",
+           "train_rollout", "train_data", "train_rows", "train_step_traces", "train", "epoch_per_window", "epoch_fused"]
 
 MAX_BAD_STEPS = 20
 _traces = [0]
@@ -53,20 +69,18 @@ def make_optimizer(schedule: Schedule):
 
 
 def train_step_traces() -> int:
-    """How many times :func:`train_step` has been traced (compiled) in this process."""
+    """How many times the train step (:func:`train_step` or :func:`train_rollout`) has been traced in this process."""
     return _traces[0]
 
 
-@eqx.filter_jit
-def train_step(params, static, opt_state, carry, forcing, targets, schedule: Schedule, objective: Objective,
-               steps_per_frame: int):
-    """One optimiser step over a batch of windows: ``(params, opt_state, carry, loss, ok)``.
+def window_update(params, static, opt_state, carry, forcing, targets, schedule: Schedule, objective: Objective,
+                  steps_per_frame: int):
+    """One optimiser step over a batch of windows: ``(params, opt_state, carry, loss, ok)`` (not jitted).
 
     ``carry`` is batched (B, ...), ``forcing`` (B, steps) and ``targets`` (B, F, ny, nx).
     When the loss or a gradient is not finite (``ok`` False) the returned parameters and
     optimiser state are the ones passed in.
     """
-    _traces[0] += 1
     optimizer = make_optimizer(schedule)
 
     def loss_fn(params, carry):
@@ -87,14 +101,144 @@ def train_step(params, static, opt_state, carry, forcing, targets, schedule: Sch
     return params, opt_state, jax.lax.stop_gradient(new_carry), loss, ok
 
 
+@eqx.filter_jit
+def train_step(params, static, opt_state, carry, forcing, targets, schedule: Schedule, objective: Objective,
+               steps_per_frame: int):
+    """:func:`window_update` jitted alone: one window per call (the reference path; see the module docstring)."""
+    _traces[0] += 1
+    return window_update(params, static, opt_state, carry, forcing, targets, schedule, objective, steps_per_frame)
+
+
+class TrainData(eqx.Module):
+    """The training split on the device, up to the last curriculum horizon, in windows' layout.
+
+    ``conc0 (N, ny, nx)`` the t = 0 concentrations (encoded with the current parameters
+    at each rollout's start), ``forcing`` ``(N, K_max * steps)`` per step, ``targets (N,
+    K_max * F, ny, nx)`` the normalised snapshots after t = 0 (row ``n`` is the ``n``-th
+    train scenario; :func:`train_rows` maps dataset indices to rows).
+    """
+
+    conc0: jax.Array
+    forcing: Forcing
+    targets: jax.Array
+    frames: int = eqx.field(static=True)
+    steps: int = eqx.field(static=True)
+
+
+def train_data(prep: PreparedData, conc_normalised: np.ndarray, train_idx: np.ndarray, plan: WindowPlan,
+               dtype) -> TrainData:
+    """:class:`TrainData` of scenarios ``train_idx`` (moved to the device once per run)."""
+    k_max = max(plan.windows)
+    forcing = jax.tree.map(lambda a: jnp.asarray(a[train_idx, : k_max * plan.steps]), prep.forcing)
+    targets = jnp.asarray(conc_normalised[train_idx, 1 : k_max * plan.frames + 1], dtype)
+    conc0 = jnp.asarray(prep.conc[train_idx, 0])
+    return TrainData(conc0, forcing, targets, plan.frames, plan.steps)
+
+
+def train_rows(train_idx: np.ndarray, idx: np.ndarray) -> jax.Array:
+    """Rows of :class:`TrainData` holding the dataset's scenarios ``idx`` (all in ``train_idx``)."""
+    position = {int(i): n for n, i in enumerate(train_idx)}
+    return jnp.asarray([position[int(i)] for i in idx], jnp.int32)
+
+
+@eqx.filter_jit
+def train_rollout(params, static, opt_state, memory0, data: TrainData, rows, n_windows, schedule: Schedule,
+                  objective: Objective, steps_per_frame: int):
+    """One batch's rollout from t = 0 through its first ``n_windows`` windows, one optimiser step per window.
+
+    ``rows (B,)`` index ``data``; ``n_windows`` is traced (one compilation serves every
+    curriculum phase). Returns ``(params, opt_state, losses, oks, ran)``, the last three
+    of length ``K_max``: the window's loss, whether its step was finite, whether it ran.
+    After a non-finite step the remaining windows leave parameters and optimiser state as
+    they are, as the per-window loop abandons that rollout.
+    """
+    _traces[0] += 1
+    F, S = data.frames, data.steps
+    k_max = data.targets.shape[1] // F
+    forcing = jax.tree.map(lambda a: a[rows], data.forcing)
+    targets = data.targets[rows]
+    model = eqx.combine(params, static)[0]
+    # The start field as a state (the observation factor inverted with the current parameters).
+    carry0 = (model.encode(data.conc0[rows]),
+              jax.tree.map(lambda a: jnp.broadcast_to(a, (rows.shape[0],) + a.shape), memory0))
+    dtype = data.targets.dtype
+
+    def window(k, state):
+        params, opt_state, carry, alive, losses, oks, ran = state
+        f = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, k * S, S, axis=1), forcing)
+        t = jax.lax.dynamic_slice_in_dim(targets, k * F, F, axis=1)
+
+        # After a non-finite step (alive False) the later windows still run but change nothing:
+        # a lax.cond that skipped them compiled 40 % slower, and the failure path is rare.
+        p2, o2, carry, loss, ok = window_update(params, static, opt_state, carry, f, t, schedule, objective,
+                                                steps_per_frame)
+        ok = ok & alive
+        params = jax.tree.map(lambda n, o: jnp.where(alive, n, o), p2, params)
+        opt_state = jax.tree.map(lambda n, o: jnp.where(alive, n, o), o2, opt_state)
+        losses = losses.at[k].set(loss.astype(dtype))
+        oks = oks.at[k].set(ok)
+        ran = ran.at[k].set(alive)
+        return params, opt_state, carry, alive & ok, losses, oks, ran
+
+    state = (params, opt_state, carry0, jnp.asarray(True), jnp.full((k_max,), jnp.nan, dtype),
+             jnp.zeros((k_max,), bool), jnp.zeros((k_max,), bool))
+    params, opt_state, _, _, losses, oks, ran = jax.lax.fori_loop(0, n_windows, window, state)
+    return params, opt_state, losses, oks, ran
+
+
+# The two epoch engines take the same arguments and report each batch to ``on_batch(b,
+# losses, bad_window)``: the finite windows' losses and the window whose step was not
+# finite (None when all were). ``epoch_fused`` is what ``train`` runs; ``epoch_per_window``
+# is the earlier loop (one jitted call, one host sync per window), kept for the equality
+# test and the benchmark.
+
+
+def epoch_per_window(params, static, opt_state, batches, n_windows: int, *, prep, conc_n, plan, memory0, sched,
+                     objective, on_batch=None, **_):
+    dtype = eqx.combine(params, static)[0].config.jdtype
+    for b, idx in enumerate(batches):
+        carry = (eqx.combine(params, static)[0].encode(prep.conc[idx, 0]),
+                 jax.tree.map(lambda a: jnp.broadcast_to(a, (len(idx),) + a.shape), memory0))
+        losses, bad_k = [], None
+        for k in range(n_windows):
+            forcing, targets = window_slice(prep, conc_n, idx, k, plan, dtype)
+            params, opt_state, carry, loss, ok = train_step(params, static, opt_state, carry, forcing, targets, sched,
+                                                            objective, prep.steps_per_snapshot)
+            if not bool(ok):
+                bad_k = k
+                break
+            losses.append(float(loss))
+        if on_batch is not None:
+            on_batch(b, losses, bad_k)
+    return params, opt_state
+
+
+def epoch_fused(params, static, opt_state, batches, n_windows: int, *, prep, data: TrainData, train_idx, memory0,
+                sched, objective, on_batch=None, **_):
+    for b, idx in enumerate(batches):
+        params, opt_state, losses, oks, ran = train_rollout(params, static, opt_state, memory0, data,
+                                                            train_rows(train_idx, idx),
+                                                            jnp.asarray(n_windows, jnp.int32), sched, objective,
+                                                            prep.steps_per_snapshot)
+        losses, oks, ran = np.asarray(losses), np.asarray(oks), np.asarray(ran)  # the one host sync of the rollout
+        failed = np.flatnonzero(ran & ~oks)
+        bad_k = int(failed[0]) if failed.size else None
+        if on_batch is not None:
+            on_batch(b, [float(v) for v in losses[ran & oks]], bad_k)
+    return params, opt_state
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
-    system: Any
+    system: Any  # the run's selected model (best on val; the last model when the data has no val split)
     history: list = field(default_factory=list)
     completed: bool = True
     trace_count: int = 0  # compilations of the train step during this call (0 when reused)
     summary: dict | None = None
+    val_curve: list = field(default_factory=list)
+    selected: dict | None = None  # epoch, phase and val score of the selected model; None without val
+    last_system: Any = None  # the model after the last epoch (the resumable checkpoint's)
 
 
 def _start_run(run_dir: Path, config: TrainConfig | None, resume: bool) -> tuple[TrainConfig, dict | None]:
@@ -114,15 +258,19 @@ def _start_run(run_dir: Path, config: TrainConfig | None, resume: bool) -> tuple
 
 def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resume: bool = False,
           progress: bool = True, stop_after_epochs: int | None = None, evaluate: bool = True,
-          log: Callable[[str], None] | None = None) -> TrainResult:
+          log: Callable[[str], None] | None = None, engine: str = "fused") -> TrainResult:
     """Train a variant on a dataset (path or ``xarray.Dataset``); see the module docstrings of ``plumecast.train``.
 
     With ``resume``, the configuration is the one saved in ``run_dir`` (``config`` must be
     None or equal to it). ``stop_after_epochs`` ends this call after that many epochs
-    (the run can be resumed), as an interruption would.
+    (the run can be resumed), as an interruption would. ``engine="per-window"`` runs the
+    earlier one-call-per-window loop (for the benchmark and the equality test only).
     """
     from rich.console import Console
 
+    run_epoch = {"fused": epoch_fused, "per-window": epoch_per_window}.get(engine)
+    if run_epoch is None:
+        raise TrainError(f"unknown training engine {engine!r}; known: fused, per-window")
     run_dir = Path(run_dir)
     console = Console(stderr=True)
     say = log or (lambda msg: console.print(msg, highlight=False))
@@ -135,13 +283,20 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
     model0 = system[0]
     if saved is not None and GridConfig.from_json(saved["grid"]) != model0.config:
         raise TrainError(f"the dataset does not match the one {run_dir} was trained on (grid or scales differ)")
+    val_idx = prep.indices(VAL_SPLIT)
+    if saved is not None and list(saved.get("data", {}).get("splits", prep.splits)) != prep.splits:
+        raise TrainError(f"the dataset's splits differ from the ones {run_dir} was trained with; resume on the same data")
     traces_before = train_step_traces()
     spec = system_spec(system)
     params, static = eqx.partition(system, spec)
     opt_state = make_optimizer(sched).init(params)
     key = jax.random.PRNGKey(config.seed)
     history: list = []
+    val_curve: list = []
+    best: dict | None = None  # {"epoch", "phase", "val"} of the selected model
+    since_best = 0  # validations without a new best in the current phase
     epochs_done = 0
+    early_stops: list = []
     if resume:
         ckpt = latest_checkpoint(run_dir)
         system, opt_state, state = load_checkpoint(ckpt, system_like=system, opt_state_like=opt_state)
@@ -149,6 +304,12 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
         key = key_from_json(state["key"])
         epochs_done = int(state["epochs_done"])
         history = list(state.get("history", []))
+        val_curve = list(state.get("val_curve", []))
+        best = state.get("best")
+        since_best = int(state.get("since_best", 0))
+        early_stops = list(state.get("early_stops", []))
+        if best is not None:
+            _repair_selected(run_dir, best, epochs_done, system)
         say(f"resuming {run_dir} from {ckpt.name} after {epochs_done} epochs")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -163,24 +324,46 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
                      "horizon_s": horizon_s, "snapshot_s": snapshot_s},
             "room": room,
         })
+    if val_idx.size == 0:
+        say(f"no '{VAL_SPLIT}' scenarios in the dataset: no model selection or early stopping; the run's model is its "
+            "last" + (" (patience is ignored)" if sched.patience else ""))
 
     train_idx = prep.indices("train")
     n_batches = len(epoch_batches(key, 0, train_idx, sched.batch_size))
     total_epochs = sum(sched.epochs)
+    phase_start = [sum(sched.epochs[:p]) for p in range(len(sched.epochs))]
     total_steps = sum(e * n_batches * w for e, w in zip(sched.epochs, plan.windows))
-    done_steps = sum(min(max(epochs_done - sum(sched.epochs[:p]), 0), sched.epochs[p]) * n_batches * plan.windows[p]
+    done_steps = sum(min(max(epochs_done - phase_start[p], 0), sched.epochs[p]) * n_batches * plan.windows[p]
                      for p in range(len(plan.windows)))
     conc_n = prep.conc / model0.config.c_ref
     memory0 = system[1].init_memory() if system[1] is not None else ()
-    bad = 0
+    data_dev = train_data(prep, conc_n, train_idx, plan, model0.config.jdtype) if engine == "fused" else None
+    bad = [0]
     epochs_done_at_start = epochs_done
     completed = True
     t_start = time.perf_counter()
 
     def save(final: bool):
         state = {"epochs_done": epochs_done, "total_epochs": total_epochs, "key": key_to_json(key), "history": history,
+                 "val_curve": val_curve, "best": best, "since_best": since_best, "early_stops": early_stops,
                  "done": final, "plumecast_version": plumecast.__version__}
         save_checkpoint(run_dir, epochs_done, system=eqx.combine(params, static), opt_state=opt_state, state=state)
+
+    def validate(epoch: int, phase: int) -> bool:
+        """Score the current model on val, record it, select it when best; True when it is a new best."""
+        nonlocal best, since_best
+        score = val_score(eqx.combine(params, static), prep, val_idx)
+        val_curve.append({"epoch": epoch, "phase": phase, "val": score})
+        if best is None or score < best["val"]:
+            best = {"epoch": epoch, "phase": phase, "val": score}
+            since_best = 0
+            return True
+        since_best += 1
+        return False
+
+    if val_idx.size and not val_curve:  # epoch 0: the untrained (or started) model is a candidate too
+        validate(0, -1)
+        write_selected(run_dir, eqx.combine(params, static), best)
 
     with _progress(progress, console) as bar:
         task = bar.add_task("training", total=total_steps, completed=done_steps, loss=float("nan"), phase="")
@@ -193,60 +376,112 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
                 if stop_after_epochs is not None and epochs_done - epochs_done_at_start >= stop_after_epochs:
                     completed = False
                     break
+                if epoch == phase_start[p]:
+                    since_best = 0  # patience counts within a phase: each phase is a new objective
                 losses = []
-                for b, idx in enumerate(epoch_batches(key, epoch, train_idx, sched.batch_size)):
-                    # The start field as a state (the observation factor inverted; a constant of the step).
-                    carry = (eqx.combine(params, static)[0].encode(prep.conc[idx, 0]),
-                             jax.tree.map(lambda a: jnp.broadcast_to(a, (len(idx),) + a.shape), memory0))
-                    for k in range(K):
-                        forcing, targets = window_slice(prep, conc_n, idx, k, plan, model0.config.jdtype)
-                        params, opt_state, carry, loss, ok = train_step(params, static, opt_state, carry, forcing,
-                                                                        targets, sched, objective,
-                                                                        prep.steps_per_snapshot)
-                        if not bool(ok):
-                            bad += 1
-                            say(f"[yellow]non-finite loss[/] in phase {p + 1} ({horizon:g} s), epoch {e + 1}, batch "
-                                f"{b + 1}, window {k + 1}: update skipped, last good parameters and optimiser state "
-                                "kept; rest of this rollout abandoned")
-                            if bad > MAX_BAD_STEPS:
-                                raise TrainError(f"{bad} non-finite steps: training stopped (last good state in {run_dir})")
-                            bar.advance(task, K - k)
-                            break
-                        losses.append(float(loss))
-                        bar.update(task, advance=1, loss=float(loss), phase=f"{horizon:g} s")
+
+                def on_batch(b, batch_losses, bad_k, p=p, e=e, horizon=horizon, K=K):
+                    losses.extend(batch_losses)
+                    if bad_k is not None:
+                        bad[0] += 1
+                        say(f"[yellow]non-finite loss[/] in phase {p + 1} ({horizon:g} s), epoch {e + 1}, batch "
+                            f"{b + 1}, window {bad_k + 1}: update skipped, last good parameters and optimiser state "
+                            "kept; rest of this rollout abandoned")
+                        if bad[0] > MAX_BAD_STEPS:
+                            raise TrainError(f"{bad[0]} non-finite steps: training stopped (last good state in {run_dir})")
+                    bar.update(task, advance=K, loss=batch_losses[-1] if batch_losses else float("nan"),
+                               phase=f"{horizon:g} s")
+
+                batches = epoch_batches(key, epoch, train_idx, sched.batch_size)
+                params, opt_state = run_epoch(params, static, opt_state, batches, K, prep=prep, conc_n=conc_n,
+                                              plan=plan, data=data_dev, train_idx=train_idx, memory0=memory0, sched=sched,
+                                              objective=objective, on_batch=on_batch)
                 epoch += 1
                 epochs_done = epoch
                 history.append({"phase": p, "horizon_s": horizon, "epoch": e,
                                 "loss": float(np.mean(losses)) if losses else None})
+                improved = validate(epoch, p) if val_idx.size else False
+                stop = bool(val_idx.size and sched.patience and since_best >= sched.patience and e + 1 < n_epochs)
+                if stop:  # the rest of this phase is skipped, as if run (resume and batch keys stay aligned)
+                    early_stops.append({"phase": p, "after_epoch": epoch, "skipped_epochs": n_epochs - e - 1})
+                    bar.advance(task, (n_epochs - e - 1) * n_batches * K)
+                    epoch = epochs_done = phase_start[p] + n_epochs
+                    say(f"phase {p + 1}: no better val score in {sched.patience} validations; phase ended after "
+                        f"{e + 1} of {n_epochs} epochs (best val {best['val']:.4g} at epoch {best['epoch']})")
                 save(final=False)
+                if improved:  # after the checkpoint, whose state names it (_repair_selected covers a crash between)
+                    write_selected(run_dir, eqx.combine(params, static), best)
+                if stop:
+                    break
             if not completed:
                 break
-            if epoch > max(epochs_done_at_start, sum(sched.epochs[:p])):  # this phase ran in this call
+            if epoch > max(epochs_done_at_start, phase_start[p]):  # this phase ran in this call
                 last = history[-1]["loss"] if history else float("nan")
+                val = f", val {val_curve[-1]['val']:.4g}" if val_curve else ""
                 say(f"phase {p + 1}/{len(plan.windows)} ({horizon:g} s horizon, {n_epochs} epochs) done: last epoch "
-                    f"mean loss {last:.4g}, {time.perf_counter() - t_start:.0f} s elapsed")
+                    f"mean loss {last:.4g}{val}, {time.perf_counter() - t_start:.0f} s elapsed")
     if epochs_done == epochs_done_at_start and completed and resume:
         say("nothing left to train: the run was already complete")
     if completed:
         save(final=True)
-    system = eqx.combine(params, static)
+    last_system = eqx.combine(params, static)
+    system = _load_selected(run_dir, best, last_system)
+    if best is not None:
+        say(f"selected on val: epoch {best['epoch']} of {epochs_done} (val {best['val']:.4g}; "
+            f"{len(val_curve)} validations)")
     summary = None
     if completed and evaluate:
-        summary = _summary(ds, config, prep, system, seconds=time.perf_counter() - t_start, epochs=epochs_done)
+        summary = _summary(ds, config, prep, system, seconds=time.perf_counter() - t_start, epochs=epochs_done,
+                           val_curve=val_curve, best=best, early_stops=early_stops, last_system=last_system)
         write_json_atomic(run_dir / "summary.json", summary)
         for split in summary["trained"]:
             say(f"{split:5s}: median final-time relative L2 error {summary['untrained'][split]['median']:.3f} untrained "
                 f"-> {summary['trained'][split]['median']:.3f} trained")
-    return TrainResult(run_dir, system, history, completed, train_step_traces() - traces_before, summary)
+    return TrainResult(run_dir, system, history, completed, train_step_traces() - traces_before, summary,
+                       val_curve=val_curve, selected=best, last_system=last_system)
 
 
-def _summary(ds, config: TrainConfig, prep, system, *, seconds: float, epochs: int) -> dict:
-    """Final-time relative L2 errors per split, of the untrained and the trained system."""
+def _repair_selected(run_dir: Path, best: dict, epochs_done: int, system) -> None:
+    """Make ``RUN/selected`` agree with a checkpoint's state after a crash between their writes.
+
+    The checkpoint is written first; when it names itself as the best and the selection
+    still points at an earlier model, its model is the selected one.
+    """
+    info = read_selected(run_dir)
+    if info is not None and int(info["epoch"]) == int(best["epoch"]):
+        return
+    if int(best["epoch"]) == epochs_done:
+        write_selected(run_dir, system, best)
+        return
+    raise TrainError(f"{run_dir}: the selected model (epoch {None if info is None else info['epoch']}) does not match "
+                     f"the checkpoint's best (epoch {best['epoch']}); the run directory was changed by hand")
+
+
+def _load_selected(run_dir: Path, best: dict | None, last_system):
+    """The selected model (from ``RUN/selected``), or the last one when there is no selection."""
+    if best is None:
+        return last_system
+    from plumecast.train.select import selected_path
+
+    info = read_selected(run_dir)
+    return eqx.tree_deserialise_leaves(selected_path(run_dir, info), last_system)
+
+
+def _summary(ds, config: TrainConfig, prep, system, *, seconds: float, epochs: int, val_curve: list, best: dict | None,
+             early_stops: list, last_system) -> dict:
+    """Final-time relative L2 errors per split, of the untrained and the selected system, and the val curve.
+
+    Only ``val`` chose ``trained`` (the selected model); the test and OOD figures are
+    reported here and used by nothing.
+    """
     summary = {"seconds": seconds, "epochs": epochs, "variant": config.variant, "preset": config.preset,
-               "metric": "relative L2 error at the final time, fluid cells"}
+               "metric": "relative L2 error at the final time, fluid cells",
+               "selection": ("best val score (median final-time relative L2 over the val scenarios)" if best else
+                             "none: the data has no val scenarios; the last model"),
+               "selected": best, "val_curve": val_curve, "early_stops": early_stops}
     for label, sysm in (("untrained", build_system(ds, config, prep)), ("trained", system)):
         summary[label] = {}
-        for split in ("train", "test", "ood"):
+        for split in SPLITS:
             idx = prep.indices(split)
             if idx.size:
                 err = final_time_errors(sysm, prep, idx)
@@ -256,6 +491,8 @@ def _summary(ds, config: TrainConfig, prep, system, *, seconds: float, epochs: i
                     "q75": float(np.nanpercentile(err, 75)),
                     "per_scenario": {prep.names[i]: float(v) for i, v in zip(idx, err)},
                 }
+    if best is not None and val_curve:
+        summary["last"] = {"epoch": epochs, "val": val_curve[-1]["val"]}
     return summary
 
 

@@ -1,8 +1,10 @@
 """The system a run trains, ``(model, closure)``: built from a config, or loaded from a run directory.
 
 A run directory holds ``config.json`` (the :class:`TrainConfig`, the model's
-:class:`~plumecast.physics.model.GridConfig`, what the data was) and checkpoints
-(:mod:`plumecast.io.checkpoint`). The config rebuilds the system's structure (a
+:class:`~plumecast.physics.model.GridConfig`, what the data was), checkpoints
+(:mod:`plumecast.io.checkpoint`; the latest is the last model) and, when the data had
+val scenarios, the selected (best-on-val) model (:mod:`plumecast.train.select`), which
+:func:`load_run` gives by default. The config rebuilds the system's structure (a
 *skeleton*) into which the checkpoint's leaves are read.
 
 Starting from another run (``init_from``): its coarse model replaces the new one, and when
@@ -91,8 +93,17 @@ def skeleton_system(grid: GridConfig, config: TrainConfig):
     return (model, closure)
 
 
-def load_run(run_dir: str | Path):
-    """``(system, train_config, run_json)`` from the latest checkpoint of a run."""
+def load_run(run_dir: str | Path, model: str = "selected"):
+    """``(system, train_config, run_json)`` of a run: its selected model, or with ``model="last"`` its latest checkpoint.
+
+    The selected model is the best on the val split (``RUN/selected``, written by
+    training when the data has val scenarios); a run without one (no val split, or
+    trained before selection existed) gives its latest checkpoint for both.
+    """
+    from plumecast.train.select import read_selected, selected_path
+
+    if model not in ("selected", "last"):
+        raise TrainError(f"unknown model {model!r} of a run; expected selected or last")
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise TrainError(f"{run_dir} is not a training run (no config.json)")
@@ -103,7 +114,12 @@ def load_run(run_dir: str | Path):
         run = read_json(run_dir / "config.json")
         config = TrainConfig.from_json(run["train"])
         grid = GridConfig.from_json(run["grid"])
-        system, _, _ = load_checkpoint(ckpt, system_like=skeleton_system(grid, config))
-    except (CheckpointError, KeyError, TypeError, ValueError) as e:
+        skeleton = skeleton_system(grid, config)
+        info = read_selected(run_dir) if model == "selected" else None
+        if info is not None:
+            system = eqx.tree_deserialise_leaves(selected_path(run_dir, info), skeleton)
+        else:
+            system, _, _ = load_checkpoint(ckpt, system_like=skeleton)
+    except (CheckpointError, KeyError, TypeError, ValueError, OSError, RuntimeError) as e:
         raise TrainError(f"{run_dir}: cannot load the run ({e})") from None
     return system, config, run
