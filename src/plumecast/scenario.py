@@ -24,10 +24,9 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from plumecast.geometry import (FACES, Box, GeometryError, Grid3D, Patch, Room, parse_ascii_plan,
                                 plan_from_rectangles)
-from plumecast.io.dataset import MASS_UNITS
+from plumecast.io.dataset import MASS_UNITS, SPLITS
 from plumecast.schema import NonNegative, Number, Positive, PositiveWhole, describe, raising
 
-SPLITS = ("train", "test", "ood")
 MAX_SNAPSHOTS = 10_000_000
 
 

@@ -12,8 +12,14 @@ fluid               y, x                     1 where the coarse cell holds fluid
 fluid_fraction      y, x                     fluid area fraction of the coarse cell
 source_x/_y/_z      scenario, time           source position, m
 source_rate         scenario, time           emission rate, mass/s
-split               scenario                 'train', 'test' or 'ood'
+split               scenario                 'train', 'val', 'test' or 'ood'
 ==================  =======================  ===========================================
+
+Optional flow at several heights (the column physics reads it; a dataset without it
+loads as before), dimensions ``level, y, x`` with the coordinate ``level`` holding each
+level's height above the floor in metres, strictly increasing inside the room:
+``u_level``, ``v_level``, ``w_level`` (m/s) and ``nu_t_level`` (m^2/s, >= 0), all four or
+none. :func:`column_levels_m` gives the levels the engines and importers write.
 
 Optional per-scenario diagnostics ``mass_room``, ``mass_injected``, ``mass_outflow``
 (scenario, time) hold the 3D mass budget where the generator knows it. Coordinates are
@@ -40,7 +46,9 @@ from plumecast.io.atomic import atomic_path
 from plumecast.io.preflight import PreflightError, require_memory
 
 SCHEMA_VERSION = 1
-SPLITS = ("train", "test", "ood")
+# ``val`` chooses (options, checkpoints, early stopping, seeds); ``test`` and ``ood`` are
+# only reported (docs/evaluation.md).
+SPLITS = ("train", "val", "test", "ood")
 # Negative concentration beyond this share of the largest |value| is an error, not round-off.
 NEGATIVE_TOLERANCE = 1e-6
 # Mass units a concentration (mass/m^3) and a rate (mass/s) may be given in.
@@ -48,6 +56,8 @@ MASS_UNITS = ("ng", "ug", "mg", "g", "kg")
 FIELD_VARS = ("u", "v", "w", "nu_t", "fluid", "fluid_fraction")
 TRACK_VARS = ("source_x", "source_y", "source_z", "source_rate")
 BUDGET_VARS = ("mass_room", "mass_injected", "mass_outflow")
+LEVEL_VARS = ("u_level", "v_level", "w_level", "nu_t_level")
+DEFAULT_COLUMN_LEVELS = 5
 REQUIRED_ATTRS = (
     "schema_version", "plane_height_m", "dx_m", "dy_m", "mass_unit", "generator", "generator_version",
     "scenario_config",
@@ -79,13 +89,15 @@ def make_dataset(
     generator_version: str,
     scenario_config: dict | str,
     budget: dict | None = None,
+    levels: dict | None = None,
     origin: str = "dataset",
 ) -> xr.Dataset:
     """Assemble and validate a dataset from arrays.
 
     ``concentration`` is ``(scenario, time, y, x)``; ``source_xyz`` is ``(scenario, time,
     3)``; ``budget`` optionally maps ``mass_room``/``mass_injected``/``mass_outflow`` to
-    ``(scenario, time)`` arrays. ``origin`` names what the data came from in error
+    ``(scenario, time)`` arrays; ``levels`` optionally maps ``z_m`` ``(level,)`` and ``u``,
+    ``v``, ``w``, ``nu_t`` ``(level, y, x)`` to the flow at several heights. ``origin`` names what the data came from in error
     messages (an importer's input files).
     """
     x_m, y_m = np.asarray(x_m, float), np.asarray(y_m, float)
@@ -111,12 +123,23 @@ def make_dataset(
         if name not in BUDGET_VARS:
             raise DatasetError(f"unknown budget variable {name!r}; expected one of {BUDGET_VARS}")
         data_vars[name] = (st, np.asarray(arr, float), {"units": mass})
+    if levels is not None:
+        unknown = sorted(set(levels) - {"z_m", "u", "v", "w", "nu_t"})
+        if unknown or "z_m" not in levels:
+            raise DatasetError(f"{origin}: levels must map z_m, u, v, w, nu_t; got {sorted(levels)}")
+        lyx = ("level", "y", "x")
+        for name, long in (("u", "velocity along x"), ("v", "velocity along y"), ("w", "vertical velocity")):
+            data_vars[f"{name}_level"] = (lyx, np.asarray(levels[name], float), {"units": "m/s", "long_name": long})
+        data_vars["nu_t_level"] = (lyx, np.asarray(levels["nu_t"], float),
+                                   {"units": "m^2/s", "long_name": "turbulent kinematic viscosity"})
     coords = {
         "scenario": ("scenario", np.asarray(scenario_names, dtype=str)),
         "time": ("time", np.asarray(times_s, float), {"units": "s"}),
         "y": ("y", y_m, {"units": "m"}),
         "x": ("x", x_m, {"units": "m"}),
     }
+    if levels is not None:
+        coords["level"] = ("level", np.asarray(levels["z_m"], float), {"units": "m", "long_name": "height above the floor"})
     attrs = {
         "schema_version": SCHEMA_VERSION,
         "plane_height_m": float(plane_height_m),
@@ -209,13 +232,52 @@ def validate_dataset(ds: xr.Dataset, source: str = "dataset") -> None:
         count = int((conc < -NEGATIVE_TOLERANCE * float(np.abs(conc).max())).sum())
         fail(f"variable 'concentration' holds {count} negative values (the lowest {worst:.4g}), beyond round-off "
              f"({NEGATIVE_TOLERANCE:g} of the largest value)")
-    problem = source_problem(ds)
+    problem = source_problem(ds) or level_problem(ds)
     if problem:
         fail(problem)
     try:
         json.loads(ds.attrs["scenario_config"])
     except (TypeError, json.JSONDecodeError) as e:
         fail(f"attribute 'scenario_config' is not valid JSON: {e}")
+
+
+def level_problem(ds: xr.Dataset) -> str | None:
+    """What is wrong with the optional flow levels (all four variables or none), or None."""
+    present = [n for n in LEVEL_VARS if n in ds.variables]
+    if not present:
+        return None
+    if len(present) != len(LEVEL_VARS):
+        return f"flow levels need all of {', '.join(LEVEL_VARS)}; missing {sorted(set(LEVEL_VARS) - set(present))}"
+    if "level" not in ds.coords:
+        return "flow levels without the coordinate 'level' (heights in m)"
+    for name in LEVEL_VARS:
+        if ds[name].dims != ("level", "y", "x"):
+            return f"variable {name!r} has dimensions {ds[name].dims}, expected ('level', 'y', 'x')"
+        if not np.isfinite(np.asarray(ds[name].values, float)).all():
+            return f"variable {name!r} holds non-finite values (NaN or inf)"
+    if (np.asarray(ds["nu_t_level"].values) < 0).any():
+        return "variable 'nu_t_level' has negative values"
+    z = np.asarray(ds["level"].values, float)
+    height = room_height_m(ds)
+    if not np.isfinite(z).all() or (np.diff(z) <= 0).any() or z[0] <= 0 or (height is not None and z[-1] >= height):
+        return (f"coordinate 'level' must be heights strictly increasing inside the room (0, "
+                f"{height if height is not None else 'ceiling'}) m, got {np.round(z, 4).tolist()}")
+    return None
+
+
+def column_levels_m(height_m: float, plane_height_m: float, n_levels: int = DEFAULT_COLUMN_LEVELS) -> np.ndarray:
+    """Heights (m) of a column of ``n_levels`` equal layers of the room height, shifted so that the plane is one.
+
+    The spacing is ``room_height / n_levels``; levels are the plane height plus whole
+    multiples of it that fall strictly inside the room (a plane at a layer centre gives
+    exactly ``n_levels`` levels).
+    """
+    if not (height_m > 0 and 0 < plane_height_m < height_m and n_levels >= 1):
+        raise ValueError(f"no column in a room {height_m} m high with the plane at {plane_height_m} m")
+    h = height_m / n_levels
+    k = np.arange(-n_levels, n_levels + 1)
+    z = plane_height_m + k * h
+    return z[(z > 0.25 * h) & (z < height_m - 0.25 * h)]
 
 
 def _number(value) -> float | None:
