@@ -47,7 +47,11 @@ def step(model: CoarseModel, closure, carry: Carry, forcing: Forcing, ops: Physi
         source = model.source_term(forcing, ops)
     if closure is None:
         return model.physics(q, source, ops), memory
-    q_phys = model.physics(q, source, ops) if closure.uses_physics else q
+    # A closure whose physics spreads sources over heights (the column) takes part of each
+    # emission off the plane; the closure still sees the whole emission in its context.
+    factor = closure.plane_source_factor(jnp.asarray(forcing.z, source.dtype))
+    plane_source = source * factor if parts is None else jnp.tensordot(factor, parts, axes=1)
+    q_phys = model.physics(q, plane_source, ops) if closure.uses_physics else q
     ctx = model.closure_context(q, q_phys, source, ops, forcing, source_parts=parts)
     q_next, memory = closure(ctx, memory)
     return q_next.astype(q.dtype) * ops.fluid, memory

@@ -19,8 +19,9 @@ factory ``factory(model, *, key, **options)`` that returns a :class:`Closure` or
 (no closure: the physics-only model). The training config stores the variant name and its
 options (plain JSON), so a checkpoint can rebuild the closure's structure before loading
 its leaves. Options: ``size`` (``"quick"`` | ``"paper"``) for the network variants, and
-``reservoir`` (true/false) for ``memory`` and ``markovian``: the closure continues a
-physics with the off-plane layer (a ``layered`` run, ``init_from``).
+``reservoir`` (false, true = ``"layered"``, or ``"column"``) for ``memory`` and
+``markovian``: the closure continues a physics with the off-plane layer or the column (a
+``layered`` or ``column`` run, ``init_from``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import jax
 
 from plumecast.closure.base import Closure
 from plumecast.closure.datadriven import make_datadriven
-from plumecast.closure.layered import make_layered
+from plumecast.closure.layered import make_column_variant, make_layered
 from plumecast.closure.markovian import make_markovian
 from plumecast.closure.memory import make_memory
 
@@ -61,6 +62,10 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             physical=True),
     Variant("layered", make_layered,
             "coarse physics + a learned off-plane layer (capture, spreading, return, source share), no network",
+            physical=True),
+    Variant("column", make_column_variant,
+            "coarse physics as one level of a column of levels moved by the 3D flow at their heights (learned "
+            "horizontal and vertical diffusivities, sinks; sources at their height), no network; needs flow levels",
             physical=True),
     Variant("memory", make_memory, "non-Markovian hybrid (the paper's): physics + CNN encoder, LSTM memory carried "
             "through the rollout, decoder, residual head"),

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 
 if TYPE_CHECKING:  # pragma: no cover
     from plumecast.closure.networks import ClosureNet
@@ -33,6 +34,15 @@ class Closure(eqx.Module):
         """The off-plane layer this closure carries (a subtree of it), or None."""
         return None
 
+    def plane_source_factor(self, z_m: jax.Array) -> jax.Array:
+        """What multiplies the plane's deposit of a source at height ``z_m`` (m) before the physics.
+
+        1 (the whole emission enters the plane) unless the closure carries a physics that
+        puts part of it elsewhere (the column: each level gets its share).
+        """
+        layer = self.layer()
+        return jnp.ones_like(z_m) if layer is None else layer.plane_source_factor(z_m)
+
     @abc.abstractmethod
     def init_memory(self) -> Any:
         """The memory pytree at t = 0 for one unbatched state (``()`` when memoryless)."""
@@ -47,8 +57,6 @@ def closure_options(options: dict, *, variant: str, allowed: tuple[str, ...]) ->
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(f"variant {variant!r}: unknown options {unknown}; known: {', '.join(allowed) or 'none'}")
-    if "reservoir" in options and not isinstance(options["reservoir"], bool):
-        raise ValueError(f"variant {variant!r}: reservoir must be true or false, got {options['reservoir']!r}")
     return dict(options)
 
 

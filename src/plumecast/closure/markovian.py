@@ -14,7 +14,9 @@ from typing import ClassVar
 
 from plumecast.closure.base import Closure, build_net, closure_options, split_key
 from plumecast.closure.networks import ClosureNet
-from plumecast.closure.reservoir import Reservoir, make_reservoir
+from plumecast.closure.column import Column
+from plumecast.closure.layered import off_plane_physics
+from plumecast.closure.reservoir import Reservoir
 
 __all__ = ["MarkovianClosure", "make_markovian"]
 
@@ -24,7 +26,7 @@ class MarkovianClosure(Closure):
 
     uses_physics: ClassVar[bool] = True
     net: ClosureNet
-    reservoir: Reservoir | None
+    reservoir: Reservoir | Column | None
 
     def layer(self):
         return self.reservoir
@@ -45,5 +47,5 @@ def make_markovian(model, *, key=None, **options) -> MarkovianClosure:
     options = closure_options(options, variant="markovian", allowed=("size", "reservoir"))
     k_net, k_layer = split_key(key)
     net = build_net(model, key=k_net, memory=False, variant="markovian", size=options.get("size", "quick"))
-    layer = make_reservoir(model, key=k_layer) if options.get("reservoir", False) else None
+    layer = off_plane_physics(model, options.get("reservoir", False), key=k_layer)
     return MarkovianClosure(net=net, reservoir=layer)

@@ -8,8 +8,9 @@ history of the source), and the residual head combines the decoded memory with t
 physics inputs. The step masks the result to fluid cells.
 
 Options: ``size`` (``"quick"`` | ``"paper"``, :mod:`plumecast.closure.networks`) and
-``reservoir`` (true: the physics it continues has the off-plane layer of the ``layered``
-variant; started from a layered run, the closure keeps that run's trained layer).
+``reservoir`` (true or ``"layered"``: the physics it continues has the off-plane layer of
+the ``layered`` variant; ``"column"``: the column of the ``column`` variant; started from
+such a run, the closure keeps that run's trained layer or column).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import ClassVar
 
 from plumecast.closure.base import Closure, build_net, closure_options, split_key
 from plumecast.closure.networks import ClosureNet
-from plumecast.closure.reservoir import Reservoir, make_reservoir
+from plumecast.closure.column import Column
+from plumecast.closure.layered import off_plane_physics
+from plumecast.closure.reservoir import Reservoir
 
 __all__ = ["MemoryClosure", "make_memory"]
 
@@ -32,7 +35,7 @@ class MemoryClosure(Closure):
 
     uses_physics: ClassVar[bool] = True
     net: ClosureNet
-    reservoir: Reservoir | None
+    reservoir: Reservoir | Column | None
 
     def layer(self):
         return self.reservoir
@@ -54,5 +57,5 @@ def make_memory(model, *, key=None, **options) -> MemoryClosure:
     options = closure_options(options, variant="memory", allowed=("size", "reservoir"))
     k_net, k_layer = split_key(key)
     net = build_net(model, key=k_net, memory=True, variant="memory", size=options.get("size", "quick"))
-    layer = make_reservoir(model, key=k_layer) if options.get("reservoir", False) else None
+    layer = off_plane_physics(model, options.get("reservoir", False), key=k_layer)
     return MemoryClosure(net=net, reservoir=layer)

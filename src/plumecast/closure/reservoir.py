@@ -127,6 +127,10 @@ class Reservoir(eqx.Module):
     def init_state(self) -> jax.Array:
         return jnp.zeros_like(self.theta_return)
 
+    def plane_source_factor(self, z_m: jax.Array) -> jax.Array:
+        """1: the plane receives the whole emission (the layer's share comes on top, ``sigma``)."""
+        return jnp.ones_like(z_m)
+
     def __call__(self, s: jax.Array, ctx) -> tuple[jax.Array, jax.Array]:
         """``(back, s_next)``: the mass returned to the plane this step and the layer after it.
 

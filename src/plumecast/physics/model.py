@@ -56,6 +56,12 @@ The plane is treated as a layer of thickness ``layer_height_m`` (default: the ro
 when the dataset's scenario config gives it, else 3 m): an emission of ``r`` mass/s raises
 the concentration of the cells around the source at ``r / (dx dy layer_height)``.
 
+Flow at several heights (optional, ``GridConfig.levels_m``): when the dataset carries the
+3D flow at a column of levels (``u_level`` ... ``nu_t_level``, one of them at the plane),
+the model holds it as the fixed array ``level_flow (4, L, ny, nx)`` (u, v, w in m/s,
+nu_t in m^2/s) for the column physics (:mod:`plumecast.closure.column`), which the
+closures see through :class:`ClosureContext`. The plane physics itself does not use it.
+
 float32 by default; ``dtype="float64"`` for verification.
 """
 
@@ -117,6 +123,7 @@ class GridConfig:
     exchange_max_per_s: float = 0.0  # bound of the learned plane-room exchange rate; 0 = off
     observation_log_max: float = 0.0  # bound of |log g| of the learned observation factor; 0 = off
     observation_spacing_cells: int = 1  # cells between the control points of the observation factor
+    levels_m: tuple[float, ...] = ()  # heights of the flow levels the model holds (one is the plane), m; () = none
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -134,6 +141,12 @@ class GridConfig:
             raise ValueError(f"observation_log_max must be finite and >= 0, got {self.observation_log_max}")
         if not (isinstance(self.observation_spacing_cells, int) and self.observation_spacing_cells >= 1):
             raise ValueError(f"observation_spacing_cells must be an int >= 1, got {self.observation_spacing_cells!r}")
+        object.__setattr__(self, "levels_m", tuple(float(z) for z in self.levels_m))
+        z = self.levels_m
+        if z and (any(b <= a for a, b in zip(z, z[1:])) or z[0] <= 0 or z[-1] >= self.layer_height_m
+                  or min(abs(h - self.plane_height_m) for h in z) > 1e-3):
+            raise ValueError(f"levels_m must be heights strictly increasing inside the room (0, {self.layer_height_m}) m "
+                             f"with one at the plane ({self.plane_height_m} m), got {list(z)}")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -144,6 +157,13 @@ class GridConfig:
         """Control points of the observation factor: every ``observation_spacing_cells`` cells, both ends included."""
         k = self.observation_spacing_cells
         return (-(-(self.ny - 1) // k) + 1, -(-(self.nx - 1) // k) + 1)
+
+    @property
+    def plane_level(self) -> int:
+        """Index of the level at the plane in ``levels_m`` (-1 without levels)."""
+        if not self.levels_m:
+            return -1
+        return min(range(len(self.levels_m)), key=lambda k: abs(self.levels_m[k] - self.plane_height_m))
 
     @property
     def sub_dt(self) -> float:
@@ -231,6 +251,7 @@ class ClosureContext(eqx.Module):
     exchanged: jax.Array
     source_position: jax.Array
     source_parts: jax.Array | None = None
+    level_flow: jax.Array | None = None  # (4, L, ny, nx): u, v, w (m/s), nu_t (m^2/s) at GridConfig.levels_m
 
 
 class CoarseModel(eqx.Module):
@@ -247,6 +268,7 @@ class CoarseModel(eqx.Module):
     theta_exchange: jax.Array
     source_net: eqx.nn.MLP
     theta_observation: jax.Array | None = None  # config.observation_shape; None when the factor is off
+    level_flow: jax.Array | None = None  # (4, L, ny, nx) fixed; None without config.levels_m
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -268,6 +290,7 @@ class CoarseModel(eqx.Module):
             theta_exchange=z,
             source_net=_source_net(config, jax.random.PRNGKey(0)),
             theta_observation=jnp.zeros(config.observation_shape, dt) if config.observation_log_max > 0 else None,
+            level_flow=jnp.zeros((4, len(config.levels_m)) + config.shape, dt) if config.levels_m else None,
         )
 
     # ------------------------------------------------------------------ physics
@@ -412,6 +435,7 @@ class CoarseModel(eqx.Module):
             exchanged=q_physics * ops.exchanged_per_retained,
             source_position=position,
             source_parts=parts,
+            level_flow=None if self.level_flow is None else sg(self.level_flow),
         )
 
     # ------------------------------------------------------------------ units
@@ -471,6 +495,7 @@ def build_model(
     exchange_init_per_s: float = EXCHANGE_INIT_PER_S,
     observation_log_max: float = 0.0,
     observation_spacing_cells: int = 1,
+    levels=None,
     dtype: str = "float32",
     key=None,
 ) -> CoarseModel:
@@ -482,6 +507,8 @@ def build_model(
     stable bound. ``exchange_max_per_s > 0`` turns on the learned exchange rate, starting
     at ``exchange_init_per_s`` everywhere (about one air change per 17 minutes).
     ``observation_log_max > 0`` turns on the learned observation factor, starting at 1.
+    ``levels`` optionally gives the flow at several heights: a mapping of ``z_m (L,)``
+    and ``u``, ``v``, ``w``, ``nu_t`` ``(L, ny, nx)``, one level at the plane.
     """
     if dtype == "float64":
         enable_x64()  # else JAX would hand out float32 arrays for the float64 asked for
@@ -499,6 +526,14 @@ def build_model(
         if not np.isfinite(a).all():
             raise ValueError(f"{name} holds non-finite values")
     u, v, w, nu_t = (a * fluid for a in (u, v, w, nu_t))
+    levels_m, level_flow = (), None
+    if levels is not None:
+        levels_m = tuple(float(z) for z in np.asarray(levels["z_m"], float))
+        level_flow = np.stack([np.asarray(levels[n], float) for n in ("u", "v", "w", "nu_t")])
+        if level_flow.shape != (4, len(levels_m)) + shape or not np.isfinite(level_flow).all():
+            raise ValueError(f"levels must hold finite (L, ny, nx) = ({len(levels_m)}, {shape[0]}, {shape[1]}) fields")
+        level_flow = level_flow * fluid
+        level_flow[3] = np.clip(level_flow[3], 0.0, None)
     ny, nx = shape
     sub = dt / substeps
     mx, my = (np.asarray(m) for m in ops_.face_masks(fluid))
@@ -560,6 +595,7 @@ def build_model(
         exchange_max_per_s=float(exchange_max_per_s),
         observation_log_max=float(observation_log_max),
         observation_spacing_cells=int(observation_spacing_cells),
+        levels_m=levels_m,
         dtype=dtype,
     )
     jd = config.jdtype
@@ -576,6 +612,7 @@ def build_model(
         theta_exchange=jnp.full(shape, _exchange_logit(exchange_init_per_s, exchange_max_per_s), jd),
         source_net=_source_net(config, key),
         theta_observation=jnp.zeros(config.observation_shape, jd) if config.observation_log_max > 0 else None,
+        level_flow=None if level_flow is None else jnp.asarray(level_flow, jd),
     )
 
 
@@ -625,6 +662,9 @@ def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, 
         layer_height_m = float(size[2]) if isinstance(size, (list, tuple)) and len(size) == 3 else 3.0
     x = np.asarray(ds["x"].values, float)
     y = np.asarray(ds["y"].values, float)
+    levels = None
+    if "u_level" in ds.variables:
+        levels = {"z_m": ds["level"].values, **{n: ds[f"{n}_level"].values for n in ("u", "v", "w", "nu_t")}}
     return build_model(
         fluid=np.asarray(ds["fluid"].values),
         u=ds["u"].values,
@@ -646,6 +686,7 @@ def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, 
         exchange_init_per_s=exchange_init_per_s,
         observation_log_max=observation_log_max,
         observation_spacing_cells=observation_spacing_cells,
+        levels=levels,
         dtype=dtype,
         key=key,
     )

@@ -1,0 +1,268 @@
+"""The column physics: the plane as one of a few coarse levels, each moved by the 3D flow at its height.
+
+The plane model (``physics/model.py``) sees only the plane: a source below or above it is
+injected straight into the plane, and what leaves the plane can only be lumped. In the
+room, a source at 0.3 m is carried by the air near the floor and reaches breathing height
+where and when the flow lifts it. The column gives the coarse model that vertical
+structure while the target stays the plane:
+
+* ``L`` levels at the heights ``GridConfig.levels_m`` (the dataset's ``level``
+  coordinate; one of them is the plane), each a layer of air from the midpoint to the
+  level below to the midpoint to the level above (the floor and the ceiling close the
+  first and the last). The state of the levels other than the plane is the closure's
+  memory ``s (L - 1, ny, nx)``, in the plane's normalised concentration units;
+* each off-plane level is advected by its own flow ``u, v`` (first-order upwind, the
+  plane's finite-volume operators) and diffused with learned face diffusivities
+  ``0 <= D <= d_max`` (``d_max``: the positive bound of the explicit substeps with that
+  level's flow), starting at ``nu_t / Sc_t`` of the level;
+* neighbouring levels exchange through their interface by the vertical velocity ``w``
+  (mean of the two levels', upwind) and a learned vertical diffusivity ``0 <= K <=
+  VERTICAL_D_MAX_M2_S`` per cell, starting at ``nu_t / Sc_t`` of the interface;
+* each off-plane level loses mass to the exhausts at a learned per-cell rate ``0 <= lambda
+  <= SINK_MAX_PER_S`` (exact exponential), as the plane does through the model's
+  exchange term;
+* a source at height ``z`` enters the levels with linear (hat) weights between the two
+  levels around it (all of it into the first or last level beyond them): the plane
+  receives its share through :meth:`Column.plane_source_factor`, applied to the plane's
+  deposit before the physics, and the other levels theirs here.
+
+One step: the plane physics has run (``ctx.q_physics``); then the off-plane levels receive
+their source shares, take the horizontal substeps of their own flow, lose their sink, and
+all ``L`` levels take the vertical substeps. Every part is a convex (or exponential-decay)
+update: positive by construction whatever is learned, and it conserves the column's mass
+``sum_k h_k sum(q_k)`` up to the source and the sinks exactly (tests check both to
+round-off). A flow too fast for the substeps raises
+:class:`~plumecast.physics.operators.StabilityError` when the column is built.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from plumecast.physics import operators as ops_
+from plumecast.physics.operators import StabilityError
+
+__all__ = ["Column", "make_column", "level_thicknesses_m", "height_shares", "VERTICAL_D_MAX_M2_S", "SINK_MAX_PER_S"]
+
+VERTICAL_D_MAX_M2_S = 0.2
+SINK_MAX_PER_S = 0.05
+SINK_INIT_PER_S = 1e-3
+# Floor of the initial diffusivities, as a share of their bound (logits stay finite).
+D_INIT_FLOOR = 1e-4
+
+
+def level_thicknesses_m(levels_m, height_m: float) -> np.ndarray:
+    """Thickness (m) of each level's layer: between the midpoints to its neighbours, floor and ceiling closing the ends."""
+    z = np.asarray(levels_m, float)
+    edges = np.concatenate([[0.0], 0.5 * (z[1:] + z[:-1]), [height_m]])
+    return np.diff(edges)
+
+
+def height_shares(z_m, levels_m) -> jax.Array:
+    """``(..., L)`` shares of a source at height ``z_m`` among the levels: hat weights, clamped at the ends; sum 1."""
+    z = jnp.asarray(z_m)
+    lv = jnp.asarray(levels_m, z.dtype)
+    # Linear interpolation of each level's indicator is exactly its hat weight.
+    one = lambda zz: jax.vmap(lambda e: jnp.interp(zz, lv, e))(jnp.eye(lv.shape[0], dtype=z.dtype))  # noqa: E731
+    return one(z) if z.ndim == 0 else jax.vmap(one)(z.reshape(-1)).reshape(z.shape + (lv.shape[0],))
+
+
+def _logit(p):
+    return np.log(p) - np.log1p(-p)
+
+
+class Column(eqx.Module):
+    """The levels above and below the plane: horizontal transport per level, vertical exchange, sinks.
+
+    Same interface as the off-plane layer (:class:`~plumecast.closure.reservoir.Reservoir`):
+    ``init_state()``, ``(back, s_next) = column(s, ctx)`` with ``q_next = q_physics +
+    back``, and :meth:`plane_source_factor`.
+    """
+
+    theta_hx: jax.Array  # (L-1, ny, nx-1) horizontal diffusivity logits of the off-plane levels
+    theta_hy: jax.Array  # (L-1, ny-1, nx)
+    theta_vertical: jax.Array  # (L-1, ny, nx): vertical diffusivity logits of the L-1 interfaces
+    theta_sink: jax.Array  # (L-1, ny, nx): sink-rate logits of the off-plane levels
+    levels_m: tuple = eqx.field(static=True)
+    plane_level: int = eqx.field(static=True)
+    layer_height_m: float = eqx.field(static=True)  # the room height (the model's layer), m
+    plane_height_m: float = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    dx: float = eqx.field(static=True)
+    dy: float = eqx.field(static=True)
+    substeps: int = eqx.field(static=True)
+    stability_limit: float = eqx.field(static=True)
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def thickness_m(self) -> np.ndarray:
+        return level_thicknesses_m(self.levels_m, self.layer_height_m)
+
+    def _off(self, a):
+        """The off-plane levels of a level-first array."""
+        p = self.plane_level
+        return jnp.concatenate([a[:p], a[p + 1:]], axis=0)
+
+    def shares(self, z_m) -> jax.Array:
+        """``(..., L)``: each level's share of a source at ``z_m``."""
+        return height_shares(z_m, self.levels_m)
+
+    def plane_source_factor(self, z_m: jax.Array) -> jax.Array:
+        """The plane's deposit factor: its share of the emission, per unit of the model's deposit.
+
+        The model deposits an emission over ``layer_height_m``; the plane level holds
+        ``h_plane`` of it, so its share goes in at ``share * layer_height_m / h_plane``.
+        """
+        h = self.thickness_m[self.plane_level]
+        return self.shares(z_m)[..., self.plane_level] * (self.layer_height_m / h)
+
+    def init_state(self) -> jax.Array:
+        return jnp.zeros_like(self.theta_sink)
+
+    # ------------------------------------------------------------------ learned fields
+    def horizontal_diffusivities(self, level_flow, fluid):
+        """``(Dx (L-1, ny, nx-1), Dy (L-1, ny-1, nx))`` of the off-plane levels, m^2/s, below each level's bound."""
+        u, v = self._off(level_flow[0]), self._off(level_flow[1])
+        d_max = jax.vmap(lambda a, b: _diffusion_bound(a, b, fluid, self.dx, self.dy, self.dt / self.substeps,
+                                                       self.stability_limit))(u, v)
+        mx, my = ops_.face_masks(fluid)
+        return (d_max[:, None, None] * jax.nn.sigmoid(self.theta_hx) * mx,
+                d_max[:, None, None] * jax.nn.sigmoid(self.theta_hy) * my)
+
+    def vertical_diffusivity(self, fluid) -> jax.Array:
+        """``K (L-1, ny, nx)`` at the interfaces between neighbouring levels, m^2/s."""
+        return VERTICAL_D_MAX_M2_S * jax.nn.sigmoid(self.theta_vertical) * fluid
+
+    def sink_rate(self, fluid) -> jax.Array:
+        """``lambda (L-1, ny, nx)`` of the off-plane levels, 1/s."""
+        return SINK_MAX_PER_S * jax.nn.sigmoid(self.theta_sink) * fluid
+
+    # ------------------------------------------------------------------ step
+    def deposits(self, ctx) -> jax.Array:
+        """``(L-1, ny, nx)``: the normalised increments of the step's sources into the off-plane levels."""
+        scale = jnp.asarray(self.layer_height_m / self._off(jnp.asarray(self.thickness_m)), ctx.q.dtype)
+        z = self.plane_height_m + ctx.source_position[..., 2] * self.layer_height_m
+        if ctx.source_parts is None:
+            share = self._off(self.shares(z))  # (L-1,)
+            return (share * scale)[:, None, None] * ctx.source[None]
+        share = jax.vmap(lambda zz: self._off(self.shares(zz)))(z)  # (S, L-1)
+        return jnp.einsum("sk,syx->kyx", share * scale[None], ctx.source_parts)
+
+    def vertical_substep(self, Q, w_face, K, fluid):
+        """One explicit substep of the exchange between neighbouring levels; ``Q (L, ny, nx)``."""
+        z = np.asarray(self.levels_m)
+        dz = jnp.asarray(np.diff(z), Q.dtype)[:, None, None]
+        h = jnp.asarray(self.thickness_m, Q.dtype)[:, None, None]
+        up = (jnp.maximum(w_face, 0.0) + K / dz) * fluid  # from the lower level into the upper, per unit of the lower's q
+        down = (jnp.maximum(-w_face, 0.0) + K / dz) * fluid
+        flux = up * Q[:-1] - down * Q[1:]  # (L-1): upward flux per unit area through each interface
+        dt = self.dt / self.substeps
+        zero = jnp.zeros_like(Q[:1])
+        net = jnp.concatenate([zero, flux]) - jnp.concatenate([flux, zero])  # in through the floor side, out the top
+        return Q + dt * net / h
+
+    def __call__(self, s: jax.Array, ctx) -> tuple[jax.Array, jax.Array]:
+        """``(back, s_next)``: the plane's change by the column this step, and the off-plane levels after it."""
+        if ctx.level_flow is None:
+            raise ValueError("the column needs the model's flow levels (a dataset with u_level ... nu_t_level)")
+        fluid = ctx.fluid
+        flow = ctx.level_flow
+        sub = self.dt / self.substeps
+        # Horizontal: each off-plane level in its own flow, its sources deposited first.
+        s = (s + self.deposits(ctx)) * fluid
+        Dx, Dy = self.horizontal_diffusivities(flow, fluid)
+
+        def level(q, u, v, dx_f, dy_f):
+            uf, vf = ops_.face_velocities(u, v, fluid)
+            stencil = ops_.substep_stencil(uf, vf, dx_f, dy_f, fluid, self.dx, self.dy, sub)
+            return jax.lax.fori_loop(0, self.substeps, lambda _, a: ops_.apply_stencil(a, stencil, 0.0), q)
+
+        s = jax.vmap(level)(s, self._off(flow[0]), self._off(flow[1]), Dx, Dy)
+        s = s * jnp.exp(-self.dt * self.sink_rate(fluid))
+        # Vertical: all levels, the plane included.
+        p = self.plane_level
+        Q = jnp.concatenate([s[:p], ctx.q_physics[None], s[p:]], axis=0)
+        w_face = 0.5 * (flow[2][:-1] + flow[2][1:])
+        K = self.vertical_diffusivity(fluid)
+        Q = jax.lax.fori_loop(0, self.substeps, lambda _, a: self.vertical_substep(a, w_face, K, fluid), Q)
+        return Q[p] - ctx.q_physics, self._off(Q)
+
+
+def _diffusion_bound(u, v, fluid, dx, dy, sub_dt, limit):
+    """The largest face diffusivity (m^2/s) that keeps an explicit substep of this flow positive."""
+    uf, vf = ops_.face_velocities(u, v, fluid)
+    mx, my = ops_.face_masks(fluid)
+    adv = ops_.outflow_rates(uf, vf, jnp.zeros_like(mx), jnp.zeros_like(my), dx, dy) * sub_dt
+    geo = ops_.outflow_rates(jnp.zeros_like(uf), jnp.zeros_like(vf), mx, my, dx, dy) * sub_dt
+    room = jnp.where((fluid > 0) & (geo > 0), (limit - adv) / jnp.where(geo > 0, geo, 1.0), jnp.inf)
+    bound = jnp.min(room)
+    return jnp.where(jnp.isfinite(bound), bound, 1.0)
+
+
+def make_column(model, *, key=None) -> Column:
+    """The column on ``model``'s grid and flow levels (clear errors when it cannot be built)."""
+    c = model.config
+    if not c.levels_m or model.level_flow is None:
+        raise ValueError("the column physics needs the flow at several heights; this dataset has none (regenerate it, "
+                         "or import it with --levels)")
+    L = len(c.levels_m)
+    if L < 2:
+        raise ValueError(f"the column needs at least two levels, got {list(c.levels_m)}")
+    height = c.layer_height_m
+    thick = level_thicknesses_m(c.levels_m, height)
+    flow = np.asarray(model.level_flow, float)
+    fluid = np.asarray(model.fluid, float)
+    sub = c.dt / c.substeps
+    # Horizontal stability of each level's own flow (with zero diffusivity, the room left for it).
+    for k in range(L):
+        uf, vf = (np.asarray(a) for a in ops_.face_velocities(flow[0, k], flow[1, k], fluid))
+        adv = float(np.max(np.asarray(ops_.outflow_rates(uf, vf, np.zeros((c.ny, c.nx - 1)), np.zeros((c.ny - 1, c.nx)),
+                                                          c.dx, c.dy)))) * sub
+        if adv >= 0.5 * c.stability_limit:
+            raise StabilityError(f"the flow at level {c.levels_m[k]:g} m moves {adv:.3g} of a cell per substep of "
+                                 f"{sub:g} s; use about {math.ceil(c.substeps * adv / (0.25 * c.stability_limit))} substeps")
+    dz = np.diff(np.asarray(c.levels_m))[:, None, None]
+    w_face = 0.5 * (flow[2, :-1] + flow[2, 1:])
+    up = np.maximum(w_face, 0.0) + VERTICAL_D_MAX_M2_S / dz
+    down = np.maximum(-w_face, 0.0) + VERTICAL_D_MAX_M2_S / dz
+    out = np.zeros((L, c.ny, c.nx))
+    out[:-1] += up
+    out[1:] += down
+    worst = float((out * fluid / thick[:, None, None]).max()) * sub
+    if worst > c.stability_limit:
+        raise StabilityError(f"vertical exchange of {worst:.3g} of a level per substep of {sub:g} s exceeds the limit "
+                             f"{c.stability_limit:g}; use more substeps")
+    dtype = c.jdtype
+    off = [k for k in range(L) if k != c.plane_level]
+    nu = np.clip(flow[3], 0.0, None) / c.schmidt
+    hx, hy = [], []
+    for k in off:
+        uf, vf = ops_.face_velocities(jnp.asarray(flow[0, k]), jnp.asarray(flow[1, k]), jnp.asarray(fluid))
+        d_max = float(_diffusion_bound(jnp.asarray(flow[0, k]), jnp.asarray(flow[1, k]), jnp.asarray(fluid), c.dx, c.dy,
+                                       sub, c.stability_limit))
+        Dx0, Dy0 = (np.asarray(a) for a in ops_.faces_from_cells(nu[k], fluid))
+        hx.append(_logit(np.clip(Dx0 / d_max, D_INIT_FLOOR, 1 - 1e-6)))
+        hy.append(_logit(np.clip(Dy0 / d_max, D_INIT_FLOOR, 1 - 1e-6)))
+    K0 = 0.5 * (nu[:-1] + nu[1:])
+    theta_v = _logit(np.clip(K0 / VERTICAL_D_MAX_M2_S, D_INIT_FLOOR, 1 - 1e-6))
+    sink = np.full((L - 1, c.ny, c.nx), _logit(SINK_INIT_PER_S / SINK_MAX_PER_S))
+    return Column(
+        theta_hx=jnp.asarray(np.stack(hx), dtype),
+        theta_hy=jnp.asarray(np.stack(hy), dtype),
+        theta_vertical=jnp.asarray(theta_v, dtype),
+        theta_sink=jnp.asarray(sink, dtype),
+        levels_m=tuple(c.levels_m),
+        plane_level=c.plane_level,
+        layer_height_m=float(c.layer_height_m),
+        plane_height_m=float(c.plane_height_m),
+        dt=float(c.dt),
+        dx=float(c.dx),
+        dy=float(c.dy),
+        substeps=int(c.substeps),
+        stability_limit=float(c.stability_limit),
+    )
