@@ -171,3 +171,39 @@ def test_staging_writes_nothing_on_error(tmp_path):
             (tmp / "metrics.json").write_text("{}")
             raise RuntimeError("boom")
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_val_split_is_known_to_train_evaluate_and_compare(tmp_path):
+    """A dataset with val: train prints its curve and pick, evaluate scores val (its role in the report), compare
+    puts val first by default, and --model last evaluates the latest checkpoint instead of the selected model."""
+    from plumecast.io.dataset import SPLITS
+
+    ds = tiny_dataset(n_test=3)
+    ds["split"] = ("scenario", np.asarray(["train", "train", "val", "test", "test", "ood"]))
+    data = write_dataset(ds, tmp_path / "val.nc")
+    run = tmp_path / "run"
+    r = runner.invoke(app, _train_args(data, run, "physics")[:-2] + ["--set", "batch_size=2", "--set", "epochs=[2]"])
+    assert r.exit_code == 0, r.output
+    assert "val curve (epoch: median final-time relative L2): 0:" in said(r) and "selected on val: epoch" in said(r)
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary["trained"]) == {"train", "val", "test", "ood"} and len(summary["val_curve"]) == 3
+    out = tmp_path / "val-report"
+    r = runner.invoke(app, ["evaluate", str(run), str(data), "--split", "val", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["split"] == "val" and m["n_scenarios"] == 1 and m["split_role"].startswith("chooses")
+    assert m["summary"]["relative_l2"]["final"]["median"] == pytest.approx(summary["selected"]["val"], rel=1e-4)
+    r = runner.invoke(app, ["evaluate", str(run), str(data), "--split", "val", "--model", "last", "--out",
+                            str(tmp_path / "last")])
+    assert r.exit_code == 0, r.output
+    last = json.loads((tmp_path / "last" / "metrics.json").read_text())
+    assert last["summary"]["relative_l2"]["final"]["median"] == pytest.approx(summary["val_curve"][-1]["val"], rel=1e-4)
+    cmp = tmp_path / "cmp"
+    r = runner.invoke(app, ["compare", str(run), "--data", str(data), "--out", str(cmp)])
+    assert r.exit_code == 0, r.output
+    c = json.loads((cmp / "compare.json").read_text())
+    assert [e["split"] for e in c["runs"]] == ["val", "test", "ood"] and set(c["split_roles"]) == {"val", "test", "ood"}
+    r = runner.invoke(app, ["evaluate", str(run), str(data), "--split", "val", "--model", "best", "--out",
+                            str(tmp_path / "x")])
+    assert r.exit_code != 0 and "unknown --model" in said(r)
+    assert "val" in SPLITS

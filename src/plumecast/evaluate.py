@@ -1,6 +1,7 @@
 """Evaluate a trained run on one split of a dataset: forecasts of every scenario, metrics.
 
-``evaluate_run(run_dir, data, split)`` loads the run's latest checkpoint (through
+``evaluate_run(run_dir, data, split)`` loads the run's selected model (the best on the val
+split; the latest checkpoint for a run without one, or with ``model="last"``; through
 :func:`plumecast.train.load_run`), checks that the dataset lies on the model's grid (same
 cells, spacing, origin, fluid mask and plane flow; anything else is an
 :class:`EvaluationError` that says what differs), rolls out every scenario of the split
@@ -8,6 +9,11 @@ from its t = 0 field with :func:`plumecast.forecast.forecast_scenarios` (vmapped
 chunks of scenarios, so one compiled forecast serves the whole split), and computes the
 metrics of :mod:`plumecast.metrics` at every snapshot time. Reports are written by
 :mod:`plumecast.report`.
+
+Splits (:data:`plumecast.io.dataset.SPLITS`) have roles (:data:`SPLIT_ROLES`): ``train``
+is fitted, ``val`` chooses (options, checkpoint, early stopping, seeds), ``test`` and
+``ood`` are only reported (docs/evaluation.md, "Protocol: choose on val, report test and
+OOD"). An evaluation of any split is the same computation; the role goes into the reports.
 """
 
 from __future__ import annotations
@@ -24,7 +30,15 @@ from plumecast.forcing import prepare_data
 from plumecast.forecast import check_grid, forecast_scenarios
 from plumecast.io.dataset import SPLITS, DatasetError, read_dataset
 
-__all__ = ["EvaluationError", "Evaluation", "check_compatible", "evaluate_run", "evaluate_system"]
+__all__ = ["EvaluationError", "Evaluation", "SPLIT_ROLES", "check_compatible", "evaluate_run", "evaluate_system"]
+
+SPLIT_ROLES = {
+    "train": "fitted by training",
+    "val": "chooses: options, checkpoint, early stopping, seeds",
+    "test": "reported only, never used to choose",
+    "ood": "reported only (moving sources), never used to choose",
+}
+assert set(SPLIT_ROLES) == set(SPLITS), "every split of the schema has a role"
 
 
 class EvaluationError(ValueError):
@@ -114,21 +128,21 @@ def evaluate_system(system, ds, split: str, *, run_dir: str = "", variant: str =
     )
 
 
-def load_system(run_dir: str | Path):
-    """``(system, train_config)`` of a run's latest checkpoint; :class:`EvaluationError` if unreadable."""
+def load_system(run_dir: str | Path, model: str = "selected"):
+    """``(system, train_config)`` of a run's selected model (or ``model="last"``); :class:`EvaluationError` if unreadable."""
     from plumecast.io.checkpoint import CheckpointError
     from plumecast.train import load_run
 
     try:
-        system, config, _ = load_run(run_dir)
+        system, config, _ = load_run(run_dir, model=model)
     except (TrainError, CheckpointError) as e:
         raise EvaluationError(str(e)) from None
     return system, config
 
 
-def evaluate_run(run_dir: str | Path, data, split: str = "test", *, chunk: int = 8) -> Evaluation:
-    """Evaluate the latest checkpoint of ``run_dir`` on ``split`` of ``data`` (path or Dataset)."""
-    system, config = load_system(run_dir)
+def evaluate_run(run_dir: str | Path, data, split: str = "test", *, chunk: int = 8, model: str = "selected") -> Evaluation:
+    """Evaluate the selected model of ``run_dir`` (or ``model="last"``) on ``split`` of ``data`` (path or Dataset)."""
+    system, config = load_system(run_dir, model)
     label = str(data) if isinstance(data, (str, Path)) else "the dataset"
     if isinstance(data, (str, Path)):
         try:

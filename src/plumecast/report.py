@@ -43,6 +43,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from plumecast import metrics as M  # noqa: E402
+from plumecast.evaluate import SPLIT_ROLES  # noqa: E402
 from plumecast.plot import learned_fields_picture  # noqa: E402
 
 __all__ = ["write_report", "write_comparison", "evaluation_json", "staged_dir"]
@@ -134,6 +135,7 @@ def evaluation_json(ev) -> dict:
         "preset": ev.preset,
         "data": ev.data,
         "split": ev.split,
+        "split_role": SPLIT_ROLES.get(ev.split, ""),
         "n_scenarios": len(ev.scenarios),
         "final_time_s": float(ev.times[-1]),
         "rollout_seconds": ev.rollout_seconds,
@@ -303,7 +305,8 @@ def write_report(ev, out: str | Path, *, n_examples: int = 3, max_frames: int = 
             f"<style>{_CSS}</style></head><body>",
             f"<h1>{html.escape(ev.label)} <small>({html.escape(ev.variant)}, preset {html.escape(ev.preset)})</small></h1>",
             f"<p>Run <code>{html.escape(ev.run_dir)}</code> on <code>{html.escape(ev.data)}</code>, split "
-            f"<b>{html.escape(ev.split)}</b>: {len(ev.scenarios)} scenarios, final time {ev.times[-1]:.0f} s. "
+            f"<b>{html.escape(ev.split)}</b> ({html.escape(SPLIT_ROLES.get(ev.split, ''))}): {len(ev.scenarios)} "
+            f"scenarios, final time {ev.times[-1]:.0f} s. "
             f"All forecasts in {ev.rollout_seconds:.2f} s (compilation included). Metrics on fluid cells only; "
             "median and interquartile range over scenarios.</p>",
         ]
@@ -373,7 +376,9 @@ def write_comparison(evaluations: list, out: str | Path) -> dict[str, Path]:
                     pick = max(vals) if M.HIGHER_IS_BETTER[m] else min(vals)
                     best[split][m] = pick[1]
         _write_json(tmp / "compare.json", {"runs": table, "best_final_median": best,
-                                           "notes": "final-time statistics over the scenarios of each split; fluid cells only"})
+                                           "split_roles": {s: SPLIT_ROLES.get(s, "") for s in splits},
+                                           "notes": "final-time statistics over the scenarios of each split; fluid cells "
+                                                    "only; choose between runs on val, report test and ood"})
         # Final-time medians with IQR bars: one row per split, one column per metric.
         fig, axes = plt.subplots(len(splits), len(HEADLINE), figsize=(3.2 * len(HEADLINE), 2.8 * len(splits)), squeeze=False)
         for r, split in enumerate(splits):
@@ -410,7 +415,8 @@ def write_comparison(evaluations: list, out: str | Path) -> dict[str, Path]:
         (tmp / "compare.html").write_text(
             f"<!doctype html><html><head><meta charset='utf-8'><title>plumecast comparison</title><style>{_CSS}</style>"
             "</head><body><h1>Comparison</h1><p>Final-time metrics on fluid cells, median and interquartile range over "
-            "the scenarios of each split; <b>*</b> marks the best median per split. "
+            "the scenarios of each split; <b>*</b> marks the best median per split. Choose between runs on "
+            "<b>val</b>; test and OOD are reported, never used to choose. "
             "Data: <a href='compare.csv'>compare.csv</a>, <a href='compare.json'>compare.json</a>.</p>"
             f"<table><tr><th>run</th><th>variant</th><th>split</th>{head}</tr>{''.join(body)}</table>"
             f"<img src='compare.png' alt='final-time comparison'><h2>Over time</h2>{imgs}</body></html>\n"

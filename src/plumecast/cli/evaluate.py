@@ -7,17 +7,20 @@ from pathlib import Path
 import typer
 
 from plumecast.cli.app import app, check_output_path, console, fail, read_dataset_or_fail
+from plumecast.io.dataset import SPLITS as _SPLITS
 
-_SPLITS = ("test", "ood", "train")
+_MODELS = ("selected", "last")
 
 
 @app.command()
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="Training run directory (its latest checkpoint is evaluated)."),
+    run_dir: Path = typer.Argument(..., help="Training run directory (its selected model is evaluated)."),
     data: Path = typer.Argument(..., help="Plane dataset (netCDF) on the run's grid."),
-    split: str = typer.Option("test", "--split", help="Split to evaluate: test | ood | train."),
+    split: str = typer.Option("test", "--split", help="Split to evaluate: " + " | ".join(_SPLITS) + "."),
     out: Path = typer.Option(..., "--out", help="Report directory: metrics.json, CSV, figures, animations, report.html."),
     examples: int = typer.Option(3, "--examples", min=0, help="Scenarios with snapshot figures and animations."),
+    model: str = typer.Option("selected", "--model", help="selected (best on val; the last model for a run without "
+                              "val) | last (the latest checkpoint)."),
 ) -> None:
     """Forecast every scenario of a split and report the metrics (fluid cells; median and IQR)."""
     from plumecast.evaluate import EvaluationError, evaluate_system, load_system
@@ -25,9 +28,11 @@ def evaluate(
 
     if split not in _SPLITS:
         fail(f"unknown split {split!r}; expected one of {', '.join(_SPLITS)}")
+    if model not in _MODELS:
+        fail(f"unknown --model {model!r}; expected one of {', '.join(_MODELS)}")
     check_output_path(out, "dir")
     try:
-        system, config = load_system(run_dir)
+        system, config = load_system(run_dir, model)
         ds = read_dataset_or_fail(data)
         ev = evaluate_system(system, ds, split, run_dir=str(run_dir), variant=config.variant, preset=config.preset,
                              data=str(data))
@@ -55,7 +60,8 @@ def compare(
     run_dirs: list[Path] = typer.Argument(..., help="Training run directories to put side by side."),
     data: Path = typer.Option(..., "--data", help="Plane dataset (netCDF) on the runs' grid."),
     out: Path = typer.Option(..., "--out", help="Output directory: compare.csv/json/png/html."),
-    splits: list[str] = typer.Option([], "--split", help="Split(s) to compare (repeatable); default: test and ood, where present."),
+    splits: list[str] = typer.Option([], "--split", help="Split(s) to compare (repeatable); default: val (the split "
+                                     "that chooses), test and ood, where present."),
 ) -> None:
     """Evaluate several runs on the same data and compare them in one table and one figure."""
     from plumecast.evaluate import EvaluationError, check_compatible, evaluate_system, load_system
@@ -69,10 +75,11 @@ def compare(
     check_output_path(out, "dir")
     ds = read_dataset_or_fail(data)
     present = {str(s) for s in ds["split"].values}
-    splits = list(dict.fromkeys(splits)) or [s for s in ("test", "ood") if s in present]
+    default = ("val", "test", "ood")
+    splits = list(dict.fromkeys(splits)) or [s for s in default if s in present]
     missing = [s for s in splits if s not in present]
     if missing or not splits:
-        fail(f"{data} has no scenario in split(s) {missing or ['test', 'ood']} (it has: {', '.join(sorted(present))})")
+        fail(f"{data} has no scenario in split(s) {missing or list(default)} (it has: {', '.join(sorted(present))})")
     systems = []
     try:  # check every run before any long work
         for run_dir in run_dirs:

@@ -89,6 +89,22 @@ def train(
                           "again to start over", highlight=False)
         raise typer.Exit(130)
     console.print(f"trained {result.system[0].config.ny} x {result.system[0].config.nx} model: {out}", highlight=False)
+    _print_selection(result)
+
+
+def _print_selection(result) -> None:
+    """The val curve (at most 12 points, the pick among them) and the selected epoch."""
+    if result.selected is None:
+        console.print("no val split: the run's model is its last epoch's", highlight=False)
+        return
+    curve, sel = result.val_curve, result.selected
+    step = max(1, -(-len(curve) // 12))
+    shown = [v for i, v in enumerate(curve) if i % step == 0 or i == len(curve) - 1 or v["epoch"] == sel["epoch"]]
+    console.print("val curve (epoch: median final-time relative L2): "
+                  + ", ".join(f"{v['epoch']}: {v['val']:.4g}" + ("*" if v["epoch"] == sel["epoch"] else "")
+                              for v in shown), highlight=False)
+    console.print(f"selected on val: epoch {sel['epoch']} (val {sel['val']:.4g}; the last epoch is the resumable "
+                  "checkpoint)", highlight=False)
 
 
 @app.command()
