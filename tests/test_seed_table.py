@@ -41,3 +41,24 @@ def test_means_per_variant(tmp_path, capsys):
     assert "| **mean of 1** | layered |  | 0.700 | 0.600 | 0.600 | 0.500 |" in lines
     with pytest.raises(SystemExit, match="does not exist"):
         _load().main([str(tmp_path / "missing")])
+
+
+def test_pick_on_val_reads_val_only(tmp_path, capsys):
+    """The pick is the lowest val relative L2 per variant; its test and OOD figures are reported whatever they are."""
+    rows = []
+    for run, variant, val, test in (("m0", "memory", 0.50, 0.10), ("m1", "memory", 0.40, 0.90), ("m2", "memory", 0.45, 0.05),
+                                    ("l0", "layered", 0.30, 0.70)):
+        rows += [(run, variant, "val", 0.5, val), (run, variant, "test", 0.6, test), (run, variant, "ood", 0.7, test + 1)]
+    _compare(tmp_path / "c", rows)
+    st = _load()
+    assert st.main([str(tmp_path / "c"), "--runs-dir", str(tmp_path), "--pick", "variant"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # m1 has the best val, though m2 (and m0) have better test figures: test never chooses.
+    assert "| memory | m1 | 3 | 0.400 | 0.600 | 0.900 | 0.700 | 1.900 |" in out
+    assert "| layered | l0 | 1 | 0.300 | 0.600 | 0.700 | 0.700 | 1.700 |" in out
+    assert "| m0 | memory |  | 0.500 | 0.600 | 0.100 | 0.700 | 1.100 |" in out  # val column beside the others
+    assert st.main([str(tmp_path / "c"), "--runs-dir", str(tmp_path), "--pick", "all"]) == 0
+    assert "| all | l0 | 4 | 0.300 | 0.600 | 0.700 | 0.700 | 1.700 |" in capsys.readouterr().out.splitlines()
+    _compare(tmp_path / "noval", [("a", "memory", "test", 0.9, 0.5)])
+    with pytest.raises(SystemExit, match="no val figures for memory"):
+        st.main([str(tmp_path / "noval"), "--pick", "variant"])
