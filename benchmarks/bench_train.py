@@ -2,7 +2,7 @@
 
     .venv/bin/plumecast generate tiny --out /tmp/tiny.nc
     .venv/bin/python benchmarks/bench_train.py --tiny /tmp/tiny.nc --repeats 5
-    .venv/bin/python benchmarks/bench_train.py --tiny /tmp/tiny.nc --variants physics memory --repeats 5
+    .venv/bin/python benchmarks/bench_train.py --tiny /tmp/tiny.nc --variants physics memory --repeats 5 --val
 
 Two cases, each timed with both engines of :mod:`plumecast.train.loop` in the same
 process, alternating, from the same parameters:
@@ -24,7 +24,8 @@ are medians over ``--repeats`` epochs after one warm-up epoch (compilation apart
 and printed). Optimiser steps per second = windows of a batch rollout, one step each;
 windows per second counts each scenario's window (steps times the batch size).
 Wall clock; the process CPU time is printed beside it (fairer when other jobs share the
-cores).
+cores). ``--val`` also times one validation (the val score of 8 scenarios of 600 s on the
+paper-room grid), the cost training adds per epoch when the data has a val split.
 """
 
 from __future__ import annotations
@@ -133,12 +134,35 @@ def bench_case(label: str, ds, config: TrainConfig, repeats: int) -> dict:
     return out
 
 
+def bench_val(variant: str, repeats: int) -> dict:
+    """Seconds of one validation on the paper-room grid: 8 val scenarios of 600 s (full rollouts, final frame only)."""
+    from plumecast.train.select import val_score
+
+    ds = paper_room_grid_dataset(n_train=8, horizon_s=600.0)
+    cfg = TrainConfig(preset="bench").replace(variant=variant)
+    prep = prepare_data(ds, cfg.physics.dt_s, cfg.physics.dtype)
+    system = build_system(ds, cfg, prep)
+    idx = np.arange(len(prep.names))
+    t = time.perf_counter()
+    val_score(system, prep, idx)
+    first = time.perf_counter() - t
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        val_score(system, prep, idx)
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    return {"variant": variant, "val_s": med, "compile_s": first - med}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tiny", help="the tiny preset's dataset (plumecast generate tiny --out PATH); omit to skip")
     ap.add_argument("--no-paper-grid", action="store_true", help="skip the synthetic paper-room-sized case")
     ap.add_argument("--variants", nargs="+", default=["physics"], help="model variants (closure size quick)")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--val", action="store_true", help="also time one validation (8 scenarios of 600 s) on the "
+                    "paper-room grid, per variant")
     a = ap.parse_args(argv)
     print(f"plumecast {plumecast.__version__}, jax {jax.__version__} on {jax.devices()[0].platform}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
@@ -154,10 +178,11 @@ def main(argv=None) -> int:
         for variant in a.variants:
             cfg = base.replace(variant=variant, window_s=60.0, curriculum_s=(120.0,), epochs=(1,), batch_size=5)
             cases.append((f"paper-room grid, {variant}", grid, cfg))
-    if not cases:
-        ap.error("nothing to time: give --tiny PATH or leave the paper-room grid case on")
-    print("| case | steps / epoch | engine | epoch (s) | steps/s | windows/s | CPU s / epoch | compile (s) |")
-    print("|---|---|---|---|---|---|---|---|")
+    if not cases and not a.val:
+        ap.error("nothing to time: give --tiny PATH, leave the paper-room grid case on, or --val")
+    if cases:
+        print("| case | steps / epoch | engine | epoch (s) | steps/s | windows/s | CPU s / epoch | compile (s) |")
+        print("|---|---|---|---|---|---|---|---|")
     for label, ds, cfg in cases:
         r = bench_case(label, ds, cfg, a.repeats)
         for name in ("per-window", "fused"):
@@ -167,6 +192,13 @@ def main(argv=None) -> int:
                   f"{e['compile_s']:.1f} |")
         print(f"|   | speed-up {r['fused']['steps_per_s'] / r['per-window']['steps_per_s']:.2f}x | largest parameter "
               f"difference after one epoch {r['max_param_difference']:.2e} | | | | | |", flush=True)
+    if a.val:
+        print()
+        print("| validation, paper-room grid (8 scenarios x 600 s) | seconds (median) | compile (s) |")
+        print("|---|---|---|")
+        for variant in a.variants:
+            v = bench_val(variant, a.repeats)
+            print(f"| {variant} | {v['val_s']:.3f} | {v['compile_s']:.1f} |", flush=True)
     return 0
 
 
