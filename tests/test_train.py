@@ -499,3 +499,27 @@ def test_without_val_the_run_says_so_once_and_keeps_its_last_model(ds, tmp_path)
     for a, b in zip(jax.tree.leaves(eqx.filter(result.system, eqx.is_array)),
                     jax.tree.leaves(eqx.filter(result.last_system, eqx.is_array))):
         np.testing.assert_array_equal(a, b)
+
+
+def test_resume_repairs_a_selection_left_behind_by_a_crash(ds_val, tmp_path, monkeypatch):
+    """A crash after the checkpoint (which names itself best) and before RUN/selected was rewritten: resume fixes it;
+    a selection that matches nothing the state knows is an error, not silently used."""
+    from plumecast.train import loop
+    from plumecast.train.select import read_selected, write_selected
+
+    values = iter([1.0, 0.9, 0.8, 0.95])  # epochs 0-3: epoch 2 is the best
+    monkeypatch.setattr(loop, "val_score", lambda system, prep, idx: next(values))
+    cfg = tiny(epochs=(2, 1))
+    run = tmp_path / "run"
+    part = train(ds_val, run, cfg, progress=False, evaluate=False, stop_after_epochs=2, log=lambda m: None)
+    assert part.selected["epoch"] == 2 and read_selected(run)["epoch"] == 2
+    write_selected(run, part.system, {"epoch": 1, "phase": 0, "val": 0.9})  # the pointer as before epoch 2's write
+    write_selected(run, build_system(ds_val, cfg, prepare_data(ds_val, 0.4)), {"epoch": 1, "phase": 0, "val": 0.9})
+    done = train(ds_val, run, None, resume=True, progress=False, evaluate=False, log=lambda m: None)
+    assert done.selected["epoch"] == 2 and read_selected(run)["epoch"] == 2
+    for a, b in zip(jax.tree.leaves(eqx.filter(done.system, eqx.is_array)),
+                    jax.tree.leaves(eqx.filter(part.last_system, eqx.is_array))):  # epoch 2's model, from its checkpoint
+        np.testing.assert_array_equal(a, b)
+    write_selected(run, done.system, {"epoch": 1, "phase": 0, "val": 0.9})  # now the checkpoint (epoch 3) is not the best
+    with pytest.raises(TrainError, match="does not match the checkpoint's best"):
+        train(ds_val, run, None, resume=True, progress=False, evaluate=False, log=lambda m: None)
