@@ -280,3 +280,14 @@ def test_flow_levels_equal_the_plane_at_the_plane_height(tiny):
     for bad in ([0.5, 0.5], [0.0, 0.5], [0.5, height], [0.9, 0.3]):
         with pytest.raises(GeometryError, match="strictly increasing inside the room"):
             level_flow(grid, flow, bad, s.simulation.plane_cell_m)
+
+
+def test_room_plan_picture_draws_every_preset(tmp_path):
+    from plumecast.reference.room_plan import main, room_plan_picture
+    from plumecast.scenario import preset_names
+
+    for name in preset_names():
+        out = room_plan_picture(load_scenario_set(name), tmp_path / f"{name}.png")
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["tiny"]) == 2  # usage error, nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.png" for n in preset_names())

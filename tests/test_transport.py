@@ -375,3 +375,33 @@ def test_generated_dataset_holds_flow_levels_and_old_datasets_still_load(tmp_pat
         np.testing.assert_array_equal(rebuilt["u_level"].values, ds["u_level"].values)
         np.testing.assert_array_equal(rebuilt["concentration"].values, ds["concentration"].values)
     assert first.scenarios_simulated == 1
+
+
+def test_l_office_sources_are_valid_off_the_plane_and_balanced_across_splits():
+    """The second room's design: every source in fluid, none at the plane, heights from floor to
+    ceiling, each static height class equally often within every split."""
+    from collections import Counter
+
+    sset = load_scenario_set("l-office")
+    sim = sset.simulation
+    grid = sset.room.discretise(sim.fine_cell_m)
+    sset.validate_sources(grid)  # ScenarioError when a source or a path point is in a solid
+    assert sset.room.size_m[2] == pytest.approx(3.0) and sim.plane_height_m == pytest.approx(1.5)
+    t = np.arange(0.0, sim.horizon_s + 1e-9, 1.0)
+    heights = np.concatenate([sc.source.position_at(t)[:, 2] for sc in sset.scenarios])
+    assert np.abs(heights - sim.plane_height_m).min() >= 0.3  # the plane sees sources only by vertical transport
+    assert heights.min() <= 0.4 and heights.max() >= 2.5
+    static = [sc for sc in sset.scenarios if not sc.source.moving]
+    counts = Counter(sc.split for sc in sset.scenarios)
+    assert counts["train"] >= 12 and counts["test"] >= 6 and counts["ood"] >= 3 and counts["val"] >= 4
+    assert all(sc.source.moving for sc in sset.scenarios if sc.split == "ood")
+    assert any(sc.source.moving for sc in sset.scenarios if sc.split == "val")
+    for split in ("train", "val", "test"):
+        z = Counter(round(sc.source.position_m[2], 3) for sc in static if sc.split == split)
+        assert len(z) == 4 and len(set(z.values())) == 1, (split, z)
+    # Validation and test positions are new: none coincides with a training source.
+    train_xy = {sc.source.position_m[:2] for sc in static if sc.split == "train"}
+    assert not any(sc.source.position_m[:2] in train_xy for sc in static if sc.split != "train")
+    # Static sources sit at fine-cell centres, so both engines inject into one cell.
+    xyz = np.array([sc.source.position_m for sc in static]) / sim.fine_cell_m - 0.5
+    np.testing.assert_allclose(xyz, np.round(xyz), atol=1e-9)
