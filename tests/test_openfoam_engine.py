@@ -152,3 +152,53 @@ def test_source_windows_tile_time_and_keep_mass():
     steps = [np.linalg.norm(np.subtract(b[3], a[3])) for a, b in zip(wins, wins[1:])]
     assert max(steps) <= 0.125 + 1e-9  # less than half a fine cell between consecutive windows
     assert sum((w[1] - w[0]) * w[2] for w in wins) == pytest.approx(40.0)
+
+
+def test_case_owner_record_names_live_other_processes_only(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    case = tmp_path / "scalar-x"
+    case.mkdir()
+    assert ofe.case_in_use(case) is None  # no record: free (finished, or an older plumecast's case)
+    (case / ofe.OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "room": "r"}))
+    assert ofe.case_in_use(case) is None  # this process's own case
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (case / ofe.OWNER_FILE).write_text(json.dumps({"pid": int(dead.stdout), "room": "r"}))
+    assert ofe.case_in_use(case) is None  # its writer is gone: a stale record
+    (case / ofe.OWNER_FILE).write_text("{not json")
+    assert ofe.case_in_use(case) is None
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (case / ofe.OWNER_FILE).write_text(json.dumps({"pid": live.pid, "room": "other-room"}))
+        assert ofe.case_in_use(case) == {"pid": live.pid, "room": "other-room"}
+    finally:
+        live.kill()
+        live.wait()
+
+
+@pytest.mark.openfoam
+def test_a_case_another_running_generation_owns_is_not_touched(tiny_openfoam):
+    import subprocess
+    import sys
+
+    sset, ds, _, work = tiny_openfoam
+    assert not list(work.glob(f"scalar-*/{ofe.OWNER_FILE}"))  # finished runs leave no owner record
+    name = sset.scenarios[0].name
+    case = work / f"scalar-{name}"
+    results = sorted(work.glob("result-*.nc"))
+    hidden = [r.rename(r.with_suffix(".hidden")) for r in results]  # every scenario must run again
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (case / ofe.OWNER_FILE).write_text(json.dumps({"pid": live.pid, "room": "other-room"}))
+        before = {p: p.stat().st_mtime_ns for p in case.rglob("*") if p.is_file()}
+        with pytest.raises(ofe.OpenFOAMError, match=rf"scalar-{name}.*still running \(process {live.pid}, room 'other-room'\)"):
+            ofe.generate_openfoam(sset, work, workers=1)
+        assert {p: p.stat().st_mtime_ns for p in case.rglob("*") if p.is_file()} == before
+    finally:
+        live.kill()
+        live.wait()
+        (case / ofe.OWNER_FILE).unlink(missing_ok=True)
+        for h in hidden:
+            h.rename(h.with_suffix(".nc"))

@@ -15,7 +15,9 @@ Cases (under ``work_dir``; see ``docs/importers.md``):
     and outlet gets the fixed face velocity of ``Grid3D`` (the embedded engine's boundary
     condition, so both engines move the same air), pressure has zero gradient and a
     reference cell.
-``scalar-<scenario>/``  one per scenario on the frozen flow (U and phi copied):
+``scalar-<scenario>/``  one per scenario on the frozen flow (U and phi copied; while it is
+    written and run it holds ``plumecast-owner.json`` naming the process, and a generation
+    refuses, before writing anything, to rewrite a case another running process owns):
     ``scalarTransportFoam`` hosts the ``scalarTransport`` function object, which solves
     ``s`` with the diffusivity field ``Deff = D_m + nut / Sc_t`` (computed here from the
     flow's nut; v1912 can neither read nut in setExprFields nor compile code). Sources
@@ -571,7 +573,44 @@ def read_outflow(case: Path, outlets, times_out: np.ndarray, dt: float) -> np.nd
     return total
 
 
+# Scalar cases are named by scenario (``scalar-<name>``), so two generations in one work
+# folder whose scenarios share names would rewrite each other's cases. Each case holds this
+# file, naming the process that wrote it, from writing until its run is done.
+OWNER_FILE = "plumecast-owner.json"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def case_in_use(case: Path) -> dict | None:
+    """The owner record of a scalar case written by another process that is still running, or None."""
+    try:
+        owner = json.loads((case / OWNER_FILE).read_text())
+        pid = int(owner["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no owner (finished, or written by an older plumecast) or unreadable: free
+    return owner if pid != os.getpid() and _pid_alive(pid) else None
+
+
+def _claim_case(case: Path, sset: ScenarioSet) -> None:
+    (case / OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "room": sset.name}))
+
+
 def _scalar_run(case: Path, sset: ScenarioSet, geom, sampler, windows, dt: float, keep_fields: bool) -> dict:
+    try:
+        return _scalar_run_owned(case, sset, geom, sampler, windows, dt, keep_fields)
+    finally:
+        (case / OWNER_FILE).unlink(missing_ok=True)
+
+
+def _scalar_run_owned(case: Path, sset: ScenarioSet, geom, sampler, windows, dt: float, keep_fields: bool) -> dict:
     from plumecast.io.openfoam import read_field, time_dirs
 
     t0 = time.perf_counter()
@@ -668,6 +707,7 @@ def generate_openfoam(
     results: dict[str, dict] = {}
     jobs = {}
     steps = {sc.name: _time_step(sset, umax, sc) for sc in sset.scenarios}
+    todo = []
     for sc in sset.scenarios:
         run_key = f"{flow_case.name}-dt{steps[sc.name]:.10g}-{GENERATOR}-{__version__}"
         cache = work / f"result-{scenario_key(sset, sc, run_key)}.nc"
@@ -675,10 +715,22 @@ def generate_openfoam(
         cached = read_scenario_cache(cache) if cache.exists() and not keep_fields else None
         if cached is not None:
             results[sc.name] = cached
-            continue
+        else:
+            todo.append((sc, cache, work / f"scalar-{re.sub(r'[^A-Za-z0-9_.-]', '_', sc.name)}"))
+    # Before any case is written: refuse to touch a case another running generation owns.
+    busy = {case.name: owner for _, _, case in todo if (owner := case_in_use(case)) is not None}
+    if busy:
+        first, owner = next(iter(busy.items()))
+        raise OpenFOAMError(
+            f"work folder {work}: {len(busy)} scalar case(s) ({', '.join(sorted(busy)[:4])}"
+            f"{' ...' if len(busy) > 4 else ''}) belong to a generation still running (process {owner.get('pid')}, "
+            f"room {owner.get('room')!r}); cases are named by scenario, so wait for it to finish, give the "
+            f"scenarios other names, or generate into another folder"
+        )
+    for sc, cache, case in todo:
         windows = source_windows(sc, sim.horizon_s, steps[sc.name], max_window, sim.fine_cell_m)
-        case = work / f"scalar-{re.sub(r'[^A-Za-z0-9_.-]', '_', sc.name)}"
         _write_scalar_case(case, flow_case, ftime, sset, sc, deff, steps[sc.name], windows)
+        _claim_case(case, sset)
         jobs[sc.name] = (case, windows, cache)
     n_cached = len(results)
     done = 1 + n_cached
