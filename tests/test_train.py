@@ -523,3 +523,21 @@ def test_resume_repairs_a_selection_left_behind_by_a_crash(ds_val, tmp_path, mon
     write_selected(run, done.system, {"epoch": 1, "phase": 0, "val": 0.9})  # now the checkpoint (epoch 3) is not the best
     with pytest.raises(TrainError, match="does not match the checkpoint's best"):
         train(ds_val, run, None, resume=True, progress=False, evaluate=False, log=lambda m: None)
+
+
+def test_resume_keeps_the_val_set_the_run_started_with(ds, tmp_path):
+    """Data regenerated with val scenarios appended resumes a run that had none as it was (no selection); other
+    train scenarios (here: a renamed one, same numbers) are refused."""
+    import xarray as xr
+
+    cfg = tiny(epochs=(1, 1))
+    run = tmp_path / "run"
+    train(ds, run, cfg, progress=False, evaluate=False, stop_after_epochs=1, log=lambda m: None)
+    extra = ds.isel(scenario=[3]).assign_coords(scenario=["v00"])
+    extra["split"] = ("scenario", np.asarray(["val"]))
+    appended = xr.concat([ds, extra], dim="scenario", data_vars="minimal", coords="minimal", compat="override")
+    done = train(appended, run, None, resume=True, progress=False, evaluate=False, log=lambda m: None)
+    assert done.completed and done.selected is None and done.val_curve == []
+    other = ds.assign_coords(scenario=["renamed"] + [str(n) for n in ds["scenario"].values[1:]])
+    with pytest.raises(TrainError, match="train scenarios differ"):
+        train(other, run, None, resume=True, progress=False, evaluate=False, log=lambda m: None)

@@ -283,9 +283,7 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
     model0 = system[0]
     if saved is not None and GridConfig.from_json(saved["grid"]) != model0.config:
         raise TrainError(f"the dataset does not match the one {run_dir} was trained on (grid or scales differ)")
-    val_idx = prep.indices(VAL_SPLIT)
-    if saved is not None and list(saved.get("data", {}).get("splits", prep.splits)) != prep.splits:
-        raise TrainError(f"the dataset's splits differ from the ones {run_dir} was trained with; resume on the same data")
+    val_idx = prep.indices(VAL_SPLIT) if saved is None else _resumed_val(saved, prep, run_dir)
     traces_before = train_step_traces()
     spec = system_spec(system)
     params, static = eqx.partition(system, spec)
@@ -439,6 +437,26 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
                 f"-> {summary['trained'][split]['median']:.3f} trained")
     return TrainResult(run_dir, system, history, completed, train_step_traces() - traces_before, summary,
                        val_curve=val_curve, selected=best, last_system=last_system)
+
+
+def _resumed_val(saved: dict, prep, run_dir: Path) -> np.ndarray:
+    """The val scenarios of a resumed run: those it started with (a run keeps one val set), found in the data.
+
+    The train scenarios must be the ones it started with too. Data regenerated with val
+    scenarios appended resumes a run that had none as it was: without selection.
+    """
+    names = list(saved.get("data", {}).get("scenarios", prep.names))
+    splits = list(saved.get("data", {}).get("splits", prep.splits))
+    was = {split: [n for n, s in zip(names, splits) if s == split] for split in ("train", VAL_SPLIT)}
+    now_train = [prep.names[i] for i in prep.indices("train")]
+    if now_train != was["train"]:
+        raise TrainError(f"the dataset's train scenarios differ from the ones {run_dir} was trained on; resume on the "
+                         "same data")
+    missing = [n for n in was[VAL_SPLIT] if n not in prep.names or prep.splits[prep.names.index(n)] != VAL_SPLIT]
+    if missing:
+        raise TrainError(f"the val scenarios {missing} of {run_dir} are not val scenarios of the dataset; resume on the "
+                         "same data")
+    return np.asarray([prep.names.index(n) for n in was[VAL_SPLIT]], dtype=int)
 
 
 def _repair_selected(run_dir: Path, best: dict, epochs_done: int, system) -> None:
