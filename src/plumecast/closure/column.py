@@ -12,15 +12,24 @@ structure while the target stays the plane:
   first and the last). The state of the levels other than the plane is the closure's
   memory ``s (L - 1, ny, nx)``, in the plane's normalised concentration units;
 * each off-plane level is advected by its own flow ``u, v`` (first-order upwind, the
-  plane's finite-volume operators) and diffused with learned face diffusivities
-  ``0 <= D <= d_max`` (``d_max``: the positive bound of the explicit substeps with that
-  level's flow), starting at ``nu_t / Sc_t`` of the level;
+  plane's finite-volume operators) and diffused with face diffusivities ``D = d_max
+  sigmoid(logit(D0 / d_max) + a)``: ``D0 = nu_t / Sc_t`` of the level at the faces,
+  ``d_max`` the positive bound of the explicit substeps with that level's flow, and ``a``
+  learned (separately for x- and y-faces: orthotropic);
 * neighbouring levels exchange through their interface by the vertical velocity ``w``
-  (mean of the two levels', upwind) and a learned vertical diffusivity ``0 <= K <=
-  VERTICAL_D_MAX_M2_S`` per cell, starting at ``nu_t / Sc_t`` of the interface;
-* each off-plane level loses mass to the exhausts at a learned per-cell rate ``0 <= lambda
-  <= SINK_MAX_PER_S`` (exact exponential), as the plane does through the model's
-  exchange term;
+  (mean of the two levels', upwind) and a vertical diffusivity ``K = K_max sigmoid(
+  logit(K0 / K_max) + b)``, ``K0 = nu_t / Sc_t`` of the interface, ``K_max =
+  VERTICAL_D_MAX_M2_S``, ``b`` learned;
+* each off-plane level loses mass to the exhausts at a rate ``0 <= lambda <=
+  SINK_MAX_PER_S`` (exact exponential), as the plane does through the model's exchange
+  term, learned (``SINK_INIT_PER_S`` at the start);
+
+Every learned correction (``a``, ``b``, the sink logit) lives on control points every
+``CONTROL_SPACING_CELLS`` cells, interpolated bilinearly to the cells
+(:func:`~plumecast.physics.operators.control_point_weights`): with a few dozen training
+sources, fields learned per cell fit dents around those sources and lose on val, the
+same lesson as the plane's observation factor (docs/results.md). The corrections start
+at zero, so an untrained column is the 3D flow's own physics;
 * a source at height ``z`` enters the levels with linear (hat) weights between the two
   levels around it (all of it into the first or last level beyond them): the plane
   receives its share through :meth:`Column.plane_source_factor`, applied to the plane's
@@ -52,8 +61,9 @@ __all__ = ["Column", "make_column", "level_thicknesses_m", "height_shares", "VER
 VERTICAL_D_MAX_M2_S = 0.2
 SINK_MAX_PER_S = 0.05
 SINK_INIT_PER_S = 1e-3
-# Floor of the initial diffusivities, as a share of their bound (logits stay finite).
-D_INIT_FLOOR = 1e-4
+CONTROL_SPACING_CELLS = 6
+# Floor of the flow's diffusivities, as a share of their bound (logits stay finite).
+D_FLOOR = 1e-4
 
 
 def level_thicknesses_m(levels_m, height_m: float) -> np.ndarray:
@@ -73,7 +83,12 @@ def height_shares(z_m, levels_m) -> jax.Array:
 
 
 def _logit(p):
-    return np.log(p) - np.log1p(-p)
+    return jnp.log(p) - jnp.log1p(-p)
+
+
+def _bounded_logit(value, bound):
+    """``logit(value / bound)``, the share kept inside ``[D_FLOOR, 1 - 1e-6]``."""
+    return _logit(jnp.clip(value / bound, D_FLOOR, 1.0 - 1e-6))
 
 
 class Column(eqx.Module):
@@ -84,10 +99,13 @@ class Column(eqx.Module):
     back``, and :meth:`plane_source_factor`.
     """
 
-    theta_hx: jax.Array  # (L-1, ny, nx-1) horizontal diffusivity logits of the off-plane levels
-    theta_hy: jax.Array  # (L-1, ny-1, nx)
-    theta_vertical: jax.Array  # (L-1, ny, nx): vertical diffusivity logits of the L-1 interfaces
-    theta_sink: jax.Array  # (L-1, ny, nx): sink-rate logits of the off-plane levels
+    # On control points (L-1, my, mx): corrections of the off-plane levels' x- and y-face
+    # diffusivity logits, of the L-1 interfaces' vertical diffusivity logits, and the
+    # off-plane levels' sink-rate logits.
+    theta_hx: jax.Array
+    theta_hy: jax.Array
+    theta_vertical: jax.Array
+    theta_sink: jax.Array
     levels_m: tuple = eqx.field(static=True)
     plane_level: int = eqx.field(static=True)
     layer_height_m: float = eqx.field(static=True)  # the room height (the model's layer), m
@@ -97,6 +115,8 @@ class Column(eqx.Module):
     dy: float = eqx.field(static=True)
     substeps: int = eqx.field(static=True)
     stability_limit: float = eqx.field(static=True)
+    schmidt: float = eqx.field(static=True)
+    shape: tuple = eqx.field(static=True)  # (ny, nx) of the plane
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -122,25 +142,36 @@ class Column(eqx.Module):
         return self.shares(z_m)[..., self.plane_level] * (self.layer_height_m / h)
 
     def init_state(self) -> jax.Array:
-        return jnp.zeros_like(self.theta_sink)
+        return jnp.zeros((len(self.levels_m) - 1,) + self.shape, self.theta_sink.dtype)
+
+    def cells(self, theta) -> jax.Array:
+        """``(K, ny, nx)`` cell fields of control-point fields ``(K, my, mx)``."""
+        wy, wx = (jnp.asarray(ops_.control_point_weights(n, CONTROL_SPACING_CELLS), theta.dtype) for n in self.shape)
+        return jnp.einsum("ym,kmn,xn->kyx", wy, theta, wx)
 
     # ------------------------------------------------------------------ learned fields
     def horizontal_diffusivities(self, level_flow, fluid):
         """``(Dx (L-1, ny, nx-1), Dy (L-1, ny-1, nx))`` of the off-plane levels, m^2/s, below each level's bound."""
-        u, v = self._off(level_flow[0]), self._off(level_flow[1])
+        u, v, nu = (self._off(level_flow[i]) for i in (0, 1, 3))
         d_max = jax.vmap(lambda a, b: _diffusion_bound(a, b, fluid, self.dx, self.dy, self.dt / self.substeps,
-                                                       self.stability_limit))(u, v)
+                                                       self.stability_limit))(u, v)[:, None, None]
+        d0x, d0y = jax.vmap(lambda n: ops_.faces_from_cells(n / self.schmidt, fluid))(nu)
+        ax, ay = self.cells(self.theta_hx), self.cells(self.theta_hy)
+        ax, ay = 0.5 * (ax[:, :, :-1] + ax[:, :, 1:]), 0.5 * (ay[:, :-1, :] + ay[:, 1:, :])
         mx, my = ops_.face_masks(fluid)
-        return (d_max[:, None, None] * jax.nn.sigmoid(self.theta_hx) * mx,
-                d_max[:, None, None] * jax.nn.sigmoid(self.theta_hy) * my)
+        return (d_max * jax.nn.sigmoid(_bounded_logit(d0x, d_max) + ax) * mx,
+                d_max * jax.nn.sigmoid(_bounded_logit(d0y, d_max) + ay) * my)
 
-    def vertical_diffusivity(self, fluid) -> jax.Array:
+    def vertical_diffusivity(self, level_flow, fluid) -> jax.Array:
         """``K (L-1, ny, nx)`` at the interfaces between neighbouring levels, m^2/s."""
-        return VERTICAL_D_MAX_M2_S * jax.nn.sigmoid(self.theta_vertical) * fluid
+        nu = level_flow[3] / self.schmidt
+        k0 = 0.5 * (nu[:-1] + nu[1:])
+        return VERTICAL_D_MAX_M2_S * jax.nn.sigmoid(_bounded_logit(k0, VERTICAL_D_MAX_M2_S)
+                                                     + self.cells(self.theta_vertical)) * fluid
 
     def sink_rate(self, fluid) -> jax.Array:
         """``lambda (L-1, ny, nx)`` of the off-plane levels, 1/s."""
-        return SINK_MAX_PER_S * jax.nn.sigmoid(self.theta_sink) * fluid
+        return SINK_MAX_PER_S * jax.nn.sigmoid(self.cells(self.theta_sink)) * fluid
 
     # ------------------------------------------------------------------ step
     def deposits(self, ctx) -> jax.Array:
@@ -188,7 +219,7 @@ class Column(eqx.Module):
         p = self.plane_level
         Q = jnp.concatenate([s[:p], ctx.q_physics[None], s[p:]], axis=0)
         w_face = 0.5 * (flow[2][:-1] + flow[2][1:])
-        K = self.vertical_diffusivity(fluid)
+        K = self.vertical_diffusivity(flow, fluid)
         Q = jax.lax.fori_loop(0, self.substeps, lambda _, a: self.vertical_substep(a, w_face, K, fluid), Q)
         return Q[p] - ctx.q_physics, self._off(Q)
 
@@ -238,24 +269,13 @@ def make_column(model, *, key=None) -> Column:
         raise StabilityError(f"vertical exchange of {worst:.3g} of a level per substep of {sub:g} s exceeds the limit "
                              f"{c.stability_limit:g}; use more substeps")
     dtype = c.jdtype
-    off = [k for k in range(L) if k != c.plane_level]
-    nu = np.clip(flow[3], 0.0, None) / c.schmidt
-    hx, hy = [], []
-    for k in off:
-        uf, vf = ops_.face_velocities(jnp.asarray(flow[0, k]), jnp.asarray(flow[1, k]), jnp.asarray(fluid))
-        d_max = float(_diffusion_bound(jnp.asarray(flow[0, k]), jnp.asarray(flow[1, k]), jnp.asarray(fluid), c.dx, c.dy,
-                                       sub, c.stability_limit))
-        Dx0, Dy0 = (np.asarray(a) for a in ops_.faces_from_cells(nu[k], fluid))
-        hx.append(_logit(np.clip(Dx0 / d_max, D_INIT_FLOOR, 1 - 1e-6)))
-        hy.append(_logit(np.clip(Dy0 / d_max, D_INIT_FLOOR, 1 - 1e-6)))
-    K0 = 0.5 * (nu[:-1] + nu[1:])
-    theta_v = _logit(np.clip(K0 / VERTICAL_D_MAX_M2_S, D_INIT_FLOOR, 1 - 1e-6))
-    sink = np.full((L - 1, c.ny, c.nx), _logit(SINK_INIT_PER_S / SINK_MAX_PER_S))
+    my, mx = (-(-(n - 1) // CONTROL_SPACING_CELLS) + 1 for n in (c.ny, c.nx))
+    zeros = jnp.zeros((L - 1, my, mx), dtype)
     return Column(
-        theta_hx=jnp.asarray(np.stack(hx), dtype),
-        theta_hy=jnp.asarray(np.stack(hy), dtype),
-        theta_vertical=jnp.asarray(theta_v, dtype),
-        theta_sink=jnp.asarray(sink, dtype),
+        theta_hx=zeros,
+        theta_hy=zeros,
+        theta_vertical=zeros,
+        theta_sink=jnp.full((L - 1, my, mx), float(_logit(SINK_INIT_PER_S / SINK_MAX_PER_S)), dtype),
         levels_m=tuple(c.levels_m),
         plane_level=c.plane_level,
         layer_height_m=float(c.layer_height_m),
@@ -265,4 +285,6 @@ def make_column(model, *, key=None) -> Column:
         dy=float(c.dy),
         substeps=int(c.substeps),
         stability_limit=float(c.stability_limit),
+        schmidt=float(c.schmidt),
+        shape=(c.ny, c.nx),
     )

@@ -318,7 +318,7 @@ class CoarseModel(eqx.Module):
         if self.theta_observation is None:
             return jnp.ones_like(fluid)
         c = self.config
-        wy, wx = (jnp.asarray(_linear_interpolation(n, c.observation_spacing_cells), fluid.dtype) for n in (c.ny, c.nx))
+        wy, wx = (jnp.asarray(ops_.control_point_weights(n, c.observation_spacing_cells), fluid.dtype) for n in (c.ny, c.nx))
         b = c.observation_log_max * (wy @ jnp.tanh(self.theta_observation) @ wx.T) * fluid
         mean = jnp.sum(b) / jnp.maximum(jnp.sum(fluid), 1.0)
         return jnp.exp((b - mean) * fluid)
@@ -614,19 +614,6 @@ def build_model(
         theta_observation=jnp.zeros(config.observation_shape, jd) if config.observation_log_max > 0 else None,
         level_flow=None if level_flow is None else jnp.asarray(level_flow, jd),
     )
-
-
-def _linear_interpolation(n: int, spacing: int) -> np.ndarray:
-    """``(n, m)`` weights of linear interpolation to ``n`` cells from control points every ``spacing`` cells (both ends in)."""
-    m = -(-(n - 1) // spacing) + 1
-    pos = np.arange(n) / spacing
-    lower = np.minimum(np.floor(pos).astype(int), m - 2) if m > 1 else np.zeros(n, int)
-    frac = pos - lower
-    w = np.zeros((n, m))
-    w[np.arange(n), lower] = 1.0 - frac
-    if m > 1:
-        w[np.arange(n), lower + 1] += frac
-    return w
 
 
 def _exchange_logit(init: float, top: float) -> float:

@@ -203,3 +203,20 @@ def apply_stencil(q, stencil, increment):
     qs = jnp.concatenate([zr, q[:-1, :]], axis=0)
     qn = jnp.concatenate([q[1:, :], zr], axis=0)
     return cc * q + cw * qw + ce * qe + cs * qs + cn * qn + increment
+
+
+def control_point_weights(n: int, spacing: int) -> np.ndarray:
+    """``(n, m)`` weights of linear interpolation to ``n`` cells from control points every ``spacing`` cells (both ends in).
+
+    A field learned on control points (``wy @ theta @ wx.T``) varies over metres, not from
+    cell to cell: what the ventilation sets, not dents next to the training sources.
+    """
+    m = -(-(n - 1) // spacing) + 1
+    pos = np.arange(n) / spacing
+    lower = np.minimum(np.floor(pos).astype(int), m - 2) if m > 1 else np.zeros(n, int)
+    frac = pos - lower
+    w = np.zeros((n, m))
+    w[np.arange(n), lower] = 1.0 - frac
+    if m > 1:
+        w[np.arange(n), lower + 1] += frac
+    return w

@@ -1,0 +1,121 @@
+"""Final-time figures of trained runs per split and per source height class, as a Markdown table.
+
+The question of issue 14: does a model fit and generalise for sources below, at and above
+the plane? For each run and each split of the dataset, the median final-time relative L2
+error and Spearman rank correlation of full rollouts from t = 0 (the forecast API the
+training summary uses), over all scenarios of the split and over each height class of
+the source (its height at t = 0 against the plane: ``below`` more than ``--band`` m under
+it, ``at`` within, ``above``). Rows are runs; a CSV with every scenario's figures is
+written beside the table when ``--csv`` is given:
+
+    .venv/bin/python scripts/height_table.py runs/physics-of runs/column-of --data data/paper-room-of.nc
+
+No choice is made here: the runs to compare are picked on val beforehand
+(docs/evaluation.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from plumecast.forcing import prepare_data
+from plumecast.forecast import check_grid, forecast_scenarios
+from plumecast.io.dataset import SPLITS, read_dataset
+from plumecast.metrics import relative_l2, spearman
+from plumecast.train.system import load_run
+
+CLASSES = ("below", "at", "above")
+
+
+def height_class(z_m: float, plane_m: float, band_m: float) -> str:
+    if z_m < plane_m - band_m:
+        return "below"
+    return "above" if z_m > plane_m + band_m else "at"
+
+
+def scenario_figures(run: Path, ds, band_m: float) -> list[dict]:
+    """One row per scenario: split, height class, final-time relative L2 and Spearman."""
+    system, config, _ = load_run(run)
+    check_grid(system[0], ds, run=str(run))
+    prep = prepare_data(ds, system[0].config.dt, system[0].config.dtype)
+    idx = np.arange(ds.sizes["scenario"])
+    final = forecast_scenarios(system, prep, idx, final_only=True)
+    fluid = np.asarray(system[0].fluid)
+    plane = float(ds.attrs["plane_height_m"])
+    rows = []
+    for k in idx:
+        truth = prep.conc[k, -1]
+        rows.append({
+            "run": run.name, "variant": config.variant, "scenario": str(ds["scenario"].values[k]),
+            "split": str(ds["split"].values[k]),
+            "height_class": height_class(float(ds["source_z"].values[k, 0]), plane, band_m),
+            "relative_l2": relative_l2(final[k], truth, fluid), "spearman": spearman(final[k], truth, fluid),
+        })
+    return rows
+
+
+def table(rows: list[dict], splits: list[str]) -> str:
+    """Markdown: per run, per split the median relative L2 / Spearman over all and per height class (n in brackets)."""
+    runs = list(dict.fromkeys(r["run"] for r in rows))
+    # Only the height classes the data has (a split's "all" always).
+    groups = [(s, c) for s in splits for c in ("all",) + CLASSES
+              if c == "all" or any(r["split"] == s and r["height_class"] == c for r in rows)]
+    head = ["run"] + [f"{s} {c}" for s, c in groups]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run in runs:
+        cells = [run]
+        for s, c in groups:
+            sel = [r for r in rows if r["run"] == run and r["split"] == s and (c == "all" or r["height_class"] == c)]
+            l2 = float(np.median([r["relative_l2"] for r in sel]))
+            sp = float(np.median([r["spearman"] for r in sel]))
+            cells.append(f"{l2:.3f} / {sp:.3f} ({len(sel)})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--band", type=float, default=0.15, help="half-width (m) of the 'at the plane' class")
+    ap.add_argument("--splits", default="train,val,test,ood")
+    ap.add_argument("--csv", type=Path, default=None, help="write every scenario's figures here")
+    args = ap.parse_args(argv)
+    splits = [s for s in args.splits.split(",") if s]
+    bad = [s for s in splits if s not in SPLITS]
+    if bad:
+        print(f"error: unknown split(s) {bad}; expected {', '.join(SPLITS)}", file=sys.stderr)
+        return 2
+    try:
+        ds = read_dataset(args.data)
+    except (OSError, ValueError) as e:
+        print(f"error: {args.data}: {e}", file=sys.stderr)
+        return 2
+    rows = []
+    for run in args.runs:
+        try:
+            rows += scenario_figures(run, ds, args.band)
+        except Exception as e:  # a run that cannot be loaded or does not fit the data: name it and stop
+            print(f"error: {run}: {e}", file=sys.stderr)
+            return 2
+    present = [s for s in splits if any(r["split"] == s for r in rows)]
+    print("Final-time median relative L2 / Spearman (scenarios); height classes against the plane at "
+          f"{float(ds.attrs['plane_height_m']):g} m +- {args.band:g} m\n")
+    print(table(rows, present))
+    if args.csv:
+        from plumecast.io.atomic import atomic_path
+
+        with atomic_path(args.csv) as tmp, open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
