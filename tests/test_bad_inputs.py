@@ -133,7 +133,7 @@ def test_check_output_path_creates_nothing(tmp_path):
         ("size_m = [4.0, 2.0, 1.5]", "size_m = [4.0, 2.0]", "room.size_m must have 3 entries"),
         ("plane_height_m = 0.75", "plane_height_m = 7.5", "plane_height_m = 7.5 m is not inside the room"),
         ('face = "z+"', 'face = "top"', "room.inlets[0] ('diffuser').face must be one of x-, x+, y-, y+, z-, z+"),
-        ('split = "test"', 'split = "tset"', "scenarios[3] ('static-d').split must be one of train, test, ood"),
+        ('split = "test"', 'split = "tset"', "scenarios[3] ('static-d').split must be one of train, val, test, ood"),
         ("position_m = [1.0, 0.5, 0.75]", "position_m = [1.0, 0.5, nan]", "entry 3 of scenarios[0] ('static-a').source.position_m must be finite"),
     ],
 )
