@@ -15,7 +15,7 @@ from plumecast.cli.app import app, check_output_path, console, fail, read_datase
 from plumecast.geometry import GeometryError
 from plumecast.io.dataset import BUDGET_VARS, LEVEL_VARS, SPLITS, DatasetError
 from plumecast.io.preflight import PreflightError, require_memory
-from plumecast.scenario import ScenarioError, load_scenario_set
+from plumecast.scenario import ScenarioError, load_scenario_set, preset_names
 
 
 def _progress() -> Progress:
@@ -32,7 +32,9 @@ def _progress() -> Progress:
 
 @app.command()
 def generate(
-    preset_or_toml: Annotated[str, typer.Argument(help="A preset name (paper-room, tiny) or a scenario TOML file.")],
+    preset_or_toml: Annotated[str, typer.Argument(
+        help=f"A preset name (one of plumecast/presets/*.toml: {', '.join(preset_names())}) or a scenario TOML "
+        "file.")],
     out: Annotated[Path, typer.Option("--out", help="Output netCDF file (put it under data/, which git ignores).")],
     scenarios: Annotated[
         str | None, typer.Option("--scenarios", help="Comma-separated scenario names to generate (default: all).")
@@ -40,7 +42,8 @@ def generate(
     engine: Annotated[str, typer.Option("--engine", help="embedded (default) or openfoam.")] = "embedded",
     chunk: Annotated[int, typer.Option("--chunk", min=1, help="Scenarios simulated together.")] = 16,
 ) -> None:
-    """Simulate a scenario set in 3D and write its plane dataset (reuses what exists)."""
+    """Simulate a scenario set in 3D and write its plane dataset, with the flow at the column levels (reuses what
+    exists)."""
     check_output_path(out, "file")
     if engine not in ("embedded", "openfoam"):
         fail(f"unknown engine {engine!r}; use 'embedded' or 'openfoam'")
