@@ -24,6 +24,15 @@
 * **Checkpoints** after every epoch and at the end (:mod:`plumecast.io.checkpoint`), the
   val curve and selection state inside; ``resume=True`` continues from the latest one and
   ends with exactly the parameters and selection an uninterrupted run would have.
+* **Data parallel** over all local devices (:func:`batch_mesh`): a 1D mesh over
+  ``jax.devices()``, each batch's rows split over it (``with_sharding_constraint`` on the
+  batch axis inside :func:`train_rollout`), parameters, optimiser state and the training
+  split replicated; XLA sums the gradients across devices. With one device the mesh is
+  None and nothing changes. A batch that does not divide by the device count is padded
+  with copies of its own rows whose weight in the loss is zero (:func:`window_update`'s
+  ``weights``), so every batch size trains and the step equals the unpadded one to float
+  round-off (tests/test_sharding.py). Only the fused engine shards; the per-window
+  reference engine runs on one device.
 * **The room goes with the run**: ``RUN/room.nc`` (:mod:`plumecast.io.room`: plane grid,
   fluid mask, flow, units, training horizon, the 3D room when the data describes it) with
   its SHA-256 in ``config.json``, so a trained run forecasts new sources without the data.
@@ -41,6 +50,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import plumecast
 from plumecast.errors import TrainError
@@ -58,10 +69,35 @@ from plumecast.train.system import build_system, system_spec
 from plumecast.train.windows import WindowPlan, epoch_batches, window_plan, window_slice
 
 __all__ = ["MAX_BAD_STEPS", "TrainResult", "TrainData", "make_optimizer", "window_update", "train_step",
-           "train_rollout", "train_data", "train_rows", "train_step_traces", "train", "epoch_per_window", "epoch_fused"]
+           "train_rollout", "train_data", "train_rows", "train_step_traces", "train", "epoch_per_window", "epoch_fused",
+           "batch_mesh", "BATCH_AXIS"]
 
 MAX_BAD_STEPS = 20
+BATCH_AXIS = "batch"  # the one axis of the data-parallel mesh
 _traces = [0]
+
+
+def batch_mesh(devices=None) -> Mesh | None:
+    """The 1D data-parallel mesh over ``devices`` (default: all of ``jax.devices()``); None for one device."""
+    devices = list(jax.devices() if devices is None else devices)
+    if not devices:
+        raise TrainError("no devices to train on")
+    return Mesh(np.asarray(devices), (BATCH_AXIS,)) if len(devices) > 1 else None
+
+
+def _replicate(tree, mesh: Mesh | None):
+    """``tree``'s arrays copied to every device of ``mesh`` (unchanged without a mesh)."""
+    if mesh is None:
+        return tree
+    rep = NamedSharding(mesh, P())
+    return jax.tree.map(lambda a: jax.device_put(a, rep) if isinstance(a, (jax.Array, np.ndarray)) else a, tree)
+
+
+def _split_batch(tree, sharding: NamedSharding | None):
+    """Inside a jitted call: ``tree``'s leading (batch) axis split over the mesh (a no-op without one)."""
+    if sharding is None:
+        return tree
+    return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), tree)
 
 
 def make_optimizer(schedule: Schedule):
@@ -74,12 +110,13 @@ def train_step_traces() -> int:
 
 
 def window_update(params, static, opt_state, carry, forcing, targets, schedule: Schedule, objective: Objective,
-                  steps_per_frame: int):
+                  steps_per_frame: int, weights=None):
     """One optimiser step over a batch of windows: ``(params, opt_state, carry, loss, ok)`` (not jitted).
 
     ``carry`` is batched (B, ...), ``forcing`` (B, steps) and ``targets`` (B, F, ny, nx).
     When the loss or a gradient is not finite (``ok`` False) the returned parameters and
-    optimiser state are the ones passed in.
+    optimiser state are the ones passed in. ``weights (B,)`` (None: all rows count the
+    same) weigh the rows' losses; rows of weight 0 are padding and change nothing.
     """
     optimizer = make_optimizer(schedule)
 
@@ -88,7 +125,9 @@ def window_update(params, static, opt_state, carry, forcing, targets, schedule: 
         per, carry = jax.vmap(
             lambda c, f, t: window_loss(model, closure, c, f, t, steps_per_frame=steps_per_frame, objective=objective)
         )(carry, forcing, targets)
-        return jnp.mean(per) + regulariser((model, closure), objective), carry
+        # Without weights the plain mean, so a one-device run is bit for bit what it was.
+        data_loss = jnp.mean(per) if weights is None else jnp.sum(weights * per) / jnp.sum(weights)
+        return data_loss + regulariser((model, closure), objective), carry
 
     (loss, new_carry), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(params, carry)
     updates, new_opt = optimizer.update(grads, opt_state, params)
@@ -143,7 +182,7 @@ def train_rows(train_idx: np.ndarray, idx: np.ndarray) -> jax.Array:
 
 @eqx.filter_jit
 def train_rollout(params, static, opt_state, memory0, data: TrainData, rows, n_windows, schedule: Schedule,
-                  objective: Objective, steps_per_frame: int):
+                  objective: Objective, steps_per_frame: int, weights=None, batch_sharding: NamedSharding | None = None):
     """One batch's rollout from t = 0 through its first ``n_windows`` windows, one optimiser step per window.
 
     ``rows (B,)`` index ``data``; ``n_windows`` is traced (one compilation serves every
@@ -151,16 +190,22 @@ def train_rollout(params, static, opt_state, memory0, data: TrainData, rows, n_w
     of length ``K_max``: the window's loss, whether its step was finite, whether it ran.
     After a non-finite step the remaining windows leave parameters and optimiser state as
     they are, as the per-window loop abandons that rollout.
+
+    ``weights (B,)`` as in :func:`window_update` (padding rows weigh 0). With
+    ``batch_sharding`` (a ``NamedSharding`` over the batch axis, static) the batch's
+    forcing, targets and carry are split over its devices; the gather ``data[rows]`` is
+    where the split starts, so every device keeps only its rows' windows.
     """
     _traces[0] += 1
     F, S = data.frames, data.steps
     k_max = data.targets.shape[1] // F
-    forcing = jax.tree.map(lambda a: a[rows], data.forcing)
-    targets = data.targets[rows]
+    forcing = _split_batch(jax.tree.map(lambda a: a[rows], data.forcing), batch_sharding)
+    targets = _split_batch(data.targets[rows], batch_sharding)
     model = eqx.combine(params, static)[0]
     # The start field as a state (the observation factor inverted with the current parameters).
-    carry0 = (model.encode(data.conc0[rows]),
-              jax.tree.map(lambda a: jnp.broadcast_to(a, (rows.shape[0],) + a.shape), memory0))
+    carry0 = _split_batch((model.encode(data.conc0[rows]),
+                           jax.tree.map(lambda a: jnp.broadcast_to(a, (rows.shape[0],) + a.shape), memory0)),
+                          batch_sharding)
     dtype = data.targets.dtype
 
     def window(k, state):
@@ -171,7 +216,8 @@ def train_rollout(params, static, opt_state, memory0, data: TrainData, rows, n_w
         # After a non-finite step (alive False) the later windows still run but change nothing:
         # a lax.cond that skipped them compiled 40 % slower, and the failure path is rare.
         p2, o2, carry, loss, ok = window_update(params, static, opt_state, carry, f, t, schedule, objective,
-                                                steps_per_frame)
+                                                steps_per_frame, weights)
+        carry = _split_batch(carry, batch_sharding)  # keep the loop's carry split, as it entered
         ok = ok & alive
         params = jax.tree.map(lambda n, o: jnp.where(alive, n, o), p2, params)
         opt_state = jax.tree.map(lambda n, o: jnp.where(alive, n, o), o2, opt_state)
@@ -213,13 +259,32 @@ def epoch_per_window(params, static, opt_state, batches, n_windows: int, *, prep
     return params, opt_state
 
 
+def _sharded_rows(rows: jax.Array, mesh: Mesh | None):
+    """``(rows, weights, sharding)`` of a batch on ``mesh``: rows padded to a multiple of the device count.
+
+    Padding repeats the batch's own rows (real, finite data) with weight 0, so the loss,
+    the gradients and the step are those of the unpadded batch. Without a mesh: the rows
+    as they are, no weights, no sharding.
+    """
+    if mesh is None:
+        return rows, None, None
+    n_dev, n = mesh.devices.size, int(rows.shape[0])
+    padded = -(-n // n_dev) * n_dev
+    sharding = NamedSharding(mesh, P(BATCH_AXIS))
+    weights = None
+    if padded != n:
+        rows = jnp.concatenate([rows, jnp.resize(rows, (padded - n,))])
+        weights = jax.device_put(jnp.concatenate([jnp.ones(n), jnp.zeros(padded - n)]), sharding)
+    return jax.device_put(rows, sharding), weights, sharding
+
+
 def epoch_fused(params, static, opt_state, batches, n_windows: int, *, prep, data: TrainData, train_idx, memory0,
-                sched, objective, on_batch=None, **_):
+                sched, objective, on_batch=None, mesh: Mesh | None = None, **_):
     for b, idx in enumerate(batches):
-        params, opt_state, losses, oks, ran = train_rollout(params, static, opt_state, memory0, data,
-                                                            train_rows(train_idx, idx),
+        rows, weights, sharding = _sharded_rows(train_rows(train_idx, idx), mesh)
+        params, opt_state, losses, oks, ran = train_rollout(params, static, opt_state, memory0, data, rows,
                                                             jnp.asarray(n_windows, jnp.int32), sched, objective,
-                                                            prep.steps_per_snapshot)
+                                                            prep.steps_per_snapshot, weights, sharding)
         losses, oks, ran = np.asarray(losses), np.asarray(oks), np.asarray(ran)  # the one host sync of the rollout
         failed = np.flatnonzero(ran & ~oks)
         bad_k = int(failed[0]) if failed.size else None
@@ -258,13 +323,15 @@ def _start_run(run_dir: Path, config: TrainConfig | None, resume: bool) -> tuple
 
 def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resume: bool = False,
           progress: bool = True, stop_after_epochs: int | None = None, evaluate: bool = True,
-          log: Callable[[str], None] | None = None, engine: str = "fused") -> TrainResult:
+          log: Callable[[str], None] | None = None, engine: str = "fused", devices=None) -> TrainResult:
     """Train a variant on a dataset (path or ``xarray.Dataset``); see the module docstrings of ``plumecast.train``.
 
     With ``resume``, the configuration is the one saved in ``run_dir`` (``config`` must be
     None or equal to it). ``stop_after_epochs`` ends this call after that many epochs
     (the run can be resumed), as an interruption would. ``engine="per-window"`` runs the
     earlier one-call-per-window loop (for the benchmark and the equality test only).
+    ``devices`` (default: all of ``jax.devices()``) are the data-parallel devices of the
+    fused engine; the module docstring says how batches are split over them.
     """
     from rich.console import Console
 
@@ -336,6 +403,13 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
     conc_n = prep.conc / model0.config.c_ref
     memory0 = system[1].init_memory() if system[1] is not None else ()
     data_dev = train_data(prep, conc_n, train_idx, plan, model0.config.jdtype) if engine == "fused" else None
+    mesh = batch_mesh(devices) if engine == "fused" else None
+    if mesh is not None:  # everything but the batch rows lives whole on every device
+        params, opt_state, memory0, data_dev = _replicate((params, opt_state, memory0, data_dev), mesh)
+        padded = -(-sched.batch_size // mesh.devices.size) * mesh.devices.size
+        say(f"data parallel over {mesh.devices.size} devices ({mesh.devices.flat[0].platform})"
+            + (f"; batches of {sched.batch_size} padded to {padded} with zero-weight rows" if padded != sched.batch_size
+               else ""))
     bad = [0]
     epochs_done_at_start = epochs_done
     completed = True
@@ -393,7 +467,7 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
                 batches = epoch_batches(key, epoch, train_idx, sched.batch_size)
                 params, opt_state = run_epoch(params, static, opt_state, batches, K, prep=prep, conc_n=conc_n,
                                               plan=plan, data=data_dev, train_idx=train_idx, memory0=memory0, sched=sched,
-                                              objective=objective, on_batch=on_batch)
+                                              objective=objective, on_batch=on_batch, mesh=mesh)
                 epoch += 1
                 epochs_done = epoch
                 history.append({"phase": p, "horizon_s": horizon, "epoch": e,
