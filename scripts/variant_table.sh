@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The table of issue 14 on one dataset: {plane physics, column physics} x {no closure,
 # Markovian, memory}, plus the data-driven variant, for the seeds given, with the main
-# job's plane settings; then a comparison per seed (train, val, test, OOD) and the table
+# job's plane settings; then a comparison per seed (val, test, OOD) and the table
 # per split and source height class (scripts/height_table.py).
 #
 #   scripts/variant_table.sh data/paper-room-of.nc of 0 1 2

@@ -34,7 +34,7 @@ SOURCE_HELP = (
 MANIFEST_HELP = (
     "A TOML naming the cases: \\[\\[case]] tables with dir (a case folder, or for Fluent an export folder) or, for "
     "Fluent, files = [...] (paths relative to the manifest), optional name (default: the folder's), split "
-    "(train, val, test, ood; default train), a [case.source] table like --source-toml's and, for Fluent, times "
+    "(train, val, test, ood; default train), a \\[case.source] table like --source-toml's and, for Fluent, times "
     "= [...]; an optional top-level mass_unit."
 )
 JOBS_HELP = "Processes parsing cases at once (default: the CPU count, at most the number of cases)."
@@ -292,7 +292,7 @@ def import_fluent_cmd(
         except ManifestError as e:
             fail(str(e))
         _refuse_per_case_options(2, **{"--scenario": scenario, "--split": split, "--source-toml": source_toml,
-                                       "--source-position": source_position, "--times": times})
+                                       "--source-position": source_position, "--source-rate": source_rate, "--times": times})
         exports = [FluentExport(e.files, e.name, e.split, e.source, e.times) for e in entries]
         unit = mass_unit or manifest_unit
     elif folders:
@@ -300,7 +300,8 @@ def import_fluent_cmd(
             fail(f"give either export files (one export) or export folders (one scenario each), not both: "
                  f"{folders[0]} is a folder, {next(f for f in files if not f.is_dir())} is not")
         _refuse_per_case_options(len(folders), **{"--scenario": scenario, "--source-toml": source_toml,
-                                                  "--source-position": source_position, "--times": times})
+                                                  "--source-position": source_position, "--source-rate": source_rate,
+                                                  "--times": times})
         exports = []
         for d in folders:
             inside = tuple(sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith(".")))
@@ -380,12 +381,12 @@ def import_openfoam_cmd(
         except ManifestError as e:
             fail(str(e))
         _refuse_per_case_options(2, **{"--scenario": scenario, "--split": split, "--source-toml": source_toml,
-                                       "--source-position": source_position})
+                                       "--source-position": source_position, "--source-rate": source_rate})
         specs = [CaseSpec(e.path, e.name, e.split, e.source) for e in entries]
         unit = mass_unit or manifest_unit or "mg"
     elif len(cases) > 1:
         _refuse_per_case_options(len(cases), **{"--scenario": scenario, "--source-toml": source_toml,
-                                                "--source-position": source_position})
+                                                "--source-position": source_position, "--source-rate": source_rate})
         for c in cases:
             if not c.is_dir():
                 fail(f"{c}: no such case directory")
