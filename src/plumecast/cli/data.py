@@ -41,12 +41,31 @@ def generate(
     ] = None,
     engine: Annotated[str, typer.Option("--engine", help="embedded (default) or openfoam.")] = "embedded",
     chunk: Annotated[int, typer.Option("--chunk", min=1, help="Scenarios simulated together.")] = 16,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Where scenario tasks run: 'local' (a Dask LocalCluster on 127.0.0.1, the "
+                     "default), a Dask scheduler address (tcp://host:8786), or 'inline' (this process, no Dask). "
+                     "Default from PLUMECAST_DASK_SCHEDULER."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Workers of the local cluster (default: one per CPU).")
+    ] = None,
 ) -> None:
     """Simulate a scenario set in 3D and write its plane dataset, with the flow at the column levels (reuses what
     exists)."""
+    import os
+
+    from plumecast.reference.generate import INLINE, LOCAL, SCHEDULER_ENV, GenerationError
+
     check_output_path(out, "file")
     if engine not in ("embedded", "openfoam"):
         fail(f"unknown engine {engine!r}; use 'embedded' or 'openfoam'")
+    scheduler = (scheduler or os.environ.get(SCHEDULER_ENV) or LOCAL).strip()
+    if scheduler not in (LOCAL, INLINE) and ":" not in scheduler:
+        fail(f"--scheduler {scheduler!r}: give 'local', 'inline' or a Dask scheduler address such as "
+             "tcp://10.0.0.5:8786")
+    if workers is not None and scheduler != LOCAL:
+        fail(f"--workers sizes the local cluster; the scheduler {scheduler!r} has its own workers")
     try:
         sset = load_scenario_set(preset_or_toml)
         sset = sset.select([s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None)
@@ -66,14 +85,15 @@ def generate(
     except (PreflightError, ScenarioError, GeometryError) as e:
         fail(f"{preset_or_toml}: {e}")
     if engine == "openfoam":
-        _generate_openfoam(sset, out)
+        _generate_openfoam(sset, out, scheduler, workers)
         return
 
     try:
         with _progress() as bar:
             flow_task = bar.add_task("flow (iterations)", total=sset.flow.max_iterations)
             scen_task = bar.add_task("scenarios", total=len(sset.scenarios))
-            step_task = bar.add_task("time steps of chunk", total=None)
+            # Time steps are counted in this process only; Dask workers report whole chunks.
+            step_task = bar.add_task("time steps of chunk", total=None, visible=scheduler == INLINE)
 
             plain = not console.is_terminal  # logs get a line per milestone instead of a live bar
 
@@ -98,11 +118,11 @@ def generate(
 
             report = generate_embedded(
                 sset, out, chunk_size=chunk, on_stage=on_stage, on_flow_progress=on_flow,
-                on_scenarios=on_scen, on_steps=on_steps,
+                on_scenarios=on_scen, on_steps=on_steps, scheduler=scheduler, workers=workers,
             )
     except KeyboardInterrupt:
         fail("interrupted; finished scenarios are cached, rerun the same command to resume", code=130)
-    except (ScenarioError, GeometryError, FlowError, DatasetError, PreflightError) as e:
+    except (ScenarioError, GeometryError, FlowError, DatasetError, PreflightError, GenerationError) as e:
         fail(str(e))
     except OSError as e:
         fail(f"cannot write {out} or its cache beside it: {e}")
@@ -123,7 +143,7 @@ def generate(
     )
 
 
-def _generate_openfoam(sset, out: Path) -> None:
+def _generate_openfoam(sset, out: Path, scheduler: str, workers: int | None) -> None:
     try:
         from plumecast.reference.openfoam_engine import INSTALL_HINT, generate_openfoam, openfoam_missing
     except ImportError as e:
@@ -138,11 +158,12 @@ def _generate_openfoam(sset, out: Path) -> None:
         with _progress() as bar:
             task = bar.add_task("OpenFOAM cases", total=len(sset.scenarios))
             ds = generate_openfoam(
-                sset, out.parent / ".plumecast-cache" / "openfoam", progress=lambda d, t: bar.update(task, completed=d, total=t)
+                sset, out.parent / ".plumecast-cache" / "openfoam", progress=lambda d, t: bar.update(task, completed=d, total=t),
+                scheduler=scheduler, workers=workers,
             )
         write_dataset(ds, out)
     except KeyboardInterrupt:
-        fail("interrupted; nothing written", code=130)
+        fail("interrupted; finished scenarios are cached, rerun the same command to resume", code=130)
     except (ScenarioError, GeometryError, DatasetError, RuntimeError, FileNotFoundError) as e:
         fail(str(e))
     except OSError as e:

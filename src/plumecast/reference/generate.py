@@ -5,16 +5,32 @@ and each finished scenario is cached too, so an interrupted generation resumes w
 stopped and a rerun with the same configuration reuses what exists. Caches live in a
 hidden folder beside the output file and are keyed by a hash of everything that shapes
 their content (configuration and generator version).
+
+**On Dask** (``scheduler``, :func:`dask_client`): the flow is solved here, sent to every
+worker once, and each chunk of scenarios is a Dask task. The worker writes each finished
+scenario of its chunk into the cache itself (atomically, as the in-process path does), so
+a killed client or worker loses only the chunks in flight and a rerun resumes; the client
+writes any entry a worker could not (a worker on another filesystem). ``"local"`` starts
+a ``distributed.LocalCluster`` on 127.0.0.1 sized to the machine (worker processes, one
+thread each: the scalar solver is mostly GIL-bound scipy, docs/benchmarks.md "Scaling
+out" has the figures); an address (``tcp://host:8786``) uses an existing cluster, whose
+workers must import the same plumecast and see the cache folder to write it (otherwise the
+client writes it). A task that raises names its scenarios and worker; a task that keeps
+killing workers (memory, a kill) names its scenarios and says what is cached. With
+``scheduler=None`` the scenarios run in this process, as before Dask.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import xarray as xr
@@ -31,6 +47,84 @@ from plumecast.scenario import Scenario, ScenarioSet
 
 GENERATOR = "plumecast-embedded"
 CACHE_DIR_NAME = ".plumecast-cache"
+SCHEDULER_ENV = "PLUMECAST_DASK_SCHEDULER"  # the default of ``plumecast generate --scheduler``
+LOCAL = "local"  # a LocalCluster of this machine
+INLINE = "inline"  # no Dask: this process (the path before Dask)
+
+
+class GenerationError(RuntimeError):
+    """A scenario task failed or its worker was lost; the message names the scenarios."""
+
+
+@contextmanager
+def dask_client(scheduler: str = LOCAL, *, workers: int | None = None, processes: bool = True,
+                memory_per_worker: float | None = None) -> Iterator:
+    """A ``distributed.Client`` for ``scheduler``: ``"local"`` (a LocalCluster here) or a scheduler address.
+
+    The LocalCluster listens on 127.0.0.1 only (scheduler, workers and nannies) and has no
+    dashboard; it has ``workers`` workers (default: one per CPU, fewer when
+    ``memory_per_worker`` bytes each would not fit in the memory available), one thread each.
+    Dask's own memory limit is off: the pre-flight check (:func:`check_memory`) sizes the
+    work instead, and a worker Dask paused or restarted for memory would only stall.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as e:  # a dependency since issue 17; an old environment may lack it
+        raise GenerationError(f"Dask is not installed ({e}); pip install 'dask[distributed]'") from None
+    if scheduler != LOCAL:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError, ValueError) as e:
+            raise GenerationError(f"cannot reach the Dask scheduler {scheduler!r}: {e}") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    n = workers or os.cpu_count() or 1
+    if workers is None and memory_per_worker:
+        from plumecast.io.preflight import available_memory_bytes
+
+        free = available_memory_bytes()
+        if free:
+            n = max(1, min(n, int(free // memory_per_worker)))
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, host="127.0.0.1",
+                           dashboard_address=None, memory_limit=0, silence_logs=40)  # 40: errors only
+    try:
+        with Client(cluster) as client:
+            yield client
+    finally:
+        cluster.close()
+
+
+def run_tasks(client, tasks: dict[str, tuple], on_done: Callable[[str, object], None], describe: Callable[[str], str]):
+    """Run ``tasks`` (name -> (function, *args)) on ``client``, calling ``on_done(name, result)`` as each finishes.
+
+    A task that raises stops the generation with a :class:`GenerationError` naming
+    ``describe(name)`` and the worker; a task whose workers died (KilledWorker) names it
+    too. The other tasks are cancelled; what finished is cached already.
+    """
+    from distributed import as_completed
+    from distributed.client import FutureCancelledError
+    from distributed.scheduler import KilledWorker
+
+    futures = {client.submit(fn, *args, key=f"plumecast-{name}-{os.urandom(4).hex()}", pure=False, retries=0): name
+               for name, (fn, *args) in tasks.items()}
+    try:
+        for fut in as_completed(futures):
+            name = futures[fut]
+            try:
+                result = fut.result()
+            except KilledWorker as e:
+                raise GenerationError(f"{describe(name)}: the task's workers died ({e}); out of memory or killed? The "
+                                      "scenarios finished so far are cached: rerun the same command to resume") from None
+            except (FutureCancelledError, GenerationError):
+                raise
+            except Exception as e:  # the task's own error, raised again here by Dask
+                raise GenerationError(f"{describe(name)}: {type(e).__name__}: {e}") from None
+            on_done(name, result)
+    finally:
+        client.cancel([f for f in futures if not f.done()])
 
 
 @dataclass
@@ -132,6 +226,33 @@ def check_memory(sset: ScenarioSet, chunk_size: int = 16) -> None:
     )
 
 
+def _scalar_on_dask(grid, flow, todo, sset, path_of, results, chunk_size, scheduler, workers, processes,
+                    on_scenarios) -> dict:
+    """The scenarios ``todo`` as Dask tasks of up to ``chunk_size`` scenarios; fills ``results``; the step record."""
+    steps: dict = {}
+    with dask_client(scheduler, workers=workers, processes=processes,
+                     memory_per_worker=worker_memory_bytes(sset, chunk_size)) as client:
+        n_workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
+        # Chunks small enough that every worker gets one, large enough to keep the solver vectorised.
+        size = max(1, min(chunk_size, math.ceil(len(todo) / n_workers)))
+        chunks = {f"chunk{k:04d}": todo[k : k + size] for k in range(0, len(todo), size)}
+        grid_f, flow_f = client.scatter([grid, flow], broadcast=True)  # sent to each worker once, not per task
+        tasks = {name: (_scalar_chunk, grid_f, flow_f, chunk, sset.simulation, [str(path_of[sc.name]) for sc in chunk])
+                 for name, chunk in chunks.items()}
+
+        def done(name, out):
+            for sc, entry, written in zip(chunks[name], out["entries"], out["written"]):
+                if not written:
+                    write_scenario_cache(path_of[sc.name], entry)
+                results[sc.name] = entry
+            steps.update(out["steps"])
+            if on_scenarios:
+                on_scenarios(len(results), len(sset.scenarios))
+
+        run_tasks(client, tasks, done, lambda name: "scenarios " + ", ".join(sc.name for sc in chunks[name]))
+    return steps
+
+
 def existing_dataset_matches(path: Path, sset: ScenarioSet) -> bool:
     """True when ``path`` is a valid dataset of exactly this configuration and version."""
     if not path.exists():
@@ -150,11 +271,66 @@ def existing_dataset_matches(path: Path, sset: ScenarioSet) -> bool:
     )
 
 
+def _scalar_chunk(grid: Grid3D, flow: Flow3D, chunk: list[Scenario], sim, paths: list[str]) -> dict:
+    """One Dask task: simulate ``chunk``, write each scenario's cache entry, return the entries.
+
+    Writing here, on the worker, is what makes a finished chunk survive a lost client.
+    """
+    names = ", ".join(sc.name for sc in chunk)
+    try:
+        res = simulate_scalar(grid, flow, chunk, sim)
+    except Exception as e:
+        where = _worker_address()
+        raise GenerationError(f"scenarios {names} on Dask worker {where} (its log is that worker's stderr): "
+                              f"{type(e).__name__}: {e}") from None
+    entries = [_entry(res, i) for i in range(len(chunk))]
+    written = []
+    for path, entry in zip(paths, entries):
+        try:
+            write_scenario_cache(Path(path), entry)
+            written.append(True)
+        except OSError:  # a worker that cannot see the cache folder: the client writes it
+            written.append(False)
+    return {"entries": entries, "written": written,
+            "steps": {"transport_dt_s": float(res.dt_s), "transport_steps": int(res.n_steps)}}
+
+
+def _worker_address() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return "(not a Dask worker)"
+
+
+def _entry(res, i: int) -> dict:
+    """Scenario ``i`` of a :func:`simulate_scalar` result, as a cache entry."""
+    return {
+        "concentration": np.asarray(res.concentration[i]),
+        "source_xyz": np.asarray(res.source_xyz[i]),
+        "source_rate": np.asarray(res.source_rate[i]),
+        "mass_room": np.asarray(res.mass_room[i]),
+        "mass_injected": np.asarray(res.mass_injected[i]),
+        "mass_outflow": np.asarray(res.mass_outflow[i]),
+    }
+
+
+def worker_memory_bytes(sset: ScenarioSet, chunk_size: int) -> float:
+    """Memory of one Dask worker of an embedded generation: grid and flow, plus its chunk's fields (no LU)."""
+    nz, ny, nx = grid_cells(sset)
+    n = float(nz) * ny * nx
+    return n * GRID_BYTES_PER_CELL + min(chunk_size, len(sset.scenarios)) * n * SCALAR_BYTES_PER_CELL
+
+
 def generate_embedded(
     sset: ScenarioSet,
     out: str | Path,
     *,
     chunk_size: int = 16,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    processes: bool = True,
     on_stage: Callable[[str], None] | None = None,
     on_flow_progress: Callable[[int, float], None] | None = None,
     on_scenarios: Callable[[int, int], None] | None = None,
@@ -164,7 +340,10 @@ def generate_embedded(
 
     Raises GeometryError/ScenarioError before any work when the room or a source is
     invalid, and PreflightError when the grid would need more memory than the machine
-    has; on any failure nothing is written at ``out``.
+    has; on any failure nothing is written at ``out``. ``scheduler`` (None: this process;
+    ``"local"``; a Dask scheduler address) runs the scenario chunks as Dask tasks (see
+    the module docstring); ``workers`` and ``processes`` size a local cluster. A failed
+    or lost task raises :class:`GenerationError` naming its scenarios.
     """
     t0 = time.perf_counter()
     out = Path(out)
@@ -196,20 +375,17 @@ def generate_embedded(
     if on_scenarios:
         on_scenarios(n_cached, len(sset.scenarios))
     stage("scalar")
-    for start in range(0, len(todo), chunk_size):
+    path_of = {sc.name: cache / f"scenario-{scenario_key(sset, sc, room_key)}.nc" for sc in todo}
+    if scheduler is not None and scheduler != INLINE and todo:
+        steps = _scalar_on_dask(grid, flow, todo, sset, path_of, results, chunk_size, scheduler, workers, processes,
+                                on_scenarios)
+    for start in range(0, len(todo) if scheduler in (None, INLINE) else 0, chunk_size):
         chunk = todo[start : start + chunk_size]
         res = simulate_scalar(grid, flow, chunk, sim, progress=on_steps)
         steps = {"transport_dt_s": float(res.dt_s), "transport_steps": int(res.n_steps)}
         for i, sc in enumerate(chunk):
-            entry = {
-                "concentration": np.asarray(res.concentration[i]),
-                "source_xyz": np.asarray(res.source_xyz[i]),
-                "source_rate": np.asarray(res.source_rate[i]),
-                "mass_room": np.asarray(res.mass_room[i]),
-                "mass_injected": np.asarray(res.mass_injected[i]),
-                "mass_outflow": np.asarray(res.mass_outflow[i]),
-            }
-            write_scenario_cache(cache / f"scenario-{scenario_key(sset, sc, room_key)}.nc", entry)
+            entry = _entry(res, i)
+            write_scenario_cache(path_of[sc.name], entry)
             results[sc.name] = entry
         if on_scenarios:
             on_scenarios(len(results), len(sset.scenarios))

@@ -38,7 +38,11 @@ Inlets carry s = 0 with zero diffusivity on the inlet faces, so the outlets are 
 way out and ``mass_room + mass_outflow = mass_injected`` to solver tolerance.
 
 Scenario cases run in parallel (one process each) up to ``workers`` (default: the CPU
-count, or ``PLUMECAST_OPENFOAM_WORKERS``). Each finished scenario's plane frames, budget
+count, or ``PLUMECAST_OPENFOAM_WORKERS``) in a thread pool of this process, or, with
+``scheduler`` (``"local"`` or a Dask scheduler address; :func:`plumecast.reference.generate.dask_client`),
+as one Dask task per scenario: the worker runs the case (the case folders must be on a
+filesystem the workers share with this process) and writes the scenario's cache entry
+itself, so a lost client or worker loses only the cases in flight. Each finished scenario's plane frames, budget
 and run time are cached as ``work_dir/result-<key>.nc``, so an interrupted generation
 resumes where it stopped. A failing application raises
 :class:`OpenFOAMError` naming the case and its log.
@@ -63,7 +67,8 @@ import xarray as xr
 
 from plumecast import __version__
 from plumecast.geometry import Grid3D
-from plumecast.reference.generate import read_scenario_cache, scenario_key, write_scenario_cache
+from plumecast.reference.generate import (INLINE, dask_client, read_scenario_cache, run_tasks, scenario_key,
+                                          write_scenario_cache)
 from plumecast.scenario import Scenario, ScenarioSet
 
 GENERATOR = "plumecast-openfoam"
@@ -643,6 +648,23 @@ def _scalar_run_owned(case: Path, sset: ScenarioSet, geom, sampler, windows, dt:
     }
 
 
+def _scalar_task(case: Path, sset: ScenarioSet, geom, sampler, windows, dt: float, keep_fields: bool,
+                 cache: Path) -> dict:
+    """One Dask task: run a scenario's case and cache its result here, on the worker (survives a lost client)."""
+    from plumecast.io.openfoam import OpenFOAMImportError
+
+    try:
+        result = _scalar_run(case, sset, geom, sampler, windows, dt, keep_fields)
+    except OpenFOAMImportError as e:
+        raise OpenFOAMError(f"case {case}: {e}; see {case}/log.scalarTransportFoam") from None
+    try:
+        write_scenario_cache(cache, result)
+        result["_cached"] = True
+    except OSError:  # the client writes it
+        result["_cached"] = False
+    return result
+
+
 def generate_openfoam(
     scenario_set: ScenarioSet,
     work_dir: str | Path,
@@ -650,6 +672,7 @@ def generate_openfoam(
     *,
     workers: int | None = None,
     keep_fields: bool = False,
+    scheduler: str | None = None,
 ) -> xr.Dataset:
     """Generate the plane dataset of ``scenario_set`` with OpenFOAM; cases live in ``work_dir``.
 
@@ -737,9 +760,33 @@ def generate_openfoam(
     report(done, total)
     n_workers = workers or int(os.environ.get("PLUMECAST_OPENFOAM_WORKERS", 0)) or os.cpu_count() or 1
     n_workers = max(1, min(n_workers, max(1, len(jobs))))
+    if scheduler not in (None, INLINE) and jobs:
+        with dask_client(scheduler, workers=n_workers if scheduler == "local" else None) as client:
+            n_workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
+            geom_f, sampler_f = client.scatter([geom, sampler], broadcast=True)
+            tasks = {name: (_scalar_task, case, sset, geom_f, sampler_f, windows, steps[name], keep_fields, cache)
+                     for name, (case, windows, cache) in jobs.items()}
+
+            def finished(name, result):
+                nonlocal done
+                if not result.pop("_cached"):
+                    write_scenario_cache(jobs[name][2], result)
+                results[name] = result
+                done += 1
+                report(done, total)
+
+            try:
+                run_tasks(client, tasks, finished, lambda name: f"scenario {name!r} (case {jobs[name][0]})")
+            except BaseException:
+                # The cases of tasks that did not finish still name this process as their owner; free them
+                # (a worker that is still running one keeps writing into it only until the cluster closes).
+                for name, (case, _, _) in jobs.items():
+                    if name not in results:
+                        (case / OWNER_FILE).unlink(missing_ok=True)
+                raise
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
         futures = {pool.submit(_scalar_run, case, sset, geom, sampler, windows, steps[name], keep_fields): name
-                   for name, (case, windows, _) in jobs.items()}
+                   for name, (case, windows, _) in jobs.items() if name not in results}
         try:
             for fut in as_completed(futures):
                 name = futures[fut]
@@ -812,6 +859,6 @@ def generate_openfoam(
         f"{sim.fine_cell_m} m; scalarTransport on the frozen flow, dt {dt:g} s (Courant <= {sim.openfoam_max_courant:g}; moving sources "
         f"down to {min(steps.values()):g} s), Deff = D_m + nut/Sc_t "
         f"(Sc_t {sim.turbulent_schmidt}); {len(jobs)} of {len(sset.scenarios)} scenarios run with {n_workers} "
-        f"worker(s) in {time.perf_counter() - t_start:.1f} s ({n_cached} from the cache of an earlier run)"
+        f"{'Dask ' if scheduler not in (None, INLINE) else ''}worker(s) in {time.perf_counter() - t_start:.1f} s ({n_cached} from the cache of an earlier run)"
     )
     return ds
