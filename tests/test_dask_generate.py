@@ -136,3 +136,25 @@ def test_cli_scheduler_option(tmp_path, monkeypatch):
     r = runner.invoke(app, ["generate", "tiny", "--out", str(tmp_path / "c.nc"), "--scheduler", "inline",
                             "--workers", "2"])
     assert r.exit_code != 0 and "--workers sizes the local cluster" in r.output
+
+
+@pytest.mark.openfoam
+def test_openfoam_cases_as_dask_tasks_resume_the_local_run(tiny, cluster, tmp_path):
+    """OpenFOAM: half the scenarios' results dropped from a local run's cache, rerun as Dask tasks: same data."""
+    from conftest import require_openfoam
+    from plumecast.reference import openfoam_engine as ofe
+
+    require_openfoam()
+    work = tmp_path / "cases"
+    first = ofe.generate_openfoam(tiny, work, workers=2)
+    results = sorted(work.glob("result-*.nc"))
+    assert len(results) == len(tiny.scenarios)
+    for path in results[::2]:
+        path.unlink()
+    again = ofe.generate_openfoam(tiny, work, scheduler=cluster.scheduler.address)
+    assert len(list(work.glob("result-*.nc"))) == len(tiny.scenarios)  # the workers cached what they ran
+    assert f"{len(results[::2])} of {len(tiny.scenarios)} scenarios run with 2 Dask worker(s)" in again.attrs["history"]
+    np.testing.assert_allclose(again["concentration"].values, first["concentration"].values, rtol=1e-12, atol=0)
+    for k in ("mass_room", "mass_injected", "mass_outflow"):
+        np.testing.assert_allclose(again[k].values, first[k].values, rtol=1e-12, atol=0)
+    assert not list(work.glob("scalar-*/plumecast-owner.json"))  # no case is left claimed

@@ -88,7 +88,8 @@ def dask_client(scheduler: str = LOCAL, *, workers: int | None = None, processes
         free = available_memory_bytes()
         if free:
             n = max(1, min(n, int(free // memory_per_worker)))
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, host="127.0.0.1",
+    # TCP on 127.0.0.1 for worker threads too (their default, the in-process transport, refuses a host).
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, host="127.0.0.1", protocol="tcp://",
                            dashboard_address=None, memory_limit=0, silence_logs=40)  # 40: errors only
     try:
         with Client(cluster) as client:
