@@ -159,6 +159,22 @@ def test_snapshot_losses():
     assert float(_snapshot_loss("field+root", 0.1)(q, target, fluid)) == pytest.approx(expected)
 
 
+def test_snapshot_losses_take_their_scale_from_the_window():
+    """An empty target frame (a plume that has not reached the plane yet) weighs like any other frame of its window."""
+    from plumecast.train.loss import snapshot_loss
+
+    fluid = jnp.ones((1, 3))
+    window = jnp.asarray([[[0.0, 0.0, 0.0]], [[2.0, 1.0, 1.0]]])  # frames: empty, then the plume
+    p = jnp.asarray([[0.1, 0.0, 0.0]])
+    for kind in ("field", "cell", "field+root"):
+        alone = float(snapshot_loss(kind, 0.1)(p, window[0], fluid))
+        scaled = float(snapshot_loss(kind, 0.1)(p, window[0], fluid, window))
+        assert alone > 1e6  # per snapshot: unbounded as the frame empties
+        assert scaled < 1.0  # over the window: an error of 0.1 against a plume of 2 is small
+    field = float(snapshot_loss("field", 0.1)(p, window[0], fluid, window))
+    assert field == pytest.approx(0.01 / (6.0 / 2.0))  # sum of squares over the mean sum of squares of the frames
+
+
 def test_cli_train_and_forecast_end_to_end(ds, tmp_path):
     data = write_dataset(ds, tmp_path / "tiny.nc")
     run = tmp_path / "run"

@@ -25,23 +25,39 @@ __all__ = ["snapshot_loss", "regulariser", "window_loss"]
 
 
 def snapshot_loss(kind: str, floor: float):
-    """``loss(p, t, fluid)`` of one predicted snapshot against its target (normalised fields)."""
+    """``loss(p, t, fluid, reference=None)`` of one predicted snapshot against its target (normalised fields).
 
-    def field_loss(p, t, fluid):
-        return jnp.sum((p - t) ** 2 * fluid) / (jnp.sum(t**2 * fluid) + 1e-12)
+    The scales that make a loss relative (the target's sum of squares, its mean for the
+    floors) are taken over ``reference``, the window's target frames ``(F, ny, nx)``
+    (``t`` alone when None). Per snapshot they would make a nearly empty target frame
+    (the first seconds of a source below or above the plane, whose plume has not reached
+    it) weigh without bound, and training then learns to keep the plane empty: measured on
+    l-office OpenFOAM, the column's val error went from 0.38 to 0.91 in four epochs.
+    """
 
-    def cell_loss(p, t, fluid):
+    def stats(t, fluid, reference):
+        ref = (t if reference is None else reference).reshape((-1,) + t.shape[-2:])
         n = jnp.maximum(jnp.sum(fluid), 1.0)
-        t2 = t**2 * fluid
-        scale = floor * jnp.sum(t2) / n + 1e-12
-        return jnp.sum((p - t) ** 2 * fluid / (t2 + scale)) / n
+        squares = jnp.mean(jnp.sum(ref**2 * fluid, axis=(1, 2)))  # mean over frames of sum t^2
+        mean_abs = jnp.mean(jnp.sum(jnp.abs(ref) * fluid, axis=(1, 2))) / n
+        return n, squares, mean_abs
 
-    def root_loss(p, t, fluid):
-        n = jnp.maximum(jnp.sum(fluid), 1.0)
-        offset = floor * jnp.sum(jnp.abs(t) * fluid) / n + 1e-12
+    def field_loss(p, t, fluid, reference=None):
+        _, squares, _ = stats(t, fluid, reference)
+        return jnp.sum((p - t) ** 2 * fluid) / (squares + 1e-12)
+
+    def cell_loss(p, t, fluid, reference=None):
+        n, squares, _ = stats(t, fluid, reference)
+        scale = floor * squares / n + 1e-12
+        return jnp.sum((p - t) ** 2 * fluid / (t**2 * fluid + scale)) / n
+
+    def root_loss(p, t, fluid, reference=None):
+        n, _, mean_abs = stats(t, fluid, reference)
+        offset = floor * mean_abs + 1e-12
         root = lambda a: jnp.sqrt(jnp.maximum(a, 0.0) + offset)  # noqa: E731
-        roots_squared = jnp.sum((jnp.maximum(t, 0.0) + offset) * fluid)  # sum of root(t)^2
-        return field_loss(p, t, fluid) + jnp.sum((root(p) - root(t)) ** 2 * fluid) / roots_squared
+        # sum of root(t)^2 over the fluid, from the same window scale as the field part
+        roots_squared = n * (mean_abs + offset)
+        return field_loss(p, t, fluid, reference) + jnp.sum((root(p) - root(t)) ** 2 * fluid) / roots_squared
 
     return {"field": field_loss, "cell": cell_loss, "field+root": root_loss}[kind]
 
@@ -82,7 +98,8 @@ def window_loss(model, closure, carry, forcing, targets, *, steps_per_frame: int
 
     def hook(c, target):
         shown = g * c[0]
-        return (snap(shown, target, fluid), shown) if temporal else snap(shown, target, fluid)
+        loss = snap(shown, target, fluid, targets)
+        return (loss, shown) if temporal else loss
 
     start = g * carry[0]
     carry, out = rollout(model, closure, carry, forcing, steps_per_frame=steps_per_frame, frame_data=targets,
