@@ -63,7 +63,7 @@ def test_height_shares_are_hat_weights_that_sum_to_one():
 
 
 def _no_sinks(closure):
-    """The column with its sinks at exactly zero (sigmoid of -1e4 underflows to 0 in float64)."""
+    """The column with its sinks at exactly zero (sigmoid of about -1e4 underflows to 0 in float64)."""
     return eqx.tree_at(lambda c: c.reservoir.theta_sink, closure, jnp.full_like(closure.reservoir.theta_sink, -1e4))
 
 

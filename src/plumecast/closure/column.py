@@ -20,16 +20,17 @@ structure while the target stays the plane:
   (mean of the two levels', upwind) and a vertical diffusivity ``K = K_max sigmoid(
   logit(K0 / K_max) + b)``, ``K0 = nu_t / Sc_t`` of the interface, ``K_max =
   VERTICAL_D_MAX_M2_S``, ``b`` learned;
-* each off-plane level loses mass to the exhausts at a rate ``0 <= lambda <=
-  SINK_MAX_PER_S`` (exact exponential), as the plane does through the model's exchange
-  term, learned (``SINK_INIT_PER_S`` at the start);
+* each off-plane level loses mass to the exhausts at a rate ``lambda = SINK_MAX_PER_S
+  sigmoid(logit(SINK_INIT_PER_S / SINK_MAX_PER_S) + c)`` (exact exponential), as the
+  plane does through the model's exchange term, ``c`` learned;
 
 Every learned correction (``a``, ``b``, the sink logit) lives on control points every
 ``CONTROL_SPACING_CELLS`` cells, interpolated bilinearly to the cells
 (:func:`~plumecast.physics.operators.control_point_weights`): with a few dozen training
 sources, fields learned per cell fit dents around those sources and lose on val, the
 same lesson as the plane's observation factor (docs/results.md). The corrections start
-at zero, so an untrained column is the 3D flow's own physics;
+at zero, so an untrained column is the 3D flow's own physics, and the objective's weight
+decay (which acts on them) pulls them back to it;
 * a source at height ``z`` enters the levels with linear (hat) weights between the two
   levels around it (all of it into the first or last level beyond them): the plane
   receives its share through :meth:`Column.plane_source_factor`, applied to the plane's
@@ -171,7 +172,8 @@ class Column(eqx.Module):
 
     def sink_rate(self, fluid) -> jax.Array:
         """``lambda (L-1, ny, nx)`` of the off-plane levels, 1/s."""
-        return SINK_MAX_PER_S * jax.nn.sigmoid(self.cells(self.theta_sink)) * fluid
+        start = _logit(jnp.asarray(SINK_INIT_PER_S / SINK_MAX_PER_S, self.theta_sink.dtype))
+        return SINK_MAX_PER_S * jax.nn.sigmoid(start + self.cells(self.theta_sink)) * fluid
 
     # ------------------------------------------------------------------ step
     def deposits(self, ctx) -> jax.Array:
@@ -275,7 +277,7 @@ def make_column(model, *, key=None) -> Column:
         theta_hx=zeros,
         theta_hy=zeros,
         theta_vertical=zeros,
-        theta_sink=jnp.full((L - 1, my, mx), float(_logit(SINK_INIT_PER_S / SINK_MAX_PER_S)), dtype),
+        theta_sink=zeros,
         levels_m=tuple(c.levels_m),
         plane_level=c.plane_level,
         layer_height_m=float(c.layer_height_m),
