@@ -3,10 +3,12 @@
     .venv/bin/python benchmarks/bench_forecast.py                       # synthetic flow on the paper-room plan
     .venv/bin/python benchmarks/bench_forecast.py --data data/paper-room.nc --scenario static-00
     .venv/bin/python benchmarks/bench_forecast.py --run RUN_DIR --data data/paper-room.nc --scenario static-00
+    .venv/bin/python benchmarks/bench_forecast.py --data data/paper-room.nc --variants physics,layered,column
 
 1500 model steps of 0.4 s with 4 explicit substeps each, float32, one field saved every
 2 s (300 frames, as ``plumecast forecast`` does), through the same jitted function as the
-command (:func:`plumecast.forecast.rollout_frames`, a batch of one). Compilation is timed apart (first call minus a warm call); the figure is the
+command (:func:`plumecast.forecast.rollout_frames`, a batch of one). ``--variants`` times
+the untrained systems of several variants on the data side by side, in one run. Compilation is timed apart (first call minus a warm call); the figure is the
 median of ``--repeats`` warm calls. Without ``--data`` the flow is a synthetic one on the
 paper-room floor plan (same grid, same work per step).
 """
@@ -47,7 +49,7 @@ def synthetic_setup():
     return model, None, jnp.zeros(fluid.shape, jnp.float32), forcing, 5
 
 
-def data_setup(path, scenario, run_dir):
+def data_setup(path, scenario, run_dir, variant="physics"):
     from plumecast.io.dataset import read_dataset
     from plumecast.train import TrainConfig, build_system
 
@@ -55,7 +57,7 @@ def data_setup(path, scenario, run_dir):
     if run_dir:
         (model, closure), _, _ = load_run(run_dir)
     else:
-        cfg = TrainConfig()
+        cfg = TrainConfig(variant=variant)
         prep0 = prepare_data(ds, cfg.physics.dt_s)
         model, closure = build_system(ds, cfg, prep0)
     prep = prepare_data(ds, model.config.dt, model.config.dtype)
@@ -71,8 +73,17 @@ def main() -> None:
     parser.add_argument("--scenario", default="static-00")
     parser.add_argument("--run", help="a training run (its latest checkpoint) instead of the untrained model")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--variants", default="physics", help="with --data and no --run: untrained variants to time, comma-separated")
     args = parser.parse_args()
-    model, closure, q0, forcing, spf = data_setup(args.data, args.scenario, args.run) if args.data else synthetic_setup()
+    variants = args.variants.split(",") if args.data and not args.run else [None]
+    for variant in variants:
+        if variant is not None:
+            print(f"variant {variant}:")
+        time_one(args, *(data_setup(args.data, args.scenario, args.run, variant or "physics") if args.data
+                         else synthetic_setup()))
+
+
+def time_one(args, model, closure, q0, forcing, spf) -> None:
     c = model.config
     n_steps = int(forcing.t.shape[0])
     print(f"plumecast {plumecast.__version__}, jax {jax.__version__} on {jax.default_backend()}, {os.cpu_count()} cores; "
