@@ -41,10 +41,14 @@ train() {  # train RUN_NAME VARIANT [options...]
 # background-weighted field+root loss; a run started from another names the same settings.
 LAYER='closure_options={"reservoir": true}'
 PLANE=(--set observation_log_max=1.0 --set observation_spacing_cells=12 --set loss=field+root)
-RUNS=(physics-quick layered-quick memory-quick)
+RUNS=(physics-quick layered-quick memory-quick column-quick)
 train physics-quick physics "${PLANE[@]}"
 train layered-quick layered "${PLANE[@]}"
 train memory-quick memory --init-from runs/layered-quick --set "$LAYER" "${PLANE[@]}"
+# The column physics (issue 14): the plane as one of five levels, each moved by the 3D
+# flow at its height, sources at their own height; the best model on val on every truth
+# so far (docs/results.md, "Real CFD: the column physics").
+train column-quick column "${PLANE[@]}"
 if [ "$ALL" = 1 ]; then
   train markovian-quick markovian --init-from runs/layered-quick --set "$LAYER" "${PLANE[@]}"
   # No physics terms to continue: it starts from the plane physics' inputs (Dx, Dy).
