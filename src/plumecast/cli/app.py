@@ -6,6 +6,7 @@ import re
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Fast learned forecasts of scalar spread on a plane of a building.")
 import_app = typer.Typer(no_args_is_help=True, help="Import finished CFD output into the plumecast dataset schema.")
@@ -56,3 +57,16 @@ def check_output_path(path, kind: str = "file", option: str = "--out"):
     if problem:
         fail(f"{option}: {problem}")
     return path
+
+
+def progress_bar() -> Progress:
+    """The commands' progress bar: what, bar, done of total, time elapsed and time left."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=console,
+    )

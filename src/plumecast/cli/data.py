@@ -8,26 +8,13 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from plumecast.cli.app import app, check_output_path, console, fail, read_dataset_or_fail
+from plumecast.cli.app import app, check_output_path, console, fail, progress_bar, read_dataset_or_fail
 from plumecast.geometry import GeometryError
 from plumecast.io.dataset import BUDGET_VARS, LEVEL_VARS, SPLITS, DatasetError
 from plumecast.io.preflight import PreflightError, require_memory
 from plumecast.scenario import ScenarioError, load_scenario_set, preset_names
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        console=console,
-    )
 
 
 @app.command()
@@ -89,7 +76,7 @@ def generate(
         return
 
     try:
-        with _progress() as bar:
+        with progress_bar() as bar:
             flow_task = bar.add_task("flow (iterations)", total=sset.flow.max_iterations)
             scen_task = bar.add_task("scenarios", total=len(sset.scenarios))
             # Time steps are counted in this process only; Dask workers report whole chunks.
@@ -155,7 +142,7 @@ def _generate_openfoam(sset, out: Path, scheduler: str, workers: int | None) -> 
         fail(f"OpenFOAM applications not found: {', '.join(missing)}; {INSTALL_HINT}")
 
     try:
-        with _progress() as bar:
+        with progress_bar() as bar:
             task = bar.add_task("OpenFOAM cases", total=len(sset.scenarios))
             ds = generate_openfoam(
                 sset, out.parent / ".plumecast-cache" / "openfoam", progress=lambda d, t: bar.update(task, completed=d, total=t),

@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from plumecast.cli.app import check_output_path, console, fail, import_app
+from plumecast.cli.app import check_output_path, console, fail, import_app, progress_bar
 from plumecast.io.dataset import DEFAULT_COLUMN_LEVELS, MASS_UNITS, SPLITS, DatasetError, write_dataset
 from plumecast.io.preflight import PreflightError
 from plumecast.schema import Number, describe
@@ -143,10 +143,8 @@ def _jobs(jobs: int | None, n_cases: int) -> int:
 
 def _with_progress(what: str, total: int, run):
     """``run(progress)`` under a rich bar of cases done and time left (a plain line per case in logs)."""
-    from plumecast.cli.data import _progress
-
     plain = not console.is_terminal
-    with _progress() as bar:
+    with progress_bar() as bar:
         task = bar.add_task(what, total=total)
 
         def progress(done, total_):
