@@ -145,8 +145,9 @@ class GridConfig:
         z = self.levels_m
         if z and (any(b <= a for a, b in zip(z, z[1:])) or z[0] <= 0 or z[-1] >= self.layer_height_m
                   or min(abs(h - self.plane_height_m) for h in z) > 1e-3):
-            raise ValueError(f"levels_m must be heights strictly increasing inside the room (0, {self.layer_height_m}) m "
-                             f"with one at the plane ({self.plane_height_m} m), got {list(z)}")
+            raise ValueError(f"the flow levels {[round(h, 4) for h in z]} m must increase strictly inside (0, "
+                             f"layer_height_m = {self.layer_height_m:g} m), the room, with one at the plane "
+                             f"({self.plane_height_m:g} m)")
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -26,7 +26,6 @@ from plumecast.errors import TrainError
 from plumecast.forcing import PreparedData
 from plumecast.forecast import check_grid
 from plumecast.io.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, read_json
-from plumecast.physics import operators as ops_
 from plumecast.physics.model import CoarseModel, GridConfig, concentration_scale, model_from_dataset, trainable_spec
 from plumecast.train.config import PhysicsSettings, TrainConfig
 
@@ -58,7 +57,7 @@ def build_system(ds, config: TrainConfig, prep: PreparedData):
                 observation_log_max=p.observation_log_max, observation_spacing_cells=p.observation_spacing_cells,
                 dtype=p.dtype, key=k_model,
             )
-        except ops_.StabilityError as e:
+        except ValueError as e:  # a flow too fast for the substeps, levels above layer_height_m, ...
             raise TrainError(str(e)) from None
     try:
         closure = make_closure(config.variant, model, key=k_closure, **config.closure_options)
