@@ -25,7 +25,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from plumecast.geometry import (FACES, Box, GeometryError, Grid3D, Patch, Room, parse_ascii_plan,
                                 plan_from_rectangles)
 from plumecast.io.dataset import MASS_UNITS, SPLITS
-from plumecast.schema import NonNegative, Number, Positive, PositiveWhole, describe, raising
+from plumecast.schema import NonNegative, Number, Positive, PositiveWhole, describe, load_toml_model, raising
 
 MAX_SNAPSHOTS = 10_000_000
 
@@ -363,18 +363,7 @@ class SourceFile(_Table):
 def load_source_file(path: str | Path) -> tuple[SourceFile, Source | None]:
     """The importers' source description file, validated; ScenarioError names the file and the key."""
     p = Path(path)
-    try:
-        config = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(f"{p}: cannot be read ({e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ScenarioError(f"{p}: malformed TOML: {e}") from None
-    try:
-        spec = SourceFile.model_validate(config)
-    except ValidationError as e:
-        raise ScenarioError(f"{p}: {describe(e, SourceFile, config)}") from None
+    spec, _ = load_toml_model(p, SourceFile, ScenarioError)
     if spec.source is None:
         return spec, None
     try:

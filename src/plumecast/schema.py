@@ -241,3 +241,27 @@ def raising(error_cls: type[Exception], *, table_word: str = "table"):
         return cls
 
     return decorate
+
+
+def load_toml_model(path, model, error: type[Exception], *, what: str = "file"):
+    """``(model instance, raw TOML dict)`` of a TOML file validated against a pydantic ``model``.
+
+    Every failure raises ``error`` with one line naming the file: missing (``no such
+    {what}``), unreadable, malformed TOML, or the schema's complaint (:func:`describe`).
+    """
+    import tomllib
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        config = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{p}: no such {what}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise error(f"{p}: cannot be read ({e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{p}: malformed TOML: {e}") from None
+    try:
+        return model.model_validate(config), config
+    except ValidationError as e:
+        raise error(f"{p}: {describe(e, model, config)}") from None

@@ -11,18 +11,17 @@ from __future__ import annotations
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from plumecast.cli.app import check_output_path, console, fail, import_app, progress_bar
 from plumecast.io.dataset import DEFAULT_COLUMN_LEVELS, MASS_UNITS, SPLITS, DatasetError, write_dataset
 from plumecast.io.preflight import PreflightError
-from plumecast.schema import Number, describe
+from plumecast.schema import Number, load_toml_model
 from plumecast.scenario import ScenarioError, Source, SourceSpec
 
 SOURCE_HELP = (
@@ -82,18 +81,7 @@ def read_manifest(path: Path, kind: str) -> tuple[list[ManifestCase], str | None
     ``times``; a Fluent export takes ``dir`` (all files in it) or ``files``.
     """
     path = Path(path)
-    try:
-        config = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ManifestError(f"{path}: no such manifest") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ManifestError(f"{path}: cannot be read ({e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ManifestError(f"{path}: malformed TOML: {e}") from None
-    try:
-        spec = _Manifest.model_validate(config)
-    except ValidationError as e:
-        raise ManifestError(f"{path}: {describe(e, _Manifest, config)}") from None
+    spec, _ = load_toml_model(path, _Manifest, ManifestError, what="manifest")
     base = path.parent
     out, seen = [], {}
     for n, c in enumerate(spec.case):
