@@ -607,26 +607,21 @@ def import_fluent_exports(exports, *, jobs: int = 1, progress=None, **common) ->
                 raise named(k, err) from None
             report(k + 1, len(exports))
     else:
-        from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+        from plumecast.io.openfoam import TaskFailed, run_in_pool  # one pool for both importers
 
-        from plumecast.io.openfoam import process_pool_context  # one rule for both importers' pools
+        finished = []
 
-        ex = ProcessPoolExecutor(max_workers=min(jobs, len(calls)), mp_context=process_pool_context())
+        def on_done(k):
+            finished.append(k)
+            report(len(finished), len(exports))
+
         try:
-            pending = {ex.submit(_import_one, kw): k for k, kw in enumerate(calls)}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_EXCEPTION)
-                for f in done:
-                    k = pending.pop(f)
-                    try:
-                        results[k] = f.result()
-                    except FluentFormatError as err:
-                        raise named(k, err) from None
-                    except Exception as err:  # a worker that died, or a dataset error
-                        raise FluentFormatError(f"export {names[k]!r}: {type(err).__name__}: {err}") from None
-                    report(len(exports) - len(pending), len(exports))
-        finally:
-            ex.shutdown(wait=True, cancel_futures=True)
+            results = run_in_pool(_import_one, calls, jobs, on_done)
+        except TaskFailed as t:
+            if isinstance(t.error, FluentFormatError):
+                raise named(t.index, t.error) from None
+            # a worker that died, or a dataset error
+            raise FluentFormatError(f"export {names[t.index]!r}: {type(t.error).__name__}: {t.error}") from None
     return _combine(results, names, with_flow[0])
 
 

@@ -929,7 +929,7 @@ def _run_task(task: tuple) -> tuple:
     return (_scalar_task if kind == "scalar" else _flow_task)(*args)
 
 
-class _TaskError(Exception):
+class TaskFailed(Exception):
     """Task ``index`` failed with ``error`` (so that the caller can name its case)."""
 
     def __init__(self, index: int, error: Exception):
@@ -968,25 +968,36 @@ def _run_tasks(tasks: list[tuple], state: dict, jobs: int, on_done) -> list:
                 try:
                     results[i] = _run_task(task)
                 except Exception as e:
-                    raise _TaskError(i, e) from None
+                    raise TaskFailed(i, e) from None
                 on_done(i)
         finally:
             _WORKER.clear()
         return results
+    return run_in_pool(_run_task, tasks, jobs, on_done, initializer=_init_worker, initargs=(state,))
+
+
+def run_in_pool(fn, tasks: list, jobs: int, on_done, *, initializer=None, initargs: tuple = ()) -> list:
+    """``fn(task)`` for every task in a pool of ``jobs`` processes (:func:`process_pool_context`); results in task order.
+
+    ``on_done(i)`` is called as task ``i`` finishes. The first failure raises
+    :class:`TaskFailed` naming the task, and the tasks not yet started are cancelled.
+    Both importers parse their cases through it.
+    """
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
+    results: list = [None] * len(tasks)
     ex = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=process_pool_context(),
-                             initializer=_init_worker, initargs=(state,))
+                             initializer=initializer, initargs=initargs)
     try:
-        pending = {ex.submit(_run_task, t): i for i, t in enumerate(tasks)}
+        pending = {ex.submit(fn, t): i for i, t in enumerate(tasks)}
         while pending:
             done, _ = wait(pending, return_when=FIRST_EXCEPTION)
             for f in done:
                 i = pending.pop(f)
                 try:
-                    results[i] = f.result()  # re-raises the worker's error (an OpenFOAMImportError names the file)
+                    results[i] = f.result()  # re-raises the worker's error (an importer error names the file)
                 except Exception as e:
-                    raise _TaskError(i, e) from None
+                    raise TaskFailed(i, e) from None
                 on_done(i)
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
@@ -1206,7 +1217,7 @@ def import_openfoam_cases(
     state = {"sampler": sampler, "volumes": geom.volumes, "fast": fast}
     try:
         results = _run_tasks(tasks, state, jobs, on_done)
-    except _TaskError as t:
+    except TaskFailed as t:
         k = owner[t.index]
         label = where(k) if tasks[t.index][1] is not flow else f"flow case {flow.case}"
         if isinstance(t.error, OpenFOAMImportError):
