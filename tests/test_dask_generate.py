@@ -136,6 +136,8 @@ def test_cli_scheduler_option(tmp_path, monkeypatch):
     r = runner.invoke(app, ["generate", "tiny", "--out", str(tmp_path / "c.nc"), "--scheduler", "inline",
                             "--workers", "2"])
     assert r.exit_code != 0 and "--workers sizes the local cluster" in r.output
+    r = runner.invoke(app, ["generate", "tiny", "--out", str(tmp_path / "d.nc"), "--procs", "2"])
+    assert r.exit_code != 0 and "--procs decomposes OpenFOAM cases" in r.output and not (tmp_path / "d.nc").exists()
 
 
 @pytest.mark.openfoam

@@ -35,8 +35,13 @@ def generate(
                      "Default from PLUMECAST_DASK_SCHEDULER."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Workers of the local cluster (default: one per CPU).")
+        int | None, typer.Option("--workers", min=1, help="Workers of the local cluster (default: one per CPU, "
+                                 "divided by --procs).")
     ] = None,
+    procs: Annotated[
+        int, typer.Option("--procs", min=1, help="OpenFOAM engine: MPI ranks per case (decomposePar + mpirun; "
+                          "needs openmpi-bin, which Debian's openfoam package brings).")
+    ] = 1,
 ) -> None:
     """Simulate a scenario set in 3D and write its plane dataset, with the flow at the column levels (reuses what
     exists)."""
@@ -47,6 +52,8 @@ def generate(
     check_output_path(out, "file")
     if engine not in ("embedded", "openfoam"):
         fail(f"unknown engine {engine!r}; use 'embedded' or 'openfoam'")
+    if procs != 1 and engine != "openfoam":
+        fail("--procs decomposes OpenFOAM cases; the embedded engine runs a chunk per worker (use --workers)")
     scheduler = (scheduler or os.environ.get(SCHEDULER_ENV) or LOCAL).strip()
     if scheduler not in (LOCAL, INLINE) and ":" not in scheduler:
         fail(f"--scheduler {scheduler!r}: give 'local', 'inline' or a Dask scheduler address such as "
@@ -72,7 +79,7 @@ def generate(
     except (PreflightError, ScenarioError, GeometryError) as e:
         fail(f"{preset_or_toml}: {e}")
     if engine == "openfoam":
-        _generate_openfoam(sset, out, scheduler, workers)
+        _generate_openfoam(sset, out, scheduler, workers, procs)
         return
 
     try:
@@ -130,14 +137,14 @@ def generate(
     )
 
 
-def _generate_openfoam(sset, out: Path, scheduler: str, workers: int | None) -> None:
+def _generate_openfoam(sset, out: Path, scheduler: str, workers: int | None, procs: int) -> None:
     try:
         from plumecast.reference.openfoam_engine import INSTALL_HINT, generate_openfoam, openfoam_missing
     except ImportError as e:
         fail(f"the OpenFOAM engine is not available: {e}")
     from plumecast.io.dataset import write_dataset
 
-    missing = openfoam_missing()
+    missing = openfoam_missing(procs)
     if missing:  # before any progress bar or case folder
         fail(f"OpenFOAM applications not found: {', '.join(missing)}; {INSTALL_HINT}")
 
@@ -146,7 +153,7 @@ def _generate_openfoam(sset, out: Path, scheduler: str, workers: int | None) -> 
             task = bar.add_task("OpenFOAM cases", total=len(sset.scenarios))
             ds = generate_openfoam(
                 sset, out.parent / ".plumecast-cache" / "openfoam", progress=lambda d, t: bar.update(task, completed=d, total=t),
-                scheduler=scheduler, workers=workers,
+                scheduler=scheduler, workers=workers, procs=procs,
             )
         write_dataset(ds, out)
     except KeyboardInterrupt:

@@ -504,6 +504,19 @@ def read_field(path: str | Path, n_cells: int, *, vector: bool = False, fast: bo
     return arr
 
 
+def read_cell_addressing(processor_dir: str | Path) -> np.ndarray:
+    """The global cell label of each of a processor's cells (``constant/polyMesh/cellProcAddressing``).
+
+    ``decomposePar`` writes it; with it a decomposed field goes back into the full mesh's
+    cell order without ``reconstructPar``.
+    """
+    path = Path(processor_dir) / "constant" / "polyMesh" / "cellProcAddressing"
+    labels = np.asarray(_read_entry(path, "cell addressing", (_label_bytes(path),)), dtype=np.int64).ravel()
+    if len(labels) and labels.min() < 0:
+        raise OpenFOAMImportError(f"{path}: negative cell label")
+    return labels
+
+
 _TIME_RE = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
 
 

@@ -73,6 +73,8 @@ from plumecast.scenario import Scenario, ScenarioSet
 
 GENERATOR = "plumecast-openfoam"
 APPS = ("blockMesh", "subsetMesh", "topoSet", "createPatch", "simpleFoam", "scalarTransportFoam")
+# What a case decomposed over MPI ranks needs besides (Debian: openfoam pulls in openmpi-bin).
+PARALLEL_APPS = ("decomposePar", "reconstructPar", "mpirun")
 INSTALL_HINT = (
     "install OpenFOAM (Debian/Ubuntu: apt-get install -y --no-install-recommends openfoam) so that "
     "blockMesh, simpleFoam and scalarTransportFoam are on PATH, and foamlib (pip install 'plumecast[openfoam]')"
@@ -88,31 +90,37 @@ class OpenFOAMError(RuntimeError):
     """OpenFOAM missing, or a case that failed; the message names the case and its log."""
 
 
-def openfoam_missing() -> list[str]:
-    """The OpenFOAM applications this engine needs that are not on PATH."""
-    return [a for a in APPS if shutil.which(a) is None]
+def openfoam_missing(procs: int = 1) -> list[str]:
+    """The OpenFOAM applications (and, for ``procs > 1``, MPI tools) this engine needs that are not on PATH."""
+    return [a for a in APPS + (PARALLEL_APPS if procs > 1 else ()) if shutil.which(a) is None]
 
 
 def _env() -> dict:
     env = dict(os.environ)
     env.setdefault("WM_PROJECT_DIR", "/usr/share/openfoam")
     env.setdefault("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers run as root; Open MPI refuses that unasked
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
     return env
 
 
-def run_app(case: Path, app: str, *args: str, timeout: float | None = None) -> Path:
+def run_app(case: Path, app: str, *args: str, timeout: float | None = None, procs: int = 1) -> Path:
     """Run the OpenFOAM application ``app`` in ``case`` (log in ``case/log.<app>``); returns the log.
 
-    OpenFOAMError names the case and the log when the application is missing, fails or
-    runs past ``timeout`` seconds.
+    ``procs > 1`` runs it with ``mpirun -np procs ... -parallel`` on a case already split
+    by :func:`decompose`. OpenFOAMError names the case and the log when the application is
+    missing, fails or runs past ``timeout`` seconds.
     """
     log = case / f"log.{app}"
+    # --oversubscribe: more ranks than this host's cores is slow, not wrong; a cluster's hostfile sets slots anyway.
+    command = (["mpirun", "-np", str(procs), "--oversubscribe", app, "-parallel"] if procs > 1 else [app])
     with open(log, "w") as fh:
         try:
-            rc = subprocess.run([app, "-case", str(case), *args], stdout=fh, stderr=subprocess.STDOUT,
+            rc = subprocess.run([*command, "-case", str(case), *args], stdout=fh, stderr=subprocess.STDOUT,
                                 env=_env(), timeout=timeout).returncode
         except FileNotFoundError:
-            raise OpenFOAMError(f"{app} not found; {INSTALL_HINT}") from None
+            raise OpenFOAMError(f"{command[0]} not found; {INSTALL_HINT}") from None
         except subprocess.TimeoutExpired:
             raise OpenFOAMError(f"case {case}: {app} ran past {timeout:.0f} s; see {log}") from None
     text = log.read_text(errors="replace")
@@ -120,6 +128,19 @@ def run_app(case: Path, app: str, *args: str, timeout: float | None = None) -> P
         tail = "\n".join(text.strip().splitlines()[-12:])
         raise OpenFOAMError(f"case {case}: {app} failed (exit code {rc}); see {log}:\n{tail}")
     return log
+
+
+def decompose(case: Path, procs: int, size_m) -> None:
+    """Split ``case`` (its mesh and the fields of 0/) into ``procs`` subdomains with ``decomposePar``.
+
+    ``method simple`` cuts along the room's longest horizontal side: the Debian build's
+    scotch library is a stub, and cuts across the long side keep the interfaces small.
+    """
+    lx, ly = size_m[0], size_m[1]
+    n = f"({procs} 1 1)" if lx >= ly else f"(1 {procs} 1)"
+    _foam_file(case / "system/decomposeParDict", "dictionary", "decomposeParDict",
+               f"numberOfSubdomains {procs};\nmethod simple;\nsimpleCoeffs\n{{\n    n {n};\n    delta 0.001;\n}}")
+    run_app(case, "decomposePar", "-force")
 
 
 # ----------------------------------------------------------------------------- dictionaries
@@ -280,20 +301,24 @@ relaxationFactors
 }""")
 
 
-def flow_case_key(sset: ScenarioSet) -> str:
+def flow_case_key(sset: ScenarioSet, procs: int = 1) -> str:
     """The key that names a room's OpenFOAM flow case, ``flow-<key>`` in the work folder.
 
-    A hash of the room and flow configuration, the fine cell and the plumecast version: the
-    flow case is reused while these are unchanged.
+    A hash of the room and flow configuration, the fine cell, the plumecast version and,
+    when decomposed, the rank count (a decomposed solve converges to a slightly different
+    flow): the flow case is reused while these are unchanged.
     """
     cfg = {k: v for k, v in sset.config.items() if k in ("room", "flow")}
-    raw = json.dumps({"room": cfg, "fine": sset.simulation.fine_cell_m, "v": __version__, "engine": 1}, sort_keys=True, default=str)
+    key = {"room": cfg, "fine": sset.simulation.fine_cell_m, "v": __version__, "engine": 1}
+    if procs > 1:  # serial keys stay as they were, so existing work folders stay valid
+        key["procs"] = procs
+    raw = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
 
-def _flow_case(sset: ScenarioSet, grid: Grid3D, work_dir: Path) -> tuple[Path, dict]:
-    """Mesh and steady flow of the room (reused when a finished one is there)."""
-    case = work_dir / f"flow-{flow_case_key(sset)}"
+def _flow_case(sset: ScenarioSet, grid: Grid3D, work_dir: Path, procs: int = 1) -> tuple[Path, dict]:
+    """Mesh and steady flow of the room (reused when a finished one is there), on ``procs`` MPI ranks."""
+    case = work_dir / f"flow-{flow_case_key(sset, procs)}"
     done = case / "plumecast-done.json"
     if done.is_file():
         try:
@@ -318,7 +343,13 @@ def _flow_case(sset: ScenarioSet, grid: Grid3D, work_dir: Path) -> tuple[Path, d
     # subsetMesh and createPatch rewrite the fields of 0/ for the patches they knew: write them anew.
     shutil.rmtree(case / "0")
     _write_flow_case(case, sset, grid)
-    log = run_app(case, "simpleFoam")
+    if procs > 1:
+        decompose(case, procs, sset.room.size_m)
+    log = run_app(case, "simpleFoam", procs=procs)
+    if procs > 1:  # the scalar cases copy the flow from the case root: gather it there, once
+        run_app(case, "reconstructPar")
+        for proc in case.glob("processor*"):
+            shutil.rmtree(proc)
     text = log.read_text(errors="replace")
     m = re.search(r"SIMPLE solution converged in (\d+) iterations", text)
     times = [float(t) for t in re.findall(r"^Time = (\S+)", text, re.M)]
@@ -608,37 +639,54 @@ def _claim_case(case: Path, sset: ScenarioSet) -> None:
     (case / OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "room": sset.name}))
 
 
-def _scalar_run(case: Path, sset: ScenarioSet, geom, sampler, windows, dt: float, keep_fields: bool) -> dict:
+def _scalar_run(case: Path, sset: ScenarioSet, geom, sampler, windows, dt: float, keep_fields: bool,
+                procs: int = 1) -> dict:
     try:
-        return _scalar_run_owned(case, sset, geom, sampler, windows, dt, keep_fields)
+        return _scalar_run_owned(case, sset, geom, sampler, windows, dt, keep_fields, procs)
     finally:
         (case / OWNER_FILE).unlink(missing_ok=True)
 
 
-def _scalar_run_owned(case: Path, sset: ScenarioSet, geom, sampler, windows, dt: float, keep_fields: bool) -> dict:
-    from plumecast.io.openfoam import read_field, time_dirs
+def _scalar_run_owned(case: Path, sset: ScenarioSet, geom, sampler, windows, dt: float, keep_fields: bool,
+                      procs: int = 1) -> dict:
+    from plumecast.io.openfoam import read_cell_addressing, read_field, time_dirs
 
     t0 = time.perf_counter()
-    run_app(case, "scalarTransportFoam")
+    if procs > 1:
+        decompose(case, procs, sset.room.size_m)
+    run_app(case, "scalarTransportFoam", procs=procs)
     run_seconds = time.perf_counter() - t0
+    # Where each root's cells go in the full mesh: the case itself, or its processors' addressing.
+    roots = [(case, None)] if procs == 1 else [(p, read_cell_addressing(p)) for p in sorted(case.glob("processor*"))]
+    if procs > 1 and sum(len(a) for _, a in roots) != geom.n_cells:
+        raise OpenFOAMError(f"case {case}: its {len(roots)} processors hold {sum(len(a) for _, a in roots)} cells, "
+                            f"the mesh {geom.n_cells}; see {case}/log.decomposePar")
+
+    def field_at(T: float) -> np.ndarray:
+        s = np.zeros(geom.n_cells)
+        for root, addressing in roots:
+            match = [d for t, d in time_dirs(root) if np.isclose(t, T, rtol=0, atol=1e-6 * max(1.0, T))]
+            if not match or not (match[0] / "s").is_file():
+                raise OpenFOAMError(f"case {case}: no field s written at t = {T:g} s in {root}; "
+                                    f"see {case}/log.scalarTransportFoam")
+            if addressing is None:
+                s = read_field(match[0] / "s", geom.n_cells)
+            else:
+                s[addressing] = read_field(match[0] / "s", len(addressing))
+        return s
+
     sim = sset.simulation
     times = sim.times_s
-    found = {t: d for t, d in time_dirs(case)}
     frames, mass = [], []
     for T in times:
-        match = [d for t, d in found.items() if np.isclose(t, T, rtol=0, atol=1e-6 * max(1.0, T))]
-        if T == 0:
-            s = np.zeros(geom.n_cells)
-        elif not match or not (match[0] / "s").is_file():
-            raise OpenFOAMError(f"case {case}: no field s written at t = {T:g} s; see {case}/log.scalarTransportFoam")
-        else:
-            s = read_field(match[0] / "s", geom.n_cells)
+        s = np.zeros(geom.n_cells) if T == 0 else field_at(T)
         frames.append(sampler(s))
         mass.append(float(s @ geom.volumes))
     sc_outflow = read_outflow(case, sset.room.outlets, times, dt)
-    for t, d in found.items():  # the plane and budget are extracted: drop the 3D snapshots (disk)
-        if t > 0 and not keep_fields:
-            shutil.rmtree(d, ignore_errors=True)
+    for root, _ in roots:  # the plane and budget are extracted: drop the 3D snapshots (disk)
+        for t, d in time_dirs(root):
+            if t > 0 and not keep_fields:
+                shutil.rmtree(d, ignore_errors=True)
     return {
         "concentration": np.stack(frames),
         "mass_room": np.array(mass),
@@ -649,12 +697,12 @@ def _scalar_run_owned(case: Path, sset: ScenarioSet, geom, sampler, windows, dt:
 
 
 def _scalar_task(case: Path, sset: ScenarioSet, geom, sampler, windows, dt: float, keep_fields: bool,
-                 cache: Path) -> dict:
+                 cache: Path, procs: int = 1) -> dict:
     """One Dask task: run a scenario's case and cache its result here, on the worker (survives a lost client)."""
     from plumecast.io.openfoam import OpenFOAMImportError
 
     try:
-        result = _scalar_run(case, sset, geom, sampler, windows, dt, keep_fields)
+        result = _scalar_run(case, sset, geom, sampler, windows, dt, keep_fields, procs)
     except OpenFOAMImportError as e:
         raise OpenFOAMError(f"case {case}: {e}; see {case}/log.scalarTransportFoam") from None
     try:
@@ -673,6 +721,7 @@ def generate_openfoam(
     workers: int | None = None,
     keep_fields: bool = False,
     scheduler: str | None = None,
+    procs: int = 1,
 ) -> xr.Dataset:
     """Generate the plane dataset of ``scenario_set`` with OpenFOAM; cases live in ``work_dir``.
 
@@ -680,13 +729,19 @@ def generate_openfoam(
     the flow). Finished scenarios are cached in ``work_dir`` and not run again.
     ``keep_fields`` keeps each scenario's 3D snapshots of ``s`` (by default they are
     deleted once the plane and budget are extracted; logs, dictionaries and
-    postProcessing stay); it runs every scenario, since the cache holds only the plane. Raises OpenFOAMError (a RuntimeError) when OpenFOAM or foamlib is missing
+    postProcessing stay); it runs every scenario, since the cache holds only the plane.
+    ``procs > 1`` decomposes the flow case and every scalar case over that many MPI ranks
+    (``decomposePar``, ``mpirun ... -parallel``); ``workers`` then defaults to the CPUs
+    divided by ``procs``. Raises OpenFOAMError (a RuntimeError) when OpenFOAM, MPI or foamlib is missing
     or a case fails; GeometryError/ScenarioError for an invalid room or source.
     """
     from plumecast.io.dataset import column_levels_m, make_dataset
     from plumecast.io.openfoam import OpenFOAMImportError, mesh_plane_sampler, read_field, read_mesh, require_foamlib
 
-    missing = openfoam_missing()
+    if int(procs) != procs or procs < 1:
+        raise OpenFOAMError(f"procs must be a whole number >= 1, got {procs!r}")
+    procs = int(procs)
+    missing = openfoam_missing(procs)
     if missing:
         raise OpenFOAMError(f"OpenFOAM applications not found: {', '.join(missing)}; {INSTALL_HINT}")
     try:
@@ -705,7 +760,7 @@ def generate_openfoam(
     t_start = time.perf_counter()
 
     try:
-        flow_case, flow_info = _flow_case(sset, grid, work)
+        flow_case, flow_info = _flow_case(sset, grid, work, procs)
         ftime = flow_info["final_time"]
         geom = read_mesh(flow_case / "constant/polyMesh")
         U = read_field(flow_case / ftime / "U", geom.n_cells, vector=True)
@@ -732,7 +787,7 @@ def generate_openfoam(
     steps = {sc.name: _time_step(sset, umax, sc) for sc in sset.scenarios}
     todo = []
     for sc in sset.scenarios:
-        run_key = f"{flow_case.name}-dt{steps[sc.name]:.10g}-{GENERATOR}-{__version__}"
+        run_key = f"{flow_case.name}-dt{steps[sc.name]:.10g}-{GENERATOR}-{__version__}" + (f"-np{procs}" if procs > 1 else "")
         cache = work / f"result-{scenario_key(sset, sc, run_key)}.nc"
         # A cached result holds the plane, not the 3D fields that keep_fields asks for.
         cached = read_scenario_cache(cache) if cache.exists() and not keep_fields else None
@@ -758,13 +813,14 @@ def generate_openfoam(
     n_cached = len(results)
     done = 1 + n_cached
     report(done, total)
-    n_workers = workers or int(os.environ.get("PLUMECAST_OPENFOAM_WORKERS", 0)) or os.cpu_count() or 1
+    n_workers = (workers or int(os.environ.get("PLUMECAST_OPENFOAM_WORKERS", 0))
+                 or max(1, (os.cpu_count() or 1) // procs))
     n_workers = max(1, min(n_workers, max(1, len(jobs))))
     if scheduler not in (None, INLINE) and jobs:
         with dask_client(scheduler, workers=n_workers if scheduler == "local" else None) as client:
             n_workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
             geom_f, sampler_f = client.scatter([geom, sampler], broadcast=True)
-            tasks = {name: (_scalar_task, case, sset, geom_f, sampler_f, windows, steps[name], keep_fields, cache)
+            tasks = {name: (_scalar_task, case, sset, geom_f, sampler_f, windows, steps[name], keep_fields, cache, procs)
                      for name, (case, windows, cache) in jobs.items()}
 
             def finished(name, result):
@@ -785,7 +841,7 @@ def generate_openfoam(
                         (case / OWNER_FILE).unlink(missing_ok=True)
                 raise
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        futures = {pool.submit(_scalar_run, case, sset, geom, sampler, windows, steps[name], keep_fields): name
+        futures = {pool.submit(_scalar_run, case, sset, geom, sampler, windows, steps[name], keep_fields, procs): name
                    for name, (case, windows, _) in jobs.items() if name not in results}
         try:
             for fut in as_completed(futures):
@@ -846,6 +902,7 @@ def generate_openfoam(
     ds.attrs["openfoam_time_step_s"] = dt  # static sources' step; every scenario's below
     ds.attrs["openfoam_time_steps_s"] = json.dumps(steps)
     ds.attrs["openfoam_work_dir"] = str(work)
+    ds.attrs["openfoam_procs"] = procs  # MPI ranks per case (flow and scalar)
     ds.attrs["openfoam_negative_clipped"] = json.dumps(clipped)  # per scenario: count, lowest / scenario peak
     # Wall time of every scalarTransportFoam run, cached ones included, so the cost of a
     # generation interrupted and resumed is still on record.
@@ -856,7 +913,7 @@ def generate_openfoam(
     ds.attrs["history"] = (
         f"plumecast {__version__} generate {sset.name} --engine openfoam: simpleFoam k-epsilon flow "
         f"({flow_info['iterations']} iterations, stationary {flow_info.get('stationary')}) on {geom.n_cells} cells of "
-        f"{sim.fine_cell_m} m; scalarTransport on the frozen flow, dt {dt:g} s (Courant <= {sim.openfoam_max_courant:g}; moving sources "
+        f"{sim.fine_cell_m} m{f' on {procs} MPI ranks' if procs > 1 else ''}; scalarTransport on the frozen flow, dt {dt:g} s (Courant <= {sim.openfoam_max_courant:g}; moving sources "
         f"down to {min(steps.values()):g} s), Deff = D_m + nut/Sc_t "
         f"(Sc_t {sim.turbulent_schmidt}); {len(jobs)} of {len(sset.scenarios)} scenarios run with {n_workers} "
         f"{'Dask ' if scheduler not in (None, INLINE) else ''}worker(s) in {time.perf_counter() - t_start:.1f} s ({n_cached} from the cache of an earlier run)"
