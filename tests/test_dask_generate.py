@@ -89,6 +89,29 @@ def test_a_killed_client_resumes_to_the_same_dataset(tiny, local, cluster, tmp_p
     assert_same_data(tmp_path / "tiny.nc", local)
 
 
+def test_temporaries_of_killed_cache_writes_are_removed_when_stale(tmp_path):
+    """A write killed between mkstemp and rename leaves a hidden temporary; the next run removes it once stale."""
+    import os
+    import time
+
+    from plumecast.io.atomic import STALE_TEMPORARY_S, atomic_path, remove_stale_temporaries
+
+    with pytest.raises(RuntimeError):  # a failed write leaves nothing behind
+        with atomic_path(tmp_path / "scenario-a.nc") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+    stale, fresh, entry = (tmp_path / ".scenario-a.nc.x1.nc", tmp_path / ".scenario-b.nc.x2.nc",
+                           tmp_path / "scenario-c.nc")
+    for p in (stale, fresh, entry):
+        p.write_bytes(b"x")
+    old = time.time() - STALE_TEMPORARY_S - 60
+    os.utime(stale, (old, old))
+    os.utime(entry, (old, old))
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fresh.name, entry.name]  # a live write and entries stay
+
+
 def test_a_worker_killed_mid_task_is_replaced_and_the_data_is_the_same(tiny, local, cluster, tmp_path):
     """SIGKILL of a worker process while it runs a chunk: the chunk runs again elsewhere, the data is unchanged."""
     pids = cluster.run(os.getpid)  # worker address -> process id

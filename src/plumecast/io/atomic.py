@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,3 +33,26 @@ def atomic_path(path: str | Path, suffix: str | None = None):
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+STALE_TEMPORARY_S = 3600.0  # a cache write takes seconds: an hour-old temporary belongs to a killed writer
+
+
+def remove_stale_temporaries(folder: str | Path, older_than_s: float = STALE_TEMPORARY_S) -> list[Path]:
+    """Remove the temporaries :func:`atomic_path` left in ``folder`` when its writer was killed.
+
+    Only hidden files named as ``atomic_path`` names them (``.<name>.<random><suffix>``)
+    and untouched for ``older_than_s`` seconds go, so a write in progress elsewhere (another
+    generation into the same cache) keeps its file. Returns what was removed.
+    """
+    folder = Path(folder)
+    now = time.time()
+    removed = []
+    for tmp in folder.glob(".*.*") if folder.is_dir() else ():
+        try:
+            if tmp.is_file() and now - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:  # removed meanwhile by its writer or another cleaner
+            pass
+    return removed

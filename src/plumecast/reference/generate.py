@@ -37,7 +37,7 @@ import xarray as xr
 
 from plumecast import __version__
 from plumecast.geometry import Grid3D, plane_fluid_fraction
-from plumecast.io.atomic import atomic_path
+from plumecast.io.atomic import atomic_path, remove_stale_temporaries
 from plumecast.io.dataset import LEVEL_VARS, DatasetError, column_levels_m, make_dataset, read_dataset, write_dataset
 from plumecast.io.preflight import require_memory
 from plumecast.reference.flow import Flow3D, read_flow, solve_flow, write_flow
@@ -357,6 +357,7 @@ def generate_embedded(
 
     cache = out.parent / CACHE_DIR_NAME
     cache.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(cache)  # what killed runs left half-written (never read: only renames publish)
     stage = on_stage or (lambda s: None)
     stage("flow")
     flow, flow_cached = flow_for(sset, grid, cache, on_flow_progress)

@@ -67,6 +67,7 @@ import xarray as xr
 
 from plumecast import __version__
 from plumecast.geometry import Grid3D
+from plumecast.io.atomic import remove_stale_temporaries
 from plumecast.reference.generate import (INLINE, dask_client, read_scenario_cache, run_tasks, scenario_key,
                                           write_scenario_cache)
 from plumecast.scenario import Scenario, ScenarioSet
@@ -754,6 +755,7 @@ def generate_openfoam(
     sset.validate_sources(grid)
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(work)  # cache writes a killed run left half-done
     total = len(sset.scenarios) + 1
     report = progress or (lambda d, t: None)
     report(0, total)
