@@ -14,6 +14,13 @@ Splits (:data:`plumecast.io.dataset.SPLITS`) have roles (:data:`SPLIT_ROLES`): `
 is fitted, ``val`` chooses (options, checkpoint, early stopping, seeds), ``test`` and
 ``ood`` are only reported (docs/evaluation.md, "Protocol: choose on val, report test and
 OOD"). An evaluation of any split is the same computation; the role goes into the reports.
+
+**Lazy data** (``lazy=True``, ``plumecast evaluate --lazy``): the dataset's concentration
+stays in its file (:func:`plumecast.io.dataset.open_dataset_lazy`); scenarios are read,
+forecast and scored one chunk at a time, and only their metrics are kept. The
+:class:`Evaluation`'s ``truth`` and ``forecast`` are then :class:`ScenarioFrames`: a
+scenario's frames are read (truth) or forecast again (forecast) when a report asks for
+them, for the few example scenarios it draws. The metrics are the eager path's.
 """
 
 from __future__ import annotations
@@ -28,9 +35,10 @@ from plumecast import metrics as M
 from plumecast.errors import TrainError
 from plumecast.forcing import prepare_data
 from plumecast.forecast import check_grid, forecast_scenarios
-from plumecast.io.dataset import SPLITS, DatasetError, read_dataset
+from plumecast.io.dataset import SPLITS, DatasetError, open_dataset_lazy, read_dataset
 
-__all__ = ["EvaluationError", "Evaluation", "SPLIT_ROLES", "check_compatible", "evaluate_run", "evaluate_system"]
+__all__ = ["EvaluationError", "Evaluation", "ScenarioFrames", "SPLIT_ROLES", "check_compatible", "evaluate_run",
+           "evaluate_system", "read_data"]
 
 SPLIT_ROLES = {
     "train": "fitted by training",
@@ -43,6 +51,34 @@ assert set(SPLIT_ROLES) == set(SPLITS), "every split of the schema has a role"
 
 class EvaluationError(ValueError):
     """An evaluation that cannot run as asked; the message names the problem."""
+
+
+class ScenarioFrames:
+    """``(n, T, ny, nx)`` frames of a split's scenarios made one scenario at a time, when asked for.
+
+    ``frames[i]`` is scenario ``i``'s ``(T, ny, nx)`` array from ``make(i)``, and
+    ``frames[i, k, ...]`` indexes it; the last scenario made is kept, so a figure that
+    reads one scenario frame by frame makes it once.
+    """
+
+    def __init__(self, shape: tuple[int, ...], make):
+        self.shape = tuple(shape)
+        self.ndim = len(self.shape)
+        self._make = make
+        self._last: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        i = int(key[0])
+        i = i + self.shape[0] if i < 0 else i
+        if not 0 <= i < self.shape[0]:
+            raise IndexError(f"scenario {key[0]} of {self.shape[0]}")
+        if self._last is None or self._last[0] != i:
+            self._last = (i, self._make(i))
+        return self._last[1][key[1:]]
 
 
 @dataclass
@@ -59,8 +95,8 @@ class Evaluation:
     x: np.ndarray  # (nx,) m
     y: np.ndarray  # (ny,) m
     fluid: np.ndarray  # (ny, nx)
-    truth: np.ndarray  # (n, T, ny, nx) concentration
-    forecast: np.ndarray  # (n, T, ny, nx)
+    truth: np.ndarray | ScenarioFrames  # (n, T, ny, nx) concentration (lazy data: ScenarioFrames)
+    forecast: np.ndarray | ScenarioFrames  # (n, T, ny, nx)
     per_time: dict[str, np.ndarray]  # metric -> (n, T)
     summary: dict  # metrics.summarise(per_time)
     rollout_seconds: float  # wall time of all forecasts, compilation included
@@ -82,30 +118,56 @@ def check_compatible(model, ds, *, run: str = "the model", data: str = "the data
 
 
 def evaluate_system(system, ds, split: str, *, run_dir: str = "", variant: str = "", preset: str = "", data: str = "",
-                    chunk: int = 8) -> Evaluation:
-    """Forecast and score every scenario of ``split`` with a ``(model, closure)`` system."""
+                    chunk: int = 8, lazy: bool = False) -> Evaluation:
+    """Forecast and score every scenario of ``split`` with a ``(model, closure)`` system.
+
+    ``lazy``: read ``ds``'s concentration a chunk of scenarios at a time and keep only the
+    metrics (the module docstring says how); open ``ds`` with :func:`read_data` so.
+    """
     if split not in SPLITS:
         raise EvaluationError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     model = system[0]
     check_compatible(model, ds, run=run_dir or "the model", data=data or "the dataset")
     try:
-        prep = prepare_data(ds, model.config.dt, model.config.dtype, fluid=np.asarray(model.fluid))
+        prep = prepare_data(ds, model.config.dt, model.config.dtype, fluid=np.asarray(model.fluid), lazy=lazy)
     except TrainError as e:
         raise EvaluationError(str(e)) from None
     indices = prep.indices(split)
     if indices.size == 0:
         present = sorted(set(prep.splits))
         raise EvaluationError(f"{data or 'the dataset'} has no scenario in the {split!r} split (it has: {', '.join(present)})")
-    t0 = time.perf_counter()
-    pred = forecast_scenarios(system, prep, indices, chunk=chunk)
-    seconds = time.perf_counter() - t0
-    truth = prep.conc[indices].astype(float)
     fluid = np.asarray(ds["fluid"].values, float)
     x, y = np.asarray(ds["x"].values, float), np.asarray(ds["y"].values, float)
     names = [prep.names[i] for i in indices]
-    bad = [n for n, p in zip(names, pred) if not np.isfinite(p).all()]
-    per = [M.scenario_metrics(p, t, fluid, prep.times, x, y) for p, t in zip(pred, truth)]
+    chunk = max(1, min(chunk, len(indices)))
+
+    def forecast_of(idx):
+        # Padded to a whole chunk, as forecast_scenarios pads its last one: one compiled shape.
+        return forecast_scenarios(system, prep, np.resize(idx, chunk), chunk=chunk)[: len(idx)]
+
+    seconds, per, bad = 0.0, [], []
+    truths = preds = None  # eager: the whole split's frames, filled a chunk at a time
+    for start in range(0, len(indices), chunk):  # eager or lazy, one chunk of scenarios at a time
+        idx = indices[start : start + chunk]
+        t0 = time.perf_counter()
+        pred = forecast_of(idx)
+        seconds += time.perf_counter() - t0
+        truth = prep.conc[idx].astype(float)
+        bad += [names[start + j] for j, p in enumerate(pred) if not np.isfinite(p).all()]
+        per += [M.scenario_metrics(p, t, fluid, prep.times, x, y) for p, t in zip(pred, truth)]
+        if not lazy:
+            if truths is None:
+                truths = np.empty((len(indices),) + truth.shape[1:], truth.dtype)
+                preds = np.empty((len(indices),) + pred.shape[1:], pred.dtype)
+            truths[start : start + len(idx)] = truth
+            preds[start : start + len(idx)] = pred
     per_time = {m: np.stack([d[m] for d in per]) for m in M.METRICS}
+    if lazy:
+        shape = (len(indices),) + tuple(prep.conc.shape[1:])
+        truth = ScenarioFrames(shape, lambda i: prep.conc[int(indices[i])].astype(float))
+        pred = ScenarioFrames(shape, lambda i: forecast_of(indices[i : i + 1])[0])
+    else:
+        truth, pred = truths, preds
     return Evaluation(
         run_dir=str(run_dir),
         variant=variant,
@@ -140,14 +202,24 @@ def load_system(run_dir: str | Path, model: str = "selected"):
     return system, config
 
 
-def evaluate_run(run_dir: str | Path, data, split: str = "test", *, chunk: int = 8, model: str = "selected") -> Evaluation:
-    """Evaluate the selected model of ``run_dir`` (or ``model="last"``) on ``split`` of ``data`` (path or Dataset)."""
+def read_data(path: str | Path, lazy: bool = False):
+    """The dataset at ``path``: read whole, or with ``lazy`` opened with its concentration left in the file."""
+    try:
+        return open_dataset_lazy(path) if lazy else read_dataset(path)
+    except DatasetError as e:
+        raise EvaluationError(str(e)) from None
+
+
+def evaluate_run(run_dir: str | Path, data, split: str = "test", *, chunk: int = 8, model: str = "selected",
+                 lazy: bool = False) -> Evaluation:
+    """Evaluate the selected model of ``run_dir`` (or ``model="last"``) on ``split`` of ``data`` (path or Dataset).
+
+    ``lazy``: see :func:`evaluate_system`; a path is opened lazily and stays open while
+    the evaluation's frames are in use (its truth is read from it).
+    """
     system, config = load_system(run_dir, model)
     label = str(data) if isinstance(data, (str, Path)) else "the dataset"
     if isinstance(data, (str, Path)):
-        try:
-            data = read_dataset(data)
-        except DatasetError as e:
-            raise EvaluationError(str(e)) from None
+        data = read_data(data, lazy)
     return evaluate_system(system, data, split, run_dir=str(run_dir), variant=config.variant, preset=config.preset,
-                           data=label, chunk=chunk)
+                           data=label, chunk=chunk, lazy=lazy)

@@ -21,9 +21,11 @@ def evaluate(
     examples: int = typer.Option(3, "--examples", min=0, help="Scenarios with snapshot figures and animations."),
     model: str = typer.Option("selected", "--model", help="selected (best on val; the last model for a run without "
                               "val) | last (the latest checkpoint)."),
+    lazy: bool = typer.Option(False, "--lazy", help="Leave the concentration in the file and read it a chunk of "
+                              "scenarios at a time (datasets larger than memory; the same metrics)."),
 ) -> None:
     """Forecast every scenario of a split and report the metrics (fluid cells; median and IQR)."""
-    from plumecast.evaluate import EvaluationError, evaluate_system, load_system
+    from plumecast.evaluate import EvaluationError, evaluate_system, load_system, read_data
     from plumecast.report import write_report
 
     if split not in _SPLITS:
@@ -33,15 +35,17 @@ def evaluate(
     check_output_path(out, "dir")
     try:
         system, config = load_system(run_dir, model)
-        ds = read_dataset_or_fail(data)
+        ds = read_data(data, lazy)
         ev = evaluate_system(system, ds, split, run_dir=str(run_dir), variant=config.variant, preset=config.preset,
-                             data=str(data))
+                             data=str(data), lazy=lazy)
     except EvaluationError as e:
         fail(str(e))
     try:
-        write_report(ev, out, n_examples=examples)
+        write_report(ev, out, n_examples=examples)  # lazy: reads the example scenarios from the open file
     except OSError as e:
         fail(f"cannot write the report to {out}: {e}")
+    finally:
+        ds.close()
     s = ev.summary
     console.print(
         f"{ev.label} ({ev.variant}) on {split} ({len(ev.scenarios)} scenarios): final-time median Spearman "

@@ -24,6 +24,8 @@ def train(
     overrides: list[str] = typer.Option(
         [], "--set", help="Override a training config field, KEY=VALUE with a JSON value (e.g. epochs=[2,1,1,1])."
     ),
+    lazy: bool = typer.Option(False, "--lazy", help="Leave the concentration in the file and read it a batch at a time "
+                              "(datasets larger than memory; the same results as loading it whole)."),
 ) -> None:
     """Train a coarse model (physics-only or with a closure) on a plane dataset."""
     from plumecast.closure import variant_names
@@ -68,10 +70,10 @@ def train(
         config = None
     elif latest_checkpoint(out) is not None:
         fail(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    ds = read_dataset_or_fail(data)
+    ds = _read_data_or_fail(data, lazy)
     created = not out.exists()
     try:
-        result = run_training(ds, out, config, resume=resume, progress=progress)
+        result = run_training(ds, out, config, resume=resume, progress=progress, lazy=lazy)
     except (TrainError, CheckpointError) as e:
         fail(str(e))
     except OSError as e:
@@ -90,6 +92,18 @@ def train(
         raise typer.Exit(130)
     console.print(f"trained {result.system[0].config.ny} x {result.system[0].config.nx} model: {out}", highlight=False)
     _print_selection(result)
+
+
+def _read_data_or_fail(path: Path, lazy: bool):
+    """The dataset read whole, or with ``lazy`` opened with its concentration left in the file; or a one-line error."""
+    if not lazy:
+        return read_dataset_or_fail(path)
+    from plumecast.io.dataset import DatasetError, open_dataset_lazy
+
+    try:
+        return open_dataset_lazy(path)
+    except DatasetError as e:
+        _fail(str(e))
 
 
 def _print_selection(result) -> None:

@@ -424,6 +424,80 @@ def read_dataset(path: str | Path) -> xr.Dataset:
     return ds
 
 
+# Scenarios validated at once when a dataset is opened lazily: blocks of about this many
+# bytes of concentration (validate_dataset holds a few float64 copies of its input).
+_LAZY_BLOCK_BYTES = 32 * 2**20
+
+
+def open_dataset_lazy(path: str | Path) -> xr.Dataset:
+    """Open a dataset leaving its concentration in the file; validate it a block of scenarios at a time.
+
+    Everything but ``concentration`` (scenario x time x y x x, the one variable that grows
+    with the data) is read into memory; ``concentration`` stays a lazily indexed variable
+    (xarray's netCDF4 backend, ``cache=False`` so no read keeps a copy), and indexing it
+    reads only the hyperslab asked for. :func:`plumecast.forcing.prepare_data` with
+    ``lazy=True`` reads it so. The dataset passes the same checks as :func:`read_dataset`:
+    :func:`validate_dataset` on blocks of scenarios of about ``_LAZY_BLOCK_BYTES``, with
+    the two checks that span scenarios done over the whole file (unique names, and
+    negative concentration against the largest value of all scenarios). The file stays
+    open while the dataset is in use; ``close()`` it (or use ``with``) when done.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file")
+    try:
+        ds = xr.open_dataset(path, engine="netcdf4", cache=False)
+    except Exception as e:  # netCDF4 raises OSError, RuntimeError, ValueError for bad files
+        raise DatasetError(f"{path}: not a readable netCDF dataset ({type(e).__name__}: {e})") from None
+    try:
+        if "concentration" not in ds.variables:
+            validate_dataset(ds, str(path))  # names what is missing
+        rest = ds.drop_vars("concentration")
+        try:
+            require_memory(2 * rest.nbytes, f"reading {path} without its concentration ({dict(ds.sizes)})",
+                           "read it on a larger machine or split its scenarios")
+        except PreflightError as e:
+            raise DatasetError(str(e)) from None
+        rest = rest.load()
+        _validate_in_blocks(rest.assign(concentration=ds["concentration"]), str(path))
+    except BaseException:
+        ds.close()
+        raise
+    out = rest.assign(concentration=ds["concentration"])
+    out.set_close(ds.close)
+    return out
+
+
+def _validate_in_blocks(ds: xr.Dataset, source: str) -> None:
+    """:func:`validate_dataset` of ``ds`` (concentration lazy) without holding more than a block of it."""
+    names = [str(s) for s in ds["scenario"].values]
+    if len(set(names)) != len(names):
+        raise DatasetError(f"{source}: scenario names are not unique")
+    conc = ds["concentration"]
+    if conc.dims != ("scenario", "time", "y", "x"):
+        validate_dataset(ds.isel(scenario=slice(0, 1)).load(), source)  # names the dimensions
+    per_scenario = max(1, int(np.prod(conc.shape[1:])) * 8)
+    step = max(1, _LAZY_BLOCK_BYTES // per_scenario)
+    worst, largest = 0.0, 0.0
+    for start in range(0, max(1, ds.sizes["scenario"]), step):
+        block = ds.isel(scenario=slice(start, start + step)).load()
+        values = block["concentration"].values
+        if np.isfinite(values).all():
+            worst = min(worst, float(values.min()))
+            largest = max(largest, float(np.abs(values).max()))
+        # Negative values are judged below against the largest value of all scenarios, as
+        # validate_dataset judges them against its whole input; here they are set to 0.
+        block["concentration"] = block["concentration"].clip(min=0)
+        validate_dataset(block, source)
+    if worst < 0 and -worst > NEGATIVE_TOLERANCE * largest:
+        count = 0
+        for start in range(0, ds.sizes["scenario"], step):
+            values = ds["concentration"].isel(scenario=slice(start, start + step)).values
+            count += int((values < -NEGATIVE_TOLERANCE * largest).sum())
+        raise DatasetError(f"{source}: variable 'concentration' holds {count} negative values (the lowest {worst:.4g}), "
+                           f"beyond round-off ({NEGATIVE_TOLERANCE:g} of the largest value)")
+
+
 def scenario_config(ds: xr.Dataset) -> dict:
     """The full scenario configuration stored with the dataset."""
     return json.loads(ds.attrs["scenario_config"])

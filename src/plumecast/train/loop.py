@@ -33,6 +33,14 @@
   ``weights``), so every batch size trains and the step equals the unpadded one to float
   round-off (tests/test_sharding.py). Only the fused engine shards; the per-window
   reference engine runs on one device.
+* **Lazy data** (``train(..., lazy=True)``, ``plumecast train --lazy``): the dataset is
+  opened with :func:`~plumecast.io.dataset.open_dataset_lazy` and its concentration read
+  per batch (:class:`~plumecast.forcing.LazyConcentration`): the fused engine builds each
+  batch's own :class:`TrainData` (its rows, the windows of the current phase; the later
+  windows' targets are zeros that phase never reads), read from the file while the
+  previous batch's rollout runs; validation and the summary read one chunk of scenarios
+  at a time. Same numbers as eager loading (tests/test_lazy.py); memory is a batch, not
+  the training split (docs/benchmarks.md, "Datasets larger than memory").
 * **The room goes with the run**: ``RUN/room.nc`` (:mod:`plumecast.io.room`: plane grid,
   fluid mask, flow, units, training horizon, the 3D room when the data describes it) with
   its SHA-256 in ``config.json``, so a trained run forecasts new sources without the data.
@@ -59,7 +67,7 @@ from plumecast.forcing import PreparedData, prepare_data
 from plumecast.forecast import final_time_errors
 from plumecast.io.checkpoint import (key_from_json, key_to_json, latest_checkpoint, load_checkpoint, read_json,
                                      save_checkpoint, write_json_atomic)
-from plumecast.io.dataset import SPLITS, read_dataset
+from plumecast.io.dataset import SPLITS, open_dataset_lazy, read_dataset
 from plumecast.io.room import room_from_dataset, store_run_room
 from plumecast.physics.model import Forcing, GridConfig
 from plumecast.train.config import QUICK, Objective, Schedule, TrainConfig
@@ -69,8 +77,8 @@ from plumecast.train.system import build_system, system_spec
 from plumecast.train.windows import WindowPlan, epoch_batches, window_plan, window_slice
 
 __all__ = ["MAX_BAD_STEPS", "TrainResult", "TrainData", "make_optimizer", "window_update", "train_step",
-           "train_rollout", "train_data", "train_rows", "train_step_traces", "train", "epoch_per_window", "epoch_fused",
-           "batch_mesh", "BATCH_AXIS"]
+           "train_rollout", "train_data", "batch_train_data", "train_rows", "train_step_traces", "train",
+           "epoch_per_window", "epoch_fused", "batch_mesh", "BATCH_AXIS"]
 
 MAX_BAD_STEPS = 20
 BATCH_AXIS = "batch"  # the one axis of the data-parallel mesh
@@ -172,6 +180,23 @@ def train_data(prep: PreparedData, conc_normalised: np.ndarray, train_idx: np.nd
     targets = jnp.asarray(conc_normalised[train_idx, 1 : k_max * plan.frames + 1], dtype)
     conc0 = jnp.asarray(prep.conc[train_idx, 0])
     return TrainData(conc0, forcing, targets, plan.frames, plan.steps)
+
+
+def batch_train_data(prep: PreparedData, conc_normalised, idx: np.ndarray, plan: WindowPlan, n_windows: int,
+                     dtype) -> TrainData:
+    """:class:`TrainData` of one batch, rows in ``idx``'s order, read for its first ``n_windows`` windows.
+
+    The same layout as :func:`train_data` (``K_max`` windows, so every phase reuses one
+    compilation); the targets of windows ``n_windows`` and later are zeros, not read:
+    a rollout of ``n_windows`` windows never looks at them.
+    """
+    k_max = max(plan.windows)
+    forcing = jax.tree.map(lambda a: jnp.asarray(a[idx, : k_max * plan.steps]), prep.forcing)
+    read = conc_normalised[idx, 1 : n_windows * plan.frames + 1]
+    targets = np.zeros((len(idx), k_max * plan.frames) + read.shape[2:], np.dtype(dtype))
+    targets[:, : read.shape[1]] = read
+    conc0 = jnp.asarray(prep.conc[idx, 0])
+    return TrainData(conc0, forcing, jnp.asarray(targets), plan.frames, plan.steps)
 
 
 def train_rows(train_idx: np.ndarray, idx: np.ndarray) -> jax.Array:
@@ -278,13 +303,24 @@ def _sharded_rows(rows: jax.Array, mesh: Mesh | None):
     return jax.device_put(rows, sharding), weights, sharding
 
 
-def epoch_fused(params, static, opt_state, batches, n_windows: int, *, prep, data: TrainData, train_idx, memory0,
-                sched, objective, on_batch=None, mesh: Mesh | None = None, **_):
+def epoch_fused(params, static, opt_state, batches, n_windows: int, *, prep, data: TrainData | None, train_idx, memory0,
+                sched, objective, on_batch=None, mesh: Mesh | None = None, read_batch=None, **_):
+    # ``data`` is the training split on the device; None (lazy data): ``read_batch(idx,
+    # n_windows)`` gives each batch's own TrainData, whose rows are the batch in order.
+    def batch_input(idx):
+        if data is not None:
+            return data, train_rows(train_idx, idx)
+        return _replicate(read_batch(idx, n_windows), mesh), jnp.arange(len(idx), dtype=jnp.int32)
+
+    upcoming = batch_input(batches[0]) if len(batches) else None
     for b, idx in enumerate(batches):
-        rows, weights, sharding = _sharded_rows(train_rows(train_idx, idx), mesh)
-        params, opt_state, losses, oks, ran = train_rollout(params, static, opt_state, memory0, data, rows,
+        batch_data, rows = upcoming
+        rows, weights, sharding = _sharded_rows(rows, mesh)
+        params, opt_state, losses, oks, ran = train_rollout(params, static, opt_state, memory0, batch_data, rows,
                                                             jnp.asarray(n_windows, jnp.int32), sched, objective,
                                                             prep.steps_per_snapshot, weights, sharding)
+        if b + 1 < len(batches):  # JAX dispatches the rollout and returns: read the next batch while it runs
+            upcoming = batch_input(batches[b + 1])
         losses, oks, ran = np.asarray(losses), np.asarray(oks), np.asarray(ran)  # the one host sync of the rollout
         failed = np.flatnonzero(ran & ~oks)
         bad_k = int(failed[0]) if failed.size else None
@@ -323,7 +359,8 @@ def _start_run(run_dir: Path, config: TrainConfig | None, resume: bool) -> tuple
 
 def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resume: bool = False,
           progress: bool = True, stop_after_epochs: int | None = None, evaluate: bool = True,
-          log: Callable[[str], None] | None = None, engine: str = "fused", devices=None) -> TrainResult:
+          log: Callable[[str], None] | None = None, engine: str = "fused", devices=None,
+          lazy: bool = False) -> TrainResult:
     """Train a variant on a dataset (path or ``xarray.Dataset``); see the module docstrings of ``plumecast.train``.
 
     With ``resume``, the configuration is the one saved in ``run_dir`` (``config`` must be
@@ -331,20 +368,27 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
     (the run can be resumed), as an interruption would. ``engine="per-window"`` runs the
     earlier one-call-per-window loop (for the benchmark and the equality test only).
     ``devices`` (default: all of ``jax.devices()``) are the data-parallel devices of the
-    fused engine; the module docstring says how batches are split over them.
+    fused engine; the module docstring says how batches are split over them. ``lazy``
+    reads the concentration per batch instead of holding it (same results; the module
+    docstring says how); a path is then opened with :func:`open_dataset_lazy`, a dataset
+    is used as it was opened.
     """
     from rich.console import Console
 
     run_epoch = {"fused": epoch_fused, "per-window": epoch_per_window}.get(engine)
     if run_epoch is None:
         raise TrainError(f"unknown training engine {engine!r}; known: fused, per-window")
+    if isinstance(data, (str, Path)):
+        with open_dataset_lazy(data) if lazy else read_dataset(data) as ds:  # the file is closed after training
+            return train(ds, run_dir, config, resume=resume, progress=progress, stop_after_epochs=stop_after_epochs,
+                         evaluate=evaluate, log=log, engine=engine, devices=devices, lazy=lazy)
+    ds = data
     run_dir = Path(run_dir)
     console = Console(stderr=True)
     say = log or (lambda msg: console.print(msg, highlight=False))
-    ds = read_dataset(data) if isinstance(data, (str, Path)) else data
     config, saved = _start_run(run_dir, config, resume)
     sched, objective = config.schedule, config.objective
-    prep = prepare_data(ds, config.physics.dt_s, config.physics.dtype)
+    prep = prepare_data(ds, config.physics.dt_s, config.physics.dtype, lazy=lazy)
     plan = window_plan(sched, prep, config.physics.dt_s)
     system = build_system(ds, config, prep)
     model0 = system[0]
@@ -402,7 +446,11 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
                      for p in range(len(plan.windows)))
     conc_n = prep.conc / model0.config.c_ref
     memory0 = system[1].init_memory() if system[1] is not None else ()
-    data_dev = train_data(prep, conc_n, train_idx, plan, model0.config.jdtype) if engine == "fused" else None
+    data_dev = train_data(prep, conc_n, train_idx, plan, model0.config.jdtype) if engine == "fused" and not lazy else None
+
+    def read_batch(idx, n_windows):
+        return batch_train_data(prep, conc_n, idx, plan, n_windows, model0.config.jdtype)
+
     mesh = batch_mesh(devices) if engine == "fused" else None
     if mesh is not None:  # everything but the batch rows lives whole on every device
         params, opt_state, memory0, data_dev = _replicate((params, opt_state, memory0, data_dev), mesh)
@@ -467,7 +515,7 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
                 batches = epoch_batches(key, epoch, train_idx, sched.batch_size)
                 params, opt_state = run_epoch(params, static, opt_state, batches, K, prep=prep, conc_n=conc_n,
                                               plan=plan, data=data_dev, train_idx=train_idx, memory0=memory0, sched=sched,
-                                              objective=objective, on_batch=on_batch, mesh=mesh)
+                                              objective=objective, on_batch=on_batch, mesh=mesh, read_batch=read_batch)
                 epoch += 1
                 epochs_done = epoch
                 history.append({"phase": p, "horizon_s": horizon, "epoch": e,

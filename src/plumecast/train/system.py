@@ -23,10 +23,10 @@ import numpy as np
 
 from plumecast.closure import closure_trainable_spec, make_closure
 from plumecast.errors import TrainError
-from plumecast.forcing import PreparedData
+from plumecast.forcing import PreparedData, concentration_scale_of
 from plumecast.forecast import check_grid
 from plumecast.io.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, read_json
-from plumecast.physics.model import CoarseModel, GridConfig, concentration_scale, model_from_dataset, trainable_spec
+from plumecast.physics.model import CoarseModel, GridConfig, model_from_dataset, trainable_spec
 from plumecast.train.config import PhysicsSettings, TrainConfig
 
 __all__ = ["build_system", "skeleton_system", "system_spec", "load_run"]
@@ -49,7 +49,7 @@ def build_system(ds, config: TrainConfig, prep: PreparedData):
             raise TrainError(f"init_from run {config.init_from} differs in {', '.join(diff)}; start from a run with "
                              "the same physics settings")
     else:
-        c_ref = concentration_scale(prep.conc[train_idx], np.asarray(ds["fluid"].values))
+        c_ref = concentration_scale_of(prep, train_idx, np.asarray(ds["fluid"].values))
         try:
             model = model_from_dataset(
                 ds, c_ref=c_ref, dt=p.dt_s, substeps=p.substeps, layer_height_m=p.layer_height_m,
