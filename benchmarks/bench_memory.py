@@ -10,9 +10,9 @@ written once into a temporary folder, the concentration compressed as
 :func:`plumecast.io.dataset.write_dataset` compresses it and stored in chunks of
 ``--chunks``:
 
-* ``scenario`` (the default): one scenario and up to 4 MiB of its snapshots per chunk,
-  so reading a batch's windows decompresses those scenarios only;
-* ``default``: what ``write_dataset`` writes today, netCDF-C's default chunks (for this
+* ``scenario`` (the default): what ``write_dataset`` writes, one scenario and up to 4 MiB
+  of its snapshots per chunk, so reading a batch's windows decompresses those scenarios only;
+* ``default``: netCDF-C's default chunks, what ``write_dataset`` wrote before (for this
   dataset 90 scenarios x 101 snapshots x 9 x 17 cells, 56 MB each): correct, but a lazy
   read of a few scenarios decompresses chunks of 90.
 
@@ -80,14 +80,12 @@ def build_dataset(source: Path, factor: int, out: Path, chunks: str) -> dict:
     for variable in big.variables.values():  # the source's encodings (fixed-width names) would cut the new names
         variable.encoding = {}
     n, T, ny, nx = big["concentration"].shape
-    if chunks == "default":
+    if chunks == "scenario":  # what write_dataset writes: scenario-and-time chunks
         write_dataset(big, out)
-    else:  # write_dataset's file with scenario-and-time chunks
+    else:  # netCDF-C's default chunks, as write_dataset wrote before it chose its own
         validate_dataset(big, str(out))
-        snapshots = max(1, min(T, 4 * 2**20 // (ny * nx * 4)))
-        encoding = {"concentration": {"zlib": True, "complevel": 1, "chunksizes": (1, snapshots, ny, nx)}}
         with atomic_path(out) as tmp:
-            big.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+            big.to_netcdf(tmp, engine="netcdf4", encoding={"concentration": {"zlib": True, "complevel": 1}})
     splits = {s: int(np.sum(big["split"].values == s)) for s in ("train", "val", "test", "ood")}
     import netCDF4
 

@@ -48,6 +48,21 @@ def test_round_trip(tmp_path, rng):
     assert back["fluid"].values[0, 0] == 0 and back["fluid"].values[1, 1] == 1
 
 
+def test_concentration_is_stored_in_chunks_of_one_scenario(tmp_path, rng, monkeypatch):
+    """Lazy reads of a few scenarios decompress only those (and at most LAZY_CHUNK_BYTES of snapshots)."""
+    import netCDF4
+
+    from plumecast.io import dataset
+
+    path = write_dataset(small_dataset(rng, n_scen=3, n_time=6), tmp_path / "d.nc")
+    with netCDF4.Dataset(path) as nc:
+        assert nc.variables["concentration"].chunking() == [1, 6, 3, 5]
+    monkeypatch.setattr(dataset, "LAZY_CHUNK_BYTES", 2 * 3 * 5 * 4)  # room for two float32 snapshots
+    path = write_dataset(small_dataset(rng, n_scen=3, n_time=6), tmp_path / "e.nc")
+    with netCDF4.Dataset(path) as nc:
+        assert nc.variables["concentration"].chunking() == [1, 2, 3, 5]
+
+
 def test_nan_is_rejected_and_nothing_written(tmp_path, rng):
     c = rng.random((2, 4, 3, 5))
     c[1, 2, 0, 3] = np.nan

@@ -394,12 +394,22 @@ def source_outside_plane(source, fluid, *, x_lo: float, y_lo: float, dx: float, 
     return None
 
 
+LAZY_CHUNK_BYTES = 4 * 2**20
+
+
 def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
     """Validate, then write atomically: a temporary file in the same folder, renamed."""
     path = Path(path)
     validate_dataset(ds, str(path))
+    # Chunks of one scenario and up to 4 MiB of its snapshots: lazy training and evaluation
+    # read a few scenarios at a time, and netCDF-C's default chunks (tens of scenarios)
+    # made each such read decompress many (docs/benchmarks.md, "Datasets larger than memory").
+    _, n_times, ny, nx = ds["concentration"].shape
+    snapshots = max(1, min(n_times, LAZY_CHUNK_BYTES // max(1, ny * nx * ds["concentration"].dtype.itemsize)))
+    chunks = (1, snapshots, ny, nx)
     with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine="netcdf4", encoding={"concentration": {"zlib": True, "complevel": 1}})
+        ds.to_netcdf(tmp, engine="netcdf4",
+                     encoding={"concentration": {"zlib": True, "complevel": 1, "chunksizes": chunks}})
     return path
 
 
