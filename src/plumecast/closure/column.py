@@ -118,6 +118,7 @@ class Column(eqx.Module):
     stability_limit: float = eqx.field(static=True)
     schmidt: float = eqx.field(static=True)
     shape: tuple = eqx.field(static=True)  # (ny, nx) of the plane
+    advection: str = eqx.field(static=True, default="upwind")  # the model's scheme (GridConfig.advection)
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -155,7 +156,7 @@ class Column(eqx.Module):
         """``(Dx (L-1, ny, nx-1), Dy (L-1, ny-1, nx))`` of the off-plane levels, m^2/s, below each level's bound."""
         u, v, nu = (self._off(level_flow[i]) for i in (0, 1, 3))
         d_max = jax.vmap(lambda a, b: _diffusion_bound(a, b, fluid, self.dx, self.dy, self.dt / self.substeps,
-                                                       self.stability_limit))(u, v)[:, None, None]
+                                                       self.stability_limit, self.advection))(u, v)[:, None, None]
         d0x, d0y = jax.vmap(lambda n: ops_.faces_from_cells(n / self.schmidt, fluid))(nu)
         ax, ay = self.cells(self.theta_hx), self.cells(self.theta_hy)
         ax, ay = 0.5 * (ax[:, :, :-1] + ax[:, :, 1:]), 0.5 * (ay[:, :-1, :] + ay[:, 1:, :])
@@ -213,7 +214,8 @@ class Column(eqx.Module):
         def level(q, u, v, dx_f, dy_f):
             uf, vf = ops_.face_velocities(u, v, fluid)
             stencil = ops_.substep_stencil(uf, vf, dx_f, dy_f, fluid, self.dx, self.dy, sub)
-            return jax.lax.fori_loop(0, self.substeps, lambda _, a: ops_.apply_stencil(a, stencil, 0.0), q)
+            return ops_.transport_substeps(q, stencil, 0.0, self.substeps, self.advection, uf, vf, fluid,
+                                           self.dx, self.dy, sub)
 
         s = jax.vmap(level)(s, self._off(flow[0]), self._off(flow[1]), Dx, Dy)
         s = s * jnp.exp(-self.dt * self.sink_rate(fluid))
@@ -226,11 +228,12 @@ class Column(eqx.Module):
         return Q[p] - ctx.q_physics, self._off(Q)
 
 
-def _diffusion_bound(u, v, fluid, dx, dy, sub_dt, limit):
+def _diffusion_bound(u, v, fluid, dx, dy, sub_dt, limit, advection="upwind"):
     """The largest face diffusivity (m^2/s) that keeps an explicit substep of this flow positive."""
     uf, vf = ops_.face_velocities(u, v, fluid)
     mx, my = ops_.face_masks(fluid)
-    adv = ops_.outflow_rates(uf, vf, jnp.zeros_like(mx), jnp.zeros_like(my), dx, dy) * sub_dt
+    adv = (ops_.outflow_rates(uf, vf, jnp.zeros_like(mx), jnp.zeros_like(my), dx, dy) * sub_dt
+           * ops_.advection_stability_factor(advection))
     geo = ops_.outflow_rates(jnp.zeros_like(uf), jnp.zeros_like(vf), mx, my, dx, dy) * sub_dt
     room = jnp.where((fluid > 0) & (geo > 0), (limit - adv) / jnp.where(geo > 0, geo, 1.0), jnp.inf)
     bound = jnp.min(room)
@@ -255,7 +258,7 @@ def make_column(model, *, key=None) -> Column:
     for k in range(L):
         uf, vf = (np.asarray(a) for a in ops_.face_velocities(flow[0, k], flow[1, k], fluid))
         adv = float(np.max(np.asarray(ops_.outflow_rates(uf, vf, np.zeros((c.ny, c.nx - 1)), np.zeros((c.ny - 1, c.nx)),
-                                                          c.dx, c.dy)))) * sub
+                                                          c.dx, c.dy)))) * sub * ops_.advection_stability_factor(c.advection)
         if adv >= 0.5 * c.stability_limit:
             raise StabilityError(f"the flow at level {c.levels_m[k]:g} m moves {adv:.3g} of a cell per substep of "
                                  f"{sub:g} s; use about {math.ceil(c.substeps * adv / (0.25 * c.stability_limit))} substeps")
@@ -289,4 +292,5 @@ def make_column(model, *, key=None) -> Column:
         stability_limit=float(c.stability_limit),
         schmidt=float(c.schmidt),
         shape=(c.ny, c.nx),
+        advection=c.advection,
     )

@@ -124,6 +124,7 @@ class GridConfig:
     observation_log_max: float = 0.0  # bound of |log g| of the learned observation factor; 0 = off
     observation_spacing_cells: int = 1  # cells between the control points of the observation factor
     levels_m: tuple[float, ...] = ()  # heights of the flow levels the model holds (one is the plane), m; () = none
+    advection: str = "upwind"  # "upwind" (first order) or "tvd" (van Leer flux-limited), operators.ADVECTION_SCHEMES
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -131,6 +132,7 @@ class GridConfig:
             raise ValueError(f"grid must be at least 2 x 2 cells, got {self.ny} x {self.nx}")
         if not (self.dx > 0 and self.dy > 0 and self.dt > 0 and self.substeps >= 1):
             raise ValueError(f"bad spacing/step in {self}")
+        ops_.advection_stability_factor(self.advection)  # names an unknown scheme
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if not self.source_scale_max >= 1:
@@ -394,9 +396,8 @@ class CoarseModel(eqx.Module):
         ops = self.prepare() if ops is None else ops
         c = self.config
         increment = (c.sub_dt * source) * ops.fluid
-        # A loop, not Python unrolling: XLA on CPU compiles unrolled chains of stencils into
-        # far slower code (measured 14x slower for 4 substeps, see docs/benchmarks.md).
-        q = jax.lax.fori_loop(0, c.substeps, lambda _, a: ops_.apply_stencil(a, ops.stencil, increment), q)
+        q = ops_.transport_substeps(q, ops.stencil, increment, c.substeps, c.advection, ops.uf, ops.vf, ops.fluid,
+                                    c.dx, c.dy, c.sub_dt)
         if c.exchange_max_per_s > 0:
             q = q * ops.retained
         return q
@@ -497,6 +498,7 @@ def build_model(
     observation_log_max: float = 0.0,
     observation_spacing_cells: int = 1,
     levels=None,
+    advection: str = "upwind",
     dtype: str = "float32",
     key=None,
 ) -> CoarseModel:
@@ -510,7 +512,11 @@ def build_model(
     ``observation_log_max > 0`` turns on the learned observation factor, starting at 1.
     ``levels`` optionally gives the flow at several heights: a mapping of ``z_m (L,)``
     and ``u``, ``v``, ``w``, ``nu_t`` ``(L, ny, nx)``, one level at the plane.
+    ``advection="tvd"`` adds van Leer flux-limited corrections to the upwind fluxes
+    (:func:`~plumecast.physics.operators.tvd_increment`); its positivity bound counts the
+    advective fraction twice, so it may need more substeps.
     """
+    adv_factor = ops_.advection_stability_factor(advection)
     if dtype == "float64":
         enable_x64()  # else JAX would hand out float32 arrays for the float64 asked for
     if exchange_max_per_s > 0 and not 0 < exchange_init_per_s < exchange_max_per_s:
@@ -540,14 +546,15 @@ def build_model(
     mx, my = (np.asarray(m) for m in ops_.face_masks(fluid))
     uf, vf = (np.asarray(a) for a in ops_.face_velocities(u, v, fluid))
     zx, zy = np.zeros_like(mx), np.zeros_like(my)
-    adv = np.asarray(ops_.outflow_rates(uf, vf, zx, zy, dx, dy)) * sub
+    adv = np.asarray(ops_.outflow_rates(uf, vf, zx, zy, dx, dy)) * sub * adv_factor
     geo = np.asarray(ops_.outflow_rates(zx, zy, mx, my, dx, dy)) * sub  # per unit D
     worst = float(adv.max())
     if worst >= stability_limit:
         need = int(np.ceil(substeps * worst / (0.5 * stability_limit)))
         j, i = np.unravel_index(int(adv.argmax()), adv.shape)
         raise StabilityError(
-            f"advective CFL number {worst:.3g} at cell (y={j}, x={i}) with {substeps} substeps of "
+            f"advective CFL number {worst:.3g}{' (twice the outflow, for TVD)' if adv_factor > 1 else ''} at cell "
+            f"(y={j}, x={i}) with {substeps} substeps of "
             f"{sub:g} s exceeds the limit {stability_limit:g}; use about {need} substeps"
         )
     with np.errstate(divide="ignore"):
@@ -597,6 +604,7 @@ def build_model(
         observation_log_max=float(observation_log_max),
         observation_spacing_cells=int(observation_spacing_cells),
         levels_m=levels_m,
+        advection=advection,
         dtype=dtype,
     )
     jd = config.jdtype
@@ -634,7 +642,8 @@ def concentration_scale(concentration, fluid) -> float:
 
 def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, layer_height_m: float | None = None,
                        source_scale_max: float = 10.0, exchange_max_per_s: float = 0.0,
-                       exchange_init_per_s: float = EXCHANGE_INIT_PER_S, observation_log_max: float = 0.0, observation_spacing_cells: int = 1, dtype: str = "float32",
+                       exchange_init_per_s: float = EXCHANGE_INIT_PER_S, observation_log_max: float = 0.0,
+                       observation_spacing_cells: int = 1, advection: str = "upwind", dtype: str = "float32",
                        key=None) -> CoarseModel:
     """A coarse model on a dataset's plane: its grid, flow, ``nu_t`` and transport constants."""
     cfg = {}
@@ -675,6 +684,7 @@ def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, 
         observation_log_max=observation_log_max,
         observation_spacing_cells=observation_spacing_cells,
         levels=levels,
+        advection=advection,
         dtype=dtype,
         key=key,
     )

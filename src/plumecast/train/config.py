@@ -58,6 +58,9 @@ class PhysicsSettings:
     observation_log_max: NonNegative = 0.0
     observation_spacing_cells: PositiveWhole = 1
     layer_height_m: Positive | None = None  # None: the room height of the dataset's scenario config
+    # Advection of the plane (and column levels): first-order upwind, or van Leer flux-limited
+    # (TVD, far less numerical diffusion; may need more substeps).
+    advection: Literal["upwind", "tvd"] = "upwind"
     dtype: Literal["float32", "float64"] = "float32"
 
 
