@@ -5,6 +5,10 @@
 # per split and source height class (scripts/height_table.py).
 #
 #   scripts/variant_table.sh data/paper-room-of.nc of 0 1 2
+#   TRAIN_EXTRA="--set curriculum_s=[60,120,240,480]" scripts/variant_table.sh data/l-office-of.nc lo 0 1 2
+#
+# TRAIN_EXTRA: options added to every training (a room whose horizon is not the quick
+# curriculum's 600 s needs its own curriculum).
 #
 # Runs land in runs/<tag>-<variant>-s<seed>, comparisons in out/<tag>-s<seed>. Finished runs
 # are reused and interrupted ones resumed, so the script can be stopped and rerun. Runs
@@ -20,6 +24,7 @@ shift 2
 PLUMECAST=${PLUMECAST:-.venv/bin/plumecast}
 PYTHON=$(dirname "$PLUMECAST")/python
 PLANE=(--set observation_log_max=1.0 --set observation_spacing_cells=12 --set loss=field+root)
+read -r -a EXTRA <<< "${TRAIN_EXTRA:-}"
 
 train() {  # train RUN VARIANT SEED [options...]
   local run="runs/$1" variant="$2" seed="$3"
@@ -30,7 +35,7 @@ train() {  # train RUN VARIANT SEED [options...]
     "$PLUMECAST" train "$DATA" --variant "$variant" --preset quick --out "$run" --resume --no-progress "$@"
   else
     "$PLUMECAST" train "$DATA" --variant "$variant" --preset quick --out "$run" --no-progress \
-      --set "seed=$seed" "${PLANE[@]}" "$@"
+      --set "seed=$seed" "${PLANE[@]}" "${EXTRA[@]}" "$@"
   fi
 }
 
