@@ -22,12 +22,21 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 COLUMNS = (("test", "spearman"), ("test", "relative_l2"), ("ood", "spearman"), ("ood", "relative_l2"))
 VAL = ("val", "relative_l2")  # what a pick minimises
+SEED_SUFFIX = re.compile(r"-(s|seed)\d+$")
+
+
+def group_of(run: str, entry: dict, by: str) -> str:
+    """The group a run's row is averaged (or picked) in: its variant, its name without the seed suffix, or all."""
+    if by == "name":
+        return SEED_SUFFIX.sub("", run)
+    return entry["variant"] if by == "variant" else "all"
 
 
 def read_rows(folders: list[Path]) -> dict[str, dict]:
@@ -54,13 +63,13 @@ def train_error(runs_dir: Path, run: str) -> float | None:
 
 
 def pick_on_val(runs: dict[str, dict], by: str) -> list[tuple[str, str, int]]:
-    """``(group, run, candidates)`` per group (a variant, or ``all``): the run with the lowest val relative L2.
+    """``(group, run, candidates)`` per group (see :func:`group_of`): the run with the lowest val relative L2.
 
     Only the val figure is read; a group none of whose runs has it is an error.
     """
     groups: dict[str, list[str]] = defaultdict(list)
     for run, entry in runs.items():
-        groups[entry["variant"] if by == "variant" else "all"].append(run)
+        groups[group_of(run, entry, by)].append(run)
     picks = []
     for group, members in groups.items():
         scored = [(runs[r][VAL], i, r) for i, r in enumerate(members) if runs[r].get(VAL) is not None]
@@ -76,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folders", nargs="+", type=Path, help="output folders of plumecast compare")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where the runs' folders are (train error)")
     parser.add_argument("--digits", type=int, default=3)
-    parser.add_argument("--pick", choices=("variant", "all"), help="choose on val: the best run per variant (e.g. of "
-                        "seeds) or among all runs (options), and report its test and OOD figures")
+    parser.add_argument("--pick", choices=("variant", "name", "all"), help="choose on val: the best run per variant "
+                        "(or per name, e.g. of seeds) or among all runs (options), and report its test and OOD figures")
+    parser.add_argument("--group", choices=("variant", "name"), default="variant",
+                        help="average rows per variant, or per run name without its -s<N>/-seed<N> suffix (when two "
+                        "runs of one variant differ in physics, as a memory closure on the plane and on the column)")
     args = parser.parse_args(argv)
     runs = read_rows(args.folders)
     fmt = lambda v: "" if v is None else f"{v:.{args.digits}f}"  # noqa: E731
@@ -89,18 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     groups: dict[str, list[dict]] = defaultdict(list)
     for run, entry in runs.items():
         entry["train"] = train_error(args.runs_dir, run)
-        groups[entry["variant"]].append(entry)
+        groups[group_of(run, entry, args.group)].append(entry)
         print(f"| {run} | {entry['variant']} | {fmt(entry['train'])} | "
               + " | ".join(fmt(entry.get(c)) for c in extra + COLUMNS) + " |")
-    for variant, rows in groups.items():
+    for group, rows in groups.items():
         def mean(key):
             vals = [r[key] for r in rows if r.get(key) is not None]
             return sum(vals) / len(vals) if len(vals) == len(rows) else None
-        print(f"| **mean of {len(rows)}** | {variant} | {fmt(mean('train'))} | "
+        print(f"| **mean of {len(rows)}** | {group} | {fmt(mean('train'))} | "
               + " | ".join(fmt(mean(c)) for c in extra + COLUMNS) + " |")
     if args.pick:
         print()
-        print(f"Chosen on val ({'per variant' if args.pick == 'variant' else 'among all runs'}; lowest val relative L2 "
+        print(f"Chosen on val ({'among all runs' if args.pick == 'all' else 'per ' + args.pick}; lowest val relative L2 "
               "at the final time; test and OOD reported for the pick only):")
         print()
         print("| group | picked run | of | val rel. L2 | test Spearman | test rel. L2 | OOD Spearman | OOD rel. L2 |")

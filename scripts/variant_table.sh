@@ -2,7 +2,8 @@
 # The table of issue 14 on one dataset: {plane physics, column physics} x {no closure,
 # Markovian, memory}, plus the data-driven variant, for the seeds given, with the main
 # job's plane settings; then a comparison per seed (val, test, OOD) and the table
-# per split and source height class (scripts/height_table.py).
+# per split and source height class (scripts/height_table.py), and at the end the table
+# over all seeds (scripts/seed_table.py --group name).
 #
 #   scripts/variant_table.sh data/paper-room-of.nc of 0 1 2
 #   TRAIN_EXTRA="--set curriculum_s=[60,120,240,480]" scripts/variant_table.sh data/l-office-of.nc lo 0 1 2
@@ -55,3 +56,8 @@ for seed in "$@"; do
   "$PLUMECAST" compare "${runs[@]}" --data "$DATA" --out "out/$TAG-s$seed"
   "$PYTHON" scripts/height_table.py "${runs[@]}" --data "$DATA" --csv "out/$TAG-s$seed/height_table.csv"
 done
+# All seeds: each model's rows and its mean over the seeds (grouped by run name: a closure on
+# the plane and on the column share a variant), then the seed each model would pick on val.
+folders=()
+for seed in "$@"; do folders+=("out/$TAG-s$seed"); done
+"$PYTHON" scripts/seed_table.py "${folders[@]}" --runs-dir runs --group name --pick name

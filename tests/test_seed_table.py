@@ -62,3 +62,19 @@ def test_pick_on_val_reads_val_only(tmp_path, capsys):
     _compare(tmp_path / "noval", [("a", "memory", "test", 0.9, 0.5)])
     with pytest.raises(SystemExit, match="no val figures for memory"):
         st.main([str(tmp_path / "noval"), "--pick", "variant"])
+
+
+def test_group_by_name_keeps_one_variant_on_two_physics_apart(tmp_path, capsys):
+    """A memory closure on the plane and on the column share a variant; --group name averages each over its seeds."""
+    rows = []
+    for run, test in (("lo-memory-s0", 0.8), ("lo-memory-s1", 0.6), ("lo-column-memory-s0", 0.5),
+                      ("lo-column-memory-s1", 0.3)):
+        rows += [(run, "memory", "test", 0.9, test), (run, "memory", "ood", 0.9, test)]
+    _compare(tmp_path / "c", rows)
+    st = _load()
+    assert st.main([str(tmp_path / "c"), "--runs-dir", str(tmp_path), "--group", "name"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "| **mean of 2** | lo-memory |  | 0.900 | 0.700 | 0.900 | 0.700 |" in out
+    assert "| **mean of 2** | lo-column-memory |  | 0.900 | 0.400 | 0.900 | 0.400 |" in out
+    assert st.main([str(tmp_path / "c"), "--runs-dir", str(tmp_path)]) == 0  # by variant: all four together
+    assert "| **mean of 4** | memory |  | 0.900 | 0.550 | 0.900 | 0.550 |" in capsys.readouterr().out.splitlines()
