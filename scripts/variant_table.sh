@@ -33,7 +33,8 @@ train() {  # train RUN VARIANT SEED [options...]
   if [ -f "$run/summary.json" ]; then
     echo "reusing the finished run $run"
   elif [ -d "$run/checkpoints" ]; then
-    "$PLUMECAST" train "$DATA" --variant "$variant" --preset quick --out "$run" --resume --no-progress "$@"
+    # A resumed run keeps the settings in its config.json (resume refuses --set and --init-from).
+    "$PLUMECAST" train "$DATA" --variant "$variant" --preset quick --out "$run" --resume --no-progress
   else
     "$PLUMECAST" train "$DATA" --variant "$variant" --preset quick --out "$run" --no-progress \
       --set "seed=$seed" "${PLANE[@]}" "${EXTRA[@]}" "$@"
