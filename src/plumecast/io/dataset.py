@@ -416,15 +416,9 @@ def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
 def read_dataset(path: str | Path) -> xr.Dataset:
     """Read a dataset fully into memory and validate it; DatasetError names any problem."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: no such file")
     try:
-        with xr.open_dataset(path, engine="netcdf4") as ds:
-            try:
-                require_memory(2 * ds.nbytes, f"reading {path} ({dict(ds.sizes)})",
-                               "read it on a larger machine or split its scenarios")
-            except PreflightError as e:
-                raise DatasetError(str(e)) from None
+        with _open_netcdf(path) as ds:
+            _require_memory(ds.nbytes, f"reading {path} ({dict(ds.sizes)})")
             ds = ds.load()
     except DatasetError:
         raise
@@ -432,6 +426,24 @@ def read_dataset(path: str | Path) -> xr.Dataset:
         raise DatasetError(f"{path}: not a readable netCDF dataset ({type(e).__name__}: {e})") from None
     validate_dataset(ds, str(path))
     return ds
+
+
+def _open_netcdf(path: Path, **kwargs) -> xr.Dataset:
+    """``xr.open_dataset`` of a plumecast file; DatasetError when it is missing or not netCDF."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file")
+    try:
+        return xr.open_dataset(path, engine="netcdf4", **kwargs)
+    except Exception as e:  # netCDF4 raises OSError, RuntimeError, ValueError for bad files
+        raise DatasetError(f"{path}: not a readable netCDF dataset ({type(e).__name__}: {e})") from None
+
+
+def _require_memory(nbytes: float, what: str) -> None:
+    """Room for twice ``nbytes`` (the data and a working copy), or a DatasetError saying what to do."""
+    try:
+        require_memory(2 * nbytes, what, "read it on a larger machine or split its scenarios")
+    except PreflightError as e:
+        raise DatasetError(str(e)) from None
 
 
 # Scenarios validated at once when a dataset is opened lazily: blocks of about this many
@@ -453,21 +465,12 @@ def open_dataset_lazy(path: str | Path) -> xr.Dataset:
     open while the dataset is in use; ``close()`` it (or use ``with``) when done.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: no such file")
-    try:
-        ds = xr.open_dataset(path, engine="netcdf4", cache=False)
-    except Exception as e:  # netCDF4 raises OSError, RuntimeError, ValueError for bad files
-        raise DatasetError(f"{path}: not a readable netCDF dataset ({type(e).__name__}: {e})") from None
+    ds = _open_netcdf(path, cache=False)
     try:
         if "concentration" not in ds.variables:
             validate_dataset(ds, str(path))  # names what is missing
         rest = ds.drop_vars("concentration")
-        try:
-            require_memory(2 * rest.nbytes, f"reading {path} without its concentration ({dict(ds.sizes)})",
-                           "read it on a larger machine or split its scenarios")
-        except PreflightError as e:
-            raise DatasetError(str(e)) from None
+        _require_memory(rest.nbytes, f"reading {path} without its concentration ({dict(ds.sizes)})")
         rest = rest.load()
         _validate_in_blocks(rest.assign(concentration=ds["concentration"]), str(path))
     except BaseException:
