@@ -28,6 +28,8 @@ Every function takes one unbatched field ``(ny, nx)``; batch with ``jax.vmap``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -235,7 +237,38 @@ def _van_leer(num, den):
 VAN_LEER_FLOOR = 1e-12
 
 
-def tvd_increment(q, uf, vf, fluid, dx, dy, dt):
+class TVDFaces(NamedTuple):
+    """What the TVD correction needs of the flow and the mask, computed once per rollout step, not per substep."""
+
+    ax: jax.Array  # 0.5 |u| (1 - |u| dt / dx) on the x-faces
+    ay: jax.Array
+    east: jax.Array  # x-faces whose flow is towards +x (bool)
+    north: jax.Array
+    has_w: jax.Array  # cells whose west neighbour is fluid (bool); likewise east, south, north
+    has_e: jax.Array
+    has_s: jax.Array
+    has_n: jax.Array
+    fluid: jax.Array
+
+
+def tvd_faces(uf, vf, fluid, dx, dy, dt) -> TVDFaces:
+    """The flow-only part of :func:`tvd_increment` for face velocities ``uf``, ``vf`` and substep ``dt``."""
+    no_x = jnp.zeros_like(fluid[:, :1])
+    no_y = jnp.zeros_like(fluid[:1, :])
+    return TVDFaces(
+        ax=0.5 * jnp.abs(uf) * (1.0 - jnp.abs(uf) * dt / dx),
+        ay=0.5 * jnp.abs(vf) * (1.0 - jnp.abs(vf) * dt / dy),
+        east=uf >= 0,
+        north=vf >= 0,
+        has_w=jnp.concatenate([no_x, fluid[:, :-1]], axis=1) > 0,
+        has_e=jnp.concatenate([fluid[:, 1:], no_x], axis=1) > 0,
+        has_s=jnp.concatenate([no_y, fluid[:-1, :]], axis=0) > 0,
+        has_n=jnp.concatenate([fluid[1:, :], no_y], axis=0) > 0,
+        fluid=fluid,
+    )
+
+
+def tvd_increment(q, faces: TVDFaces, dx, dy, dt):
     """The change by the anti-diffusive fluxes that turn one upwind substep into a TVD one, ``(ny, nx)``.
 
     Flux-limited Lax-Wendroff (Sweby): at each face the upwind flux gains
@@ -250,29 +283,15 @@ def tvd_increment(q, uf, vf, fluid, dx, dy, dt):
     zero_y = jnp.zeros_like(q[:1, :])
     # Far-upwind neighbours (x: the cell west of a face's left cell and east of its right cell),
     # replaced by the near one where they are solid or off the grid, which makes r = 0 there.
-    qw = jnp.concatenate([zero_x, q[:, :-1]], axis=1)
-    fw = jnp.concatenate([zero_x, fluid[:, :-1]], axis=1)
-    qe = jnp.concatenate([q[:, 1:], zero_x], axis=1)
-    fe = jnp.concatenate([fluid[:, 1:], zero_x], axis=1)
-    far_w = jnp.where(fw > 0, qw, q)  # per cell: its west neighbour (itself if none)
-    far_e = jnp.where(fe > 0, qe, q)
+    far_w = jnp.where(faces.has_w, jnp.concatenate([zero_x, q[:, :-1]], axis=1), q)
+    far_e = jnp.where(faces.has_e, jnp.concatenate([q[:, 1:], zero_x], axis=1), q)
+    far_s = jnp.where(faces.has_s, jnp.concatenate([zero_y, q[:-1, :]], axis=0), q)
+    far_n = jnp.where(faces.has_n, jnp.concatenate([q[1:, :], zero_y], axis=0), q)
     qL, qR = q[:, :-1], q[:, 1:]
-    slope = qR - qL
-    cx = jnp.abs(uf) * dt / dx
-    fx = 0.5 * jnp.abs(uf) * (1.0 - cx) * jnp.where(
-        uf >= 0, _van_leer(qL - far_w[:, :-1], slope), -_van_leer(far_e[:, 1:] - qR, -slope))
-    qs = jnp.concatenate([zero_y, q[:-1, :]], axis=0)
-    fs = jnp.concatenate([zero_y, fluid[:-1, :]], axis=0)
-    qn = jnp.concatenate([q[1:, :], zero_y], axis=0)
-    fn = jnp.concatenate([fluid[1:, :], zero_y], axis=0)
-    far_s = jnp.where(fs > 0, qs, q)
-    far_n = jnp.where(fn > 0, qn, q)
+    fx = faces.ax * jnp.where(faces.east, _van_leer(qL - far_w[:, :-1], qR - qL), -_van_leer(far_e[:, 1:] - qR, qL - qR))
     qS, qN = q[:-1, :], q[1:, :]
-    slope = qN - qS
-    cy = jnp.abs(vf) * dt / dy
-    fy = 0.5 * jnp.abs(vf) * (1.0 - cy) * jnp.where(
-        vf >= 0, _van_leer(qS - far_s[:-1, :], slope), -_van_leer(far_n[1:, :] - qN, -slope))
-    return -dt * _divergence(fx, fy, dx, dy) * fluid
+    fy = faces.ay * jnp.where(faces.north, _van_leer(qS - far_s[:-1, :], qN - qS), -_van_leer(far_n[1:, :] - qN, qS - qN))
+    return -dt * _divergence(fx, fy, dx, dy) * faces.fluid
 
 
 def transport_substeps(q, stencil, increment, n: int, scheme: str = "upwind", uf=None, vf=None, fluid=None,
@@ -286,7 +305,8 @@ def transport_substeps(q, stencil, increment, n: int, scheme: str = "upwind", uf
     if scheme == "upwind":
         body = lambda _, a: apply_stencil(a, stencil, increment)  # noqa: E731
     else:
-        body = lambda _, a: apply_stencil(a, stencil, increment) + tvd_increment(a, uf, vf, fluid, dx, dy, dt)  # noqa: E731
+        faces = tvd_faces(uf, vf, fluid, dx, dy, dt)  # flow-only: outside the substep loop
+        body = lambda _, a: apply_stencil(a, stencil, increment) + tvd_increment(a, faces, dx, dy, dt)  # noqa: E731
     return jax.lax.fori_loop(0, n, body, q)
 
 
