@@ -663,10 +663,12 @@ def _scalar_run_owned(case: Path, sset: ScenarioSet, geom, sampler, windows, dt:
         raise OpenFOAMError(f"case {case}: its {len(roots)} processors hold {sum(len(a) for _, a in roots)} cells, "
                             f"the mesh {geom.n_cells}; see {case}/log.decomposePar")
 
+    written = {root: time_dirs(root) for root, _ in roots}  # listed once, not per snapshot
+
     def field_at(T: float) -> np.ndarray:
         s = np.zeros(geom.n_cells)
         for root, addressing in roots:
-            match = [d for t, d in time_dirs(root) if np.isclose(t, T, rtol=0, atol=1e-6 * max(1.0, T))]
+            match = [d for t, d in written[root] if np.isclose(t, T, rtol=0, atol=1e-6 * max(1.0, T))]
             if not match or not (match[0] / "s").is_file():
                 raise OpenFOAMError(f"case {case}: no field s written at t = {T:g} s in {root}; "
                                     f"see {case}/log.scalarTransportFoam")
@@ -685,7 +687,7 @@ def _scalar_run_owned(case: Path, sset: ScenarioSet, geom, sampler, windows, dt:
         mass.append(float(s @ geom.volumes))
     sc_outflow = read_outflow(case, sset.room.outlets, times, dt)
     for root, _ in roots:  # the plane and budget are extracted: drop the 3D snapshots (disk)
-        for t, d in time_dirs(root):
+        for t, d in written[root]:
             if t > 0 and not keep_fields:
                 shutil.rmtree(d, ignore_errors=True)
     return {
