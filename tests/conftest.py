@@ -49,3 +49,21 @@ def require_openfoam() -> None:
     if missing:
         pytest.skip(f"OpenFOAM not installed ({', '.join(missing)} missing); {ofe.INSTALL_HINT}")
     pytest.importorskip("foamlib", reason="needs foamlib: pip install 'plumecast[openfoam]'")
+
+
+@pytest.fixture(scope="session")
+def tiny_openfoam(tmp_path_factory):
+    """``(scenario set, dataset, progress calls, work folder)`` of the tiny preset generated with OpenFOAM.
+
+    Once per session (about 5 s), shared by tests/test_openfoam_engine.py and
+    tests/test_coarse_flux.py; skips when OpenFOAM or foamlib is missing.
+    """
+    from plumecast.reference import openfoam_engine as ofe
+    from plumecast.scenario import load_scenario_set
+
+    require_openfoam()
+    sset = load_scenario_set("tiny")
+    work = tmp_path_factory.mktemp("of") / "cases"
+    calls = []
+    ds = ofe.generate_openfoam(sset, work, progress=lambda d, t: calls.append((d, t)), workers=1)
+    return sset, ds, calls, work

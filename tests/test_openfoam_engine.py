@@ -9,21 +9,11 @@ import numpy as np
 import pytest
 
 from plumecast.geometry import plane_fluid_fraction
-from plumecast.io.dataset import LEVEL_VARS, column_levels_m, read_dataset, validate_dataset, write_dataset
+from plumecast.io.dataset import FLUX_VARS, LEVEL_VARS, column_levels_m, read_dataset, validate_dataset, write_dataset
 from plumecast.reference import openfoam_engine as ofe
 from plumecast.scenario import Scenario, Source, load_scenario_set
 
-from conftest import require_openfoam
-
-
-@pytest.fixture(scope="module")
-def tiny_openfoam(tmp_path_factory):
-    require_openfoam()
-    sset = load_scenario_set("tiny")
-    work = tmp_path_factory.mktemp("of") / "cases"
-    calls = []
-    ds = ofe.generate_openfoam(sset, work, progress=lambda d, t: calls.append((d, t)), workers=1)
-    return sset, ds, calls, work
+# tiny_openfoam (conftest.py): the tiny preset generated with OpenFOAM once per session.
 
 
 @pytest.mark.openfoam
@@ -66,7 +56,7 @@ def test_tiny_flow_levels_equal_the_plane_at_the_plane_height(tiny_openfoam, tmp
     # Written and read back, the levels survive; a dataset without them (older) still loads.
     back = read_dataset(write_dataset(ds, tmp_path / "levels.nc"))
     np.testing.assert_array_equal(back["nu_t_level"].values, ds["nu_t_level"].values)
-    old = read_dataset(write_dataset(ds.drop_vars([*LEVEL_VARS, "level"]), tmp_path / "old.nc"))
+    old = read_dataset(write_dataset(ds.drop_vars([*LEVEL_VARS, *FLUX_VARS, "level"]), tmp_path / "old.nc"))
     assert "u_level" not in old.variables and old.sizes["scenario"] == ds.sizes["scenario"]
 
 

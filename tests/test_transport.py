@@ -351,7 +351,7 @@ def test_generated_dataset_holds_flow_levels_and_old_datasets_still_load(tmp_pat
     """generate_embedded writes the flow at the column levels; a dataset without them loads and is rebuilt."""
     import xarray as xr
 
-    from plumecast.io.dataset import LEVEL_VARS, column_levels_m, read_dataset, write_dataset
+    from plumecast.io.dataset import FLUX_VARS, LEVEL_VARS, column_levels_m, read_dataset, write_dataset
     from plumecast.reference.generate import existing_dataset_matches, generate_embedded
 
     sset = load_scenario_set("tiny").select(["static-a"])
@@ -365,7 +365,7 @@ def test_generated_dataset_holds_flow_levels_and_old_datasets_still_load(tmp_pat
     for name in ("u", "v", "w", "nu_t"):
         np.testing.assert_array_equal(ds[f"{name}_level"].values[k], ds[name].values)
     # An old dataset (no levels) still loads; generation rebuilds it from the caches to add them.
-    old = ds.drop_vars([*LEVEL_VARS, "level"])
+    old = ds.drop_vars([*LEVEL_VARS, *FLUX_VARS, "level"])
     old_path = write_dataset(old, tmp_path / "old.nc")
     assert "u_level" not in read_dataset(old_path).variables
     assert not existing_dataset_matches(old_path, sset) and existing_dataset_matches(out, sset)

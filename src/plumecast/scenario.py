@@ -119,6 +119,11 @@ class Simulation:
     # bounds it: at most this Courant number in the fastest cell (docs/importers.md).
     openfoam_max_courant: Positive = 3.0
     mass_unit: Literal[MASS_UNITS] = "mg"
+    # Flow levels written to datasets: a column of this many equal layers of the room height,
+    # the plane one of them (io.dataset.column_levels_m). Best where the plane's layer spans
+    # whole fine cells on both sides of the plane. It enters no cache key: levels come from
+    # the flow alone.
+    column_levels: PositiveWhole = 5
 
     def __post_init__(self):
         n = self.horizon_s / self.snapshot_s

@@ -333,7 +333,7 @@ def import_openfoam_cmd(
     field: Annotated[str | None, typer.Option("--field", help="Scalar field name (default: T, else s).")] = None,
     flow_time: Annotated[str | None, typer.Option("--flow-time", help="Time directory to read U and nut from (default: the latest holding both).")] = None,
     flow_case: Annotated[Path | None, typer.Option("--flow-case", help="A finished flow case on the same mesh to read U and nut from (its latest time holding both), for scalar cases run on a frozen flow.")] = None,
-    levels: Annotated[int, typer.Option("--levels", help="Sample U and nut at the heights of a column of N equal layers of the room through the plane (0: none).")] = DEFAULT_COLUMN_LEVELS,
+    levels: Annotated[int, typer.Option("--levels", help="Sample U and nut at the heights of a column of N equal layers of the room through the plane, and sum phi onto its cells (0: none).")] = DEFAULT_COLUMN_LEVELS,
     scenario: Annotated[str | None, typer.Option("--scenario", help="Scenario name (default: the case folder's name).")] = None,
     split: Annotated[str | None, typer.Option("--split", help="train, val, test or ood.")] = None,
     source_toml: Annotated[Path | None, typer.Option("--source-toml", help=SOURCE_HELP)] = None,

@@ -57,6 +57,19 @@ FIELD_VARS = ("u", "v", "w", "nu_t", "fluid", "fluid_fraction")
 TRACK_VARS = ("source_x", "source_y", "source_z", "source_rate")
 BUDGET_VARS = ("mass_room", "mass_injected", "mass_outflow")
 LEVEL_VARS = ("u_level", "v_level", "w_level", "nu_t_level")
+# Optional with the levels: the 3D flow's volume fluxes summed onto the column's cells
+# (plumecast.reference.coarse_flux), all five or none.
+FLUX_VARS = ("flux_x_level", "flux_y_level", "flux_z_level", "outflow_level", "volume_level")
+FLUX_DOCS = {
+    "flux_x_level": ("m^3/s", "volume flux to the next cell along x (0 in the last column)"),
+    "flux_y_level": ("m^3/s", "volume flux to the next cell along y (0 in the last row)"),
+    "flux_z_level": ("m^3/s", "volume flux to the level above (0 at the top level)"),
+    "outflow_level": ("m^3/s", "net volume flux out of the room through the cell's boundary faces"),
+    "volume_level": ("m^3", "fluid volume of the cell"),
+}
+# Largest net volume flux out of a column cell, as a share of the largest face flux, that
+# still counts as divergence-free (the 3D solvers' continuity tolerance is far below it).
+FLUX_DIVERGENCE_TOL = 1e-3
 DEFAULT_COLUMN_LEVELS = 5
 REQUIRED_ATTRS = (
     "schema_version", "plane_height_m", "dx_m", "dy_m", "mass_unit", "generator", "generator_version",
@@ -97,7 +110,9 @@ def make_dataset(
     ``concentration`` is ``(scenario, time, y, x)``; ``source_xyz`` is ``(scenario, time,
     3)``; ``budget`` optionally maps ``mass_room``/``mass_injected``/``mass_outflow`` to
     ``(scenario, time)`` arrays; ``levels`` optionally maps ``z_m`` ``(level,)`` and ``u``,
-    ``v``, ``w``, ``nu_t`` ``(level, y, x)`` to the flow at several heights. ``origin`` names what the data came from in error
+    ``v``, ``w``, ``nu_t`` ``(level, y, x)`` to the flow at several heights, and
+    optionally the coarse fluxes ``flux_x`` ... ``volume`` of
+    :func:`plumecast.reference.coarse_flux.coarse_level_fluxes` (all five). ``origin`` names what the data came from in error
     messages (an importer's input files).
     """
     x_m, y_m = np.asarray(x_m, float), np.asarray(y_m, float)
@@ -124,14 +139,22 @@ def make_dataset(
             raise DatasetError(f"unknown budget variable {name!r}; expected one of {BUDGET_VARS}")
         data_vars[name] = (st, np.asarray(arr, float), {"units": mass})
     if levels is not None:
-        unknown = sorted(set(levels) - {"z_m", "u", "v", "w", "nu_t"})
-        if unknown or "z_m" not in levels:
-            raise DatasetError(f"{origin}: levels must map z_m, u, v, w, nu_t; got {sorted(levels)}")
+        flux_keys = {n.removesuffix("_level") for n in FLUX_VARS}
+        unknown = sorted(set(levels) - {"z_m", "u", "v", "w", "nu_t"} - flux_keys)
+        partial = flux_keys & set(levels) and not flux_keys <= set(levels)
+        if unknown or "z_m" not in levels or partial:
+            raise DatasetError(f"{origin}: levels must map z_m, u, v, w, nu_t (and all or none of "
+                               f"{', '.join(sorted(flux_keys))}); got {sorted(levels)}")
         lyx = ("level", "y", "x")
         for name, long in (("u", "velocity along x"), ("v", "velocity along y"), ("w", "vertical velocity")):
             data_vars[f"{name}_level"] = (lyx, np.asarray(levels[name], float), {"units": "m/s", "long_name": long})
         data_vars["nu_t_level"] = (lyx, np.asarray(levels["nu_t"], float),
                                    {"units": "m^2/s", "long_name": "turbulent kinematic viscosity"})
+        for name in FLUX_VARS:
+            key = name.removesuffix("_level")
+            if key in levels:
+                units, long = FLUX_DOCS[name]
+                data_vars[name] = (lyx, np.asarray(levels[key], float), {"units": units, "long_name": long})
     coords = {
         "scenario": ("scenario", np.asarray(scenario_names, dtype=str)),
         "time": ("time", np.asarray(times_s, float), {"units": "s"}),
@@ -262,6 +285,37 @@ def level_problem(ds: xr.Dataset) -> str | None:
     if not np.isfinite(z).all() or (np.diff(z) <= 0).any() or z[0] <= 0 or (height is not None and z[-1] >= height):
         return (f"coordinate 'level' must be heights strictly increasing inside the room (0, "
                 f"{height if height is not None else 'ceiling'}) m, got {np.round(z, 4).tolist()}")
+    return flux_problem(ds)
+
+
+def flux_problem(ds: xr.Dataset) -> str | None:
+    """What is wrong with the optional coarse fluxes (all five with the levels, or none), or None."""
+    present = [n for n in FLUX_VARS if n in ds.variables]
+    if not present:
+        return None
+    if len(present) != len(FLUX_VARS):
+        return f"coarse fluxes need all of {', '.join(FLUX_VARS)}; missing {sorted(set(FLUX_VARS) - set(present))}"
+    if "level" not in ds.coords:
+        return "coarse fluxes without the flow levels (coordinate 'level')"
+    arrays = {}
+    for name in FLUX_VARS:
+        if ds[name].dims != ("level", "y", "x"):
+            return f"variable {name!r} has dimensions {ds[name].dims}, expected ('level', 'y', 'x')"
+        arrays[name] = np.asarray(ds[name].values, float)
+        if not np.isfinite(arrays[name]).all():
+            return f"variable {name!r} holds non-finite values (NaN or inf)"
+    if (arrays["volume_level"] < 0).any():
+        return "variable 'volume_level' has negative values"
+    edge = {"flux_x_level": np.s_[:, :, -1], "flux_y_level": np.s_[:, -1, :], "flux_z_level": np.s_[-1]}
+    for name, last in edge.items():
+        if np.any(arrays[name][last] != 0):
+            return f"variable {name!r} must be 0 on the last cell along its axis (no neighbour there)"
+    from plumecast.reference.coarse_flux import relative_divergence
+
+    imbalance = relative_divergence({n.removesuffix("_level"): a for n, a in arrays.items()})
+    if imbalance > FLUX_DIVERGENCE_TOL:
+        return (f"the coarse fluxes are not divergence-free: a cell's net outflow is {imbalance:.2g} of the largest "
+                "face flux (a flux of another mesh, or of an unconverged flow?)")
     return None
 
 

@@ -62,6 +62,17 @@ the model holds it as the fixed array ``level_flow (4, L, ny, nx)`` (u, v, w in 
 nu_t in m^2/s) for the column physics (:mod:`plumecast.closure.column`), which the
 closures see through :class:`ClosureContext`. The plane physics itself does not use it.
 
+Transport by the 3D flow's fluxes (``GridConfig.flow = "fluxes"``): when the dataset also
+carries the 3D solver's volume fluxes summed onto the column's cells
+(``flux_x_level`` ... ``volume_level``, :mod:`plumecast.reference.coarse_flux`), the
+model holds them as ``level_flux (5, L, ny, nx)`` (flux_x, flux_y, flux_z, outflow in
+m^3/s, fluid volume in m^3) and the plane's face velocities are its level's fluxes over
+the face areas (``dy h``, ``dx h``; ``h`` the level's thickness,
+``GridConfig.level_thickness_m``) instead of the sampled ``u, v`` averaged to the faces.
+Sampled velocities are not divergence-free on the coarse grid; the summed fluxes are, so
+the column built on them moves mass as the 3D flow does, out through the exhausts
+included (measured on OpenFOAM truth: docs/results.md).
+
 float32 by default; ``dtype="float64"`` for verification.
 """
 
@@ -84,6 +95,8 @@ from plumecast.physics.operators import StabilityError
 # The learned exchange rate starts here everywhere (about one air change per 17 minutes).
 EXCHANGE_INIT_PER_S = 1e-3
 SOURCE_NET_WIDTH = 16
+FLOW_SOURCES = ("sampled", "fluxes")
+FLUX_KEYS = ("flux_x", "flux_y", "flux_z", "outflow", "volume")  # the order of CoarseModel.level_flux
 
 __all__ = [
     "GridConfig",
@@ -95,6 +108,8 @@ __all__ = [
     "model_from_dataset",
     "concentration_scale",
     "trainable_spec",
+    "level_face_velocities",
+    "FLUX_KEYS",
     "StabilityError",
 ]
 
@@ -125,6 +140,9 @@ class GridConfig:
     observation_spacing_cells: int = 1  # cells between the control points of the observation factor
     levels_m: tuple[float, ...] = ()  # heights of the flow levels the model holds (one is the plane), m; () = none
     advection: str = "upwind"  # "upwind" (first order) or "tvd" (van Leer flux-limited), operators.ADVECTION_SCHEMES
+    # Face velocities from the sampled flow ("sampled") or the 3D flow's summed fluxes ("fluxes").
+    flow: str = "sampled"
+    level_thickness_m: tuple[float, ...] = ()  # with flow "fluxes": each level's layer thickness, m
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -133,6 +151,13 @@ class GridConfig:
         if not (self.dx > 0 and self.dy > 0 and self.dt > 0 and self.substeps >= 1):
             raise ValueError(f"bad spacing/step in {self}")
         ops_.advection_stability_factor(self.advection)  # names an unknown scheme
+        if self.flow not in FLOW_SOURCES:
+            raise ValueError(f"flow must be one of {FLOW_SOURCES}, got {self.flow!r}")
+        object.__setattr__(self, "level_thickness_m", tuple(float(h) for h in self.level_thickness_m))
+        if self.flow == "fluxes" and (len(self.level_thickness_m) != len(self.levels_m) or not self.levels_m
+                                      or min(self.level_thickness_m) <= 0):
+            raise ValueError(f"flow 'fluxes' needs a positive thickness for each of the {len(self.levels_m)} levels, "
+                             f"got {list(self.level_thickness_m)}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if not self.source_scale_max >= 1:
@@ -255,6 +280,7 @@ class ClosureContext(eqx.Module):
     source_position: jax.Array
     source_parts: jax.Array | None = None
     level_flow: jax.Array | None = None  # (4, L, ny, nx): u, v, w (m/s), nu_t (m^2/s) at GridConfig.levels_m
+    level_flux: jax.Array | None = None  # (5, L, ny, nx) with flow "fluxes": CoarseModel.level_flux
 
 
 class CoarseModel(eqx.Module):
@@ -272,6 +298,8 @@ class CoarseModel(eqx.Module):
     source_net: eqx.nn.MLP
     theta_observation: jax.Array | None = None  # config.observation_shape; None when the factor is off
     level_flow: jax.Array | None = None  # (4, L, ny, nx) fixed; None without config.levels_m
+    # (5, L, ny, nx) fixed, with flow "fluxes": flux_x, flux_y, flux_z, outflow (m^3/s), volume (m^3)
+    level_flux: jax.Array | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -294,6 +322,8 @@ class CoarseModel(eqx.Module):
             source_net=_source_net(config, jax.random.PRNGKey(0)),
             theta_observation=jnp.zeros(config.observation_shape, dt) if config.observation_log_max > 0 else None,
             level_flow=jnp.zeros((4, len(config.levels_m)) + config.shape, dt) if config.levels_m else None,
+            level_flux=(jnp.zeros((len(FLUX_KEYS), len(config.levels_m)) + config.shape, dt)
+                        if config.flow == "fluxes" else None),
         )
 
     # ------------------------------------------------------------------ physics
@@ -332,10 +362,20 @@ class CoarseModel(eqx.Module):
             return q
         return q * self.observation_factor()
 
+    def face_velocities(self):
+        """The plane's face velocities ``(uf (ny, nx-1), vf (ny-1, nx))`` in m/s (see ``GridConfig.flow``)."""
+        fluid = jax.lax.stop_gradient(self.fluid)
+        c = self.config
+        if c.flow == "fluxes":
+            p = c.plane_level
+            return level_face_velocities(jax.lax.stop_gradient(self.level_flux[:, p]), c.level_thickness_m[p],
+                                         c.dx, c.dy, fluid)
+        return ops_.face_velocities(jax.lax.stop_gradient(self.u), jax.lax.stop_gradient(self.v), fluid)
+
     def prepare(self) -> PhysicsOperators:
         """Per-rollout operator arrays (face velocities, diffusivities, exchange), computed once outside the time loop."""
         fluid = jax.lax.stop_gradient(self.fluid)
-        uf, vf = ops_.face_velocities(jax.lax.stop_gradient(self.u), jax.lax.stop_gradient(self.v), fluid)
+        uf, vf = self.face_velocities()
         Dx, Dy = self.diffusivities()
         c = self.config
         stencil = ops_.substep_stencil(uf, vf, Dx, Dy, fluid, c.dx, c.dy, c.sub_dt)
@@ -438,6 +478,7 @@ class CoarseModel(eqx.Module):
             source_position=position,
             source_parts=parts,
             level_flow=None if self.level_flow is None else sg(self.level_flow),
+            level_flux=None if self.level_flux is None else sg(self.level_flux),
         )
 
     # ------------------------------------------------------------------ units
@@ -451,6 +492,16 @@ class CoarseModel(eqx.Module):
     def decode(self, q):
         """Normalised state (one field or a stack) to the plane concentration it shows (mass/m^3)."""
         return self.observe(q) * self.config.c_ref
+
+
+def level_face_velocities(flux, thickness_m: float, dx: float, dy: float, fluid):
+    """Face velocities (m/s) of one level's summed fluxes ``flux (>= 2, ny, nx)`` (flux_x, flux_y first), masked by ``fluid``.
+
+    The flux through a face over its area (``dy h`` for x-faces, ``dx h`` for y-faces);
+    faces touching a cell outside ``fluid`` are closed.
+    """
+    mx, my = ops_.face_masks(fluid)
+    return flux[0][:, :-1] / (dy * thickness_m) * mx, flux[1][:-1, :] / (dx * thickness_m) * my
 
 
 def _source_net(config: GridConfig, key) -> eqx.nn.MLP:
@@ -499,6 +550,7 @@ def build_model(
     observation_spacing_cells: int = 1,
     levels=None,
     advection: str = "upwind",
+    flow: str = "sampled",
     dtype: str = "float32",
     key=None,
 ) -> CoarseModel:
@@ -511,7 +563,9 @@ def build_model(
     at ``exchange_init_per_s`` everywhere (about one air change per 17 minutes).
     ``observation_log_max > 0`` turns on the learned observation factor, starting at 1.
     ``levels`` optionally gives the flow at several heights: a mapping of ``z_m (L,)``
-    and ``u``, ``v``, ``w``, ``nu_t`` ``(L, ny, nx)``, one level at the plane.
+    and ``u``, ``v``, ``w``, ``nu_t`` ``(L, ny, nx)``, one level at the plane, and
+    optionally the summed fluxes ``flux_x`` ... ``volume`` (``FLUX_KEYS``), which
+    ``flow="fluxes"`` needs (module docstring).
     ``advection="tvd"`` adds van Leer flux-limited corrections to the upwind fluxes
     (:func:`~plumecast.physics.operators.tvd_increment`); its positivity bound counts the
     advective fraction twice, so it may need more substeps.
@@ -541,10 +595,27 @@ def build_model(
             raise ValueError(f"levels must hold finite (L, ny, nx) = ({len(levels_m)}, {shape[0]}, {shape[1]}) fields")
         level_flow = level_flow * fluid
         level_flow[3] = np.clip(level_flow[3], 0.0, None)
+    level_flux, thickness = None, ()
+    if flow == "fluxes":
+        if levels is None or any(k not in levels for k in FLUX_KEYS):
+            raise ValueError("flow 'fluxes' needs the 3D flow's summed fluxes (a dataset with flux_x_level ... "
+                             "volume_level: regenerate it, or import it with the flow case's phi)")
+        level_flux = np.stack([np.asarray(levels[k], float) for k in FLUX_KEYS])
+        if level_flux.shape != (len(FLUX_KEYS), len(levels_m)) + shape or not np.isfinite(level_flux).all():
+            raise ValueError(f"the summed fluxes must be finite (L, ny, nx) = ({len(levels_m)}, {shape[0]}, "
+                             f"{shape[1]}) fields")
+        # A level's thickness is its fullest cell's volume over the cell's area (desks only remove volume).
+        thickness = tuple(float(h) for h in level_flux[4].reshape(len(levels_m), -1).max(axis=1) / (dx * dy))
+        if min(thickness) <= 0:
+            raise ValueError(f"a flow level holds no fluid volume (thicknesses {[round(h, 4) for h in thickness]} m)")
     ny, nx = shape
     sub = dt / substeps
     mx, my = (np.asarray(m) for m in ops_.face_masks(fluid))
-    uf, vf = (np.asarray(a) for a in ops_.face_velocities(u, v, fluid))
+    if flow == "fluxes":
+        p = min(range(len(levels_m)), key=lambda k: abs(levels_m[k] - plane_height_m))
+        uf, vf = (np.asarray(a) for a in level_face_velocities(level_flux[:, p], thickness[p], dx, dy, fluid))
+    else:
+        uf, vf = (np.asarray(a) for a in ops_.face_velocities(u, v, fluid))
     zx, zy = np.zeros_like(mx), np.zeros_like(my)
     adv = np.asarray(ops_.outflow_rates(uf, vf, zx, zy, dx, dy)) * sub * adv_factor
     geo = np.asarray(ops_.outflow_rates(zx, zy, mx, my, dx, dy)) * sub  # per unit D
@@ -605,6 +676,8 @@ def build_model(
         observation_spacing_cells=int(observation_spacing_cells),
         levels_m=levels_m,
         advection=advection,
+        flow=flow,
+        level_thickness_m=thickness,
         dtype=dtype,
     )
     jd = config.jdtype
@@ -622,6 +695,7 @@ def build_model(
         source_net=_source_net(config, key),
         theta_observation=jnp.zeros(config.observation_shape, jd) if config.observation_log_max > 0 else None,
         level_flow=None if level_flow is None else jnp.asarray(level_flow, jd),
+        level_flux=None if level_flux is None else jnp.asarray(level_flux, jd),
     )
 
 
@@ -643,8 +717,8 @@ def concentration_scale(concentration, fluid) -> float:
 def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, layer_height_m: float | None = None,
                        source_scale_max: float = 10.0, exchange_max_per_s: float = 0.0,
                        exchange_init_per_s: float = EXCHANGE_INIT_PER_S, observation_log_max: float = 0.0,
-                       observation_spacing_cells: int = 1, advection: str = "upwind", dtype: str = "float32",
-                       key=None) -> CoarseModel:
+                       observation_spacing_cells: int = 1, advection: str = "upwind", flow: str = "sampled",
+                       dtype: str = "float32", key=None) -> CoarseModel:
     """A coarse model on a dataset's plane: its grid, flow, ``nu_t`` and transport constants."""
     cfg = {}
     try:
@@ -661,7 +735,8 @@ def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, 
     y = np.asarray(ds["y"].values, float)
     levels = None
     if "u_level" in ds.variables:
-        levels = {"z_m": ds["level"].values, **{n: ds[f"{n}_level"].values for n in ("u", "v", "w", "nu_t")}}
+        levels = {"z_m": ds["level"].values,
+                  **{n: ds[f"{n}_level"].values for n in ("u", "v", "w", "nu_t") + FLUX_KEYS if f"{n}_level" in ds}}
     return build_model(
         fluid=np.asarray(ds["fluid"].values),
         u=ds["u"].values,
@@ -685,6 +760,7 @@ def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, 
         observation_spacing_cells=observation_spacing_cells,
         levels=levels,
         advection=advection,
+        flow=flow,
         dtype=dtype,
         key=key,
     )

@@ -38,7 +38,7 @@ import xarray as xr
 from plumecast import __version__
 from plumecast.geometry import Grid3D, plane_fluid_fraction
 from plumecast.io.atomic import atomic_path, remove_stale_temporaries
-from plumecast.io.dataset import LEVEL_VARS, DatasetError, column_levels_m, make_dataset, read_dataset, write_dataset
+from plumecast.io.dataset import FLUX_VARS, LEVEL_VARS, DatasetError, column_levels_m, make_dataset, read_dataset, write_dataset
 from plumecast.io.preflight import require_memory
 from plumecast.reference.flow import Flow3D, read_flow, solve_flow, write_flow
 from plumecast.reference.plane import level_flow, plane_flow
@@ -152,7 +152,9 @@ def _room_key(sset: ScenarioSet) -> str:
 
 def scenario_key(sset: ScenarioSet, scenario: Scenario, room_key: str) -> str:
     raw = next((s for s in sset.config.get("scenarios", []) if s.get("name") == scenario.name), None)
-    return _digest({"scenario": raw, "simulation": asdict(sset.simulation), "room": room_key})
+    simulation = asdict(sset.simulation)
+    simulation.pop("column_levels")  # levels come from the flow alone; cached scenarios stay valid
+    return _digest({"scenario": raw, "simulation": simulation, "room": room_key})
 
 
 def flow_for(sset: ScenarioSet, grid: Grid3D, cache: Path, on_progress=None) -> tuple[Flow3D, bool]:
@@ -267,9 +269,26 @@ def existing_dataset_matches(path: Path, sset: ScenarioSet) -> bool:
         and ds.attrs.get("generator_version") == __version__
         and ds.attrs.get("scenario_config") == sset.config_json()
         and [str(s) for s in ds["scenario"].values] == [s.name for s in sset.scenarios]
-        # A dataset written before the flow levels existed is rebuilt (from the caches) to gain them.
-        and all(name in ds.variables for name in LEVEL_VARS)
+        # A dataset written before the flow levels (or their coarse fluxes) existed is rebuilt
+        # from the caches to gain them.
+        and all(name in ds.variables for name in LEVEL_VARS + FLUX_VARS)
     )
+
+
+def grid_level_fluxes(grid: Grid3D, flow: Flow3D, heights_m, plane_cell_m: float, shape) -> dict:
+    """The flow's MAC face fluxes summed onto the cells of the column of ``heights_m``: ``dict(flux_x, ..., volume)``.
+
+    The plane grid of ``shape (ny, nx)`` starts at the grid's origin, as the plane
+    sampler's (:mod:`plumecast.reference.coarse_flux`).
+    """
+    from plumecast.reference.coarse_flux import column_fluxes, staggered_faces
+
+    ids, *faces = staggered_faces(grid.fluid, flow.u, flow.v, flow.w, grid.cell_m)
+    kji = np.argwhere(ids >= 0)  # C order: the order of the ids
+    centres = (kji[:, ::-1] + 0.5) * grid.cell_m
+    volumes = np.full(len(kji), grid.cell_m**3)
+    return column_fluxes(centres, volumes, faces, x0=0.0, y0=0.0, cell_m=plane_cell_m, shape=shape,
+                         levels_m=heights_m, height_m=grid.shape[0] * grid.cell_m)
 
 
 def _scalar_chunk(grid: Grid3D, flow: Flow3D, chunk: list[Scenario], sim, paths: list[str]) -> dict:
@@ -398,7 +417,9 @@ def generate_embedded(
     ny, nx = frac.shape
     # The flow at a column of heights (for column physics), from the flow alone: it enters
     # no cache key, so cached scenarios stay valid and a dataset gains levels on a rerun.
-    levels = level_flow(grid, flow, column_levels_m(sset.room.size_m[2], sim.plane_height_m), sim.plane_cell_m)
+    heights = column_levels_m(sset.room.size_m[2], sim.plane_height_m, sim.column_levels)
+    levels = level_flow(grid, flow, heights, sim.plane_cell_m)
+    levels.update(grid_level_fluxes(grid, flow, levels["z_m"], sim.plane_cell_m, (ny, nx)))
     ordered = [results[s.name] for s in sset.scenarios]
     ds = make_dataset(
         scenario_names=[s.name for s in sset.scenarios],

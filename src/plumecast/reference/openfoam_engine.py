@@ -31,7 +31,9 @@ Cases (under ``work_dir``; see ``docs/importers.md``):
 The plane is extracted from the 3D cells as the importer does (the two layers bracketing
 the plane, area-averaged into the plane cells): :mod:`plumecast.io.openfoam`. The flow (U,
 nut) is also sampled the same way at the column of heights ``column_levels_m`` (the
-dataset's ``u_level`` ... ``nu_t_level``); these come from the flow case alone. The mass
+dataset's ``u_level`` ... ``nu_t_level``), and the flow case's face fluxes ``phi`` are
+summed onto the column's cells (``flux_x_level`` ... ``volume_level``,
+:mod:`plumecast.reference.coarse_flux`); these come from the flow case alone. The mass
 budget per scenario: ``mass_room`` = volume integral of s, ``mass_injected`` = sum of
 window rate x active time steps, ``mass_outflow`` = time integral of the outlet flux.
 Inlets carry s = 0 with zero diffusivity on the inlet faces, so the outlets are the only
@@ -480,6 +482,33 @@ def level_flow(geom, U: np.ndarray, nut: np.ndarray, heights_m, plane_cell_m: fl
     return {k: (v if k == "z_m" else np.stack(v)) for k, v in out.items()}
 
 
+def level_fluxes(flow_case: Path, flow_time: str, geom, heights_m, room_height_m: float, plane_cell_m: float,
+                 shape) -> dict:
+    """The flow case's ``phi`` summed onto the cells of the column of ``heights_m``: ``dict(flux_x, ..., volume)``.
+
+    The plane grid of ``shape (ny, nx)`` starts at the origin, as the plane sampler's
+    (:mod:`plumecast.reference.coarse_flux`). OpenFOAMError when ``phi`` cannot be read or
+    does not balance on the column's cells to the dataset's tolerance.
+    """
+    from plumecast.io.dataset import FLUX_DIVERGENCE_TOL
+    from plumecast.io.openfoam import OpenFOAMImportError, read_face_fluxes
+    from plumecast.reference.coarse_flux import column_fluxes, relative_divergence
+
+    try:
+        faces = read_face_fluxes(flow_case, flow_time)  # cells labelled as read_mesh labels them
+        fluxes = column_fluxes(geom.centres, geom.volumes, faces, x0=0.0, y0=0.0, cell_m=plane_cell_m, shape=shape,
+                               levels_m=heights_m, height_m=room_height_m)
+    except (OpenFOAMImportError, ValueError) as e:
+        raise OpenFOAMError(f"case {flow_case}: summing phi onto the flow levels: {e}") from None
+    imbalance = relative_divergence(fluxes)
+    if imbalance > FLUX_DIVERGENCE_TOL:
+        raise OpenFOAMError(
+            f"case {flow_case}: phi at time {flow_time} does not balance on the flow levels' cells (a cell's net outflow "
+            f"is {imbalance:.2g} of the largest face flux, above {FLUX_DIVERGENCE_TOL:g}); see {flow_case}/log.simpleFoam"
+        )
+    return fluxes
+
+
 # ----------------------------------------------------------------------------- scalar cases
 
 
@@ -779,6 +808,10 @@ def generate_openfoam(
     report(1, total)
     lx, ly, _ = sset.room.size_m
     sampler = mesh_plane_sampler(geom, sim.plane_height_m, sim.plane_cell_m, origin_xy=(0.0, 0.0), extent_xy=(lx, ly))
+    # The flow levels' heights and the flow's phi summed onto their cells: from the flow alone,
+    # so done before the scalar runs (a flux that does not balance stops the generation early).
+    level_z = column_levels_m(sset.room.size_m[2], sim.plane_height_m, sim.column_levels)
+    fluxes = level_fluxes(flow_case, ftime, geom, level_z, sset.room.size_m[2], sim.plane_cell_m, sampler.shape)
     deff = sim.molecular_diffusivity_m2_s + np.clip(nut, 0.0, None) / sim.turbulent_schmidt
     umax = float(np.linalg.norm(U, axis=1).max())
     dt = _time_step(sset, umax)
@@ -875,10 +908,10 @@ def generate_openfoam(
                for s, r in zip(sset.scenarios, ordered) if (r["concentration"] < 0).any()}
     concentration = np.clip(concentration, 0.0, None)
     try:
-        levels = level_flow(geom, U, nut, column_levels_m(sset.room.size_m[2], sim.plane_height_m),
-                            sim.plane_cell_m, (lx, ly))
+        levels = level_flow(geom, U, nut, level_z, sim.plane_cell_m, (lx, ly))
     except OpenFOAMImportError as e:
         raise OpenFOAMError(f"case {flow_case}: sampling the flow levels: {e}") from None
+    levels.update(fluxes)
     ds = make_dataset(
         scenario_names=[s.name for s in sset.scenarios],
         splits=[s.split for s in sset.scenarios],

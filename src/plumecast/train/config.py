@@ -61,6 +61,10 @@ class PhysicsSettings:
     # Advection of the plane (and column levels): first-order upwind, or van Leer flux-limited
     # (TVD, far less numerical diffusion; may need more substeps).
     advection: Literal["upwind", "tvd"] = "upwind"
+    # Where the transport's face velocities come from (physics.model.GridConfig.flow): "auto"
+    # takes the 3D flow's summed fluxes for a physics with the column when the dataset carries
+    # them, else the sampled flow; "sampled" and "fluxes" force one ("fluxes" fails without them).
+    flow: Literal["auto", "sampled", "fluxes"] = "auto"
     dtype: Literal["float32", "float64"] = "float32"
 
 

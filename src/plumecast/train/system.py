@@ -29,7 +29,7 @@ from plumecast.io.checkpoint import CheckpointError, latest_checkpoint, load_che
 from plumecast.physics.model import CoarseModel, GridConfig, model_from_dataset, trainable_spec
 from plumecast.train.config import PhysicsSettings, TrainConfig
 
-__all__ = ["build_system", "skeleton_system", "system_spec", "load_run"]
+__all__ = ["build_system", "skeleton_system", "system_spec", "load_run", "resolve_flow"]
 
 
 def build_system(ds, config: TrainConfig, prep: PreparedData):
@@ -55,7 +55,7 @@ def build_system(ds, config: TrainConfig, prep: PreparedData):
                 ds, c_ref=c_ref, dt=p.dt_s, substeps=p.substeps, layer_height_m=p.layer_height_m,
                 source_scale_max=p.source_scale_max, exchange_max_per_s=p.exchange_max_per_s,
                 observation_log_max=p.observation_log_max, observation_spacing_cells=p.observation_spacing_cells,
-                advection=p.advection, dtype=p.dtype, key=k_model,
+                advection=p.advection, flow=resolve_flow(p.flow, config, ds), dtype=p.dtype, key=k_model,
             )
         except ValueError as e:  # a flow too fast for the substeps, levels above layer_height_m, ...
             raise TrainError(str(e)) from None
@@ -66,6 +66,18 @@ def build_system(ds, config: TrainConfig, prep: PreparedData):
     if config.init_from and start_system[1] is not None and start_system[1].layer() is not None:
         closure = _take_layer(config, closure, start_system[1].layer())
     return (model, closure)
+
+
+def uses_column(config: TrainConfig) -> bool:
+    """Whether the run's physics carries the column (the column variant, or a closure continuing one)."""
+    return config.variant == "column" or config.closure_options.get("reservoir") == "column"
+
+
+def resolve_flow(flow: str, config: TrainConfig, ds) -> str:
+    """The model's ``GridConfig.flow`` for the setting ``flow`` ("auto": fluxes for a column where the data has them)."""
+    if flow != "auto":
+        return flow
+    return "fluxes" if uses_column(config) and "flux_x_level" in ds.variables else "sampled"
 
 
 def _take_layer(config: TrainConfig, closure, layer):
