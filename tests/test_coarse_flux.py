@@ -328,3 +328,28 @@ def test_importing_the_finished_openfoam_case_gives_the_same_fluxes(tiny_openfoa
     scale = float(np.abs(ds["flux_z_level"].values).max())
     for name in FLUX_VARS:
         np.testing.assert_allclose(both[name].values, ds[name].values, rtol=0, atol=1e-12 * scale, err_msg=name)
+
+
+def test_a_column_run_takes_the_fluxes_where_the_data_has_them(tiny_embedded):
+    """``flow = "auto"``: fluxes for a physics with the column on data with fluxes; sampled otherwise."""
+    from plumecast.errors import TrainError
+    from plumecast.forcing import prepare_data
+    from plumecast.forecast import final_time_errors
+    from plumecast.train import TrainConfig, build_system
+    from plumecast.train.config import PhysicsSettings
+
+    _, out = tiny_embedded
+    ds = read_dataset(out)
+    prep = prepare_data(ds, 0.4)
+    column = build_system(ds, TrainConfig(variant="column"), prep)
+    assert column[0].config.flow == "fluxes" and column[0].level_flux is not None
+    memory = build_system(ds, TrainConfig(variant="memory", closure_options={"reservoir": "column"}), prep)
+    assert memory[0].config.flow == "fluxes"
+    assert build_system(ds, TrainConfig(variant="physics"), prep)[0].config.flow == "sampled"
+    no_flux = ds.drop_vars(list(FLUX_VARS))
+    assert build_system(no_flux, TrainConfig(variant="column"), prep)[0].config.flow == "sampled"
+    with pytest.raises(TrainError, match="summed fluxes"):
+        build_system(no_flux, TrainConfig(variant="column", physics=PhysicsSettings(flow="fluxes")), prep)
+    # The untrained flux column forecasts the embedded truth it was built from closely.
+    errors = final_time_errors(column, prepare_data(ds, 0.4, fluid=np.asarray(column[0].fluid)), [0])
+    assert np.isfinite(errors).all() and errors[0] < 0.5

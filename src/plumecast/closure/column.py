@@ -171,7 +171,7 @@ class Column(eqx.Module):
         The model deposits an emission over ``layer_height_m``; the plane level holds
         ``h_plane`` of it, so its share goes in at ``share * layer_height_m / h_plane``.
         """
-        h = self.thickness_m[self.plane_level]
+        h = float(self.thickness_m[self.plane_level])  # a Python float: weakly typed, keeps the model's dtype
         return self.shares(z_m)[..., self.plane_level] * (self.layer_height_m / h)
 
     def init_state(self) -> jax.Array:
