@@ -221,15 +221,27 @@ def animation_gif(ev, i: int, path: Path, max_frames: int = 60, fps: int = 10) -
     iio.imwrite(path, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
 
 
+# Metrics whose over-time axis leaves out the first tenth of the run's spikes (relative errors).
+CLIPPED_OVER_TIME = ("relative_l2", "exposure_error")
+
+
 def over_time_figure(curves: list[tuple[str, np.ndarray, dict]], path: Path, metrics=HEADLINE, title: str = "") -> None:
     """Median (line) and IQR (band) over time of each metric for one or more labelled summaries."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.0), squeeze=False)
     for ax, m in zip(axes[0], metrics):
+        top = []
         for label, times, summary in curves:
             c = summary[m]["over_time"]
             med, lo, hi = (np.array([np.nan if v is None else v for v in c[k]], float) for k in ("median", "q25", "q75"))
             (line,) = ax.plot(times, med, label=label)
             ax.fill_between(times, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+            # Relative errors of the first frames (a plane the plume has barely reached) can be
+            # thousands; the axis shows the rest of the run, its first tenth may go off the top.
+            later = np.asarray(times) >= np.asarray(times)[0] + 0.1 * (np.asarray(times)[-1] - np.asarray(times)[0])
+            if later.any() and np.isfinite(hi[later]).any():
+                top.append(float(np.nanmax(hi[later])))
+        if top and m in CLIPPED_OVER_TIME:
+            ax.set_ylim(bottom=0.0, top=1.15 * max(top))
         ax.set_title(M.LABELS[m], fontsize=9)
         ax.set_xlabel("time (s)")
         ax.grid(alpha=0.3)
