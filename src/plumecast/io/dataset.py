@@ -264,20 +264,28 @@ def validate_dataset(ds: xr.Dataset, source: str = "dataset") -> None:
         fail(f"attribute 'scenario_config' is not valid JSON: {e}")
 
 
-def level_problem(ds: xr.Dataset) -> str | None:
-    """What is wrong with the optional flow levels (all four variables or none), or None."""
-    present = [n for n in LEVEL_VARS if n in ds.variables]
-    if not present:
-        return None
-    if len(present) != len(LEVEL_VARS):
-        return f"flow levels need all of {', '.join(LEVEL_VARS)}; missing {sorted(set(LEVEL_VARS) - set(present))}"
+def _level_fields_problem(ds: xr.Dataset, names, what: str) -> str | None:
+    """All of ``names`` present, on ``(level, y, x)`` with the ``level`` coordinate, and finite; or what is wrong."""
+    missing = sorted(set(names) - set(ds.variables))
+    if missing:
+        return f"{what} need all of {', '.join(names)}; missing {missing}"
     if "level" not in ds.coords:
-        return "flow levels without the coordinate 'level' (heights in m)"
-    for name in LEVEL_VARS:
+        return f"{what} without the coordinate 'level' (heights in m)"
+    for name in names:
         if ds[name].dims != ("level", "y", "x"):
             return f"variable {name!r} has dimensions {ds[name].dims}, expected ('level', 'y', 'x')"
         if not np.isfinite(np.asarray(ds[name].values, float)).all():
             return f"variable {name!r} holds non-finite values (NaN or inf)"
+    return None
+
+
+def level_problem(ds: xr.Dataset) -> str | None:
+    """What is wrong with the optional flow levels (all four variables or none), or None."""
+    if not any(n in ds.variables for n in LEVEL_VARS):
+        return None
+    problem = _level_fields_problem(ds, LEVEL_VARS, "flow levels")
+    if problem:
+        return problem
     if (np.asarray(ds["nu_t_level"].values) < 0).any():
         return "variable 'nu_t_level' has negative values"
     z = np.asarray(ds["level"].values, float)
@@ -290,20 +298,12 @@ def level_problem(ds: xr.Dataset) -> str | None:
 
 def flux_problem(ds: xr.Dataset) -> str | None:
     """What is wrong with the optional coarse fluxes (all five with the levels, or none), or None."""
-    present = [n for n in FLUX_VARS if n in ds.variables]
-    if not present:
+    if not any(n in ds.variables for n in FLUX_VARS):
         return None
-    if len(present) != len(FLUX_VARS):
-        return f"coarse fluxes need all of {', '.join(FLUX_VARS)}; missing {sorted(set(FLUX_VARS) - set(present))}"
-    if "level" not in ds.coords:
-        return "coarse fluxes without the flow levels (coordinate 'level')"
-    arrays = {}
-    for name in FLUX_VARS:
-        if ds[name].dims != ("level", "y", "x"):
-            return f"variable {name!r} has dimensions {ds[name].dims}, expected ('level', 'y', 'x')"
-        arrays[name] = np.asarray(ds[name].values, float)
-        if not np.isfinite(arrays[name]).all():
-            return f"variable {name!r} holds non-finite values (NaN or inf)"
+    problem = _level_fields_problem(ds, FLUX_VARS, "coarse fluxes")
+    if problem:
+        return problem
+    arrays = {name: np.asarray(ds[name].values, float) for name in FLUX_VARS}
     if (arrays["volume_level"] < 0).any():
         return "variable 'volume_level' has negative values"
     edge = {"flux_x_level": np.s_[:, :, -1], "flux_y_level": np.s_[:, -1, :], "flux_z_level": np.s_[-1]}
