@@ -207,6 +207,28 @@ def test_a_tampered_flux_fails_to_load(tiny_embedded, tmp_path):
         read_dataset(bad)
 
 
+@pytest.mark.parametrize("damage", ["missing", "nan", "negative volume", "edge"])
+def test_damaged_fluxes_fail_to_load_naming_the_problem(tiny_embedded, tmp_path, damage):
+    _, out = tiny_embedded
+    ds = read_dataset(out).load()
+    if damage == "missing":
+        ds, expected = ds.drop_vars("outflow_level"), "coarse fluxes need all of .*missing \\['outflow_level'\\]"
+    else:
+        name = {"nan": "flux_y_level", "negative volume": "volume_level", "edge": "flux_z_level"}[damage]
+        values = ds[name].values.copy()
+        if damage == "nan":
+            values[0, 0, 0], expected = np.nan, "'flux_y_level' holds non-finite values"
+        elif damage == "negative volume":
+            values[0, 0, 0], expected = -1.0, "'volume_level' has negative values"
+        else:
+            values[-1, 0, 0], expected = 1.0, "'flux_z_level' must be 0 on the last cell"
+        ds = ds.assign({name: (("level", "y", "x"), values, ds[name].attrs)})
+    bad = tmp_path / "bad.nc"
+    ds.to_netcdf(bad)  # unvalidated
+    with pytest.raises(DatasetError, match=expected):
+        read_dataset(bad)
+
+
 # ----------------------------------------------------------------------------- OpenFOAM files (foamlib only)
 
 
