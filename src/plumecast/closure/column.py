@@ -46,7 +46,8 @@ source enters the level whose layer holds it, a level's cells are those that hol
 at that level (the plane's are the plane's), and the learned sink starts near zero
 (``SINK_INIT_FLUX_PER_S``), since the exhausts are no longer missing. Untrained, this is
 a coarse finite-volume model of the 3D scalar transport, fed the 3D solver's own
-fluxes: on OpenFOAM truth it halves the sampled column's error (docs/results.md).
+fluxes: it lowers the sampled column's untrained error on every split of every truth
+measured (docs/results.md).
 
 One step: the plane physics has run (``ctx.q_physics``); then the off-plane levels receive
 their source shares, take the horizontal substeps of their own flow, lose their sink, and
@@ -69,7 +70,8 @@ import numpy as np
 from plumecast.physics import operators as ops_
 from plumecast.physics.operators import StabilityError
 
-__all__ = ["Column", "make_column", "level_thicknesses_m", "height_shares", "layer_shares", "VERTICAL_D_MAX_M2_S", "SINK_MAX_PER_S"]
+__all__ = ["Column", "make_column", "level_thicknesses_m", "height_shares", "layer_shares", "VERTICAL_D_MAX_M2_S",
+           "SINK_MAX_PER_S"]
 
 VERTICAL_D_MAX_M2_S = 0.2
 SINK_MAX_PER_S = 0.05
