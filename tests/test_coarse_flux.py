@@ -99,6 +99,17 @@ def test_cells_outside_the_grid_are_dropped():
                       height_m=2.0)
 
 
+def test_column_fluxes_refuse_an_unbalanced_flow_above_the_tolerance():
+    """Two cells, one per column cell: 1 m^3/s in through the first, 1.01 out through the second."""
+    centres = np.array([[0.5, 0.5, 0.5], [1.5, 0.5, 0.5]])
+    faces = ([(0, 1)], [1.0], [0, 1], [-1.0, 1.01])
+    kwargs = dict(x0=0.0, y0=0.0, cell_m=1.0, shape=(1, 2), levels_m=[0.5], height_m=1.0)
+    fluxes = column_fluxes(centres, np.ones(2), faces, **kwargs, tolerance=0.02)
+    assert relative_divergence(fluxes) == pytest.approx(0.01 / 1.01)
+    with pytest.raises(ValueError, match=r"do not balance .* above 0.001"):
+        column_fluxes(centres, np.ones(2), faces, **kwargs, tolerance=1e-3)
+
+
 def _solenoidal_mac(fluid: np.ndarray, h: float, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A divergence-free MAC flow on ``fluid``: the curl of a random edge potential (zero on every edge
     touching a solid or the box), plus a uniform stream along x through the row y = 0 (in at x = 0,

@@ -199,18 +199,15 @@ def info(path: Annotated[Path, typer.Argument(help="A plumecast dataset (netCDF)
         table.add_row("flow levels", f"{len(z)} heights {', '.join(f'{v:.3g}' for v in z)} m; horizontal speed up to "
                       f"{speed.max():.3g} m/s, nu_t up to {float(ds['nu_t_level'].max()):.3g} m^2/s")
     if all(k in ds for k in FLUX_VARS):
-        from plumecast.reference.coarse_flux import divergence
+        from plumecast.reference.coarse_flux import relative_divergence, volume_thicknesses_m
 
         fluxes = {k.removesuffix("_level"): np.asarray(ds[k].values, float) for k in FLUX_VARS}
         through = float(np.clip(fluxes["outflow"], 0.0, None).sum())
         volume = float(fluxes["volume"].sum())
-        top = max(float(np.abs(fluxes[k]).max()) for k in ("flux_x", "flux_y", "flux_z"))
-        cell_area = float(ds.attrs["dx_m"]) * float(ds.attrs["dy_m"])
-        thickness = fluxes["volume"].reshape(fluxes["volume"].shape[0], -1).max(axis=1) / cell_area
+        thickness = volume_thicknesses_m(fluxes["volume"], float(ds.attrs["dx_m"]) * float(ds.attrs["dy_m"]))
         table.add_row("level fluxes", f"layers {', '.join(f'{h:.3g}' for h in thickness)} m thick; {through:.3g} m^3/s "
                       f"out of {volume:.4g} m^3 ({3600 * through / max(volume, 1e-300):.2f} air changes/h); max "
-                      f"|divergence| {float(np.abs(divergence(fluxes)).max()) / max(top, 1e-300):.1e} of the largest "
-                      "face flux")
+                      f"|divergence| {relative_divergence(fluxes):.1e} of the largest face or boundary flux")
     table.add_row("mass budget", _budget_line(ds, unit))
     if "flow_diagnostics" in ds.attrs:
         try:

@@ -69,6 +69,7 @@ import numpy as np
 
 from plumecast.physics import operators as ops_
 from plumecast.physics.operators import StabilityError
+from plumecast.reference.coarse_flux import level_edges_m
 
 __all__ = ["Column", "make_column", "level_thicknesses_m", "height_shares", "layer_shares", "VERTICAL_D_MAX_M2_S",
            "SINK_MAX_PER_S"]
@@ -84,9 +85,7 @@ D_FLOOR = 1e-4
 
 def level_thicknesses_m(levels_m, height_m: float) -> np.ndarray:
     """Thickness (m) of each level's layer: between the midpoints to its neighbours, floor and ceiling closing the ends."""
-    z = np.asarray(levels_m, float)
-    edges = np.concatenate([[0.0], 0.5 * (z[1:] + z[:-1]), [height_m]])
-    return np.diff(edges)
+    return np.diff(level_edges_m(levels_m, height_m))
 
 
 def layer_shares(z_m, edges_m) -> jax.Array:

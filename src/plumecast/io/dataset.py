@@ -44,6 +44,7 @@ import xarray as xr
 
 from plumecast.io.atomic import atomic_path
 from plumecast.io.preflight import PreflightError, require_memory
+from plumecast.reference.coarse_flux import FLUX_KEYS
 
 SCHEMA_VERSION = 1
 # ``val`` chooses (options, checkpoints, early stopping, seeds); ``test`` and ``ood`` are
@@ -59,7 +60,7 @@ BUDGET_VARS = ("mass_room", "mass_injected", "mass_outflow")
 LEVEL_VARS = ("u_level", "v_level", "w_level", "nu_t_level")
 # Optional with the levels: the 3D flow's volume fluxes summed onto the column's cells
 # (plumecast.reference.coarse_flux), all five or none.
-FLUX_VARS = ("flux_x_level", "flux_y_level", "flux_z_level", "outflow_level", "volume_level")
+FLUX_VARS = tuple(f"{k}_level" for k in FLUX_KEYS)
 FLUX_DOCS = {
     "flux_x_level": ("m^3/s", "volume flux to the next cell along x (0 in the last column)"),
     "flux_y_level": ("m^3/s", "volume flux to the next cell along y (0 in the last row)"),

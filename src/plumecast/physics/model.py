@@ -91,12 +91,13 @@ import numpy as np
 from plumecast.numerics import enable_x64
 from plumecast.physics import operators as ops_
 from plumecast.physics.operators import StabilityError
+# FLUX_KEYS: the order of CoarseModel.level_flux, as the datasets name them (without "_level").
+from plumecast.reference.coarse_flux import FLUX_KEYS, volume_thicknesses_m
 
 # The learned exchange rate starts here everywhere (about one air change per 17 minutes).
 EXCHANGE_INIT_PER_S = 1e-3
 SOURCE_NET_WIDTH = 16
 FLOW_SOURCES = ("sampled", "fluxes")
-FLUX_KEYS = ("flux_x", "flux_y", "flux_z", "outflow", "volume")  # the order of CoarseModel.level_flux
 
 __all__ = [
     "GridConfig",
@@ -189,9 +190,7 @@ class GridConfig:
     @property
     def plane_level(self) -> int:
         """Index of the level at the plane in ``levels_m`` (-1 without levels)."""
-        if not self.levels_m:
-            return -1
-        return min(range(len(self.levels_m)), key=lambda k: abs(self.levels_m[k] - self.plane_height_m))
+        return nearest_level(self.levels_m, self.plane_height_m) if self.levels_m else -1
 
     @property
     def sub_dt(self) -> float:
@@ -494,6 +493,11 @@ class CoarseModel(eqx.Module):
         return self.observe(q) * self.config.c_ref
 
 
+def nearest_level(levels_m, height_m: float) -> int:
+    """Index of the level in ``levels_m`` nearest ``height_m`` (the plane's level)."""
+    return min(range(len(levels_m)), key=lambda k: abs(levels_m[k] - height_m))
+
+
 def level_face_velocities(flux, thickness_m: float, dx: float, dy: float, fluid):
     """Face velocities (m/s) of one level's summed fluxes ``flux (>= 2, ny, nx)`` (flux_x, flux_y first), masked by ``fluid``.
 
@@ -604,15 +608,14 @@ def build_model(
         if level_flux.shape != (len(FLUX_KEYS), len(levels_m)) + shape or not np.isfinite(level_flux).all():
             raise ValueError(f"the summed fluxes must be finite (L, ny, nx) = ({len(levels_m)}, {shape[0]}, "
                              f"{shape[1]}) fields")
-        # A level's thickness is its fullest cell's volume over the cell's area (desks only remove volume).
-        thickness = tuple(float(h) for h in level_flux[4].reshape(len(levels_m), -1).max(axis=1) / (dx * dy))
+        thickness = tuple(float(h) for h in volume_thicknesses_m(level_flux[4], dx * dy))
         if min(thickness) <= 0:
             raise ValueError(f"a flow level holds no fluid volume (thicknesses {[round(h, 4) for h in thickness]} m)")
     ny, nx = shape
     sub = dt / substeps
     mx, my = (np.asarray(m) for m in ops_.face_masks(fluid))
     if flow == "fluxes":
-        p = min(range(len(levels_m)), key=lambda k: abs(levels_m[k] - plane_height_m))
+        p = nearest_level(levels_m, plane_height_m)
         uf, vf = (np.asarray(a) for a in level_face_velocities(level_flux[:, p], thickness[p], dx, dy, fluid))
     else:
         uf, vf = (np.asarray(a) for a in ops_.face_velocities(u, v, fluid))

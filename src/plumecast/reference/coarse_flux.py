@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["FLUX_KEYS", "level_edges_m", "coarse_cell_index", "coarse_level_fluxes", "divergence",
-           "staggered_faces", "column_fluxes", "relative_divergence"]
+           "staggered_faces", "column_fluxes", "relative_divergence", "volume_thicknesses_m"]
 
 FLUX_KEYS = ("flux_x", "flux_y", "flux_z", "outflow", "volume")
 
@@ -150,14 +150,16 @@ def staggered_faces(fluid, u, v, w, cell_m: float):
 
 
 def column_fluxes(centres, volumes, faces, *, x0: float, y0: float, cell_m: float, shape, levels_m,
-                  height_m: float) -> dict[str, np.ndarray]:
+                  height_m: float, tolerance: float | None = None) -> dict[str, np.ndarray]:
     """The coarse fluxes of a fine mesh on a dataset's column: ``{flux_x, ..., volume}``, each ``(L, ny, nx)``.
 
     ``centres (n, 3)`` and ``volumes (n,)`` of the fine cells; ``faces`` is ``(face_cells,
     face_flux, boundary_cells, boundary_flux)`` as :func:`coarse_level_fluxes` takes them;
     the plane grid has ``shape (ny, nx)`` squares of ``cell_m`` from ``(x0, y0)`` and the
     levels ``levels_m`` in a room ``height_m`` high. Raises ValueError when a fine cell lies
-    outside the column: its faces would be lost and the column would not balance.
+    outside the column: its faces would be lost and the column would not balance; and,
+    with ``tolerance``, when a cell's net outflow is above that share of the largest flux
+    (:func:`relative_divergence`).
     """
     ny, nx = shape
     edges = level_edges_m(levels_m, height_m)
@@ -166,7 +168,21 @@ def column_fluxes(centres, volumes, faces, *, x0: float, y0: float, cell_m: floa
     if outside:
         raise ValueError(f"{outside} of {len(index)} fine cells have their centre outside the column's {len(edges) - 1} "
                          f"x {ny} x {nx} cells of {cell_m:g} m from ({x0:g}, {y0:g}) m, 0 to {height_m:g} m high")
-    return coarse_level_fluxes(index, volumes, *faces, (len(edges) - 1, ny, nx))
+    fluxes = coarse_level_fluxes(index, volumes, *faces, (len(edges) - 1, ny, nx))
+    imbalance = relative_divergence(fluxes)
+    if tolerance is not None and imbalance > tolerance:
+        raise ValueError(f"the fluxes do not balance on the column's cells (a cell's net outflow is {imbalance:.2g} of "
+                         f"the largest face flux, above {tolerance:g}); an unconverged flow?")
+    return fluxes
+
+
+def volume_thicknesses_m(volume, cell_area_m2: float) -> np.ndarray:
+    """``(L,)`` thickness (m) of each level: its fullest cell's fluid ``volume (L, ny, nx)`` over the cell area.
+
+    Obstacles only take volume from cells, so the fullest cell of a level spans all of it.
+    """
+    v = np.asarray(volume, float)
+    return v.reshape(v.shape[0], -1).max(axis=1) / cell_area_m2
 
 
 def relative_divergence(fluxes: dict) -> float:
