@@ -15,6 +15,7 @@ from plumecast.forecast import rollout_frames
 from plumecast.io.dataset import write_dataset
 from plumecast.locate import LocateError, LocateSettings, Readings, check_readings, locate, read_readings, write_readings
 from plumecast.locate.evaluate import EvalSettings, draw_case, sensor_cells
+from plumecast.locate.core import spatial_median
 from plumecast.rollout import forcing_from_track
 from plumecast.train import TrainConfig, build_system, train
 
@@ -87,6 +88,33 @@ def test_locate_recovers_the_models_own_source(system):
     assert result.contains(model, sx, sy)
     assert result.credible["area_m2"] > 0 and np.isclose(result.posterior.sum(), 1.0)
     assert result.posterior[np.asarray(model.fluid) == 0].sum() == 0
+    m = result.posterior_median  # the default estimate: the posterior's spatial median cell
+    assert (e["x_m"], e["y_m"], e["rate"]) == (m["x_m"], m["y_m"], m["rate"])
+    assert result.refined and all(math.isfinite(r["neg_log_lik"]) for r in result.refined)
+    with pytest.raises(LocateError, match="estimate must be one of"):
+        LocateSettings(estimate="mode")
+
+
+def test_spatial_median_is_the_expected_distance_minimiser():
+    xs, ys = np.arange(5) * 0.5, np.arange(3) * 0.5
+    post = np.zeros((3, 5))
+    post[0, 0], post[0, 4] = 0.6, 0.4  # two cells: the heavier one minimises the expected distance
+    m = spatial_median(post, xs, ys, mass=1.0)
+    assert (m["x_m"], m["y_m"]) == (0.0, 0.0) and m["expected_error_m"] == pytest.approx(0.4 * 2.0)
+    # an L of three equal masses: the corner, not the mean (which lies off the L, in what may be a wall)
+    post = np.zeros((3, 5))
+    post[0, 0] = post[0, 4] = post[2, 0] = 1 / 3
+    m = spatial_median(post, xs, ys, mass=1.0)
+    assert (m["x_m"], m["y_m"]) == (0.0, 0.0)
+    # brute force over every cell agrees on a random posterior
+    rng = np.random.default_rng(3)
+    post = rng.random((3, 5)) ** 4
+    post /= post.sum()
+    X, Y = np.meshgrid(xs, ys)
+    cost = [(np.hypot(X - x, Y - y) * post).sum() for x, y in zip(X.ravel(), Y.ravel())]
+    k = int(np.argmin(cost))
+    m = spatial_median(post, xs, ys, mass=1.0)
+    assert (m["x_m"], m["y_m"]) == (X.ravel()[k], Y.ravel()[k])
 
 
 def test_nothing_above_the_limit_cannot_locate(system):
@@ -118,7 +146,7 @@ def _csv(path, rows, header="sensor_id,x_m,y_m,time_s,value"):
     return path
 
 
-def test_locate_command_writes_result_and_map(system, files, tmp_path):
+def test_locate_command_writes_result_and_map(ds, system, files, tmp_path):
     data, run = files
     readings, _ = _model_readings(system, np.array([[4, 5], [7, 2], [2, 2]]), (5, 3))
     path = write_readings(tmp_path / "readings.csv", readings)
@@ -131,6 +159,12 @@ def test_locate_command_writes_result_and_map(system, files, tmp_path):
     assert payload["status"] == "located" and payload["credible"]["level"] == 0.9
     assert {"x_m", "y_m", "rate", "start_s"} <= set(payload["estimate"])
     assert (out / "posterior.png").stat().st_size > 0
+    # the run keeps its training sources' heights; they are the height classes searched by default
+    train = ds["split"].values == "train"
+    heights = sorted({round(float(z), 3) for z, r in zip(ds["source_z"].values[train].ravel(),
+                                                         ds["source_rate"].values[train].ravel()) if r > 0})
+    assert json.loads((run / "config.json").read_text())["data"]["source_heights_m"] == heights
+    assert payload["search"]["heights_m"] == heights
     # all sensors below the limit: a clear "cannot locate", exit 3, the result written
     zero = _csv(tmp_path / "zero.csv", ["a,1.25,1.25,4,0", "b,5.25,4.25,4,0", "c,1.75,3.75,4,0"])
     res = runner.invoke(app, ["locate", str(run), "--sensors", str(zero), "--out", str(tmp_path / "z")])

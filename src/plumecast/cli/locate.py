@@ -9,24 +9,32 @@ from pathlib import Path
 import typer
 
 from plumecast.cli.app import app, check_output_path, console, fail, read_dataset_or_fail
+from plumecast.io.dataset import SPLITS
+
+ESTIMATE_HELP = ("The reported source: median (the posterior cell least far from the source in expectation) or "
+                 "refined (the gradient-refined point of highest likelihood).")
 
 # Exit status of `locate` when the readings cannot locate a source (the result is written, status cannot_locate).
 CANNOT_LOCATE_EXIT = 3
 
 
-def _settings(height, detection_limit, noise, model_error, correlation, stride, refine, iterations, rate_ref):
+def _settings(height, detection_limit, noise, model_error, correlation, stride, refine, iterations, rate_ref, estimate):
     from plumecast.locate import LocateError, LocateSettings
 
     try:
         return LocateSettings(heights=tuple(height) or None, detection_limit=detection_limit, noise=noise,
                               model_error=model_error, correlation_s=correlation, stride=stride, refine=refine,
-                              iterations=iterations, rate_ref=rate_ref)
+                              iterations=iterations, rate_ref=rate_ref, estimate=estimate)
     except LocateError as e:
         fail(str(e))
 
 
 def _load(run_dir: Path):
-    """``(system, config, horizon_s, mass_unit)`` of a run, or a one-line error."""
+    """``(system, config, horizon_s, mass_unit, source_heights_m)`` of a run, or a one-line error.
+
+    ``source_heights_m``: the height classes of its training sources (None for runs that
+    predate them or trained on too many heights).
+    """
     from plumecast.train import TrainError, load_run
 
     try:
@@ -45,7 +53,15 @@ def _load(run_dir: Path):
             unit = load_run_room(run_dir, run).mass_unit
         except Exception:  # the unit is a label only; the room itself is not needed to locate
             unit = None
-    return system, config, horizon, unit
+    heights = run["data"].get("source_heights_m")
+    return system, config, horizon, unit, tuple(float(h) for h in heights) if heights else None
+
+
+def _with_heights(settings, heights):
+    """The settings with the run's training heights as the height classes when none were given."""
+    import dataclasses
+
+    return settings if settings.heights is not None or not heights else dataclasses.replace(settings, heights=heights)
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -83,7 +99,7 @@ def locate_command(
                                  "(docs/locate.md)."),
     out: Path = typer.Option(..., "--out", help="Output directory: locate.json, posterior.png."),
     height: list[float] = typer.Option([], "--height", help="Source height class, m (repeat for several; the posterior "
-                                       "sums over them). Default: the plane height."),
+                                       "sums over them). Default: the run's training source heights, else the plane height."),
     detection_limit: float | None = typer.Option(None, "--detection-limit", help="Detection limit of readings without "
                                                  "their own (mass/m^3). Default: 1 % of the run's concentration scale."),
     noise: float = typer.Option(0.1, "--noise", help="The sensors' multiplicative noise, log standard deviation."),
@@ -93,6 +109,7 @@ def locate_command(
     stride: int = typer.Option(1, "--stride", help="Candidate lattice: every STRIDE-th fluid cell in x and y."),
     refine: int = typer.Option(3, "--refine", help="Best candidates refined by gradients through the model (0: none)."),
     iterations: int = typer.Option(30, "--iterations", help="Adam steps per refined candidate."),
+    estimate: str = typer.Option("median", "--estimate", help=ESTIMATE_HELP),
     rate_ref: float = typer.Option(1.0, "--rate-ref", help="Source rate of the candidate scan, mass/s."),
 ) -> None:
     """Locate a static source (position, rate, start) from sensor readings; a posterior map and a 90 % region."""
@@ -100,8 +117,10 @@ def locate_command(
     from plumecast.locate.picture import posterior_picture
 
     check_output_path(out, "dir")
-    settings = _settings(height, detection_limit, noise, model_error, correlation, stride, refine, iterations, rate_ref)
-    system, config, horizon, unit = _load(run_dir)
+    settings = _settings(height, detection_limit, noise, model_error, correlation, stride, refine, iterations, rate_ref,
+                         estimate)
+    system, config, horizon, unit, heights = _load(run_dir)
+    settings = _with_heights(settings, heights)
     try:
         readings = read_readings(sensors)
         warnings = check_readings(readings, system[0], horizon, origin=str(sensors))
@@ -137,7 +156,7 @@ def locate_command(
 _CSV_COLUMNS = ("scenario", "split", "system", "moving", "status", "truth_x_m", "truth_y_m", "truth_z_m", "truth_rate",
                 "truth_start_s", "est_x_m", "est_y_m", "est_z_m", "est_rate", "est_start_s", "position_error_m",
                 "rate_error_rel", "start_error_s", "in_region", "region_area_m2", "scan_position_error_m",
-                "mean_position_error_m", "readings_above_limit", "sensors_above_limit", "locate_s", "library_share_s",
+                "mean_position_error_m", "median_position_error_m", "readings_above_limit", "sensors_above_limit", "locate_s", "library_share_s",
                 "time_per_case_s", "reason")
 
 
@@ -194,7 +213,7 @@ def locate_eval_command(
     run_dir: Path = typer.Argument(..., help="Training run directory."),
     data: Path = typer.Argument(..., help="Plane dataset (netCDF) on the run's grid: the ground truth of the readings."),
     out: Path = typer.Option(..., "--out", help="Output directory: locate_eval.json/.csv/.md/.png, maps/."),
-    split: str = typer.Option("test", "--split", help="Split whose scenarios are located: test | ood | train."),
+    split: str = typer.Option("test", "--split", help="Split whose scenarios are located: train | val | test | ood (choose settings on val)."),
     sensors: int = typer.Option(6, "--sensors", help="Sensors per case (K)."),
     noise: float = typer.Option(0.1, "--noise", help="Multiplicative noise of the readings (log standard deviation); "
                                 "also the locator's stated sensor noise."),
@@ -209,7 +228,8 @@ def locate_eval_command(
                                        "[0, START_SPREAD] s of the readings' clock (0: the dataset's clock)."),
     baseline: bool = typer.Option(False, "--baseline", help="Also locate with the untrained physics of the dataset "
                                   "(nu_t / 0.7, no learning), side by side."),
-    height: list[float] = typer.Option([], "--height", help="Source height class(es), m; default: the plane height."),
+    height: list[float] = typer.Option([], "--height", help="Source height class(es), m; default: the run's training "
+                                       "source heights, else the plane height."),
     detection_limit: float | None = typer.Option(None, "--detection-limit", help="Detection limit, mass/m^3 (default: 1 % "
                                                  "of the run's concentration scale)."),
     model_error: float = typer.Option(0.5, "--model-error", help="The locator's model error, log standard deviation."),
@@ -217,6 +237,7 @@ def locate_eval_command(
     stride: int = typer.Option(1, "--stride", help="Candidate lattice stride (cells)."),
     refine: int = typer.Option(3, "--refine", help="Candidates refined by gradients (0: none)."),
     iterations: int = typer.Option(30, "--iterations", help="Adam steps per refined candidate."),
+    estimate: str = typer.Option("median", "--estimate", help=ESTIMATE_HELP),
     maps: int = typer.Option(3, "--maps", min=0, help="Posterior maps drawn per system (the first MAPS cases)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
 ) -> None:
@@ -228,15 +249,17 @@ def locate_eval_command(
     from plumecast.train import TrainError
 
     check_output_path(out, "dir")
-    if split not in ("test", "ood", "train"):
-        fail(f"unknown split {split!r}; expected one of test, ood, train")
-    settings = _settings(height, detection_limit, noise, model_error, correlation, stride, refine, iterations, 1.0)
+    if split not in SPLITS:
+        fail(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    settings = _settings(height, detection_limit, noise, model_error, correlation, stride, refine, iterations, 1.0,
+                         estimate)
     try:
         es = EvalSettings(split=split, sensors=sensors, noise=noise, fixed_layout=fixed_layout, layout=layout, seed=seed,
                           every_s=every, window_s=window, start_spread_s=start_spread)
     except LocateError as e:
         fail(str(e))
-    system, config, horizon, _ = _load(run_dir)
+    system, config, horizon, _, heights = _load(run_dir)
+    settings = _with_heights(settings, heights)
     ds = read_dataset_or_fail(data)
     present = {str(s) for s in ds["split"].values}
     if split not in present:

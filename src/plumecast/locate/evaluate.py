@@ -150,9 +150,11 @@ def _case_record(name, split, label, result, truth, model, readings: Readings, s
         rec["scan_position_error_m"] = math.hypot(s["x_m"] - truth["x_m"], s["y_m"] - truth["y_m"])
         m = result.posterior_mean
         rec["mean_position_error_m"] = math.hypot(m["x_m"] - truth["x_m"], m["y_m"] - truth["y_m"])
+        m = result.posterior_median
+        rec["median_position_error_m"] = math.hypot(m["x_m"] - truth["x_m"], m["y_m"] - truth["y_m"])
     else:
         for k in ("position_error_m", "rate_error_rel", "start_error_s", "scan_position_error_m",
-                  "mean_position_error_m"):
+                  "mean_position_error_m", "median_position_error_m"):
             rec[k] = None
     rec["in_region"] = bool(result.located and result.contains(model, truth["x_m"], truth["y_m"]))
     rec["region_area_m2"] = None if result.credible is None else result.credible["area_m2"]
@@ -249,6 +251,7 @@ def summarise(records: list[dict], library: dict) -> dict:
                              "within_1m_all_cases": sum(e <= 1.0 for e in errs) / n if n else None},
         "scan_position_error_m": {"median": _median([r["scan_position_error_m"] for r in ok])},
         "mean_position_error_m": {"median": _median([r["mean_position_error_m"] for r in ok])},
+        "median_position_error_m": {"median": _median([r["median_position_error_m"] for r in ok])},
         "rate_error_rel": {"median_abs": _median([abs(r["rate_error_rel"]) for r in ok if r["rate_error_rel"] is not None]),
                            "median": _median([r["rate_error_rel"] for r in ok])},
         "start_error_s": {"median_abs": _median([abs(r["start_error_s"]) for r in ok]),
@@ -269,16 +272,17 @@ def _fmt(v, spec=".2f", suffix="") -> str:
 def markdown_table(summary: dict) -> str:
     """The aggregate of each system as a markdown table."""
     head = ("| system | cases | located | median position error (m, located) | IQR (m) | posterior mean's error (m) | "
+            "posterior median's error (m) | "
             "within 1 m (all) | "
             "90 % region holds truth (all) | median region (m^2) | median abs rate error | median abs start error (s) | "
             "locate per case (s) | library (s, once) | time per case (s) |")
-    rows = [head, "|" + "---|" * 14]
+    rows = [head, "|" + "---|" * 15]
     for label, s in summary.items():
         pe = s["position_error_m"]
         iqr = "n/a" if pe["iqr"] is None else f"{pe['iqr'][0]:.2f}-{pe['iqr'][1]:.2f}"
         rows.append(
             f"| {label} | {s['cases']} | {s['located']} | {_fmt(pe['median'])} | {iqr} | "
-            f"{_fmt(s['mean_position_error_m']['median'])} | "
+            f"{_fmt(s['mean_position_error_m']['median'])} | {_fmt(s['median_position_error_m']['median'])} | "
             f"{_fmt(None if pe['within_1m_all_cases'] is None else 100 * pe['within_1m_all_cases'], '.0f', ' %')} | "
             f"{_fmt(None if s['coverage'] is None else 100 * s['coverage'], '.0f', ' %')} | "
             f"{_fmt(s['region_area_m2']['median'], '.1f')} | {_fmt(s['rate_error_rel']['median_abs'])} | "

@@ -85,6 +85,20 @@ BATCH_AXIS = "batch"  # the one axis of the data-parallel mesh
 _traces = [0]
 
 
+
+# A run keeps its training sources' heights when they form a few classes (`locate`'s default).
+MAX_HEIGHT_CLASSES = 8
+
+
+def trained_source_heights(ds) -> list[float] | None:
+    """The distinct heights (m, to the mm) of the training split's emitting sources; None beyond a few classes."""
+    train = np.asarray([str(s) == "train" for s in ds["split"].values])
+    z = np.asarray(ds["source_z"].values, float)[train]
+    rate = np.asarray(ds["source_rate"].values, float)[train]
+    heights = sorted({round(float(v), 3) for v in z[rate > 0]})
+    return heights if 0 < len(heights) <= MAX_HEIGHT_CLASSES else None
+
+
 def batch_mesh(devices=None) -> Mesh | None:
     """The 1D data-parallel mesh over ``devices`` (default: all of ``jax.devices()``); None for one device."""
     devices = list(jax.devices() if devices is None else devices)
@@ -430,7 +444,8 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
             "train": config.to_json(),
             "grid": model0.config.to_json(),
             "data": {"generator": str(ds.attrs.get("generator", "")), "scenarios": prep.names, "splits": prep.splits,
-                     "horizon_s": horizon_s, "snapshot_s": snapshot_s},
+                     "horizon_s": horizon_s, "snapshot_s": snapshot_s,
+                     "source_heights_m": trained_source_heights(ds)},
             "room": room,
         })
     if val_idx.size == 0:
