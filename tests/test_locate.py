@@ -221,6 +221,27 @@ def test_bad_run_and_settings_fail_cleanly(files, tmp_path):
         LocateSettings(noise=-1.0)
 
 
+def test_model_error_calibration_measures_the_models_log_error(ds, system):
+    from plumecast.forcing import prepare_data as prep_of
+    from plumecast.forecast import forecast_scenarios
+    from plumecast.locate.evaluate import calibrate_model_error
+
+    model = system[0]
+    prep = prep_of(ds, model.config.dt, model.config.dtype, fluid=np.asarray(model.fluid))
+    own = forecast_scenarios(system, prep, np.arange(ds.sizes["scenario"]))
+    limit = 1e-3 * float(own.max())
+    # truth = the model's own forecast, scaled: the error is the scale alone (bias), spread 0
+    mine = ds.copy()
+    mine["concentration"] = (ds["concentration"].dims, own * math.exp(0.3))
+    cal = calibrate_model_error(system, mine, split="train", window_s=8.0, limit=limit)
+    assert cal["bias"] == pytest.approx(-0.3, abs=1e-4) and cal["model_error"] < 1e-4 and cal["values"] > 10
+    # the dataset's own truth (other physics): a real spread, and only the split asked for is used
+    cal = calibrate_model_error(system, ds, split="train", window_s=8.0, limit=limit)
+    assert cal["model_error"] > 0.01
+    with pytest.raises(LocateError, match="no scenario in split 'val'"):
+        calibrate_model_error(system, ds, split="val", window_s=8.0, limit=limit)
+
+
 def test_locate_eval_runs_end_to_end(files, tmp_path):
     data, run = files
     out = tmp_path / "eval"
@@ -245,3 +266,18 @@ def test_locate_eval_runs_end_to_end(files, tmp_path):
     assert res.exit_code == 0, res.output
     case = json.loads((out2 / "locate_eval.json").read_text())["cases"][0]
     assert case["moving"] is True
+    # the model error calibrated per system on another split (never the located one)
+    out3 = tmp_path / "calibrated"
+    res = runner.invoke(app, ["locate-eval", str(run), str(data), "--split", "test", "--sensors", "3", "--every", "2",
+                              "--window", "8", "--start-spread", "2", "--refine", "0", "--maps", "0", "--model-error", "train",
+                              "--baseline",
+                              "--out", str(out3), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    libraries = json.loads((out3 / "locate_eval.json").read_text())["libraries"]
+    for lib in libraries.values():
+        assert lib["calibration"]["split"] == "train" and lib["model_error"] == lib["calibration"]["model_error"] > 0
+    assert len({lib["model_error"] for lib in libraries.values()}) == 2  # each system its own
+    res = runner.invoke(app, ["locate-eval", str(run), str(data), "--split", "test", "--model-error", "test",
+                              "--out", str(tmp_path / "no"), "--no-progress"])
+    assert res.exit_code == 2 and "calibrated on the train or val split" in res.output
+    assert not (tmp_path / "no").exists()

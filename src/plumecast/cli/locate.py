@@ -232,7 +232,9 @@ def locate_eval_command(
                                        "source heights, else the plane height."),
     detection_limit: float | None = typer.Option(None, "--detection-limit", help="Detection limit, mass/m^3 (default: 1 % "
                                                  "of the run's concentration scale)."),
-    model_error: float = typer.Option(0.5, "--model-error", help="The locator's model error, log standard deviation."),
+    model_error: str = typer.Option("0.5", "--model-error", help="The locator's model error, log standard deviation; "
+                                    "or val (or train): each system's log error at single cells on that split's "
+                                    "scenarios over the readings' window."),
     correlation: float = typer.Option(60.0, "--correlation", help="Correlation time of the model error, s."),
     stride: int = typer.Option(1, "--stride", help="Candidate lattice stride (cells)."),
     refine: int = typer.Option(3, "--refine", help="Candidates refined by gradients (0: none)."),
@@ -251,11 +253,16 @@ def locate_eval_command(
     check_output_path(out, "dir")
     if split not in SPLITS:
         fail(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    settings = _settings(height, detection_limit, noise, model_error, correlation, stride, refine, iterations, 1.0,
+    calibrate = model_error if model_error in SPLITS else None
+    try:
+        sigma_model = 0.5 if calibrate else float(model_error)
+    except ValueError:
+        fail(f"--model-error must be a number or a split name (val, train), got {model_error!r}")
+    settings = _settings(height, detection_limit, noise, sigma_model, correlation, stride, refine, iterations, 1.0,
                          estimate)
     try:
         es = EvalSettings(split=split, sensors=sensors, noise=noise, fixed_layout=fixed_layout, layout=layout, seed=seed,
-                          every_s=every, window_s=window, start_spread_s=start_spread)
+                          every_s=every, window_s=window, start_spread_s=start_spread, calibrate=calibrate)
     except LocateError as e:
         fail(str(e))
     system, config, horizon, _, heights = _load(run_dir)

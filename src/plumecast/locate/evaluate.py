@@ -37,7 +37,8 @@ import numpy as np
 from plumecast.locate.core import Library, LocateSettings, build_library, default_limit, locate
 from plumecast.locate.readings import LocateError, Readings, check_readings
 
-__all__ = ["EvalSettings", "draw_case", "evaluate_locate", "summarise", "markdown_table", "baseline_system"]
+__all__ = ["EvalSettings", "draw_case", "evaluate_locate", "summarise", "markdown_table", "baseline_system",
+           "calibrate_model_error"]
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,12 @@ class EvalSettings:
     every_s: float = 10.0
     window_s: float = 120.0
     start_spread_s: float = 60.0
+    calibrate: str | None = None  # a split ("val"): each system's model_error from its log error there
 
     def __post_init__(self):
+        if self.calibrate is not None and (self.calibrate not in ("train", "val") or self.calibrate == self.split):
+            raise LocateError(f"the model error is calibrated on the train or val split, not on {self.calibrate!r} "
+                              f"(the located split is {self.split!r})")
         if self.sensors < 1:
             raise LocateError(f"--sensors must be >= 1, got {self.sensors}")
         if not (math.isfinite(self.noise) and self.noise >= 0):
@@ -197,14 +202,19 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
     total = len(systems) * len(cases)
     done = 0
     for label, system in systems.items():
+        system_settings, calibration = locate_settings, None
+        if settings.calibrate is not None:
+            calibration = calibrate_model_error(system, ds, split=settings.calibrate, window_s=settings.window_s,
+                                                limit=limit)
+            system_settings = _replace(locate_settings, model_error=calibration["model_error"])
         lib: Library = build_library(system, all_xy, heights=heights, n_steps=n_steps, rate_ref=locate_settings.rate_ref,
                                      stride=locate_settings.stride, batch=locate_settings.batch)
         libraries[label] = {"seconds": lib.seconds, "candidates": len(lib.xyz), "sensors": len(all_xy),
-                            "steps": n_steps}
+                            "steps": n_steps, "model_error": system_settings.model_error, "calibration": calibration}
         share = lib.seconds / len(cases)
         for i, readings, truth in cases:
             t0 = time.perf_counter()
-            result = locate(system, readings, locate_settings, library=lib)
+            result = locate(system, readings, system_settings, library=lib)
             seconds = time.perf_counter() - t0
             records.append(_case_record(names[i], splits[i], label, result, truth, system[0], readings, seconds, share))
             if pictures is not None:
@@ -216,6 +226,46 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
     return {"cases": records, "summary": summary, "settings": asdict(settings), "locate_settings": asdict(locate_settings),
             "libraries": libraries, "layout": None if layout is None else
             [{"row": int(j), "column": int(i)} for j, i in layout]}
+
+
+def calibrate_model_error(system, ds, *, split: str = "val", window_s: float, limit: float) -> dict:
+    """The model's log error at single cells over the first ``window_s`` after each release of ``split``.
+
+    For every scenario of the split, the forecast from its own source against the
+    dataset's plane at every fluid cell and snapshot in ``(release, release + window_s]``
+    where both are at or above ``limit``: ``log(model / truth)``. Its standard deviation is
+    the ``model_error`` of the noise model (what a reading can be off by because the model
+    is), its mean the model's bias there. Scenarios of ``split`` only: the validation split,
+    so that locating the test split chooses nothing on it.
+    """
+    from plumecast.forcing import prepare_data
+    from plumecast.forecast import check_grid, forecast_scenarios
+
+    model = system[0]
+    check_grid(model, ds)
+    prep = prepare_data(ds, model.config.dt, model.config.dtype, fluid=np.asarray(model.fluid))
+    indices = prep.indices(split)
+    if len(indices) == 0:
+        raise LocateError(f"the dataset has no scenario in split {split!r} to calibrate the model error on")
+    frames = forecast_scenarios(system, prep, indices)
+    times = np.asarray(prep.times, float)
+    fluid = np.asarray(model.fluid) > 0
+    errors = []
+    for n, i in enumerate(indices):
+        on = np.flatnonzero(np.asarray(ds["source_rate"].values[i]) > 0)
+        if on.size == 0:
+            continue
+        release = times[on[0]]
+        k = (times > release) & (times <= release + window_s + 1e-9)
+        pred, true = frames[n][k][:, fluid], prep.conc[i][k][:, fluid]
+        both = (pred >= limit) & (true >= limit)
+        errors.append(np.log(pred[both] / true[both]))
+    e = np.concatenate(errors) if errors else np.zeros(0)
+    if e.size < 10:
+        raise LocateError(f"too few cells above the detection limit ({e.size}) in split {split!r} within "
+                          f"{window_s:g} s of the releases to calibrate the model error")
+    return {"split": split, "window_s": float(window_s), "limit": float(limit), "values": int(e.size),
+            "model_error": float(e.std()), "bias": float(e.mean())}
 
 
 def _replace(s: LocateSettings, **changes) -> LocateSettings:
@@ -261,6 +311,7 @@ def summarise(records: list[dict], library: dict) -> dict:
         "region_area_m2": {"median": _median([r["region_area_m2"] for r in ok])},
         "locate_s": {"median": _median([r["locate_s"] for r in records]), "max": max(r["locate_s"] for r in records)},
         "library_s": library["seconds"],
+        "model_error": library.get("model_error"),
         "time_per_case_s": {"median": _median([r["time_per_case_s"] for r in records])},
     }
 
@@ -275,8 +326,8 @@ def markdown_table(summary: dict) -> str:
             "posterior median's error (m) | "
             "within 1 m (all) | "
             "90 % region holds truth (all) | median region (m^2) | median abs rate error | median abs start error (s) | "
-            "locate per case (s) | library (s, once) | time per case (s) |")
-    rows = [head, "|" + "---|" * 15]
+            "locate per case (s) | library (s, once) | time per case (s) | model error (log sd) |")
+    rows = [head, "|" + "---|" * 16]
     for label, s in summary.items():
         pe = s["position_error_m"]
         iqr = "n/a" if pe["iqr"] is None else f"{pe['iqr'][0]:.2f}-{pe['iqr'][1]:.2f}"
@@ -287,5 +338,5 @@ def markdown_table(summary: dict) -> str:
             f"{_fmt(None if s['coverage'] is None else 100 * s['coverage'], '.0f', ' %')} | "
             f"{_fmt(s['region_area_m2']['median'], '.1f')} | {_fmt(s['rate_error_rel']['median_abs'])} | "
             f"{_fmt(s['start_error_s']['median_abs'], '.1f')} | {_fmt(s['locate_s']['median'])} | "
-            f"{_fmt(s['library_s'], '.1f')} | {_fmt(s['time_per_case_s']['median'])} |")
+            f"{_fmt(s['library_s'], '.1f')} | {_fmt(s['time_per_case_s']['median'])} | {_fmt(s['model_error'])} |")
     return "\n".join(rows)
