@@ -199,7 +199,10 @@ def _histogram(path: Path, records: list[dict], labels: list[str]) -> None:
             ax.axvline(1.0, color="k", ls="--", lw=1)
         ax.set_xlabel(title)
         ax.set_ylabel("cases")
-        ax.legend(fontsize=7)
+        if flat:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no case located", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     try:
         with atomic_path(path) as tmp:

@@ -476,7 +476,8 @@ def locate(system, readings: Readings, settings: LocateSettings | None = None, *
                    "censored_below_limit": True, "floor_share_of_limit": FLOOR_SHARE}
     noise_model["correlation_s"] = settings.correlation_s
     search = {"heights_m": list(heights), "stride": settings.stride, "start_points": settings.start_points,
-              "refine": settings.refine, "iterations": settings.iterations, "rate_ref": settings.rate_ref}
+              "refine": settings.refine, "iterations": settings.iterations, "rate_ref": settings.rate_ref,
+              "estimate": settings.estimate}
     sensors = _sensor_table(readings)
 
     def cannot(reason, **extra):

@@ -36,8 +36,13 @@ def posterior_picture(model, result, readings, path: str | Path, *, truth: dict 
         ax.plot(x, y, "^", ms=9, mfc="orange" if hit else "none", mec="orange", mew=1.6)
         ax.annotate(readings.sensor_ids[k], (x, y), textcoords="offset points", xytext=(4, 4), color="orange",
                     fontsize=8)
+    if result.refined:
+        ax.plot([r["x_m"] for r in result.refined], [r["y_m"] for r in result.refined], "x", ms=8, color="red", mew=1.5,
+                label="refined points")
     if result.estimate is not None:
-        ax.plot(result.estimate["x_m"], result.estimate["y_m"], "*", ms=16, mfc="red", mec="w", label="estimate")
+        kind = result.search.get("estimate", "refined")
+        ax.plot(result.estimate["x_m"], result.estimate["y_m"], "*", ms=16, mfc="red", mec="w",
+                label="estimate (posterior median)" if kind == "median" else "estimate (refined)")
     if truth is not None:
         ax.plot(truth["x_m"], truth["y_m"], "o", ms=10, mfc="none", mec="cyan", mew=2, label="truth")
     ax.plot([], [], "^", mfc="orange", mec="orange", label="sensor above its limit")
