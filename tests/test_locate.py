@@ -165,6 +165,20 @@ def test_locate_command_writes_result_and_map(ds, system, files, tmp_path):
                                                          ds["source_rate"].values[train].ravel()) if r > 0})
     assert json.loads((run / "config.json").read_text())["data"]["source_heights_m"] == heights
     assert payload["search"]["heights_m"] == heights
+    assert payload["noise_model"]["model_error_log_sd"] == 0.5 and payload["model_error_from"].startswith("default")
+    # a run that recorded its pointwise error on val: the shortest window covering the readings is the noise model
+    import shutil
+
+    run2 = shutil.copytree(run, tmp_path / "run2")
+    (run2 / "summary.json").write_text(json.dumps({"point_error_val": [
+        {"window_s": 6.0, "limit": 1e-4, "values": 50, "model_error": 0.11, "bias": 0.0},
+        {"window_s": 60.0, "limit": 1e-4, "values": 90, "model_error": 0.37, "bias": 0.0}]}))
+    res = runner.invoke(app, ["locate", str(run2), "--sensors", str(path), "--out", str(tmp_path / "o2"), "--iterations",
+                              "2", "--detection-limit", "1e-4"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads((tmp_path / "o2" / "locate.json").read_text())
+    assert payload["noise_model"]["model_error_log_sd"] == 0.37  # the readings run to 12 s: the 60 s window
+    assert "within 60 s" in payload["model_error_from"]
     # all sensors below the limit: a clear "cannot locate", exit 3, the result written
     zero = _csv(tmp_path / "zero.csv", ["a,1.25,1.25,4,0", "b,5.25,4.25,4,0", "c,1.75,3.75,4,0"])
     res = runner.invoke(app, ["locate", str(run), "--sensors", str(zero), "--out", str(tmp_path / "z")])

@@ -454,6 +454,13 @@ def test_val_selects_the_model_and_test_ood_choose_nothing(ds_val, tmp_path):
     s = result.summary
     assert s["selected"]["epoch"] == best and len(s["val_curve"]) == 6 and set(s["trained"]) == {"train", "val", "test", "ood"}
     assert s["trained"]["val"]["median"] == pytest.approx(curve[best], rel=1e-5)
+    # the selected model's pointwise error on val, per window after the release (locate's noise model)
+    from plumecast.locate.core import default_limit
+    from plumecast.locate.evaluate import calibrate_model_error
+
+    assert [r["window_s"] for r in s["point_error_val"]] == [8.0]  # the 60 ... 600 s windows exceed the 8 s horizon
+    cal = calibrate_model_error(result.system, ds_val, split="val", window_s=8.0, limit=default_limit(result.system[0]))
+    assert s["point_error_val"][0]["model_error"] == pytest.approx(cal["model_error"], rel=1e-6) and cal["values"] > 0
     selected, _, _ = load_run(tmp_path / "run")
     last, _, _ = load_run(tmp_path / "run", model="last")
     for a, b in zip(jax.tree.leaves(eqx.filter(selected, eqx.is_array)), jax.tree.leaves(eqx.filter(result.system, eqx.is_array))):

@@ -142,6 +142,42 @@ def final_time_errors(system, prep: PreparedData, indices, chunk: int = 16) -> n
     return np.asarray([relative_l2(q, t, fluid) for q, t in zip(final, prep.conc[indices, -1])])
 
 
+def point_log_errors(system, prep: PreparedData, indices, *, windows_s, limit: float) -> list[dict]:
+    """The model's log error at single cells in the first seconds after each release.
+
+    For every scenario of ``indices``, the forecast from its own source against the truth
+    at every fluid cell and snapshot in ``(release, release + window]`` where both are at or
+    above ``limit`` (mass/m^3): ``log(model / truth)``. One record per window of
+    ``windows_s`` (s): ``model_error`` (its standard deviation: how far a sensor's reading
+    can be from the forecast because the model is off, the noise model of ``locate``),
+    ``bias`` (its mean) and ``values`` (how many pairs). The release is the first model
+    step with a positive rate.
+    """
+    model = system[0]
+    indices = np.asarray(indices, int)
+    frames = forecast_scenarios(system, prep, indices)
+    times = np.asarray(prep.times, float)
+    fluid = np.asarray(model.fluid) > 0
+    errors = {float(w): [] for w in windows_s}
+    for n, i in enumerate(indices):
+        on = np.flatnonzero(np.asarray(prep.forcing.rate[i]).reshape(prep.n_steps, -1).max(axis=1) > 0)
+        if on.size == 0:
+            continue
+        release = float(np.asarray(prep.forcing.t[i])[on[0]])
+        truth = np.asarray(prep.conc[i])
+        for w in errors:
+            k = (times > release + 1e-9) & (times <= release + w + 1e-9)
+            pred, true = frames[n][k][:, fluid], truth[k][:, fluid]
+            both = (pred >= limit) & (true >= limit)
+            errors[w].append(np.log(pred[both] / true[both]))
+    out = []
+    for w, parts in errors.items():
+        e = np.concatenate(parts) if parts else np.zeros(0)
+        out.append({"window_s": w, "limit": float(limit), "values": int(e.size),
+                    "model_error": float(e.std()) if e.size else None, "bias": float(e.mean()) if e.size else None})
+    return out
+
+
 def forecast(system, ds, scenario: str) -> np.ndarray:
     """Concentration ``(T, ny, nx)`` at the dataset's snapshot times for one scenario (t = 0 from the data)."""
     model = system[0]

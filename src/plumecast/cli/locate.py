@@ -11,6 +11,7 @@ import typer
 from plumecast.cli.app import app, check_output_path, console, fail, read_dataset_or_fail
 from plumecast.io.dataset import SPLITS
 
+DEFAULT_MODEL_ERROR = 0.5  # log standard deviation, for runs that record none of their own
 ESTIMATE_HELP = ("The reported source: median (the posterior cell least far from the source in expectation) or "
                  "refined (the gradient-refined point of highest likelihood).")
 
@@ -57,11 +58,27 @@ def _load(run_dir: Path):
     return system, config, horizon, unit, tuple(float(h) for h in heights) if heights else None
 
 
-def _with_heights(settings, heights):
-    """The settings with the run's training heights as the height classes when none were given."""
+def _run_model_error(run_dir: Path, span_s: float) -> dict | None:
+    """The run's recorded pointwise error on val (``summary.json``) for the shortest window covering ``span_s``."""
+    try:
+        records = json.loads((run_dir / "summary.json").read_text()).get("point_error_val") or []
+    except (OSError, ValueError):
+        return None
+    records = sorted((r for r in records if r.get("model_error")), key=lambda r: r["window_s"])
+    if not records:
+        return None
+    return next((r for r in records if r["window_s"] >= span_s - 1e-9), records[-1])
+
+
+def _replace_settings(settings, **changes):
     import dataclasses
 
-    return settings if settings.heights is not None or not heights else dataclasses.replace(settings, heights=heights)
+    return dataclasses.replace(settings, **changes)
+
+
+def _with_heights(settings, heights):
+    """The settings with the run's training heights as the height classes when none were given."""
+    return settings if settings.heights is not None or not heights else _replace_settings(settings, heights=heights)
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -103,7 +120,9 @@ def locate_command(
     detection_limit: float | None = typer.Option(None, "--detection-limit", help="Detection limit of readings without "
                                                  "their own (mass/m^3). Default: 1 % of the run's concentration scale."),
     noise: float = typer.Option(0.1, "--noise", help="The sensors' multiplicative noise, log standard deviation."),
-    model_error: float = typer.Option(0.5, "--model-error", help="The model's error at a point, log standard deviation."),
+    model_error: float | None = typer.Option(None, "--model-error", help="The model's error at a point, log standard "
+                                             "deviation. Default: the run's own on its val scenarios (summary.json), "
+                                             "else 0.5."),
     correlation: float = typer.Option(60.0, "--correlation", help="Correlation time of the model error, s (readings of "
                                       "one sensor closer than this share weight)."),
     stride: int = typer.Option(1, "--stride", help="Candidate lattice: every STRIDE-th fluid cell in x and y."),
@@ -117,8 +136,8 @@ def locate_command(
     from plumecast.locate.picture import posterior_picture
 
     check_output_path(out, "dir")
-    settings = _settings(height, detection_limit, noise, model_error, correlation, stride, refine, iterations, rate_ref,
-                         estimate)
+    settings = _settings(height, detection_limit, noise, DEFAULT_MODEL_ERROR if model_error is None else model_error,
+                         correlation, stride, refine, iterations, rate_ref, estimate)
     system, config, horizon, unit, heights = _load(run_dir)
     settings = _with_heights(settings, heights)
     try:
@@ -126,14 +145,25 @@ def locate_command(
         warnings = check_readings(readings, system[0], horizon, origin=str(sensors))
     except LocateError as e:
         fail(str(e))
+    model_error_from = "--model-error"
+    if model_error is None:
+        stored = _run_model_error(run_dir, float(readings.time.max()))
+        if stored is None:
+            model_error_from = f"default {DEFAULT_MODEL_ERROR} (the run records no error on val scenarios)"
+        else:
+            settings = _replace_settings(settings, model_error=stored["model_error"])
+            model_error_from = (f"the run's log error on its val scenarios within {stored['window_s']:g} s of the "
+                                f"release ({stored['values']} cell values)")
     for w in warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    console.print(f"model error {settings.model_error:.2f} (log sd): {model_error_from}", highlight=False)
     try:
         result = locate(system, readings, settings)
     except LocateError as e:
         fail(str(e))
     result.warnings.extend(warnings)
     payload = _finite({"run": str(run_dir), "variant": config.variant, "readings": str(sensors),
+                       "model_error_from": model_error_from,
                        "mass_unit": unit or "the training data's mass unit", **result.to_json()})
     limit = result.noise_model["detection_limit"]
     try:
@@ -258,7 +288,7 @@ def locate_eval_command(
         fail(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     calibrate = model_error if model_error in SPLITS else None
     try:
-        sigma_model = 0.5 if calibrate else float(model_error)
+        sigma_model = DEFAULT_MODEL_ERROR if calibrate else float(model_error)
     except ValueError:
         fail(f"--model-error must be a number or a split name (val, train), got {model_error!r}")
     settings = _settings(height, detection_limit, noise, sigma_model, correlation, stride, refine, iterations, 1.0,

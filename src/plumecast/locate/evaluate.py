@@ -229,17 +229,12 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
 
 
 def calibrate_model_error(system, ds, *, split: str = "val", window_s: float, limit: float) -> dict:
-    """The model's log error at single cells over the first ``window_s`` after each release of ``split``.
+    """``model_error`` (and ``bias``) of a system from its log error on ``split`` (:func:`~plumecast.forecast.point_log_errors`).
 
-    For every scenario of the split, the forecast from its own source against the
-    dataset's plane at every fluid cell and snapshot in ``(release, release + window_s]``
-    where both are at or above ``limit``: ``log(model / truth)``. Its standard deviation is
-    the ``model_error`` of the noise model (what a reading can be off by because the model
-    is), its mean the model's bias there. Scenarios of ``split`` only: the validation split,
-    so that locating the test split chooses nothing on it.
+    The validation split, so that locating the test split chooses nothing on it.
     """
     from plumecast.forcing import prepare_data
-    from plumecast.forecast import check_grid, forecast_scenarios
+    from plumecast.forecast import check_grid, point_log_errors
 
     model = system[0]
     check_grid(model, ds)
@@ -247,25 +242,11 @@ def calibrate_model_error(system, ds, *, split: str = "val", window_s: float, li
     indices = prep.indices(split)
     if len(indices) == 0:
         raise LocateError(f"the dataset has no scenario in split {split!r} to calibrate the model error on")
-    frames = forecast_scenarios(system, prep, indices)
-    times = np.asarray(prep.times, float)
-    fluid = np.asarray(model.fluid) > 0
-    errors = []
-    for n, i in enumerate(indices):
-        on = np.flatnonzero(np.asarray(ds["source_rate"].values[i]) > 0)
-        if on.size == 0:
-            continue
-        release = times[on[0]]
-        k = (times > release) & (times <= release + window_s + 1e-9)
-        pred, true = frames[n][k][:, fluid], prep.conc[i][k][:, fluid]
-        both = (pred >= limit) & (true >= limit)
-        errors.append(np.log(pred[both] / true[both]))
-    e = np.concatenate(errors) if errors else np.zeros(0)
-    if e.size < 10:
-        raise LocateError(f"too few cells above the detection limit ({e.size}) in split {split!r} within "
+    record = point_log_errors(system, prep, indices, windows_s=[window_s], limit=limit)[0]
+    if record["values"] < 10:
+        raise LocateError(f"too few cells above the detection limit ({record['values']}) in split {split!r} within "
                           f"{window_s:g} s of the releases to calibrate the model error")
-    return {"split": split, "window_s": float(window_s), "limit": float(limit), "values": int(e.size),
-            "model_error": float(e.std()), "bias": float(e.mean())}
+    return {"split": split, **record}
 
 
 def _replace(s: LocateSettings, **changes) -> LocateSettings:

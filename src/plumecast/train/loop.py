@@ -64,7 +64,7 @@ from jax.sharding import PartitionSpec as P
 import plumecast
 from plumecast.errors import TrainError
 from plumecast.forcing import PreparedData, prepare_data
-from plumecast.forecast import final_time_errors
+from plumecast.forecast import final_time_errors, point_log_errors
 from plumecast.io.checkpoint import (key_from_json, key_to_json, latest_checkpoint, load_checkpoint, read_json,
                                      save_checkpoint, write_json_atomic)
 from plumecast.io.dataset import SPLITS, open_dataset_lazy, read_dataset
@@ -86,6 +86,8 @@ _traces = [0]
 
 
 
+# Windows after a release (s) over which a run records its pointwise log error on val (`locate`'s noise model).
+POINT_ERROR_WINDOWS_S = (60.0, 120.0, 300.0, 600.0)
 # A run keeps its training sources' heights when they form a few classes (`locate`'s default).
 MAX_HEIGHT_CLASSES = 8
 
@@ -648,6 +650,14 @@ def _summary(ds, config: TrainConfig, prep, system, *, seconds: float, epochs: i
                 }
     if best is not None and val_curve:
         summary["last"] = {"epoch": epochs, "val": val_curve[-1]["val"]}
+    val_idx = prep.indices(VAL_SPLIT)
+    if val_idx.size:  # the noise model `locate` uses by default: the selected model's pointwise error on val
+        from plumecast.locate.core import default_limit
+
+        horizon = float(prep.times[-1] - prep.times[0])
+        windows = [w for w in POINT_ERROR_WINDOWS_S if w <= horizon + 1e-9] or [horizon]
+        summary["point_error_val"] = point_log_errors(system, prep, val_idx, windows_s=windows,
+                                                      limit=default_limit(system[0]))
     return summary
 
 
