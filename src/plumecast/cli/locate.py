@@ -116,7 +116,8 @@ def locate_command(
                                  "(docs/locate.md)."),
     out: Path = typer.Option(..., "--out", help="Output directory: locate.json, posterior.png."),
     height: list[float] = typer.Option([], "--height", help="Source height class, m (repeat for several; the posterior "
-                                       "sums over them). Default: the run's training source heights, else the plane height."),
+                                       "sums over them). Default: the run's training source heights, else the plane "
+                                       "height."),
     detection_limit: float | None = typer.Option(None, "--detection-limit", help="Detection limit of readings without "
                                                  "their own (mass/m^3). Default: 1 % of the run's concentration scale."),
     noise: float = typer.Option(0.1, "--noise", help="The sensors' multiplicative noise, log standard deviation."),
@@ -186,8 +187,8 @@ def locate_command(
 _CSV_COLUMNS = ("scenario", "split", "system", "moving", "status", "truth_x_m", "truth_y_m", "truth_z_m", "truth_rate",
                 "truth_start_s", "est_x_m", "est_y_m", "est_z_m", "est_rate", "est_start_s", "position_error_m",
                 "rate_error_rel", "start_error_s", "in_region", "region_area_m2", "scan_position_error_m",
-                "mean_position_error_m", "median_position_error_m", "readings_above_limit", "sensors_above_limit", "locate_s", "library_share_s",
-                "time_per_case_s", "reason")
+                "mean_position_error_m", "median_position_error_m", "readings_above_limit", "sensors_above_limit",
+                "locate_s", "library_share_s", "time_per_case_s", "reason")
 
 
 def _write_csv(path: Path, records: list[dict]) -> None:
