@@ -142,7 +142,7 @@ def final_time_errors(system, prep: PreparedData, indices, chunk: int = 16) -> n
     return np.asarray([relative_l2(q, t, fluid) for q, t in zip(final, prep.conc[indices, -1])])
 
 
-def point_log_errors(system, prep: PreparedData, indices, *, windows_s, limit: float) -> list[dict]:
+def point_log_errors(system, prep: PreparedData, indices, *, windows_s, limit: float, chunk: int = 8) -> list[dict]:
     """The model's log error at single cells in the first seconds after each release.
 
     For every scenario of ``indices``, the forecast from its own source against the truth
@@ -155,21 +155,23 @@ def point_log_errors(system, prep: PreparedData, indices, *, windows_s, limit: f
     """
     model = system[0]
     indices = np.asarray(indices, int)
-    frames = forecast_scenarios(system, prep, indices)
     times = np.asarray(prep.times, float)
     fluid = np.asarray(model.fluid) > 0
     errors = {float(w): [] for w in windows_s}
-    for n, i in enumerate(indices):
-        on = np.flatnonzero(np.asarray(prep.forcing.rate[i]).reshape(prep.n_steps, -1).max(axis=1) > 0)
-        if on.size == 0:
-            continue
-        release = float(np.asarray(prep.forcing.t[i])[on[0]])
-        truth = np.asarray(prep.conc[i])
-        for w in errors:
-            k = (times > release + 1e-9) & (times <= release + w + 1e-9)
-            pred, true = frames[n][k][:, fluid], truth[k][:, fluid]
-            both = (pred >= limit) & (true >= limit)
-            errors[w].append(np.log(pred[both] / true[both]))
+    for s in range(0, len(indices), chunk):  # a chunk of trajectories in memory at a time
+        part = indices[s : s + chunk]
+        frames = forecast_scenarios(system, prep, part, chunk=chunk)
+        for n, i in enumerate(part):
+            on = np.flatnonzero(np.asarray(prep.forcing.rate[i]).reshape(prep.n_steps, -1).max(axis=1) > 0)
+            if on.size == 0:
+                continue
+            release = float(np.asarray(prep.forcing.t[i])[on[0]])
+            truth = np.asarray(prep.conc[i])
+            for w in errors:
+                k = (times > release + 1e-9) & (times <= release + w + 1e-9)
+                pred, true = frames[n][k][:, fluid], truth[k][:, fluid]
+                both = (pred >= limit) & (true >= limit)
+                errors[w].append(np.log(pred[both] / true[both]))
     out = []
     for w, parts in errors.items():
         e = np.concatenate(parts) if parts else np.zeros(0)

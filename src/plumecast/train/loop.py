@@ -574,6 +574,10 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
         for split in summary["trained"]:
             say(f"{split:5s}: median final-time relative L2 error {summary['untrained'][split]['median']:.3f} untrained "
                 f"-> {summary['trained'][split]['median']:.3f} trained")
+        if summary.get("point_error_val"):
+            say("log error at single cells on val, for locate's noise model: " + ", ".join(
+                f"{r['model_error']:.2f} within {r['window_s']:g} s" for r in summary["point_error_val"]
+                if r["model_error"] is not None))
     return TrainResult(run_dir, system, history, completed, train_step_traces() - traces_before, summary,
                        val_curve=val_curve, selected=best, last_system=last_system)
 
