@@ -84,9 +84,8 @@ MAX_BAD_STEPS = 20
 BATCH_AXIS = "batch"  # the one axis of the data-parallel mesh
 _traces = [0]
 
-
-
-# Windows after a release (s) over which a run records its pointwise log error on val (`locate`'s noise model).
+# Windows after a release (s) over which a run records its pointwise log error on val (`locate`'s noise model);
+# those shorter than the data's horizon, and the horizon.
 POINT_ERROR_WINDOWS_S = (60.0, 120.0, 300.0, 600.0)
 # A run keeps its training sources' heights when they form a few classes (`locate`'s default).
 MAX_HEIGHT_CLASSES = 8
@@ -659,7 +658,7 @@ def _summary(ds, config: TrainConfig, prep, system, *, seconds: float, epochs: i
         from plumecast.locate.core import default_limit
 
         horizon = float(prep.times[-1] - prep.times[0])
-        windows = [w for w in POINT_ERROR_WINDOWS_S if w <= horizon + 1e-9] or [horizon]
+        windows = sorted({w for w in POINT_ERROR_WINDOWS_S if w < horizon - 1e-9} | {horizon})
         summary["point_error_val"] = point_log_errors(system, prep, val_idx, windows_s=windows,
                                                       limit=default_limit(system[0]))
     return summary
