@@ -237,10 +237,11 @@ def over_time_figure(curves: list[tuple[str, np.ndarray, dict]], path: Path, met
             ax.fill_between(times, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
             # Relative errors of the first frames (a plane the plume has barely reached) can be
             # thousands; the axis shows the rest of the run, its first tenth may go off the top.
-            later = np.asarray(times) >= np.asarray(times)[0] + 0.1 * (np.asarray(times)[-1] - np.asarray(times)[0])
-            if later.any() and np.isfinite(hi[later]).any():
+            t = np.asarray(times, float)
+            later = t >= t[0] + 0.1 * (t[-1] - t[0])
+            if m in CLIPPED_OVER_TIME and later.any() and np.isfinite(hi[later]).any():
                 top.append(float(np.nanmax(hi[later])))
-        if top and m in CLIPPED_OVER_TIME:
+        if top:
             ax.set_ylim(bottom=0.0, top=1.15 * max(top))
         ax.set_title(M.LABELS[m], fontsize=9)
         ax.set_xlabel("time (s)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -70,15 +71,9 @@ def _run_model_error(run_dir: Path, span_s: float) -> dict | None:
     return next((r for r in records if r["window_s"] >= span_s - 1e-9), records[-1])
 
 
-def _replace_settings(settings, **changes):
-    import dataclasses
-
-    return dataclasses.replace(settings, **changes)
-
-
 def _with_heights(settings, heights):
     """The settings with the run's training heights as the height classes when none were given."""
-    return settings if settings.heights is not None or not heights else _replace_settings(settings, heights=heights)
+    return settings if settings.heights is not None or not heights else replace(settings, heights=heights)
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -152,7 +147,7 @@ def locate_command(
         if stored is None:
             model_error_from = f"default {DEFAULT_MODEL_ERROR} (the run records no error on val scenarios)"
         else:
-            settings = _replace_settings(settings, model_error=stored["model_error"])
+            settings = replace(settings, model_error=stored["model_error"])
             model_error_from = (f"the run's log error on its val scenarios within {stored['window_s']:g} s of the "
                                 f"release ({stored['values']} cell values)")
     for w in warnings:

@@ -417,7 +417,7 @@ class LocateResult:
 
 
 def spatial_median(post: np.ndarray, xs: np.ndarray, ys: np.ndarray, mass: float = 0.999) -> dict:
-    """The cell of ``post`` (ny, nx) whose expected distance to the source is least.
+    """The cell of ``post`` (ny, nx) whose expected distance to the source is least (position, row, column).
 
     It minimises the posterior's mean position error in metres (the geometric median
     restricted to cells, so it never lies in a solid as the mean can). Candidates and
@@ -432,7 +432,8 @@ def spatial_median(post: np.ndarray, xs: np.ndarray, ys: np.ndarray, mass: float
     x, y, w = xs[i], ys[j], flat[keep]
     expected = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) @ w
     k = int(np.argmin(expected))
-    return {"x_m": float(x[k]), "y_m": float(y[k]), "expected_error_m": float(expected[k] / w.sum())}
+    return {"x_m": float(x[k]), "y_m": float(y[k]), "expected_error_m": float(expected[k] / w.sum()),
+            "row": int(j[k]), "column": int(i[k])}
 
 
 def _sensor_table(readings: Readings) -> list[dict]:
@@ -559,8 +560,7 @@ def locate(system, readings: Readings, settings: LocateSettings | None = None, *
     ys, xs = c.y0 + np.arange(c.ny) * c.dy, c.x0 + np.arange(c.nx) * c.dx
     mean = {"x_m": float((post.sum(axis=0) * xs).sum()), "y_m": float((post.sum(axis=1) * ys).sum())}
     median = spatial_median(post, xs, ys)
-    at_median = np.flatnonzero((library.cells[:, 0] == int(round((median["y_m"] - c.y0) / c.dy)))
-                               & (library.cells[:, 1] == int(round((median["x_m"] - c.x0) / c.dx))))
+    at_median = np.flatnonzero((library.cells[:, 0] == median["row"]) & (library.cells[:, 1] == median["column"]))
     mc, ms = np.unravel_index(int(np.argmax(ll[at_median])), (len(at_median), ll.shape[1]))
     mc = at_median[mc]
     median.update(_point(median["x_m"], median["y_m"], library.xyz[mc, 2],

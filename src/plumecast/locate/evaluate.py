@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -182,7 +182,7 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
     first = next(iter(systems.values()))[0]
     fluid = np.asarray(first.fluid)
     limit = locate_settings.detection_limit if locate_settings.detection_limit is not None else default_limit(first)
-    locate_settings = _replace(locate_settings, detection_limit=limit)
+    locate_settings = replace(locate_settings, detection_limit=limit)
     rng = np.random.default_rng(settings.seed)
     layout = sensor_cells(fluid, settings.sensors, rng, settings.layout) if settings.fixed_layout else None
     cases = []
@@ -206,7 +206,7 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
         if settings.calibrate is not None:
             calibration = calibrate_model_error(system, ds, split=settings.calibrate, window_s=settings.window_s,
                                                 limit=limit)
-            system_settings = _replace(locate_settings, model_error=calibration["model_error"])
+            system_settings = replace(locate_settings, model_error=calibration["model_error"])
         lib: Library = build_library(system, all_xy, heights=heights, n_steps=n_steps, rate_ref=locate_settings.rate_ref,
                                      stride=locate_settings.stride, batch=locate_settings.batch)
         libraries[label] = {"seconds": lib.seconds, "candidates": len(lib.xyz), "sensors": len(all_xy),
@@ -247,10 +247,6 @@ def calibrate_model_error(system, ds, *, split: str = "val", window_s: float, li
         raise LocateError(f"too few cells above the detection limit ({record['values']}) in split {split!r} within "
                           f"{window_s:g} s of the releases to calibrate the model error")
     return {"split": split, **record}
-
-
-def _replace(s: LocateSettings, **changes) -> LocateSettings:
-    return LocateSettings(**{**asdict(s), **changes})
 
 
 def _median(values) -> float | None:
