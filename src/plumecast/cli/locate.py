@@ -1,4 +1,5 @@
-"""Commands: locate (a source from sensor readings), locate-eval (locating scored against a dataset's truth)."""
+"""Commands: locate (a source from sensor readings), locate-eval (locating scored against a dataset's truth), sensors
+(a layout designed from the run's forecasts)."""
 
 from __future__ import annotations
 
@@ -249,7 +250,12 @@ def locate_eval_command(
     fixed_layout: bool = typer.Option(False, "--fixed-layout", help="The same K sensors for every scenario (a building's "
                                       "layout); else a new draw per scenario."),
     layout: str = typer.Option("random", "--layout", help="random: seeded random fluid cells; spread: seeded k-means "
-                               "centres of the fluid cells."),
+                               "centres of the fluid cells; designed: the layout `plumecast sensors` designs from "
+                               "the run's forecasts (fixed, no truth used)."),
+    cover: int = typer.Option(2, "--cover", help="--layout designed: sensors counted per candidate source."),
+    criterion: str = typer.Option("coverage", "--criterion", help="--layout designed: coverage or confusion "
+                                  "(`plumecast sensors --help`)."),
+    bin_s: float = typer.Option(10.0, "--bin", help="--layout designed, --criterion confusion: arrival bins, s."),
     seed: int = typer.Option(0, "--seed", help="Seed of sensor positions, noise and release clock."),
     every: float = typer.Option(10.0, "--every", help="Seconds between readings."),
     window: float = typer.Option(120.0, "--window", help="Readings over this many seconds after the release."),
@@ -291,7 +297,8 @@ def locate_eval_command(
                          estimate)
     try:
         es = EvalSettings(split=split, sensors=sensors, noise=noise, fixed_layout=fixed_layout, layout=layout, seed=seed,
-                          every_s=every, window_s=window, start_spread_s=start_spread, calibrate=calibrate)
+                          every_s=every, window_s=window, start_spread_s=start_spread, calibrate=calibrate, cover=cover,
+                          criterion=criterion, bin_s=bin_s)
     except LocateError as e:
         fail(str(e))
     system, config, horizon, _, heights = _load(run_dir)
@@ -343,3 +350,74 @@ def locate_eval_command(
     print(table)
     console.print(f"cases: {out / 'locate_eval.csv'}; summary: {out / 'locate_eval.json'}; histogram: "
                   f"{out / 'locate_eval.png'}", highlight=False)
+
+
+@app.command("sensors")
+def sensors_command(
+    run_dir: Path = typer.Argument(..., help="Training run directory."),
+    out: Path = typer.Option(..., "--out", help="Output directory: sensors.csv, sensors.json, sensors.png."),
+    count: int = typer.Option(6, "--count", min=1, help="Sensors to place."),
+    window: float = typer.Option(120.0, "--window", help="Seconds after a release within which the sensors should read "
+                                 "above their limit (the readings' window of `locate`)."),
+    cover: int = typer.Option(2, "--cover", min=1, help="Sensors counted per candidate source: one gives a direction, "
+                              "two or more a position (docs/locate.md)."),
+    height: list[float] = typer.Option([], "--height", help="Source height class(es), m; default: the run's training "
+                                       "source heights, else the plane height."),
+    rate: float = typer.Option(1.0, "--rate", help="Emission rate the layout is designed for, mass/s."),
+    detection_limit: float | None = typer.Option(None, "--detection-limit", help="The sensors' detection limit, "
+                                                 "mass/m^3 (default: 1 % of the run's concentration scale)."),
+    stride: int = typer.Option(1, "--stride", min=1, help="Candidate sources on every STRIDE-th fluid cell."),
+    criterion: str = typer.Option("coverage", "--criterion", help="coverage: the most candidates seen early by COVER "
+                                  "sensors; confusion: the least spread of candidates whose arrival times at every "
+                                  "sensor fall in the same BIN-second bins."),
+    bin_s: float = typer.Option(10.0, "--bin", help="--criterion confusion: width of the arrival-time bins, s."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+) -> None:
+    """Design a fixed sensor layout from the run's own forecasts: sensors that see every candidate source early."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from plumecast.locate import LocateError, default_limit
+    from plumecast.locate.placement import design_layout, layout_picture
+
+    check_output_path(out, "dir")
+    system, config, horizon, unit, heights = _load(run_dir)
+    model = system[0]
+    heights = tuple(height) or heights or (float(model.config.plane_height_m),)
+    if not (math.isfinite(window) and 0 < window <= 2 * horizon):
+        fail(f"--window must be > 0 s and at most twice the run's training horizon ({2 * horizon:g} s), got {window:g}")
+    limit = default_limit(model) if detection_limit is None else detection_limit
+    bar = Progress(TextColumn("forecasting candidates"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=console, disable=not progress)
+    try:
+        with bar:
+            task = bar.add_task("sources", total=None)
+            layout = design_layout(system, count, heights=heights, window_s=window, limit=limit, cover=cover, rate=rate,
+                                   stride=stride, criterion=criterion, bin_s=bin_s,
+                                   progress=lambda d, t: bar.update(task, completed=d, total=t))
+    except LocateError as e:
+        fail(str(e))
+    import csv
+    import io
+
+    from plumecast.io.atomic import atomic_path
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["sensor_id", "x_m", "y_m"])
+    for s in layout.as_dict()["sensors"]:
+        writer.writerow([s["id"], f"{s['x_m']:.6g}", f"{s['y_m']:.6g}"])
+    payload = _finite({"run": str(run_dir), "variant": config.variant, "mass_unit": unit or "the training data's mass unit",
+                       **layout.as_dict()})
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / "sensors.csv") as tmp:
+            tmp.write_text(text.getvalue())
+        _write_json(out / "sensors.json", payload)
+        layout_picture(model, layout, out / "sensors.png")
+    except OSError as e:
+        fail(f"cannot write the layout to {out}: {e}")
+    seen = payload["share_of_sources_seen_by"]
+    console.print(", ".join(f"({s['x_m']:.2f}, {s['y_m']:.2f})" for s in payload["sensors"]) + " m", highlight=False)
+    console.print("candidate sources seen by " + ", ".join(f"{k} sensors: {100 * v:.0f} %" for k, v in seen.items())
+                  + f" within {window:g} s; {layout.seconds:.1f} s; {out / 'sensors.csv'}, {out / 'sensors.png'}",
+                  highlight=False)

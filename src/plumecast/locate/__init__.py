@@ -5,6 +5,8 @@
   rate and start summed out, gradient refinement through the model) and its settings;
 * :mod:`~plumecast.locate.evaluate`: readings drawn from a dataset's ground truth, located
   and scored;
+* :mod:`~plumecast.locate.placement`: a fixed sensor layout designed from the model's own
+  forecasts (``plumecast sensors``, ``locate-eval --layout designed``);
 * :mod:`~plumecast.locate.picture`: the posterior map.
 
 docs/locate.md walks through it.

@@ -4,8 +4,10 @@ For every scenario of a split (:func:`evaluate_locate`):
 
 * **release**: the first snapshot time at which the dataset's ``source_rate`` is > 0;
 * **sensors**: ``K`` distinct fluid cells drawn with the seed (``fixed_layout``: one draw
-  for every scenario, as a building has; else a new draw per scenario), each reading the
-  cell's plane concentration of the **dataset** (the 3D truth, never a model forecast);
+  for every scenario, as a building has; else a new draw per scenario), or the layout
+  ``designed`` from the run's own forecasts (:mod:`plumecast.locate.placement`, fixed; no
+  truth is used), each reading the cell's plane concentration of the **dataset** (the 3D
+  truth, never a model forecast);
 * **readings**: every ``every_s`` seconds over the first ``window_s`` seconds after the
   release (``every_s, 2 every_s, ..., window_s`` after it), linear in time between the
   dataset's snapshots, times multiplicative log-normal noise ``exp(noise e)``, ``e``
@@ -41,13 +43,20 @@ __all__ = ["EvalSettings", "draw_case", "evaluate_locate", "summarise", "markdow
            "calibrate_model_error"]
 
 
+LAYOUTS = ("random", "spread", "designed")
+
+
 @dataclass(frozen=True)
 class EvalSettings:
     split: str = "test"
     sensors: int = 6
     noise: float = 0.1
     fixed_layout: bool = False
-    layout: str = "random"  # "random": seeded random fluid cells; "spread": seeded k-means centres of the fluid cells
+    layout: str = "random"  # "random": seeded random fluid cells; "spread": seeded k-means centres of the fluid
+    # cells; "designed": the greedy layout from the run's forecasts (placement.py; always fixed)
+    cover: int = 2  # the designed layout's sensors counted per source (placement.design_layout)
+    criterion: str = "coverage"  # the designed layout's criterion (placement.CRITERIA)
+    bin_s: float = 10.0  # its arrival bins for criterion "confusion", s
     seed: int = 0
     every_s: float = 10.0
     window_s: float = 120.0
@@ -64,8 +73,14 @@ class EvalSettings:
             raise LocateError(f"--noise must be a finite number >= 0, got {self.noise}")
         if not (self.every_s > 0 and self.window_s >= self.every_s):
             raise LocateError(f"--every ({self.every_s:g} s) must be > 0 and at most --window ({self.window_s:g} s)")
-        if self.layout not in ("random", "spread"):
-            raise LocateError(f"--layout must be random or spread, got {self.layout!r}")
+        if self.layout not in LAYOUTS:
+            raise LocateError(f"--layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.cover < 1:
+            raise LocateError(f"--cover must be >= 1, got {self.cover}")
+        if self.criterion not in ("coverage", "confusion"):
+            raise LocateError(f"--criterion must be coverage or confusion, got {self.criterion!r}")
+        if not (math.isfinite(self.bin_s) and self.bin_s > 0):
+            raise LocateError(f"--bin must be > 0 s, got {self.bin_s}")
         if not (math.isfinite(self.start_spread_s) and self.start_spread_s >= 0):
             raise LocateError(f"--start-spread must be >= 0, got {self.start_spread_s}")
 
@@ -184,7 +199,20 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
     limit = locate_settings.detection_limit if locate_settings.detection_limit is not None else default_limit(first)
     locate_settings = replace(locate_settings, detection_limit=limit)
     rng = np.random.default_rng(settings.seed)
-    layout = sensor_cells(fluid, settings.sensors, rng, settings.layout) if settings.fixed_layout else None
+    heights = locate_settings.heights if locate_settings.heights is not None else (float(first.config.plane_height_m),)
+    design = None
+    if settings.layout == "designed":
+        from plumecast.locate.placement import design_layout
+
+        design = design_layout(next(iter(systems.values())), settings.sensors, heights=heights,
+                               window_s=settings.window_s, limit=limit, cover=settings.cover,
+                               rate=locate_settings.rate_ref, stride=locate_settings.stride,
+                               criterion=settings.criterion, bin_s=settings.bin_s)
+        layout = design.cells
+    elif settings.fixed_layout:
+        layout = sensor_cells(fluid, settings.sensors, rng, settings.layout)
+    else:
+        layout = None
     cases = []
     for i in indices:
         cells = layout if layout is not None else sensor_cells(fluid, settings.sensors, rng, settings.layout)
@@ -197,7 +225,6 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
     t_max = max(float(r.time.max()) for _, r, _ in cases)
     dt = first.config.dt
     n_steps = int(math.ceil(t_max / dt - 1e-9)) + 1
-    heights = locate_settings.heights if locate_settings.heights is not None else (float(first.config.plane_height_m),)
     records, libraries = [], {}
     total = len(systems) * len(cases)
     done = 0
@@ -225,7 +252,8 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
     summary = {label: summarise([r for r in records if r["system"] == label], libraries[label]) for label in systems}
     return {"cases": records, "summary": summary, "settings": asdict(settings), "locate_settings": asdict(locate_settings),
             "libraries": libraries, "layout": None if layout is None else
-            [{"row": int(j), "column": int(i)} for j, i in layout]}
+            [{"row": int(j), "column": int(i)} for j, i in layout],
+            "design": None if design is None else design.as_dict()}
 
 
 def calibrate_model_error(system, ds, *, split: str = "val", window_s: float, limit: float) -> dict:
