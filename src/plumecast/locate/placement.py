@@ -91,7 +91,7 @@ def arrival_matrix(system, *, heights, window_s: float, limit: float, rate: floa
         raise LocateError(f"the detection limit must be > 0, got {limit}")
     if not (math.isfinite(rate) and rate > 0):
         raise LocateError(f"the design rate must be > 0, got {rate}")
-    xyz, _ = candidates(model, heights, stride)  # the cells are the caller's (design_layout)
+    xyz, _ = candidates(model, heights, stride)
     fluid_cells = np.argwhere(np.asarray(model.fluid) > 0)
     ny, nx = c.shape
     flat = jnp.asarray((fluid_cells[:, 0] * nx + fluid_cells[:, 1]).astype(np.int32))
@@ -103,12 +103,15 @@ def arrival_matrix(system, *, heights, window_s: float, limit: float, rate: floa
     for s in range(0, n, batch):
         idx = np.resize(np.arange(s, min(s + batch, n)), batch)
         forcing = sweep_forcing(xyz[idx], rate, dt=c.dt, n_steps=n_steps, dtype=c.dtype)
-        _, arrival, _ = rollout_exposure(model, closure, q0, jax.tree.map(jnp.asarray, forcing), flat, limit)
+        exposure, arrival, _ = rollout_exposure(model, closure, q0, jax.tree.map(jnp.asarray, forcing), flat, limit)
         k = min(batch, n - s)
+        if not np.isfinite(np.asarray(exposure)[:k]).all():
+            raise LocateError(f"the model's forecast of a candidate source (batch from {tuple(np.round(xyz[s], 3))} m) "
+                              "is not finite")
         out[s : s + k] = np.asarray(arrival, float)[:k]
         if progress is not None:
             progress(s + k, n)
-    out[~(out <= window_s)] = np.inf  # NaN (a non-finite forecast) counts as never
+    out[out > window_s] = np.inf
     return out, fluid_cells
 
 
