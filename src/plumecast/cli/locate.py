@@ -252,7 +252,7 @@ def locate_eval_command(
     layout: str = typer.Option("random", "--layout", help="random: seeded random fluid cells; spread: seeded k-means "
                                "centres of the fluid cells; designed: the layout `plumecast sensors` designs from "
                                "the run's forecasts (fixed, no truth used)."),
-    cover: int = typer.Option(2, "--cover", help="--layout designed: sensors counted per candidate source."),
+    cover: int = typer.Option(1, "--cover", help="--layout designed: sensors counted per candidate source."),
     criterion: str = typer.Option("coverage", "--criterion", help="--layout designed: coverage or confusion "
                                   "(`plumecast sensors --help`)."),
     bin_s: float = typer.Option(10.0, "--bin", help="--layout designed, --criterion confusion: arrival bins, s."),
@@ -359,7 +359,7 @@ def sensors_command(
     count: int = typer.Option(6, "--count", min=1, help="Sensors to place."),
     window: float = typer.Option(120.0, "--window", help="Seconds after a release within which the sensors should read "
                                  "above their limit (the readings' window of `locate`)."),
-    cover: int = typer.Option(2, "--cover", min=1, help="Sensors counted per candidate source: one gives a direction, "
+    cover: int = typer.Option(1, "--cover", min=1, help="Sensors counted per candidate source: one gives a direction, "
                               "two or more a position (docs/locate.md)."),
     height: list[float] = typer.Option([], "--height", help="Source height class(es), m; default: the run's training "
                                        "source heights, else the plane height."),

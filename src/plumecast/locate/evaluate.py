@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from plumecast.locate.core import Library, LocateSettings, build_library, default_limit, locate
+from plumecast.locate.placement import CRITERIA, design_layout
 from plumecast.locate.readings import LocateError, Readings, check_readings
 
 __all__ = ["EvalSettings", "draw_case", "evaluate_locate", "summarise", "markdown_table", "baseline_system",
@@ -54,7 +55,7 @@ class EvalSettings:
     fixed_layout: bool = False
     layout: str = "random"  # "random": seeded random fluid cells; "spread": seeded k-means centres of the fluid
     # cells; "designed": the greedy layout from the run's forecasts (placement.py; always fixed)
-    cover: int = 2  # the designed layout's sensors counted per source (placement.design_layout)
+    cover: int = 1  # the designed layout's sensors counted per source (placement.design_layout)
     criterion: str = "coverage"  # the designed layout's criterion (placement.CRITERIA)
     bin_s: float = 10.0  # its arrival bins for criterion "confusion", s
     seed: int = 0
@@ -77,8 +78,8 @@ class EvalSettings:
             raise LocateError(f"--layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.cover < 1:
             raise LocateError(f"--cover must be >= 1, got {self.cover}")
-        if self.criterion not in ("coverage", "confusion"):
-            raise LocateError(f"--criterion must be coverage or confusion, got {self.criterion!r}")
+        if self.criterion not in CRITERIA:
+            raise LocateError(f"--criterion must be one of {', '.join(CRITERIA)}, got {self.criterion!r}")
         if not (math.isfinite(self.bin_s) and self.bin_s > 0):
             raise LocateError(f"--bin must be > 0 s, got {self.bin_s}")
         if not (math.isfinite(self.start_spread_s) and self.start_spread_s >= 0):
@@ -202,8 +203,6 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
     heights = locate_settings.heights if locate_settings.heights is not None else (float(first.config.plane_height_m),)
     design = None
     if settings.layout == "designed":
-        from plumecast.locate.placement import design_layout
-
         design = design_layout(next(iter(systems.values())), settings.sensors, heights=heights,
                                window_s=settings.window_s, limit=limit, cover=settings.cover,
                                rate=locate_settings.rate_ref, stride=locate_settings.stride,

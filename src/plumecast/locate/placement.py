@@ -181,7 +181,7 @@ def greedy_confusion_layout(arrival: np.ndarray, xy: np.ndarray, k: int, bin_s: 
 CRITERIA = ("coverage", "confusion")
 
 
-def design_layout(system, k: int, *, heights, window_s: float, limit: float, cover: int = 2, rate: float = 1.0,
+def design_layout(system, k: int, *, heights, window_s: float, limit: float, cover: int = 1, rate: float = 1.0,
                   stride: int = 1, batch: int = 64, progress=None, criterion: str = "coverage",
                   bin_s: float = 10.0) -> Layout:
     """The greedy layout of ``k`` sensors for candidates at ``heights`` (see the module docstring)."""
