@@ -16,7 +16,7 @@ from plumecast.forecast import rollout_frames
 from plumecast.io.dataset import write_dataset
 from plumecast.locate import (LocateError, LocateSettings, Readings, check_readings, default_limit, locate, read_readings,
                               write_readings)
-from plumecast.locate.core import spatial_median
+from plumecast.locate.core import candidates, spatial_median
 from plumecast.locate.evaluate import EvalSettings, draw_case, sensor_cells
 from plumecast.locate.placement import arrival_matrix, design_layout, greedy_confusion_layout, greedy_layout
 from plumecast.rollout import forcing_from_track
@@ -343,10 +343,8 @@ def test_arrival_matrix_is_the_forecasts_first_time_above_the_limit(system):
     c = model.config
     limit = 0.2 * default_limit(model)
     window = 8.0
-    arrival, cells = arrival_matrix(system, heights=(c.plane_height_m,), window_s=window, limit=limit, stride=2, batch=3)
-    from plumecast.locate.core import candidates
-
     xyz, _ = candidates(model, (c.plane_height_m,), 2)
+    arrival, cells = arrival_matrix(system, xyz, window_s=window, limit=limit, batch=3)
     assert arrival.shape == (len(xyz), len(cells))
     n_steps = int(round(window / c.dt))
     for k in (0, len(xyz) // 2):

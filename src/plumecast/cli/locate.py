@@ -187,7 +187,7 @@ _CSV_COLUMNS = ("scenario", "split", "system", "moving", "status", "truth_x_m", 
                 "locate_s", "library_share_s", "time_per_case_s", "reason")
 
 
-def _write_csv(path: Path, records: list[dict]) -> None:
+def _write_csv(path: Path, records: list[dict], columns=_CSV_COLUMNS) -> None:
     import csv
 
     from plumecast.io.atomic import atomic_path
@@ -195,10 +195,10 @@ def _write_csv(path: Path, records: list[dict]) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(_CSV_COLUMNS)
+            w.writerow(columns)
             for r in records:
                 w.writerow(["" if r.get(k) is None else (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k])
-                            for k in _CSV_COLUMNS])
+                            for k in columns])
 
 
 def _histogram(path: Path, records: list[dict], labels: list[str]) -> None:
@@ -396,22 +396,12 @@ def sensors_command(
                                    progress=lambda d, t: bar.update(task, completed=d, total=t))
     except LocateError as e:
         fail(str(e))
-    import csv
-    import io
-
-    from plumecast.io.atomic import atomic_path
-
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["sensor_id", "x_m", "y_m"])
-    for s in layout.as_dict()["sensors"]:
-        writer.writerow([s["id"], f"{s['x_m']:.6g}", f"{s['y_m']:.6g}"])
     payload = _finite({"run": str(run_dir), "variant": config.variant, "mass_unit": unit or "the training data's mass unit",
                        **layout.as_dict()})
     try:
         out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out / "sensors.csv") as tmp:
-            tmp.write_text(text.getvalue())
+        _write_csv(out / "sensors.csv", [{"sensor_id": s["id"], "x_m": s["x_m"], "y_m": s["y_m"]}
+                                         for s in payload["sensors"]], ("sensor_id", "x_m", "y_m"))
         _write_json(out / "sensors.json", payload)
         layout_picture(model, layout, out / "sensors.png")
     except OSError as e:

@@ -46,18 +46,21 @@ class Layout:
     cells: np.ndarray
     xy_m: np.ndarray
     score: float  # coverage: the score per candidate source (at most ``cover``); confusion: the RMS radius, m
-    sources_seen: np.ndarray  # (cover + 1,) share of candidates seen by 0, 1, ..., >= cover sensors within W
     window_s: float
     cover: int
     limit: float
     rate: float
     heights: tuple[float, ...]
-    candidates: int
     seconds: float
     candidate_cells: np.ndarray  # (C, 2) each candidate's cell (row, column), height-major as the locator's
     seen: np.ndarray  # (C,) sensors of the layout above the limit within the window, per candidate
     criterion: str = "coverage"
     bin_s: float | None = None
+
+    @property
+    def sources_seen(self) -> np.ndarray:
+        """``(cover + 1,)``: the share of candidates seen by 0, 1, ..., >= cover sensors within the window."""
+        return np.bincount(np.minimum(self.seen, self.cover), minlength=self.cover + 1) / len(self.seen)
 
     def as_dict(self) -> dict:
         return {"sensors": [{"id": f"S{k + 1}", "x_m": float(x), "y_m": float(y), "row": int(j), "column": int(i)}
@@ -65,17 +68,17 @@ class Layout:
                 "criterion": self.criterion, "bin_s": self.bin_s,
                 "score": self.score, "window_s": self.window_s, "cover": self.cover,
                 "detection_limit": self.limit, "rate": self.rate, "heights_m": list(self.heights),
-                "candidates": self.candidates, "seconds": self.seconds,
+                "candidates": len(self.seen), "seconds": self.seconds,
                 "share_of_sources_seen_by": {(f">={k}" if k == self.cover else str(k)): float(v)
                                              for k, v in enumerate(self.sources_seen)}}
 
 
-def arrival_matrix(system, *, heights, window_s: float, limit: float, rate: float = 1.0, stride: int = 1,
-                   batch: int = 64, progress=None) -> tuple[np.ndarray, np.ndarray]:
-    """``(arrival (C, F) s, fluid_cells (F, 2))``: first time each fluid cell reaches ``limit`` for each candidate.
+def arrival_matrix(system, xyz, *, window_s: float, limit: float, rate: float = 1.0, batch: int = 64,
+                   progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """``(arrival (C, F) s, fluid_cells (F, 2))``: first time each fluid cell reaches ``limit`` for each source.
 
-    ``inf`` where it does not within ``window_s``. Candidates as the locator's (``stride``,
-    ``heights``); ``progress(done, total)`` after each batch.
+    Static sources of ``rate`` at ``xyz (C, 3)`` m from t = 0; ``inf`` where the limit is
+    not reached within ``window_s``; ``progress(done, total)`` after each batch.
     """
     import jax
     import jax.numpy as jnp
@@ -91,7 +94,7 @@ def arrival_matrix(system, *, heights, window_s: float, limit: float, rate: floa
         raise LocateError(f"the detection limit must be > 0, got {limit}")
     if not (math.isfinite(rate) and rate > 0):
         raise LocateError(f"the design rate must be > 0, got {rate}")
-    xyz, _ = candidates(model, heights, stride)
+    xyz = np.asarray(xyz, float)
     fluid_cells = np.argwhere(np.asarray(model.fluid) > 0)
     ny, nx = c.shape
     flat = jnp.asarray((fluid_cells[:, 0] * nx + fluid_cells[:, 1]).astype(np.int32))
@@ -165,7 +168,6 @@ def greedy_confusion_layout(arrival: np.ndarray, xy: np.ndarray, k: int, bin_s: 
 
     group = np.zeros(n_src, np.int64)
     chosen: list[int] = []
-    total = spread(group)
     for _ in range(k):
         costs = np.full(n_cells, np.inf)
         for j in range(n_cells):
@@ -194,10 +196,10 @@ def design_layout(system, k: int, *, heights, window_s: float, limit: float, cov
     n_fluid = int((np.asarray(model.fluid) > 0).sum())
     if not 1 <= k <= n_fluid:  # before any forecast
         raise LocateError(f"{k} sensors asked for but the plane has {n_fluid} fluid cells")
-    arrival, fluid_cells = arrival_matrix(system, heights=heights, window_s=window_s, limit=limit, rate=rate,
-                                          stride=stride, batch=batch, progress=progress)
-    worth = np.where(np.isfinite(arrival), (window_s - arrival) / window_s, 0.0)
     cand_xyz, cand_cells = candidates(model, heights, stride)
+    arrival, fluid_cells = arrival_matrix(system, cand_xyz, window_s=window_s, limit=limit, rate=rate, batch=batch,
+                                          progress=progress)
+    worth = np.where(np.isfinite(arrival), (window_s - arrival) / window_s, 0.0)
     if criterion == "coverage":
         cols, score = greedy_layout(worth, k, cover)
         score /= len(worth)
@@ -206,10 +208,9 @@ def design_layout(system, k: int, *, heights, window_s: float, limit: float, cov
     cells = fluid_cells[np.sort(cols)]
     c = model.config
     xy = np.stack([c.x0 + cells[:, 1] * c.dx, c.y0 + cells[:, 0] * c.dy], axis=1)
-    seen = (worth[:, np.sort(cols)] > 0).sum(axis=1)
-    shares = np.asarray([np.mean(np.minimum(seen, cover) == m) for m in range(cover + 1)])
-    return Layout(cells, xy, score, shares, float(window_s), int(cover), float(limit), float(rate),
-                  tuple(float(h) for h in heights), len(worth), time.perf_counter() - start, cand_cells, seen, criterion,
+    seen = (worth[:, cols] > 0).sum(axis=1)
+    return Layout(cells, xy, score, float(window_s), int(cover), float(limit), float(rate),
+                  tuple(float(h) for h in heights), time.perf_counter() - start, cand_cells, seen, criterion,
                   float(bin_s) if criterion == "confusion" else None)
 
 
