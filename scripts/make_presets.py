@@ -258,15 +258,66 @@ def l_office_plan() -> str:
     return "\n".join("".join("." if c else "#" for c in row) for row in open_[::-1])
 
 
-def l_office():
-    """Writes src/plumecast/presets/l-office.toml (run alone: see docs/reference-simulator.md)."""
+# l-office-wide: the same room, val, test and OOD, with 48 more static training releases
+# and 4 training walks (issue 14: do the learned parts generalise with more releases?).
+# Static: seeded draws of 0.25 m cell centres in the open air at the four heights, at
+# least LO_WIDE_CLEARANCE_M (plan distance) from every val and test source; walks on
+# open lines that no val or OOD walk follows.
+LO_WIDE_EXTRA = 48
+LO_WIDE_CLEARANCE_M = 1.0
+LO_WIDE_SEED = 14
+LO_WIDE_WALKS = [
+    ("train-walk-floor", [(0.5, 2.75, 0.375), (9.0, 2.75, 0.375)], 0.5, 0.0),
+    ("train-walk-head", [(0.5, 4.5, 1.875), (13.5, 4.5, 1.875)], 0.8, 0.0),
+    ("train-walk-seated", [(5.75, 2.5, 1.125), (5.75, 5.75, 1.125)], 0.6, 3.0),
+    ("train-walk-ceiling", [(0.5, 6.75, 2.625), (4.5, 6.75, 2.625)], 0.4, 0.0),
+]
+LO_OBSTACLES = [  # (name, x0, x1, y0, y1, height m)
+    ("desk-0", 1.0, 3.0, 3.0, 4.0, 0.75), ("desk-1", 6.0, 8.0, 3.0, 4.0, 0.75),
+    ("desk-2", 6.0, 8.0, 5.0, 6.0, 0.75), ("desk-3", 10.5, 12.5, 3.0, 4.0, 0.75),
+    ("meeting-table", 1.0, 4.0, 7.25, 8.25, 0.75), ("shelf", 8.75, 9.5, 6.0, 8.5, 2.0),
+]
+
+
+def l_office_wide_static() -> list[tuple[float, float, float]]:
+    """The extra training releases of l-office-wide: (x, y, z) in m, away from walls, furniture and held-out sources."""
+    rng = np.random.default_rng(LO_WIDE_SEED)
+    held_out = np.array(LO_STATIC_XY["val"] + LO_STATIC_XY["test"])
+    lx, ly, _ = LO_SIZE_M
+    chosen: list[tuple[float, float, float]] = []
+    while len(chosen) < LO_WIDE_EXTRA:
+        x = 0.125 + 0.25 * rng.integers(2, int(lx / 0.25) - 2)
+        y = 0.125 + 0.25 * rng.integers(2, int(ly / 0.25) - 2)
+        z = LO_HEIGHTS_M[LO_CLASSES[len(chosen) % len(LO_CLASSES)]]
+        # 0.5 m clear of full-height solids and of furniture below the source's height.
+        blocked = any(x0 - 0.5 < x < x1 + 0.5 and y0 - 0.5 < y < y1 + 0.5 for x0, x1, y0, y1 in LO_SOLIDS_M)
+        blocked |= any(x0 - 0.25 < x < x1 + 0.25 and y0 - 0.25 < y < y1 + 0.25 and z < top + 0.25
+                       for _, x0, x1, y0, y1, top in LO_OBSTACLES)
+        near = np.hypot(held_out[:, 0] - x, held_out[:, 1] - y).min() < LO_WIDE_CLEARANCE_M
+        same = any(abs(x - a) < 0.3 and abs(y - b) < 0.3 for a, b, _ in chosen)
+        if not (blocked or near or same):
+            chosen.append((x, y, z))
+    return chosen
+
+
+def l_office(wide: bool = False):
+    """Writes src/plumecast/presets/l-office.toml, or with ``wide`` l-office-wide.toml (run alone: docs/reference-simulator.md)."""
     lx, ly, lz = LO_SIZE_M
-    lines = [
+    preset = "l-office-wide" if wide else "l-office"
+    head = [
         "# l-office: an L-shaped open office with a corridor and a meeting room (two doors),",
         "# high wall supply grilles, ceiling and high-wall exhausts; sources from 0.375 m to",
         "# 2.625 m, none at the plane. Written by scripts/make_presets.py (l_office); see",
         "# docs/reference-simulator.md for the reasons and the measured generation costs.",
-        'name = "l-office"',
+    ]
+    if wide:
+        head = [
+            "# l-office-wide: l-office (same room, val, test and OOD) with 48 more static training",
+            "# releases and 4 training walks. Written by scripts/make_presets.py (l_office(wide=True));",
+            "# see docs/results.md, \"More training releases\".",
+        ]
+    lines = head + [
+        f'name = "{preset}"',
         "",
         "[simulation]",
         f"horizon_s = {LO_HORIZON_S}",
@@ -293,13 +344,8 @@ def l_office():
         '"""',
         "",
     ]
-    obstacles = [  # (name, x0, x1, y0, y1, height m)
-        ("desk-0", 1.0, 3.0, 3.0, 4.0, 0.75), ("desk-1", 6.0, 8.0, 3.0, 4.0, 0.75),
-        ("desk-2", 6.0, 8.0, 5.0, 6.0, 0.75), ("desk-3", 10.5, 12.5, 3.0, 4.0, 0.75),
-        ("meeting-table", 1.0, 4.0, 7.25, 8.25, 0.75), ("shelf", 8.75, 9.5, 6.0, 8.5, 2.0),
-    ]
-    for name, x0, x1, y0, y1, top in obstacles:
-        lines += ["[[room.obstacles]]", f'name = "{name}"', f"box_m = {fmt((x0, x1, y0, y1, 0.0, top))}", ""]
+    for obstacle, x0, x1, y0, y1, top in LO_OBSTACLES:
+        lines += ["[[room.obstacles]]", f'name = "{obstacle}"', f"box_m = {fmt((x0, x1, y0, y1, 0.0, top))}", ""]
     # Supply: 1 m x 0.25 m wall grilles just under the ceiling (z 2.5-2.75 m) blowing
     # horizontally at 0.6 m/s: 0.6 m^3/s in all, about 7 air changes per hour.
     grilles = [("supply-west", "x-", (3.5, 4.5)), ("supply-meeting", "x-", (7.25, 8.25)),
@@ -321,15 +367,26 @@ def l_office():
                 "[[scenarios]]", f'name = "{split}-{i:02d}-{cls}"', f'split = "{split}"',
                 f"source = {{ position_m = {fmt((x, y, LO_HEIGHTS_M[cls]))}, rate = [[0.0, 1.0]] }}", "",
             ]
-    for name, split, poly, speed, pause, what in LO_WALKS:
+    for walk, split, poly, speed, pause, what in LO_WALKS:
         poly = [p if len(p) == 3 else (*p, LO_HEIGHTS_M["floor"]) for p in poly]
         path = ping_pong(poly, speed, horizon_s=LO_HORIZON_S, pause_s=pause)
         lines += [
-            "[[scenarios]]", f'name = "{name}"', f'split = "{split}"',
+            "[[scenarios]]", f'name = "{walk}"', f'split = "{split}"',
             f"# {what}: {speed} m/s along {len(poly)} waypoints, forth and back",
             f"source = {{ rate = [[0.0, 1.0]], path = {fmt(path)} }}", "",
         ]
-    out = Path(__file__).resolve().parents[1] / "src/plumecast/presets/l-office.toml"
+    if wide:
+        for i, (x, y, z) in enumerate(l_office_wide_static()):
+            cls = next(c for c, h in LO_HEIGHTS_M.items() if h == z)
+            lines += [
+                "[[scenarios]]", f'name = "train-wide-{i:02d}-{cls}"', 'split = "train"',
+                f"source = {{ position_m = {fmt((x, y, z))}, rate = [[0.0, 1.0]] }}", "",
+            ]
+        for walk, poly, speed, pause in LO_WIDE_WALKS:
+            path = ping_pong(poly, speed, horizon_s=LO_HORIZON_S, pause_s=pause)
+            lines += ["[[scenarios]]", f'name = "{walk}"', 'split = "train"',
+                      f"source = {{ rate = [[0.0, 1.0]], path = {fmt(path)} }}", ""]
+    out = Path(__file__).resolve().parents[1] / f"src/plumecast/presets/{preset}.toml"
     tmp = out.with_suffix(".toml.tmp")
     tmp.write_text("\n".join(lines))
     tmp.replace(out)  # atomic: a reader never sees half a preset

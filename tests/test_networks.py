@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from plumecast.closure.networks import (MAX_LOG_RATE, BlockTranspose, ClosureNet, NetConfig, pool_windows,
+from plumecast.closure.networks import (MAX_LOG_RATE, BlockTranspose, physics_inputs, ClosureNet, NetConfig, pool_windows,
                                         resolve_options)
 
 VARIANTS = {"memory": (True, False), "markovian": (False, False), "datadriven": (True, True)}  # (memory, offset)
@@ -207,7 +207,7 @@ def test_quick_network_is_unchanged(variant):
 
 # ----------------------------------------------------------------------------- both sizes
 
-@pytest.mark.parametrize("size", ["quick", "paper"])
+@pytest.mark.parametrize("size", ["quick", "paper", "local"])
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_untrained_network_returns_its_base_exactly(size, variant):
     net = _net(11, 17, size, variant)
@@ -217,7 +217,10 @@ def test_untrained_network_returns_its_base_exactly(size, variant):
     # The memory has the structure of the initial one, one copy per step, and moved (it carries).
     init = net.init_memory()
     assert jax.tree.structure(jax.tree.map(lambda a: a[0], memory)) == jax.tree.structure(init)
-    if VARIANTS[variant][0]:
+    if VARIANTS[variant][0] and size == "local":  # a state of core_width channels in every cell
+        assert [h.shape for h in init] == [(11, 17, net.config.core_width)]
+        assert float(jnp.max(jnp.abs(memory[0][-1]))) > 0
+    elif VARIANTS[variant][0]:
         assert [h.shape for h, _ in init] == [(net.config.core_width,)] * net.config.core_layers
         assert float(jnp.max(jnp.abs(memory[-1][0][-1]))) > 0
     else:
@@ -232,11 +235,14 @@ def test_dtype_and_memory_follow_the_network(size):
     assert net.init_memory(jnp.float64)[0][0].dtype == jnp.float64
 
 
-@pytest.mark.parametrize("size", ["quick", "paper"])
+@pytest.mark.parametrize("size", ["quick", "paper", "local"])
 def test_output_is_bounded_and_hybrids_keep_the_mass(size):
     ctxs = _contexts(11, 17, 3)
     fluid = np.asarray(ctxs.fluid[0]) > 0
-    hybrid = _wild(_net(11, 17, size, "markovian"), 50.0)
+    # Local: a draw of the output layer whose rates differ between cells (its features share
+    # a sign, so many draws saturate every cell alike and the rescaling hides the bound).
+    scale, seed = (5.0, 2) if size == "local" else (50.0, 0)
+    hybrid = _wild(_net(11, 17, size, "markovian", key=seed), scale, seed)
     q = np.asarray(_run(hybrid, ctxs)[0])
     base = np.asarray(ctxs.q_physics)
     np.testing.assert_allclose((q * fluid).sum(axis=(1, 2)), (base * fluid).sum(axis=(1, 2)), rtol=1e-12)
@@ -244,7 +250,7 @@ def test_output_is_bounded_and_hybrids_keep_the_mass(size):
     bound = np.exp(2 * MAX_LOG_RATE) * (1 + 1e-12)
     assert q.min() >= 0 and 1 / bound <= ratio.min() and ratio.max() <= bound and np.ptp(ratio) > 0.5 * MAX_LOG_RATE
     # Data-driven: the rate alone (offset channel zero) is bounded by e^(+-MAX_LOG_RATE), not rescaled.
-    dd = _wild(_net(11, 17, size, "datadriven"), 50.0)
+    dd = _wild(_net(11, 17, size, "datadriven", key=seed), scale, seed)
     dd = eqx.tree_at(lambda n: n.body.head[-1].weight, dd, dd.body.head[-1].weight.at[..., 1].set(0.0))
     dd = eqx.tree_at(lambda n: n.body.head[-1].bias, dd, jnp.zeros_like(dd.body.head[-1].bias))
     q = np.asarray(_run(dd, ctxs)[0])
@@ -255,7 +261,7 @@ def test_output_is_bounded_and_hybrids_keep_the_mass(size):
     assert abs((q * fluid).sum() - (base * fluid).sum()) > 1e-6
 
 
-@pytest.mark.parametrize("size", ["quick", "paper"])
+@pytest.mark.parametrize("size", ["quick", "paper", "local"])
 @pytest.mark.parametrize("variant,carries", [("memory", True), ("markovian", False)])
 def test_memory_carries_the_past(size, variant, carries):
     """Perturb the field of step 0 only: a memory network's later outputs change, a Markovian one's do not."""
@@ -307,3 +313,37 @@ def test_the_only_option_is_size():
         resolve_options(4, 4, memory=True, variant="memory", options={"size": "huge"})
     with pytest.raises(ValueError, match="unknown size"):
         NetConfig(4, 4, "huge")
+
+
+def test_local_network_is_local_and_the_same_everywhere():
+    """A change in one cell moves the output only within the 7 x 7 cells around it; the function is shift-equivariant."""
+    net = _wild(_net(15, 21, "local", "markovian"), 1.0)
+    net = eqx.tree_at(lambda n: n.body.head[-1].bias, net, jnp.zeros_like(net.body.head[-1].bias))
+    ctx = _ctx(15, 21, 0)
+    ctx = eqx.tree_at(lambda c: c.fluid, ctx, jnp.ones_like(ctx.fluid))  # no walls: only the grid edges break the shift
+    raw = lambda c: net.body.head[-1](  # noqa: E731 - the head's raw output, before the room-wide mass rescaling
+        jax.nn.gelu(net.body.head[2](jax.nn.gelu(net.body.head[1](jax.nn.gelu(net.body.head[0](
+            jnp.concatenate(physics_inputs(c), axis=-1))))))))[..., 0]
+    bumped = eqx.tree_at(lambda c: c.q_physics, ctx, ctx.q_physics.at[7, 10].add(1.0))
+    moved = np.abs(np.asarray(raw(bumped) - raw(ctx))) > 0
+    ys, xs = np.nonzero(moved)
+    assert moved[7, 10] and ys.min() >= 4 and ys.max() <= 10 and xs.min() >= 7 and xs.max() <= 13
+    # The same pattern shifted by (2, 3) gives the same output shifted by (2, 3), away from the edges.
+    shifted = jax.tree.map(lambda a: jnp.roll(a, (2, 3), axis=(0, 1)) if a.ndim == 2 else a, ctx)
+    np.testing.assert_allclose(np.asarray(raw(shifted))[5:-5, 6:-6], np.roll(np.asarray(raw(ctx)), (2, 3), axis=(0, 1))[5:-5, 6:-6],
+                               rtol=1e-10, atol=1e-12)
+    # The network's output (after the rescaling) is what the head computes.
+    q, _ = net(ctx, (), ctx.q_physics)
+    assert q.shape == (15, 21)
+
+
+def test_local_memory_errors_and_dtype():
+    net = _net(7, 5, "local", "memory", dtype=jnp.float32)
+    assert net.dtype == jnp.float32 and net.init_memory()[0].shape == (7, 5, net.config.core_width)
+    assert net.init_memory(jnp.float64)[0].dtype == jnp.float64
+    ctx = _ctx(7, 5, 0)
+    with pytest.raises(ValueError, match="memory has 0 LSTM states"):
+        net(ctx, (), ctx.q_physics)
+    with pytest.raises(ValueError, match=r"expects \(7, 5\) fields, got \(6, 5\)"):
+        c6 = _ctx(6, 5, 0)
+        net(c6, net.init_memory(), c6.q_physics)

@@ -271,6 +271,22 @@ def test_init_from_a_layered_run_keeps_its_layer(ds, tmp_path):
                      prepare_data(ds, 0.4))
 
 
+def test_train_physics_false_trains_the_network_alone(ds, tmp_path):
+    """With ``train_physics=False`` the model and the closure's layer keep the start run's values; the network moves."""
+    cfg = tiny(epochs=(1, 1), variant="layered")
+    train(ds, tmp_path / "layered", cfg, progress=False, evaluate=False, log=lambda m: None)
+    warm = cfg.replace(variant="markovian", closure_options={"reservoir": True, "size": "local"},
+                       init_from=str(tmp_path / "layered"), learning_rate=1e-2, train_physics=False)
+    start = build_system(ds, warm, prepare_data(ds, 0.4))
+    done = train(ds, tmp_path / "net", warm, progress=False, evaluate=False, log=lambda m: None).system
+    leaves = lambda tree: jax.tree.leaves(eqx.filter(tree, eqx.is_inexact_array))  # noqa: E731
+    for a, b in zip(leaves((start[0], start[1].reservoir)), leaves((done[0], done[1].reservoir))):
+        np.testing.assert_array_equal(a, b)
+    assert max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(leaves(start[1].net), leaves(done[1].net))) > 0
+    with pytest.raises(TrainError, match="nothing to train"):
+        cfg.replace(train_physics=False)
+
+
 def test_layer_seed_follows_the_run_seed(ds):
     """The layer's source-share net is drawn from the run's seed, not from a fixed key."""
     prep = prepare_data(ds, 0.4)

@@ -377,12 +377,13 @@ def test_generated_dataset_holds_flow_levels_and_old_datasets_still_load(tmp_pat
     assert first.scenarios_simulated == 1
 
 
-def test_l_office_sources_are_valid_off_the_plane_and_balanced_across_splits():
+@pytest.mark.parametrize("preset", ["l-office", "l-office-wide"])
+def test_l_office_sources_are_valid_off_the_plane_and_balanced_across_splits(preset):
     """The second room's design: every source in fluid, none at the plane, heights from floor to
     ceiling, each static height class equally often within every split."""
     from collections import Counter
 
-    sset = load_scenario_set("l-office")
+    sset = load_scenario_set(preset)
     sim = sset.simulation
     grid = sset.room.discretise(sim.fine_cell_m)
     sset.validate_sources(grid)  # ScenarioError when a source or a path point is in a solid
@@ -405,3 +406,19 @@ def test_l_office_sources_are_valid_off_the_plane_and_balanced_across_splits():
     # Static sources sit at fine-cell centres, so both engines inject into one cell.
     xyz = np.array([sc.source.position_m for sc in static]) / sim.fine_cell_m - 0.5
     np.testing.assert_allclose(xyz, np.round(xyz), atol=1e-9)
+
+
+def test_l_office_wide_adds_training_releases_only():
+    """l-office-wide: the same room and held-out scenarios as l-office, 48 more static training
+    releases at least 1 m (plan) from every val and test source, and training walks."""
+    base, wide = load_scenario_set("l-office"), load_scenario_set("l-office-wide")
+    assert wide.config["room"] == base.config["room"] and wide.simulation == base.simulation
+    held = lambda sset: {sc.name: sc for sc in sset.scenarios if sc.split != "train"}  # noqa: E731
+    assert {n: (sc.split, sc.source) for n, sc in held(wide).items()} == {n: (sc.split, sc.source) for n, sc in held(base).items()}
+    base_train = {sc.name for sc in base.scenarios if sc.split == "train"}
+    extra = [sc for sc in wide.scenarios if sc.split == "train" and sc.name not in base_train]
+    assert sum(not sc.source.moving for sc in extra) == 48 and sum(sc.source.moving for sc in extra) == 4
+    held_xy = np.array([sc.source.position_m[:2] for sc in held(wide).values() if not sc.source.moving])
+    for sc in extra:
+        if not sc.source.moving:
+            assert np.hypot(*(held_xy - np.asarray(sc.source.position_m[:2])).T).min() >= 1.0, sc.name

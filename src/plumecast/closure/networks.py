@@ -1,4 +1,4 @@
-"""The closure networks: encoder, memory core, decoder and head, in two sizes.
+"""The closure networks: encoder, memory core, decoder and head, in two sizes, and a local one.
 
 One network serves the three learned variants (:mod:`plumecast.closure.memory`,
 :mod:`~plumecast.closure.markovian`, :mod:`~plumecast.closure.datadriven`), following the
@@ -6,7 +6,13 @@ paper's closure (arXiv 2511.21369). Its only option is ``size``:
 
 * ``"paper"`` (:class:`PaperNet`): the paper's network, layer for layer (table below);
 * ``"quick"`` (:class:`QuickNet`, the default): a small network of the same plan that
-  trains on a small CPU (a 600 s forecast in about a second).
+  trains on a small CPU (a 600 s forecast in about a second);
+* ``"local"`` (:class:`LocalNet`): no encoder and no global state: three 3x3
+  convolutions over the quick head's physics channels, the same function of a cell's
+  7 x 7 neighbourhood everywhere (with memory, a gated state of a few channels in every
+  cell). The paper's network sees the whole plane through a bottleneck, which a few dozen
+  training releases can pin to where they were; a local correction is informed by every
+  cell of every snapshot. Its output is the one below.
 
 :class:`ClosureNet` builds the one its :class:`NetConfig` names. Both share the core and
 the output:
@@ -137,12 +143,16 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["SIZES", "NetConfig", "resolve_options", "ClosureNet", "QuickNet", "PaperNet", "Conv", "ConvTranspose",
-           "BlockTranspose", "Dense", "LSTMCell", "pool_windows", "physics_inputs", "encoder_inputs", "rng_from_key"]
+           "BlockTranspose", "Dense", "LSTMCell", "LocalNet", "pool_windows", "physics_inputs", "encoder_inputs", "rng_from_key"]
 
 SIZES: dict[str, dict] = {
     "quick": {"channels": (8, 16, 32), "core_width": 64, "core_layers": 2, "decoder_out": 4, "head_width": 8},
     "paper": {"channels": (16, 32, 64, 128), "core_width": 128, "core_layers": 4, "decoder_out": 16, "head_width": 32},
+    # No encoder or decoder: LOCAL_DEPTH 3x3 convolutions over the physics channels; its
+    # memory (core_width channels per cell) is a gated state in every cell.
+    "local": {"channels": (), "core_width": 4, "core_layers": 1, "decoder_out": 0, "head_width": 16},
 }
+LOCAL_DEPTH = 3  # local: 3x3 convolutions, a 7 x 7 cell (3.5 m) neighbourhood
 ENCODER_INPUTS = 3  # quick: field after the physics, source increment, mask; paper: (c - m) / s, mask m, mask s
 DYNAMIC_INPUTS = 3  # quick head: q, q_physics, source: change every step
 STATIC_INPUTS = 6  # quick head: u, v, w, Dx, Dy, mask: fixed within a rollout
@@ -239,7 +249,7 @@ def pool_windows(n: int, stages: int) -> tuple[int, ...]:
 
 
 def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: dict, offset: bool = False) -> NetConfig:
-    """A :class:`NetConfig` from a variant's network options: only ``size`` (``quick`` | ``paper``)."""
+    """A :class:`NetConfig` from a variant's network options: only ``size`` (``quick`` | ``paper`` | ``local``)."""
     unknown = sorted(set(options) - {"size"})
     if unknown:
         raise ValueError(f"variant {variant!r}: unknown network options {unknown}; known: size")
@@ -456,6 +466,8 @@ def _zero_output(cin: int, cout: int, kernel: int, *, rng, dtype) -> Conv:
 def _init_memory(config: NetConfig, dtype) -> tuple:
     if not config.memory:
         return ()
+    if config.size == "local":
+        return (jnp.zeros((config.ny, config.nx, config.core_width), dtype),)
     z = jnp.zeros((config.core_width,), dtype)
     return tuple((z, z) for _ in range(config.core_layers))
 
@@ -551,6 +563,50 @@ class QuickNet(eqx.Module):
         hidden, out = self.head
         x = jax.nn.gelu(hidden(jnp.concatenate([self.decode(z), dynamic], axis=-1)) + self.head_static(static))
         return _output(out(x), base, ctx.fluid, self.config.offset), memory
+
+
+class LocalNet(eqx.Module):
+    """The local network (``size="local"``): the quick head's physics channels through a few 3x3 convolutions.
+
+    No encoder, no pooling, no global state: the correction of a cell is a function of
+    the fields in the 7 x 7 cells around it, the same function everywhere. A closure
+    learned from a few dozen releases then learns how the coarse transport errs for a
+    given local flow and plume, which every cell of every snapshot informs, not where the
+    training releases were. With memory, every cell carries ``core_width`` channels,
+    updated by a gate from the same features (a convolutional GRU without reset):
+    ``h <- (1 - z) h + z tanh(c)``; the output reads the features computed with the state
+    the step starts from. Channels-last inside; ``(ny, nx)`` fields in and out.
+    """
+
+    config: NetConfig = eqx.field(static=True)
+    gate: Conv | None  # memory: the 1x1 convolution to the update gate z and the candidate c
+    head: tuple[Conv, ...]  # LOCAL_DEPTH hidden 3x3 convolutions, then the 1x1 output
+
+    def __init__(self, config: NetConfig, *, rng, dtype):
+        self.config = config
+        width, state = config.head_width, config.core_width if config.memory else 0
+        cin = (DYNAMIC_INPUTS + STATIC_INPUTS + state,) + (width,) * (LOCAL_DEPTH - 1)
+        hidden = tuple(Conv(a, width, 3, rng=rng, dtype=dtype) for a in cin)
+        self.gate = Conv(width, 2 * state, 1, rng=rng, dtype=dtype) if config.memory else None
+        self.head = hidden + (_zero_output(width, 2 if config.offset else 1, 1, rng=rng, dtype=dtype),)
+
+    def __call__(self, ctx, memory, base: jax.Array) -> tuple[jax.Array, tuple]:
+        c = self.config
+        dynamic, static = physics_inputs(ctx)
+        if dynamic.shape[:2] != (c.ny, c.nx):
+            raise ValueError(f"the local network expects ({c.ny}, {c.nx}) fields, got {dynamic.shape[:2]}")
+        x = [dynamic, static]
+        if c.memory:
+            _check_memory(c, memory)
+            x.append(memory[0])
+        x = jnp.concatenate(x, axis=-1)
+        for conv in self.head[:-1]:
+            x = jax.nn.gelu(conv(x))
+        if c.memory:
+            z, cand = jnp.split(self.gate(x), 2, axis=-1)
+            z = jax.nn.sigmoid(z)
+            memory = (((1 - z) * memory[0] + z * jnp.tanh(cand)) * ctx.fluid[..., None],)
+        return _output(self.head[-1](x), base, ctx.fluid, c.offset), memory
 
 
 class PaperNet(eqx.Module):
@@ -650,11 +706,12 @@ class ClosureNet(eqx.Module):
     the memory at t = 0 (``()`` without memory).
     """
 
-    body: QuickNet | PaperNet
+    body: QuickNet | PaperNet | LocalNet
 
     def __init__(self, config: NetConfig, *, key, dtype=None):
         dtype = jnp.float32 if dtype is None else dtype
-        self.body = (PaperNet if config.size == "paper" else QuickNet)(config, rng=rng_from_key(key), dtype=dtype)
+        body = {"paper": PaperNet, "local": LocalNet}.get(config.size, QuickNet)
+        self.body = body(config, rng=rng_from_key(key), dtype=dtype)
 
     @property
     def config(self) -> NetConfig:
@@ -663,7 +720,7 @@ class ClosureNet(eqx.Module):
     @property
     def dtype(self):
         """The dtype of the network's arrays."""
-        return self.body.expand.weight.dtype
+        return self.body.head[-1].weight.dtype
 
     @property
     def expand(self):

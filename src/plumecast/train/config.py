@@ -76,6 +76,7 @@ class Schedule:
     ``patience``: with val scenarios in the data, a curriculum phase ends after this many
     validations (one per epoch) without a new best val score; 0 = off (every epoch runs).
     The best-on-val model is the run's selected model either way (train/select.py).
+    ``train_physics = False`` trains a closure's network alone on a fixed physics.
     """
 
     curriculum_s: tuple[Positive, ...] = (60.0, 120.0, 300.0, 600.0)
@@ -85,6 +86,9 @@ class Schedule:
     learning_rate: Positive = 1e-5
     clip_norm: Positive = 0.1
     patience: NonNegativeWhole = 0
+    # False: only a closure's network learns; the physics (the model and the closure's
+    # off-plane layer or column, as init_from left them) stays fixed.
+    train_physics: bool = True
 
     def __post_init__(self):
         if not self.curriculum_s or len(self.epochs) != len(self.curriculum_s):
@@ -142,6 +146,11 @@ class TrainConfig:
     def _known_variant(cls, name: str) -> str:
         get_variant(name)  # ValueError naming the known ones
         return name
+
+    def __post_init__(self):
+        if not self.schedule.train_physics and get_variant(self.variant).physical:
+            raise ValueError(f"train_physics = false leaves nothing to train: variant {self.variant!r} has no "
+                             "closure network")
 
     @field_validator("closure_options")
     @classmethod

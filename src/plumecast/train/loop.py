@@ -411,7 +411,7 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
         raise TrainError(f"the dataset does not match the one {run_dir} was trained on (grid or scales differ)")
     val_idx = prep.indices(VAL_SPLIT) if saved is None else _resumed_val(saved, prep, run_dir)
     traces_before = train_step_traces()
-    spec = system_spec(system)
+    spec = system_spec(system, train_physics=sched.train_physics)
     params, static = eqx.partition(system, spec)
     opt_state = make_optimizer(sched).init(params)
     key = jax.random.PRNGKey(config.seed)

@@ -91,10 +91,23 @@ def _take_layer(config: TrainConfig, closure, layer):
     return eqx.tree_at(lambda c: c.layer(), closure, layer)
 
 
-def system_spec(system):
-    """Filter spec (pytree of bools) of the trained leaves of ``(model, closure)``."""
+def system_spec(system, *, train_physics: bool = True):
+    """Filter spec (pytree of bools) of the trained leaves of ``(model, closure)``.
+
+    ``train_physics=False``: the network's leaves only; the model and the closure's
+    off-plane layer or column (physics, not network) stay fixed.
+    """
     model, closure = system
-    return (trainable_spec(model), closure_trainable_spec(closure))
+    spec = (trainable_spec(model), closure_trainable_spec(closure))
+    if train_physics:
+        return spec
+    model_spec = jax.tree.map(lambda _: False, spec[0])
+    closure_spec = spec[1]
+    if closure is not None and closure.layer() is not None:
+        closure_spec = eqx.tree_at(lambda c: c.layer(), closure_spec, jax.tree.map(lambda _: False, closure_spec.layer()))
+    if not any(jax.tree.leaves(closure_spec)):
+        raise TrainError("train_physics = false leaves nothing to train: the variant has no closure network")
+    return (model_spec, closure_spec)
 
 
 def skeleton_system(grid: GridConfig, config: TrainConfig):
