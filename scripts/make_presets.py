@@ -170,6 +170,61 @@ def main():
     tiny_val()
 
 
+# paper-room-wide: paper-room (same room, val, test and OOD) with PR_WIDE_EXTRA more static
+# training releases (issue 14: do the learned parts generalise with more releases?): seeded
+# draws of plane cells whose 8 neighbours are open, off the desks and partitions, at least
+# PR_WIDE_CLEARANCE_M (plan distance) from every val and test source, heights cycled as the
+# paper's. Appended after paper-room's scenarios, which stay byte-identical (cache keys).
+PR_WIDE_EXTRA = 48
+PR_WIDE_CLEARANCE_M = 1.0
+PR_WIDE_SEED = 14
+PR_FURNITURE = [  # (x0, x1, y0, y1, top m): paper-room's desks and partitions
+    (1.0, 3.0, 2.0, 3.0, 0.75), (6.5, 8.5, 2.0, 3.0, 0.75), (16.5, 18.5, 2.0, 3.0, 0.75), (20.0, 22.0, 2.0, 3.0, 0.75),
+    (16.5, 18.5, 5.5, 6.5, 0.75), (20.0, 22.0, 5.5, 6.5, 0.75), (8.0, 10.0, 10.0, 11.0, 0.75),
+    (11.0, 13.0, 10.0, 11.0, 0.75), (12.0, 12.25, 4.0, 6.0, 1.25), (3.5, 7.0, 9.0, 9.25, 1.25),
+]
+
+
+def paper_room_wide_static() -> list[tuple[float, float, float]]:
+    """The extra training releases of paper-room-wide: (x, y, z) in m."""
+    rows = PLAN.strip("\n").splitlines()[::-1]  # rows[y][x], y up
+    ny, nx = len(rows), len(rows[0])
+    cells = [(int(b), int(c)) for a, b, c in re.findall(r"(\d+) \((\d+),(\d+)\)", SOURCES) if int(a) not in TRAIN]
+    held = np.array([((x + 0.5) * 0.5, (y + 0.5) * 0.5) for y, x in cells + list(VAL_CELLS)])
+    rng = np.random.default_rng(PR_WIDE_SEED)
+    chosen: list[tuple[float, float, float]] = []
+    while len(chosen) < PR_WIDE_EXTRA:
+        y, x = int(rng.integers(1, ny - 1)), int(rng.integers(1, nx - 1))
+        px, py, z = (x + 0.5) * 0.5, (y + 0.5) * 0.5, HEIGHTS_M[len(chosen) % 3]
+        open_around = all(rows[y + dy][x + dx] == "." for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+        furniture = any(x0 - 0.25 < px < x1 + 0.25 and y0 - 0.25 < py < y1 + 0.25 and z < top + 0.25
+                        for x0, x1, y0, y1, top in PR_FURNITURE)
+        near = np.hypot(held[:, 0] - px, held[:, 1] - py).min() < PR_WIDE_CLEARANCE_M
+        same = any(abs(px - a) < 0.3 and abs(py - b) < 0.3 for a, b, _ in chosen)
+        if open_around and not (furniture or near or same):
+            chosen.append((px, py, z))
+    return chosen
+
+
+def paper_room_wide():
+    """Writes src/plumecast/presets/paper-room-wide.toml from paper-room.toml (run alone)."""
+    root = Path(__file__).resolve().parents[1] / "src/plumecast/presets"
+    text = (root / "paper-room.toml").read_text()
+    head = ("# paper-room-wide: paper-room (same room, val, test and OOD) with 48 more static training\n"
+            "# releases. Written by scripts/make_presets.py (paper_room_wide); see docs/results.md,\n"
+            "# \"More training releases\".\n")
+    body = text[text.index('name = "paper-room"'):].replace('name = "paper-room"', 'name = "paper-room-wide"', 1)
+    lines = [head + body.rstrip("\n"), ""]
+    for i, (x, y, z) in enumerate(paper_room_wide_static()):
+        lines += ["[[scenarios]]", f'name = "train-wide-{i:02d}"', 'split = "train"',
+                  f"source = {{ position_m = {fmt((x, y, z))}, rate = [[0.0, 1.0]] }}", ""]
+    out = root / "paper-room-wide.toml"
+    tmp = out.with_suffix(".toml.tmp")
+    tmp.write_text("\n".join(lines))
+    tmp.replace(out)
+    print(f"wrote {out}")
+
+
 # The tiny preset is written by hand; its validation scenarios are appended here once (a
 # rerun finds them and changes nothing), after the existing scenarios, which stay as they are.
 TINY_VAL = """

@@ -408,16 +408,18 @@ def test_l_office_sources_are_valid_off_the_plane_and_balanced_across_splits(pre
     np.testing.assert_allclose(xyz, np.round(xyz), atol=1e-9)
 
 
-def test_l_office_wide_adds_training_releases_only():
-    """l-office-wide: the same room and held-out scenarios as l-office, 48 more static training
-    releases at least 1 m (plan) from every val and test source, and training walks."""
-    base, wide = load_scenario_set("l-office"), load_scenario_set("l-office-wide")
+@pytest.mark.parametrize("name,walks", [("l-office", 4), ("paper-room", 0)])
+def test_wide_presets_add_training_releases_only(name, walks):
+    """NAME-wide: the same room and held-out scenarios as NAME, 48 more static training releases
+    at least 1 m (plan) from every val and test source, and training walks."""
+    base, wide = load_scenario_set(name), load_scenario_set(f"{name}-wide")
+    wide.validate_sources(wide.room.discretise(wide.simulation.fine_cell_m))
     assert wide.config["room"] == base.config["room"] and wide.simulation == base.simulation
     held = lambda sset: {sc.name: sc for sc in sset.scenarios if sc.split != "train"}  # noqa: E731
     assert {n: (sc.split, sc.source) for n, sc in held(wide).items()} == {n: (sc.split, sc.source) for n, sc in held(base).items()}
     base_train = {sc.name for sc in base.scenarios if sc.split == "train"}
     extra = [sc for sc in wide.scenarios if sc.split == "train" and sc.name not in base_train]
-    assert sum(not sc.source.moving for sc in extra) == 48 and sum(sc.source.moving for sc in extra) == 4
+    assert sum(not sc.source.moving for sc in extra) == 48 and sum(sc.source.moving for sc in extra) == walks
     held_xy = np.array([sc.source.position_m[:2] for sc in held(wide).values() if not sc.source.moving])
     for sc in extra:
         if not sc.source.moving:
