@@ -38,9 +38,9 @@ def height_class(z_m: float, plane_m: float, band_m: float) -> str:
     return "above" if z_m > plane_m + band_m else "at"
 
 
-def scenario_figures(run: Path, ds, band_m: float) -> list[dict]:
-    """One row per scenario: split, height class, final-time relative L2 and Spearman."""
-    system, config, _ = load_run(run)
+def scenario_figures(run: Path, ds, band_m: float, model: str = "selected") -> list[dict]:
+    """One row per scenario: split, height class, final-time relative L2 and Spearman (``model``: selected or last)."""
+    system, config, _ = load_run(run, model)
     check_grid(system[0], ds, run=str(run))
     prep = prepare_data(ds, system[0].config.dt, system[0].config.dtype)
     idx = np.arange(ds.sizes["scenario"])
@@ -85,6 +85,8 @@ def main(argv=None) -> int:
     ap.add_argument("--band", type=float, default=0.15, help="half-width (m) of the 'at the plane' class")
     ap.add_argument("--splits", default="train,val,test,ood")
     ap.add_argument("--csv", type=Path, default=None, help="write every scenario's figures here")
+    ap.add_argument("--model", choices=("selected", "last"), default="selected",
+                    help="each run's model chosen on val (default) or its last checkpoint (to see what training did)")
     args = ap.parse_args(argv)
     splits = [s for s in args.splits.split(",") if s]
     bad = [s for s in splits if s not in SPLITS]
@@ -99,7 +101,7 @@ def main(argv=None) -> int:
     rows = []
     for run in args.runs:
         try:
-            rows += scenario_figures(run, ds, args.band)
+            rows += scenario_figures(run, ds, args.band, args.model)
         except Exception as e:  # a run that cannot be loaded or does not fit the data: name it and stop
             print(f"error: {run}: {e}", file=sys.stderr)
             return 2
