@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from plumecast.closure.networks import (MAX_LOG_RATE, BlockTranspose, physics_inputs, ClosureNet, NetConfig, pool_windows,
+from plumecast.closure.networks import (MAX_LOG_RATE, BlockTranspose, _output, physics_inputs, ClosureNet, NetConfig, pool_windows,
                                         resolve_options)
 
 VARIANTS = {"memory": (True, False), "markovian": (False, False), "datadriven": (True, True)}  # (memory, offset)
@@ -332,9 +332,11 @@ def test_local_network_is_local_and_the_same_everywhere():
     shifted = jax.tree.map(lambda a: jnp.roll(a, (2, 3), axis=(0, 1)) if a.ndim == 2 else a, ctx)
     np.testing.assert_allclose(np.asarray(raw(shifted))[5:-5, 6:-6], np.roll(np.asarray(raw(ctx)), (2, 3), axis=(0, 1))[5:-5, 6:-6],
                                rtol=1e-10, atol=1e-12)
-    # The network's output (after the rescaling) is what the head computes.
+    # The network's output is that head's log-rate applied to the base and rescaled to its mass.
     q, _ = net(ctx, (), ctx.q_physics)
-    assert q.shape == (15, 21)
+    np.testing.assert_allclose(np.asarray(q), np.asarray(_output(raw(ctx)[..., None], ctx.q_physics, ctx.fluid, False)),
+                               rtol=1e-12)
+    assert float(jnp.max(jnp.abs(q - ctx.q_physics))) > 1e-6
 
 
 def test_local_memory_errors_and_dtype():

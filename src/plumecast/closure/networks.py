@@ -14,8 +14,8 @@ paper's closure (arXiv 2511.21369). Its only option is ``size``:
   training releases can pin to where they were; a local correction is informed by every
   cell of every snapshot. Its output is the one below.
 
-:class:`ClosureNet` builds the one its :class:`NetConfig` names. Both share the core and
-the output:
+:class:`ClosureNet` builds the one its :class:`NetConfig` names. The quick and paper
+networks share the core, and all three the output:
 
 * **core**: a stack of LSTM cells whose ``(h, c)`` states are the closure memory, carried
   through the whole rollout from zero (``memory=True``); without memory (the Markovian
@@ -143,7 +143,8 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["SIZES", "NetConfig", "resolve_options", "ClosureNet", "QuickNet", "PaperNet", "Conv", "ConvTranspose",
-           "BlockTranspose", "Dense", "LSTMCell", "LocalNet", "pool_windows", "physics_inputs", "encoder_inputs", "rng_from_key"]
+           "BlockTranspose", "Dense", "LSTMCell", "LocalNet", "pool_windows", "physics_inputs", "encoder_inputs",
+           "rng_from_key"]
 
 SIZES: dict[str, dict] = {
     "quick": {"channels": (8, 16, 32), "core_width": 64, "core_layers": 2, "decoder_out": 4, "head_width": 8},
@@ -699,7 +700,7 @@ class PaperNet(eqx.Module):
 
 
 class ClosureNet(eqx.Module):
-    """The closure network of a :class:`NetConfig`: :class:`QuickNet` or :class:`PaperNet` by ``config.size``.
+    """The closure network of a :class:`NetConfig`: :class:`QuickNet`, :class:`PaperNet` or :class:`LocalNet` by size.
 
     ``net(ctx, memory, base) -> (q_next, memory)``: ``q_next`` is ``base`` (the field the
     step would keep) corrected on fluid cells (module docstring); ``init_memory(dtype)``
@@ -724,7 +725,10 @@ class ClosureNet(eqx.Module):
 
     @property
     def expand(self):
-        """The layer from the core's output to the coarsest map (quick: a Dense; paper: a transposed convolution)."""
+        """The layer from the core's output to the coarsest map (quick: a Dense; paper: a transposed convolution).
+
+        The local network has none.
+        """
         return self.body.expand
 
     def init_memory(self, dtype=None) -> tuple:
