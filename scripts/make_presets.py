@@ -185,25 +185,47 @@ PR_FURNITURE = [  # (x0, x1, y0, y1, top m): paper-room's desks and partitions
 ]
 
 
+def draw_releases(n, seed, propose, heights, furniture, held_xy, clearance_m, blocked=lambda x, y: False):
+    """``n`` seeded training releases (x, y, z) in m, heights cycled over ``heights``.
+
+    ``propose(rng) -> (x, y)`` draws a candidate; it is kept unless ``blocked(x, y)``,
+    within 0.25 m of furniture ``(x0, x1, y0, y1, top)`` lower than 0.25 m above it,
+    nearer than ``clearance_m`` (plan) to a held-out source of ``held_xy``, or within
+    0.3 m of one already kept.
+    """
+    rng = np.random.default_rng(seed)
+    held = np.asarray(held_xy, float)
+    chosen: list[tuple[float, float, float]] = []
+    while len(chosen) < n:
+        x, y = propose(rng)
+        z = heights[len(chosen) % len(heights)]
+        if (blocked(x, y)
+                or any(x0 - 0.25 < x < x1 + 0.25 and y0 - 0.25 < y < y1 + 0.25 and z < top + 0.25
+                       for x0, x1, y0, y1, top in furniture)
+                or np.hypot(held[:, 0] - x, held[:, 1] - y).min() < clearance_m
+                or any(abs(x - a) < 0.3 and abs(y - b) < 0.3 for a, b, _ in chosen)):
+            continue
+        chosen.append((x, y, z))
+    return chosen
+
+
 def paper_room_wide_static() -> list[tuple[float, float, float]]:
-    """The extra training releases of paper-room-wide: (x, y, z) in m."""
+    """The extra training releases of paper-room-wide: (x, y, z) in m, at plane-cell centres whose 8 neighbours are open."""
     rows = PLAN.strip("\n").splitlines()[::-1]  # rows[y][x], y up
     ny, nx = len(rows), len(rows[0])
     cells = [(int(b), int(c)) for a, b, c in re.findall(r"(\d+) \((\d+),(\d+)\)", SOURCES) if int(a) not in TRAIN]
-    held = np.array([((x + 0.5) * 0.5, (y + 0.5) * 0.5) for y, x in cells + list(VAL_CELLS)])
-    rng = np.random.default_rng(PR_WIDE_SEED)
-    chosen: list[tuple[float, float, float]] = []
-    while len(chosen) < PR_WIDE_EXTRA:
+    held = [((x + 0.5) * 0.5, (y + 0.5) * 0.5) for y, x in cells + list(VAL_CELLS)]
+
+    def propose(rng):
         y, x = int(rng.integers(1, ny - 1)), int(rng.integers(1, nx - 1))
-        px, py, z = (x + 0.5) * 0.5, (y + 0.5) * 0.5, HEIGHTS_M[len(chosen) % 3]
-        open_around = all(rows[y + dy][x + dx] == "." for dy in (-1, 0, 1) for dx in (-1, 0, 1))
-        furniture = any(x0 - 0.25 < px < x1 + 0.25 and y0 - 0.25 < py < y1 + 0.25 and z < top + 0.25
-                        for x0, x1, y0, y1, top in PR_FURNITURE)
-        near = np.hypot(held[:, 0] - px, held[:, 1] - py).min() < PR_WIDE_CLEARANCE_M
-        same = any(abs(px - a) < 0.3 and abs(py - b) < 0.3 for a, b, _ in chosen)
-        if open_around and not (furniture or near or same):
-            chosen.append((px, py, z))
-    return chosen
+        return (x + 0.5) * 0.5, (y + 0.5) * 0.5
+
+    def blocked(px, py):
+        x, y = int(px / 0.5), int(py / 0.5)
+        return not all(rows[y + dy][x + dx] == "." for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+    return draw_releases(PR_WIDE_EXTRA, PR_WIDE_SEED, propose, HEIGHTS_M, PR_FURNITURE, held, PR_WIDE_CLEARANCE_M,
+                         blocked)
 
 
 def paper_room_wide():
@@ -335,24 +357,20 @@ LO_OBSTACLES = [  # (name, x0, x1, y0, y1, height m)
 
 
 def l_office_wide_static() -> list[tuple[float, float, float]]:
-    """The extra training releases of l-office-wide: (x, y, z) in m, away from walls, furniture and held-out sources."""
-    rng = np.random.default_rng(LO_WIDE_SEED)
-    held_out = np.array(LO_STATIC_XY["val"] + LO_STATIC_XY["test"])
+    """The extra training releases of l-office-wide: (x, y, z) in m, at fine-cell centres 0.5 m clear of walls."""
     lx, ly, _ = LO_SIZE_M
-    chosen: list[tuple[float, float, float]] = []
-    while len(chosen) < LO_WIDE_EXTRA:
+
+    def propose(rng):
         x = 0.125 + 0.25 * rng.integers(2, int(lx / 0.25) - 2)
-        y = 0.125 + 0.25 * rng.integers(2, int(ly / 0.25) - 2)
-        z = LO_HEIGHTS_M[LO_CLASSES[len(chosen) % len(LO_CLASSES)]]
-        # 0.5 m clear of full-height solids and of furniture below the source's height.
-        blocked = any(x0 - 0.5 < x < x1 + 0.5 and y0 - 0.5 < y < y1 + 0.5 for x0, x1, y0, y1 in LO_SOLIDS_M)
-        blocked |= any(x0 - 0.25 < x < x1 + 0.25 and y0 - 0.25 < y < y1 + 0.25 and z < top + 0.25
-                       for _, x0, x1, y0, y1, top in LO_OBSTACLES)
-        near = np.hypot(held_out[:, 0] - x, held_out[:, 1] - y).min() < LO_WIDE_CLEARANCE_M
-        same = any(abs(x - a) < 0.3 and abs(y - b) < 0.3 for a, b, _ in chosen)
-        if not (blocked or near or same):
-            chosen.append((x, y, z))
-    return chosen
+        return x, 0.125 + 0.25 * rng.integers(2, int(ly / 0.25) - 2)
+
+    def blocked(x, y):
+        return any(x0 - 0.5 < x < x1 + 0.5 and y0 - 0.5 < y < y1 + 0.5 for x0, x1, y0, y1 in LO_SOLIDS_M)
+
+    heights = [LO_HEIGHTS_M[c] for c in LO_CLASSES]
+    furniture = [box for _, *box in LO_OBSTACLES]
+    return draw_releases(LO_WIDE_EXTRA, LO_WIDE_SEED, propose, heights, furniture,
+                         LO_STATIC_XY["val"] + LO_STATIC_XY["test"], LO_WIDE_CLEARANCE_M, blocked)
 
 
 def l_office(wide: bool = False):
