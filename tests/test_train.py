@@ -11,10 +11,11 @@ from typer.testing import CliRunner
 
 from plumecast.cli import app
 from plumecast.forcing import prepare_data
-from plumecast.io.checkpoint import key_from_json, key_to_json, latest_checkpoint, save_checkpoint, write_json_atomic
+from plumecast.io.checkpoint import (key_from_json, key_to_json, latest_checkpoint, load_checkpoint, save_checkpoint,
+                                     write_json_atomic)
 from plumecast.io.dataset import read_dataset, write_dataset
 from plumecast.train import TrainConfig, TrainError, build_system, load_run, train
-from plumecast.train.loop import make_optimizer, train_step, train_step_traces
+from plumecast.train.loop import make_optimizer, set_learning_rate, train_step, train_step_traces
 from plumecast.train.system import system_spec
 
 from _coarse_helpers import synthetic_dataset
@@ -52,8 +53,9 @@ def test_training_learns_without_recompiling(ds, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_interrupted_then_resumed_equals_uninterrupted(ds, tmp_path):
-    cfg = tiny(epochs=(2, 2))
+@pytest.mark.parametrize("lr_decay", ["constant", "cosine"])
+def test_interrupted_then_resumed_equals_uninterrupted(ds, tmp_path, lr_decay):
+    cfg = tiny(epochs=(2, 2), lr_decay=lr_decay)
     full = train(ds, tmp_path / "full", cfg, progress=False, evaluate=False, log=lambda m: None)
     part = train(ds, tmp_path / "part", cfg, progress=False, evaluate=False, stop_after_epochs=3, log=lambda m: None)
     assert not part.completed
@@ -95,6 +97,44 @@ def test_non_finite_loss_keeps_last_good_state(ds):
     f2 = jax.tree.map(lambda a: jnp.asarray(a[idx, 10:20]), prep.forcing)
     step(p2, static, o2, c1, f2, targets * 2)
     assert train_step_traces() == traces
+
+
+def test_cosine_decay_sets_each_epochs_rate_in_the_optimiser_state(ds, tmp_path):
+    sched = tiny(lr_decay="cosine", lr_final_share=0.1).schedule
+    rates = [sched.epoch_learning_rate(e, 5) for e in range(5)]
+    assert rates[0] == pytest.approx(sched.learning_rate) and rates[-1] == pytest.approx(0.1 * sched.learning_rate)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert tiny().schedule.epoch_learning_rate(3, 5) == tiny().schedule.learning_rate  # constant: no decay
+    # The step uses the rate held in the state: 0 leaves the parameters, the constant optimiser's rate
+    # gives its update exactly.
+    cfg = tiny(lr_decay="cosine")
+    prep = prepare_data(ds, cfg.physics.dt_s)
+    system = build_system(ds, cfg, prep)
+    params, static = eqx.partition(system, system_spec(system))
+    idx = np.array([0, 1])
+    carry = (jnp.asarray(prep.conc[idx, 0], jnp.float32), ())
+    f = jax.tree.map(lambda a: jnp.asarray(a[idx, :10]), prep.forcing)
+    targets = jnp.asarray(prep.conc[idx, 1:3] / system[0].config.c_ref, jnp.float32)
+
+    def moved(schedule, opt_state):
+        return train_step(params, static, opt_state, carry, f, targets, schedule, cfg.objective,
+                          prep.steps_per_snapshot)[0]
+
+    state = make_optimizer(cfg.schedule).init(params)
+    frozen = moved(cfg.schedule, set_learning_rate(state, 0.0))
+    np.testing.assert_array_equal(frozen[0].theta_x, params[0].theta_x)
+    half = moved(cfg.schedule, set_learning_rate(state, 0.5 * cfg.schedule.learning_rate))
+    constant = tiny(learning_rate=0.5 * cfg.schedule.learning_rate).schedule
+    reference = moved(constant, make_optimizer(constant).init(params))
+    assert not np.array_equal(half[0].theta_x, params[0].theta_x)
+    np.testing.assert_allclose(half[0].theta_x, reference[0].theta_x, rtol=1e-6, atol=1e-7)
+    # A whole run leaves the rate of its last epoch (the last phase's final share) in its checkpoint.
+    run = train(ds, tmp_path / "run", cfg, progress=False, evaluate=False, log=lambda m: None)
+    assert run.completed
+    _, saved_state, _ = load_checkpoint(latest_checkpoint(tmp_path / "run"), system_like=system, opt_state_like=state)
+    last = cfg.schedule.epoch_learning_rate(cfg.schedule.epochs[-1] - 1, cfg.schedule.epochs[-1])
+    assert last == pytest.approx(cfg.schedule.lr_final_share * cfg.schedule.learning_rate)
+    assert float(saved_state[1].hyperparams["learning_rate"]) == pytest.approx(last)
 
 
 def test_checkpoint_files_are_atomic_and_keys_roundtrip(tmp_path):

@@ -77,6 +77,9 @@ class Schedule:
     validations (one per epoch) without a new best val score; 0 = off (every epoch runs).
     The best-on-val model is the run's selected model either way (train/select.py).
     ``train_physics = False`` trains a closure's network alone on a fixed physics.
+    ``lr_decay = "cosine"`` lowers the learning rate epoch by epoch within each phase
+    (:meth:`epoch_learning_rate`), so late epochs settle instead of jumping around the
+    best val score.
     """
 
     curriculum_s: tuple[Positive, ...] = (60.0, 120.0, 300.0, 600.0)
@@ -84,11 +87,23 @@ class Schedule:
     window_s: Positive = 60.0
     batch_size: PositiveWhole = 5
     learning_rate: Positive = 1e-5
+    # "cosine": each curriculum phase's epochs step the rate down from learning_rate to
+    # lr_final_share of it along a half cosine (set once per epoch); "constant": no decay.
+    lr_decay: Literal["constant", "cosine"] = "constant"
+    lr_final_share: Annotated[float, AllowInfNan(False), at.Ge(0), at.Le(1)] = 0.05
     clip_norm: Positive = 0.1
     patience: NonNegativeWhole = 0
     # False: only a closure's network learns; the physics (the model and the closure's
     # off-plane layer or column, as init_from left them) stays fixed.
     train_physics: bool = True
+
+    def epoch_learning_rate(self, epoch_in_phase: int, phase_epochs: int) -> float:
+        """The learning rate of epoch ``epoch_in_phase`` (0-based) of a phase of ``phase_epochs`` epochs."""
+        if self.lr_decay == "constant" or phase_epochs <= 1:
+            return float(self.learning_rate)
+        share = self.lr_final_share + (1.0 - self.lr_final_share) * 0.5 * (
+            1.0 + math.cos(math.pi * epoch_in_phase / (phase_epochs - 1)))
+        return float(self.learning_rate * share)
 
     def __post_init__(self):
         if not self.curriculum_s or len(self.epochs) != len(self.curriculum_s):

@@ -76,7 +76,7 @@ from plumecast.train.select import VAL_SPLIT, read_selected, val_score, write_se
 from plumecast.train.system import build_system, system_spec
 from plumecast.train.windows import WindowPlan, epoch_batches, window_plan, window_slice
 
-__all__ = ["MAX_BAD_STEPS", "TrainResult", "TrainData", "make_optimizer", "window_update", "train_step",
+__all__ = ["MAX_BAD_STEPS", "TrainResult", "TrainData", "make_optimizer", "set_learning_rate", "window_update", "train_step",
            "train_rollout", "train_data", "batch_train_data", "train_rows", "train_step_traces", "train",
            "epoch_per_window", "epoch_fused", "batch_mesh", "BATCH_AXIS"]
 
@@ -124,7 +124,20 @@ def _split_batch(tree, sharding: NamedSharding | None):
 
 
 def make_optimizer(schedule: Schedule):
-    return optax.chain(optax.clip_by_global_norm(schedule.clip_norm), optax.adam(schedule.learning_rate))
+    """Adam after global-norm clipping; with a decaying rate the rate lives in the state (:func:`set_learning_rate`)."""
+    if schedule.lr_decay == "constant":
+        return optax.chain(optax.clip_by_global_norm(schedule.clip_norm), optax.adam(schedule.learning_rate))
+    return optax.chain(optax.clip_by_global_norm(schedule.clip_norm),
+                       optax.inject_hyperparams(optax.adam)(learning_rate=schedule.learning_rate))
+
+
+def set_learning_rate(opt_state, learning_rate: float):
+    """``opt_state`` of :func:`make_optimizer` with a decaying rate, its rate set to ``learning_rate`` (same device
+    placement, so the jitted step is not traced again)."""
+    clip_state, adam_state = opt_state
+    old = adam_state.hyperparams["learning_rate"]
+    new = jax.device_put(np.asarray(learning_rate, old.dtype), old.sharding)
+    return clip_state, adam_state._replace(hyperparams={**adam_state.hyperparams, "learning_rate": new})
 
 
 def train_step_traces() -> int:
@@ -528,6 +541,8 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
                     bar.update(task, advance=K, loss=batch_losses[-1] if batch_losses else float("nan"),
                                phase=f"{horizon:g} s")
 
+                if sched.lr_decay != "constant":
+                    opt_state = set_learning_rate(opt_state, sched.epoch_learning_rate(e, n_epochs))
                 batches = epoch_batches(key, epoch, train_idx, sched.batch_size)
                 params, opt_state = run_epoch(params, static, opt_state, batches, K, prep=prep, conc_n=conc_n,
                                               plan=plan, data=data_dev, train_idx=train_idx, memory0=memory0, sched=sched,
