@@ -178,6 +178,10 @@ def main():
 PR_WIDE_EXTRA = 48
 PR_WIDE_CLEARANCE_M = 1.0
 PR_WIDE_SEED = 14
+# ... and PR_WIDE_VAL more static val releases (session 14: paper-room's 8 val scenarios, one
+# of them far off every model, decided picks by a thousandth), appended after the training ones.
+PR_WIDE_VAL = 16
+PR_WIDE_VAL_SEED = 15
 PR_FURNITURE = [  # (x0, x1, y0, y1, top m): paper-room's desks and partitions
     (1.0, 3.0, 2.0, 3.0, 0.75), (6.5, 8.5, 2.0, 3.0, 0.75), (16.5, 18.5, 2.0, 3.0, 0.75), (20.0, 22.0, 2.0, 3.0, 0.75),
     (16.5, 18.5, 5.5, 6.5, 0.75), (20.0, 22.0, 5.5, 6.5, 0.75), (8.0, 10.0, 10.0, 11.0, 0.75),
@@ -185,13 +189,14 @@ PR_FURNITURE = [  # (x0, x1, y0, y1, top m): paper-room's desks and partitions
 ]
 
 
-def draw_releases(n, seed, propose, heights, furniture, held_xy, clearance_m, blocked=lambda x, y: False):
-    """``n`` seeded training releases (x, y, z) in m, heights cycled over ``heights``.
+def draw_releases(n, seed, propose, heights, furniture, held_xy, clearance_m, blocked=lambda x, y: False,
+                  apart_m=0.3):
+    """``n`` seeded releases (x, y, z) in m, heights cycled over ``heights``.
 
     ``propose(rng) -> (x, y)`` draws a candidate; it is kept unless ``blocked(x, y)``,
     within 0.25 m of furniture ``(x0, x1, y0, y1, top)`` lower than 0.25 m above it,
-    nearer than ``clearance_m`` (plan) to a held-out source of ``held_xy``, or within
-    0.3 m of one already kept.
+    nearer than ``clearance_m`` (plan) to a source of ``held_xy``, or within ``apart_m``
+    (in x and in y) of one already kept.
     """
     rng = np.random.default_rng(seed)
     held = np.asarray(held_xy, float)
@@ -203,18 +208,16 @@ def draw_releases(n, seed, propose, heights, furniture, held_xy, clearance_m, bl
                 or any(x0 - 0.25 < x < x1 + 0.25 and y0 - 0.25 < y < y1 + 0.25 and z < top + 0.25
                        for x0, x1, y0, y1, top in furniture)
                 or np.hypot(held[:, 0] - x, held[:, 1] - y).min() < clearance_m
-                or any(abs(x - a) < 0.3 and abs(y - b) < 0.3 for a, b, _ in chosen)):
+                or any(abs(x - a) < apart_m and abs(y - b) < apart_m for a, b, _ in chosen)):
             continue
         chosen.append((x, y, z))
     return chosen
 
 
-def paper_room_wide_static() -> list[tuple[float, float, float]]:
-    """The extra training releases of paper-room-wide: (x, y, z) in m, at plane-cell centres whose 8 neighbours are open."""
+def _paper_room_cells():
+    """``(propose, blocked, cell_xy)``: plane-cell centres whose 8 neighbours are open, for :func:`draw_releases`."""
     rows = PLAN.strip("\n").splitlines()[::-1]  # rows[y][x], y up
     ny, nx = len(rows), len(rows[0])
-    cells = [(int(b), int(c)) for a, b, c in re.findall(r"(\d+) \((\d+),(\d+)\)", SOURCES) if int(a) not in TRAIN]
-    held = [((x + 0.5) * 0.5, (y + 0.5) * 0.5) for y, x in cells + list(VAL_CELLS)]
 
     def propose(rng):
         y, x = int(rng.integers(1, ny - 1)), int(rng.integers(1, nx - 1))
@@ -224,8 +227,31 @@ def paper_room_wide_static() -> list[tuple[float, float, float]]:
         x, y = int(px / 0.5), int(py / 0.5)
         return not all(rows[y + dy][x + dx] == "." for dy in (-1, 0, 1) for dx in (-1, 0, 1))
 
+    return propose, blocked, lambda y, x: ((x + 0.5) * 0.5, (y + 0.5) * 0.5)
+
+
+def _paper_room_source_cells(train: bool) -> list[tuple[int, int]]:
+    """(y, x) cells of paper-room's training (``train``) or test sources."""
+    return [(int(b), int(c)) for a, b, c in re.findall(r"(\d+) \((\d+),(\d+)\)", SOURCES) if (int(a) in TRAIN) == train]
+
+
+def paper_room_wide_static() -> list[tuple[float, float, float]]:
+    """The extra training releases of paper-room-wide: (x, y, z) in m, at plane-cell centres whose 8 neighbours are open."""
+    propose, blocked, xy = _paper_room_cells()
+    held = [xy(y, x) for y, x in _paper_room_source_cells(train=False) + list(VAL_CELLS)]
     return draw_releases(PR_WIDE_EXTRA, PR_WIDE_SEED, propose, HEIGHTS_M, PR_FURNITURE, held, PR_WIDE_CLEARANCE_M,
                          blocked)
+
+
+def paper_room_wide_val() -> list[tuple[float, float, float]]:
+    """The extra val releases of paper-room-wide: (x, y, z) in m, as the extra training ones but at least
+    PR_WIDE_CLEARANCE_M (plan) from every training (paper-room's and the extra), test and val source and from
+    each other: new positions, as the test's are."""
+    propose, blocked, xy = _paper_room_cells()
+    held = [xy(y, x) for y, x in _paper_room_source_cells(train=True) + _paper_room_source_cells(train=False)
+            + list(VAL_CELLS)] + [(x, y) for x, y, _ in paper_room_wide_static()]
+    return draw_releases(PR_WIDE_VAL, PR_WIDE_VAL_SEED, propose, HEIGHTS_M, PR_FURNITURE, held, PR_WIDE_CLEARANCE_M,
+                         blocked, apart_m=PR_WIDE_CLEARANCE_M)
 
 
 def paper_room_wide():
@@ -233,12 +259,16 @@ def paper_room_wide():
     root = Path(__file__).resolve().parents[1] / "src/plumecast/presets"
     text = (root / "paper-room.toml").read_text()
     head = ("# paper-room-wide: paper-room (same room, val, test and OOD) with 48 more static training\n"
-            "# releases. Written by scripts/make_presets.py (paper_room_wide); see docs/results.md,\n"
+            "# releases and 16 more static val releases. Written by scripts/make_presets.py (paper_room_wide);\n"
+            "# see docs/results.md,\n"
             "# \"More training releases\".\n")
     body = text[text.index('name = "paper-room"'):].replace('name = "paper-room"', 'name = "paper-room-wide"', 1)
     lines = [head + body.rstrip("\n"), ""]
     for i, (x, y, z) in enumerate(paper_room_wide_static()):
         lines += ["[[scenarios]]", f'name = "train-wide-{i:02d}"', 'split = "train"',
+                  f"source = {{ position_m = {fmt((x, y, z))}, rate = [[0.0, 1.0]] }}", ""]
+    for i, (x, y, z) in enumerate(paper_room_wide_val()):
+        lines += ["[[scenarios]]", f'name = "val-wide-{i:02d}"', 'split = "val"',
                   f"source = {{ position_m = {fmt((x, y, z))}, rate = [[0.0, 1.0]] }}", ""]
     out = root / "paper-room-wide.toml"
     tmp = out.with_suffix(".toml.tmp")

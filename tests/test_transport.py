@@ -408,19 +408,27 @@ def test_l_office_sources_are_valid_off_the_plane_and_balanced_across_splits(pre
     np.testing.assert_allclose(xyz, np.round(xyz), atol=1e-9)
 
 
-@pytest.mark.parametrize("name,walks", [("l-office", 4), ("paper-room", 0)])
-def test_wide_presets_add_training_releases_only(name, walks):
+@pytest.mark.parametrize("name,walks,extra_val", [("l-office", 4, 0), ("paper-room", 0, 16)])
+def test_wide_presets_add_training_releases_only(name, walks, extra_val):
     """NAME-wide: the same room and held-out scenarios as NAME, 48 more static training releases
-    at least 1 m (plan) from every val and test source, and training walks."""
+    at least 1 m (plan) from every val and test source, and training walks; paper-room-wide also
+    16 static val releases at least 1 m from every other static source (new positions)."""
     base, wide = load_scenario_set(name), load_scenario_set(f"{name}-wide")
     wide.validate_sources(wide.room.discretise(wide.simulation.fine_cell_m))
     assert wide.config["room"] == base.config["room"] and wide.simulation == base.simulation
     held = lambda sset: {sc.name: sc for sc in sset.scenarios if sc.split != "train"}  # noqa: E731
-    assert {n: (sc.split, sc.source) for n, sc in held(wide).items()} == {n: (sc.split, sc.source) for n, sc in held(base).items()}
+    base_held = {n: (sc.split, sc.source) for n, sc in held(base).items()}
+    assert {n: (sc.split, sc.source) for n, sc in held(wide).items() if n in base_held} == base_held
+    new_val = [sc for n, sc in held(wide).items() if n not in base_held]
+    assert len(new_val) == extra_val and all(sc.split == "val" and not sc.source.moving for sc in new_val)
     base_train = {sc.name for sc in base.scenarios if sc.split == "train"}
     extra = [sc for sc in wide.scenarios if sc.split == "train" and sc.name not in base_train]
     assert sum(not sc.source.moving for sc in extra) == 48 and sum(sc.source.moving for sc in extra) == walks
-    held_xy = np.array([sc.source.position_m[:2] for sc in held(wide).values() if not sc.source.moving])
+    held_xy = np.array([sc.source.position_m[:2] for sc in held(base).values() if not sc.source.moving])
     for sc in extra:
         if not sc.source.moving:
             assert np.hypot(*(held_xy - np.asarray(sc.source.position_m[:2])).T).min() >= 1.0, sc.name
+    static = [sc for sc in wide.scenarios if not sc.source.moving]
+    for sc in new_val:
+        others = np.array([o.source.position_m[:2] for o in static if o is not sc])
+        assert np.hypot(*(others - np.asarray(sc.source.position_m[:2])).T).min() >= 1.0, sc.name
