@@ -258,10 +258,9 @@ def paper_room_wide():
     """Writes src/plumecast/presets/paper-room-wide.toml from paper-room.toml (run alone)."""
     root = Path(__file__).resolve().parents[1] / "src/plumecast/presets"
     text = (root / "paper-room.toml").read_text()
-    head = ("# paper-room-wide: paper-room (same room, val, test and OOD) with 48 more static training\n"
-            "# releases and 16 more static val releases. Written by scripts/make_presets.py (paper_room_wide);\n"
-            "# see docs/results.md,\n"
-            "# \"More training releases\".\n")
+    head = ("# paper-room-wide: paper-room (the same room, val, test and OOD) with 48 more static training\n"
+            "# releases and, appended last, 16 more static val releases. Written by scripts/make_presets.py\n"
+            "# (paper_room_wide); see docs/results.md, \"More training releases\" and \"A val split of 24\".\n")
     body = text[text.index('name = "paper-room"'):].replace('name = "paper-room"', 'name = "paper-room-wide"', 1)
     lines = [head + body.rstrip("\n"), ""]
     for i, (x, y, z) in enumerate(paper_room_wide_static()):
