@@ -232,7 +232,8 @@ def _paper_room_cells():
 
 def _paper_room_source_cells(train: bool) -> list[tuple[int, int]]:
     """(y, x) cells of paper-room's training (``train``) or test sources."""
-    return [(int(b), int(c)) for a, b, c in re.findall(r"(\d+) \((\d+),(\d+)\)", SOURCES) if (int(a) in TRAIN) == train]
+    found = re.findall(r"(\d+) \((\d+),(\d+)\)", SOURCES)
+    return [(int(b), int(c)) for a, b, c in found if (int(a) in TRAIN) == train]
 
 
 def paper_room_wide_static() -> list[tuple[float, float, float]]:
@@ -243,13 +244,13 @@ def paper_room_wide_static() -> list[tuple[float, float, float]]:
                          blocked)
 
 
-def paper_room_wide_val() -> list[tuple[float, float, float]]:
-    """The extra val releases of paper-room-wide: (x, y, z) in m, as the extra training ones but at least
-    PR_WIDE_CLEARANCE_M (plan) from every training (paper-room's and the extra), test and val source and from
-    each other: new positions, as the test's are."""
+def paper_room_wide_val(extra_train) -> list[tuple[float, float, float]]:
+    """The extra val releases of paper-room-wide: (x, y, z) in m, as the extra training ones (``extra_train``,
+    from :func:`paper_room_wide_static`) but at least PR_WIDE_CLEARANCE_M (plan) from every training
+    (paper-room's and the extra), test and val source and from each other: new positions, as the test's are."""
     propose, blocked, xy = _paper_room_cells()
     held = [xy(y, x) for y, x in _paper_room_source_cells(train=True) + _paper_room_source_cells(train=False)
-            + list(VAL_CELLS)] + [(x, y) for x, y, _ in paper_room_wide_static()]
+            + list(VAL_CELLS)] + [(x, y) for x, y, _ in extra_train]
     return draw_releases(PR_WIDE_VAL, PR_WIDE_VAL_SEED, propose, HEIGHTS_M, PR_FURNITURE, held, PR_WIDE_CLEARANCE_M,
                          blocked, apart_m=PR_WIDE_CLEARANCE_M)
 
@@ -263,10 +264,11 @@ def paper_room_wide():
             "# (paper_room_wide); see docs/results.md, \"More training releases\" and \"A val split of 24\".\n")
     body = text[text.index('name = "paper-room"'):].replace('name = "paper-room"', 'name = "paper-room-wide"', 1)
     lines = [head + body.rstrip("\n"), ""]
-    for i, (x, y, z) in enumerate(paper_room_wide_static()):
+    extra_train = paper_room_wide_static()
+    for i, (x, y, z) in enumerate(extra_train):
         lines += ["[[scenarios]]", f'name = "train-wide-{i:02d}"', 'split = "train"',
                   f"source = {{ position_m = {fmt((x, y, z))}, rate = [[0.0, 1.0]] }}", ""]
-    for i, (x, y, z) in enumerate(paper_room_wide_val()):
+    for i, (x, y, z) in enumerate(paper_room_wide_val(extra_train)):
         lines += ["[[scenarios]]", f'name = "val-wide-{i:02d}"', 'split = "val"',
                   f"source = {{ position_m = {fmt((x, y, z))}, rate = [[0.0, 1.0]] }}", ""]
     out = root / "paper-room-wide.toml"

@@ -76,8 +76,8 @@ from plumecast.train.select import VAL_SPLIT, read_selected, val_score, write_se
 from plumecast.train.system import build_system, system_spec
 from plumecast.train.windows import WindowPlan, epoch_batches, window_plan, window_slice
 
-__all__ = ["MAX_BAD_STEPS", "TrainResult", "TrainData", "make_optimizer", "set_learning_rate", "window_update", "train_step",
-           "train_rollout", "train_data", "batch_train_data", "train_rows", "train_step_traces", "train",
+__all__ = ["MAX_BAD_STEPS", "TrainResult", "TrainData", "make_optimizer", "set_learning_rate", "window_update",
+           "train_step", "train_rollout", "train_data", "batch_train_data", "train_rows", "train_step_traces", "train",
            "epoch_per_window", "epoch_fused", "batch_mesh", "BATCH_AXIS"]
 
 MAX_BAD_STEPS = 20
@@ -125,10 +125,8 @@ def _split_batch(tree, sharding: NamedSharding | None):
 
 def make_optimizer(schedule: Schedule):
     """Adam after global-norm clipping; with a decaying rate the rate lives in the state (:func:`set_learning_rate`)."""
-    if schedule.lr_decay == "constant":
-        return optax.chain(optax.clip_by_global_norm(schedule.clip_norm), optax.adam(schedule.learning_rate))
-    return optax.chain(optax.clip_by_global_norm(schedule.clip_norm),
-                       optax.inject_hyperparams(optax.adam)(learning_rate=schedule.learning_rate))
+    adam = optax.adam if schedule.lr_decay == "constant" else optax.inject_hyperparams(optax.adam)
+    return optax.chain(optax.clip_by_global_norm(schedule.clip_norm), adam(learning_rate=schedule.learning_rate))
 
 
 def set_learning_rate(opt_state, learning_rate: float):
