@@ -121,6 +121,35 @@ def test_spatial_median_is_the_expected_distance_minimiser():
     assert (m["x_m"], m["y_m"]) == (X.ravel()[k], Y.ravel()[k])
 
 
+
+def test_subcell_median_lies_between_centres_and_never_in_a_solid():
+    xs, ys = np.arange(9) * 0.5, np.arange(7) * 0.5
+    fluid = np.ones((7, 9), bool)
+    post = np.zeros((7, 9))
+    post[0, 0] = post[0, 8] = post[6, 4] = 1 / 3  # a triangle: its Fermat point lies inside, off the lattice
+    cell = spatial_median(post, xs, ys, mass=1.0)
+    fine = spatial_median(post, xs, ys, mass=1.0, fluid=fluid, subdivisions=5)
+    assert fine["expected_error_m"] < cell["expected_error_m"] - 0.05
+    # the Fermat point of (0, 0), (4, 0), (2, 3): every side seen at 120 degrees, at (2, 2 / sqrt(3))
+    assert math.hypot(fine["x_m"] - 2.0, fine["y_m"] - 2.0 / math.sqrt(3.0)) < 0.1
+    assert (fine["row"], fine["column"]) == (int(round(fine["y_m"] / 0.5)), int(round(fine["x_m"] / 0.5)))
+    # a solid around the Fermat point: the median moves into the open plane
+    fluid[1:4, 3:6] = False
+    walled = spatial_median(post, xs, ys, mass=1.0, fluid=fluid, subdivisions=5)
+    assert fluid[walled["row"], walled["column"]]
+    assert fine["expected_error_m"] < walled["expected_error_m"] <= cell["expected_error_m"] + 1e-12
+    # brute force over the same lattice of points agrees
+    f = (np.arange(5) + 0.5) / 5 - 0.5
+    px = (xs[None, :, None, None] + 0.5 * f[None, None, None, :]) + 0 * ys[:, None, None, None]
+    py = (ys[:, None, None, None] + 0.5 * f[None, None, :, None]) + 0 * xs[None, :, None, None]
+    ok = np.broadcast_to(fluid[:, :, None, None], px.shape)
+    j, i = np.nonzero(post)
+    cost = sum(post[a, b] * np.hypot(px - xs[b], py - ys[a]) for a, b in zip(j, i))
+    cost = np.where(ok, cost, np.inf)
+    assert walled["expected_error_m"] == pytest.approx(cost.min())
+    with pytest.raises(ValueError, match="fluid mask"):
+        spatial_median(post, xs, ys, subdivisions=5)
+
 def test_nothing_above_the_limit_cannot_locate(system):
     model = system[0]
     readings = Readings.from_arrays(["a", "b", "c"], [(1.25, 1.25), (5.25, 4.25), (1.75, 3.75)], [0, 1, 2],

@@ -14,8 +14,9 @@ from plumecast.cli.app import app, check_output_path, console, fail, read_datase
 from plumecast.io.dataset import SPLITS
 
 DEFAULT_MODEL_ERROR = 0.5  # log standard deviation, for runs that record none of their own
-ESTIMATE_HELP = ("The reported source: median (the posterior cell least far from the source in expectation) or "
-                 "refined (the gradient-refined point of highest likelihood).")
+ESTIMATE_HELP = ("The reported source: median (the point of the open plane least far from the source in expectation, "
+                 "at 1/5 of a cell), cell-median (the same among cell centres) or refined (the gradient-refined point "
+                 "of highest likelihood).")
 
 # Exit status of `locate` when the readings cannot locate a source (the result is written, status cannot_locate).
 CANNOT_LOCATE_EXIT = 3

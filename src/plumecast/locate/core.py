@@ -73,10 +73,13 @@ FLOOR_SHARE = 1e-3  # a prediction is floored at this share of the detection lim
 RATE_OFFSETS = np.linspace(-3.0, 3.0, 13)  # log-rate offsets, in standard errors
 LOG_RATE_SPAN = 9.2  # log-rate prior: rate_ref * exp(+-9.2), four decades either way
 BOX_CELLS = 1.5  # the refinement keeps within this many cells of its candidate
-# What `locate` reports as the source: "median", the cell whose expected distance to the source
-# is least under the posterior (rate and start: the scan's best at that cell), or "refined",
-# the gradient-refined point of highest likelihood (the scan's best cell without refinement).
-ESTIMATES = ("median", "refined")
+# What `locate` reports as the source: "median", the point of the open plane (on a lattice of
+# MEDIAN_SUBDIVISIONS^2 points per cell) whose expected distance to the source is least under
+# the posterior; "cell-median", the same restricted to cell centres; rate and start: the scan's
+# best at the nearest candidate cell. "refined": the gradient-refined point of highest
+# likelihood (the scan's best cell without refinement).
+ESTIMATES = ("median", "cell-median", "refined")
+MEDIAN_SUBDIVISIONS = 5
 
 
 @dataclass(frozen=True)
@@ -416,13 +419,18 @@ class LocateResult:
         return bool(self.region[j, i])
 
 
-def spatial_median(post: np.ndarray, xs: np.ndarray, ys: np.ndarray, mass: float = 0.999) -> dict:
-    """The cell of ``post`` (ny, nx) whose expected distance to the source is least (position, row, column).
+def spatial_median(post: np.ndarray, xs: np.ndarray, ys: np.ndarray, mass: float = 0.999,
+                   fluid: np.ndarray | None = None, subdivisions: int = 1, chunk: int = 4096) -> dict:
+    """The point whose expected distance to the source under ``post`` (ny, nx) is least.
 
-    It minimises the posterior's mean position error in metres (the geometric median
-    restricted to cells, so it never lies in a solid as the mean can). Candidates and
-    weights are the fewest cells holding ``mass`` of the posterior, so the distance matrix
-    stays small on large grids.
+    It minimises the posterior's mean position error in metres (the geometric median). The
+    weights are the fewest cells holding ``mass`` of the posterior, at their centres, so the
+    distance matrix stays small on large grids. ``subdivisions == 1``: the best of those
+    cells' centres. ``subdivisions = s > 1``: the best of an s x s lattice of points inside
+    every ``fluid`` cell (the whole open plane at 1 / s of a cell, never in a solid,
+    as the posterior mean can be), since the continuous median falls between
+    centres and, for a ring-shaped posterior, in cells of little mass. Returns the position,
+    the expected error and the row and column of the cell holding the point.
     """
     flat = post.ravel()
     order = np.argsort(flat)[::-1]
@@ -430,10 +438,24 @@ def spatial_median(post: np.ndarray, xs: np.ndarray, ys: np.ndarray, mass: float
     keep = order[:n]
     j, i = np.unravel_index(keep, post.shape)
     x, y, w = xs[i], ys[j], flat[keep]
-    expected = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) @ w
+    if subdivisions == 1:
+        cx, cy, cj, ci = x, y, j, i
+    else:
+        if fluid is None:
+            raise ValueError("a sub-cell median needs the fluid mask")
+        dx = float(xs[1] - xs[0]) if len(xs) > 1 else 1.0
+        dy = float(ys[1] - ys[0]) if len(ys) > 1 else 1.0
+        frac = (np.arange(subdivisions) + 0.5) / subdivisions - 0.5
+        fj, fi = np.nonzero(fluid)
+        ox, oy = np.meshgrid(frac * dx, frac * dy)
+        cx = (xs[fi][:, None] + ox.ravel()[None, :]).ravel()
+        cy = (ys[fj][:, None] + oy.ravel()[None, :]).ravel()
+        cj, ci = np.repeat(fj, subdivisions ** 2), np.repeat(fi, subdivisions ** 2)
+    expected = np.concatenate([np.hypot(cx[a:a + chunk, None] - x[None, :], cy[a:a + chunk, None] - y[None, :]) @ w
+                               for a in range(0, len(cx), chunk)])
     k = int(np.argmin(expected))
-    return {"x_m": float(x[k]), "y_m": float(y[k]), "expected_error_m": float(expected[k] / w.sum()),
-            "row": int(j[k]), "column": int(i[k])}
+    return {"x_m": float(cx[k]), "y_m": float(cy[k]), "expected_error_m": float(expected[k] / w.sum()),
+            "row": int(cj[k]), "column": int(ci[k])}
 
 
 def _sensor_table(readings: Readings) -> list[dict]:
@@ -559,8 +581,11 @@ def locate(system, readings: Readings, settings: LocateSettings | None = None, *
                       float(starts[min(np.searchsorted(cs, 0.95), len(starts) - 1)]))
     ys, xs = c.y0 + np.arange(c.ny) * c.dy, c.x0 + np.arange(c.nx) * c.dx
     mean = {"x_m": float((post.sum(axis=0) * xs).sum()), "y_m": float((post.sum(axis=1) * ys).sum())}
-    median = spatial_median(post, xs, ys)
-    at_median = np.flatnonzero((library.cells[:, 0] == median["row"]) & (library.cells[:, 1] == median["column"]))
+    median = spatial_median(post, xs, ys, fluid=np.asarray(model.fluid) > 0,
+                            subdivisions=1 if settings.estimate == "cell-median" else MEDIAN_SUBDIVISIONS)
+    # rate and start at the median: the scan's best at the candidate cell nearest to it
+    near = np.argmin(np.abs(library.cells - [median["row"], median["column"]]).sum(axis=1))
+    at_median = np.flatnonzero((library.cells == library.cells[near]).all(axis=1))
     mc, ms = np.unravel_index(int(np.argmax(ll[at_median])), (len(at_median), ll.shape[1]))
     mc = at_median[mc]
     median.update(_point(median["x_m"], median["y_m"], library.xyz[mc, 2],
