@@ -330,6 +330,25 @@ def test_locate_eval_runs_end_to_end(files, tmp_path):
     assert not (tmp_path / "no").exists()
 
 
+def test_layout_seed_changes_the_layout_and_keeps_the_readings_draws(files, tmp_path):
+    data, run = files
+    common = ["locate-eval", str(run), str(data), "--split", "test", "--sensors", "3", "--every", "2", "--window", "8",
+              "--start-spread", "2", "--fixed-layout", "--refine", "0", "--maps", "0",
+              "--no-progress"]
+    payloads = {}
+    for name, extra in {"s1": ["--seed", "1"], "s2": ["--seed", "2"], "s1-l2": ["--seed", "1", "--layout-seed", "2"]}.items():
+        res = runner.invoke(app, common + extra + ["--out", str(tmp_path / name)])
+        assert res.exit_code == 0, res.output
+        payloads[name] = json.loads((tmp_path / name / "locate_eval.json").read_text())
+    assert payloads["s1"]["layout"] != payloads["s2"]["layout"]
+    assert payloads["s1-l2"]["layout"] == payloads["s2"]["layout"]  # the layout of --seed 2 ...
+    starts = {k: [c["truth_start_s"] for c in p["cases"]] for k, p in payloads.items()}
+    assert starts["s1-l2"] == starts["s1"] != starts["s2"]  # ... read with the release clock of --seed 1
+    res = runner.invoke(app, ["locate-eval", str(run), str(data), "--layout-seed", "2", "--out", str(tmp_path / "no"),
+                              "--no-progress"])
+    assert res.exit_code == 2 and "--layout-seed" in res.output and not (tmp_path / "no").exists()
+
+
 # ---------------------------------------------------------------- sensor placement (plumecast.locate.placement)
 def _objective(worth, cols, cover):
     """The design score, straight from its definition: per source the sum of the ``cover`` largest worths."""

@@ -258,6 +258,9 @@ def locate_eval_command(
                                   "(`plumecast sensors --help`)."),
     bin_s: float = typer.Option(10.0, "--bin", help="--layout designed, --criterion confusion: arrival bins, s."),
     seed: int = typer.Option(0, "--seed", help="Seed of sensor positions, noise and release clock."),
+    layout_seed: int | None = typer.Option(None, "--layout-seed", help="Draw the fixed layout with this seed instead, "
+                                           "the noise and release clock still with --seed (layouts compared on the "
+                                           "same readings' draws)."),
     every: float = typer.Option(10.0, "--every", help="Seconds between readings."),
     window: float = typer.Option(120.0, "--window", help="Readings over this many seconds after the release."),
     start_spread: float = typer.Option(60.0, "--start-spread", help="The release is put at a seeded random time in "
@@ -299,7 +302,7 @@ def locate_eval_command(
     try:
         es = EvalSettings(split=split, sensors=sensors, noise=noise, fixed_layout=fixed_layout, layout=layout, seed=seed,
                           every_s=every, window_s=window, start_spread_s=start_spread, calibrate=calibrate, cover=cover,
-                          criterion=criterion, bin_s=bin_s)
+                          criterion=criterion, bin_s=bin_s, layout_seed=layout_seed)
     except LocateError as e:
         fail(str(e))
     system, config, horizon, _, heights = _load(run_dir)

@@ -34,13 +34,17 @@ descent (Adam, Optax) through the full differentiable model: continuous ``x, y``
 1.5 cells of the candidate; the source deposit is bilinear), ``log r`` and ``t_s`` (the
 release a smooth ramp ``sigmoid((t - t_s) / dt)``), on the same likelihood.
 
-**Estimate.** ``estimate="median"`` (the default): the cell whose expected distance to the
-source under the posterior is least (the Bayes point for the position error in metres),
-with the rate and start of the scan's best at that cell. When one or two sensors see the
-plume the posterior is a long ridge upstream of them and the likelihood's maximum sits at
-its near end (a near, weak, late source); the median sits in its middle. It was chosen
-over the refined point on the training and validation scenarios (docs/locate.md).
-``estimate="refined"``: the refined point of highest likelihood. Both are in the result.
+**Estimate.** ``estimate="median"`` (the default): the point of the open plane whose
+expected distance to the source under the posterior is least (the Bayes point for the
+position error in metres: the geometric median, searched on a lattice of 5 x 5 points in
+every fluid cell, so never in a solid), with the rate and start of the scan's best at the
+nearest candidate cell. When one or two sensors see the plume the posterior is a long ridge
+or a ring upstream of them and the likelihood's maximum sits at its near end (a near, weak,
+late source); the median sits in its middle. ``"cell-median"``: the same among the centres
+of the cells holding the posterior. Both medians were chosen over the refined point, and
+the sub-cell one over the cell one, on the training and validation scenarios
+(docs/locate.md). ``estimate="refined"``: the refined point of highest likelihood. The
+median and the refined points are in the result.
 
 **Credible region.** The smallest set of cells holding ``credible`` (90 %) of the
 posterior over positions; its area in m^2. A region larger than ``flat_share`` of the
@@ -95,7 +99,7 @@ class LocateSettings:
     stride: int = 1  # candidate lattice: every stride-th cell in x and y
     start_points: int = 32  # start times on the grid in [0, first detection)
     refine: int = 3  # candidates refined by gradients (0: none)
-    estimate: str = "median"  # the estimate: the posterior's spatial median cell, or the best refined point
+    estimate: str = "median"  # the estimate: the posterior's spatial median (sub-cell or "cell-median"), or the best refined point
     iterations: int = 30  # Adam steps per refined candidate
     learning_rate: float = 0.1
     credible: float = 0.9
@@ -384,7 +388,7 @@ class LocateResult:
     estimate: dict | None
     scan_estimate: dict | None
     posterior_mean: dict | None
-    posterior_median: dict | None  # the cell nearest the source in expectation: the Bayes point for the error in m
+    posterior_median: dict | None  # the point nearest the source in expectation (the estimate chosen: sub-cell or cell)
     credible: dict | None
     posterior: np.ndarray | None  # (ny, nx) posterior over positions (sums to 1 over cells)
     region: np.ndarray | None  # (ny, nx) bool: the credible region

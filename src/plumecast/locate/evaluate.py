@@ -59,6 +59,7 @@ class EvalSettings:
     criterion: str = "coverage"  # the designed layout's criterion (placement.CRITERIA)
     bin_s: float = 10.0  # its arrival bins for criterion "confusion", s
     seed: int = 0
+    layout_seed: int | None = None  # a fixed layout drawn with this seed; the readings' draws stay those of `seed`
     every_s: float = 10.0
     window_s: float = 120.0
     start_spread_s: float = 60.0
@@ -74,6 +75,9 @@ class EvalSettings:
             raise LocateError(f"--noise must be a finite number >= 0, got {self.noise}")
         if not (self.every_s > 0 and self.window_s >= self.every_s):
             raise LocateError(f"--every ({self.every_s:g} s) must be > 0 and at most --window ({self.window_s:g} s)")
+        if self.layout_seed is not None and (not self.fixed_layout or self.layout == "designed"):
+            raise LocateError("--layout-seed draws a fixed random or spread layout: give --fixed-layout, not --layout "
+                              "designed")
         if self.layout not in LAYOUTS:
             raise LocateError(f"--layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if self.cover < 1:
@@ -210,6 +214,8 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
         layout = design.cells
     elif settings.fixed_layout:
         layout = sensor_cells(fluid, settings.sensors, rng, settings.layout)
+        if settings.layout_seed is not None:  # layouts compared on the same noise and clock draws
+            layout = sensor_cells(fluid, settings.sensors, np.random.default_rng(settings.layout_seed), settings.layout)
     else:
         layout = None
     cases = []
