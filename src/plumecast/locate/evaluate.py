@@ -214,7 +214,9 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
         layout = design.cells
     elif settings.fixed_layout:
         layout = sensor_cells(fluid, settings.sensors, rng, settings.layout)
-        if settings.layout_seed is not None:  # layouts compared on the same noise and clock draws
+        # the draw above stays even with --layout-seed: it advances `rng` as in --seed's own run, so the noise
+        # and clock draws below are that run's and layouts compare on the same readings
+        if settings.layout_seed is not None:
             layout = sensor_cells(fluid, settings.sensors, np.random.default_rng(settings.layout_seed), settings.layout)
     else:
         layout = None
