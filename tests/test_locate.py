@@ -289,6 +289,47 @@ def test_model_error_calibration_measures_the_models_log_error(ds, system):
         calibrate_model_error(system, ds, split="val", window_s=8.0, limit=limit)
 
 
+def test_model_error_by_age_partitions_the_pointwise_log_errors(ds, system):
+    from plumecast.forecast import point_log_errors
+
+    model = system[0]
+    prep = prepare_data(ds, model.config.dt, model.config.dtype, fluid=np.asarray(model.fluid))
+    limit = 1e-3 * float(np.asarray(ds["concentration"]).max())
+    rec = point_log_errors(system, prep, prep.indices("train"), windows_s=[8.0], limit=limit, age_bin_s=2.0)[0]
+    bins = rec["by_age"]
+    assert len(bins) >= 3 and all(0 < b["from_s"] < b["age_s"] < b["to_s"] <= 8.0 for b in bins[1:])
+    assert [b["age_s"] for b in bins] == sorted(b["age_s"] for b in bins)
+    n = np.array([b["values"] for b in bins], float)
+    assert n.sum() == rec["values"]  # every pair falls in exactly one bin (no bin under the minimum here)
+    mean = np.array([b["bias"] for b in bins])
+    sd = np.array([b["model_error"] for b in bins])
+    # the pooled moments of the bins are the window's own
+    assert (n * mean).sum() / n.sum() == pytest.approx(rec["bias"], abs=1e-6)  # float32 log errors
+    pooled = (n * (sd ** 2 + mean ** 2)).sum() / n.sum() - rec["bias"] ** 2
+    assert math.sqrt(pooled) == pytest.approx(rec["model_error"], rel=1e-5)
+
+
+def test_model_error_by_age_enters_the_likelihood(system):
+    model = system[0]
+    # one sensor and a large error: a spread posterior (a ring) that the noise model shapes
+    readings, _ = _model_readings(system, np.array([[4, 5]]), (5, 3))
+    limit = 1e-3 * float(readings.value.max())
+    base = dict(detection_limit=limit, noise=0.05, correlation_s=0.0, refine=1, iterations=5)
+    scalar = locate(system, readings, LocateSettings(model_error=1.0, **base))
+    assert scalar.located and scalar.posterior.max() < 0.2
+    flat = locate(system, readings, LocateSettings(model_error=1.0, model_error_by_age=((0.0, 1.0), (10.0, 1.0)), **base))
+    np.testing.assert_allclose(flat.posterior, scalar.posterior, atol=1e-6)  # a flat table is the scalar error
+    assert flat.refined[0]["neg_log_lik"] == pytest.approx(scalar.refined[0]["neg_log_lik"], rel=1e-5)
+    early = locate(system, readings, LocateSettings(model_error=1.0, model_error_by_age=((1.0, 3.0), (6.0, 0.5)), **base))
+    assert np.abs(early.posterior - scalar.posterior).max() > 1e-3  # the table is used, by the time since release
+    assert early.noise_model["model_error_by_age"] == [[1.0, 3.0], [6.0, 0.5]]
+    for bad in (((5.0, 0.3), (1.0, 0.2)), ((0.0, -0.1),), ((0.0, float("nan")),), ()):
+        with pytest.raises(LocateError, match="model_error_by_age"):
+            LocateSettings(model_error_by_age=bad)
+    with pytest.raises(LocateError, match="error-by-age needs"):
+        EvalSettings(error_by_age=True)
+
+
 def test_locate_eval_runs_end_to_end(files, tmp_path):
     data, run = files
     out = tmp_path / "eval"
@@ -313,21 +354,46 @@ def test_locate_eval_runs_end_to_end(files, tmp_path):
     assert res.exit_code == 0, res.output
     case = json.loads((out2 / "locate_eval.json").read_text())["cases"][0]
     assert case["moving"] is True
-    # the model error calibrated per system on another split (never the located one)
+    # the model error calibrated per system on train or val (never test or ood), by the time since the release
     out3 = tmp_path / "calibrated"
     res = runner.invoke(app, ["locate-eval", str(run), str(data), "--split", "test", "--sensors", "3", "--every", "2",
                               "--window", "8", "--start-spread", "2", "--refine", "0", "--maps", "0", "--model-error", "train",
-                              "--baseline",
+                              "--error-by-age", "--baseline",
                               "--out", str(out3), "--no-progress"])
     assert res.exit_code == 0, res.output
     libraries = json.loads((out3 / "locate_eval.json").read_text())["libraries"]
     for lib in libraries.values():
         assert lib["calibration"]["split"] == "train" and lib["model_error"] == lib["calibration"]["model_error"] > 0
+        table = [[b["age_s"], b["model_error"]] for b in lib["calibration"]["by_age"]]
+        assert table and lib["model_error_by_age"] == table  # 30 s bins: one bin over this 8 s window
     assert len({lib["model_error"] for lib in libraries.values()}) == 2  # each system its own
     res = runner.invoke(app, ["locate-eval", str(run), str(data), "--split", "test", "--model-error", "test",
                               "--out", str(tmp_path / "no"), "--no-progress"])
     assert res.exit_code == 2 and "calibrated on the train or val split" in res.output
     assert not (tmp_path / "no").exists()
+
+
+def test_readings_from_the_model_are_its_own_forecast(ds, system, files, tmp_path):
+    from plumecast.forecast import forecast_scenarios
+    from plumecast.locate.evaluate import with_model_forecasts
+
+    model = system[0]
+    prep = prepare_data(ds, model.config.dt, model.config.dtype, fluid=np.asarray(model.fluid))
+    test = prep.indices("test")
+    mine = with_model_forecasts(ds, system, test)
+    np.testing.assert_allclose(mine["concentration"].values[test], forecast_scenarios(system, prep, test), rtol=1e-6)
+    others = np.setdiff1d(np.arange(ds.sizes["scenario"]), test)
+    np.testing.assert_array_equal(mine["concentration"].values[others], ds["concentration"].values[others])
+    assert not np.allclose(mine["concentration"].values[test], ds["concentration"].values[test])  # not the truth
+    data, run = files
+    res = runner.invoke(app, ["locate-eval", str(run), str(data), "--split", "test", "--sensors", "3", "--every", "2",
+                              "--window", "8", "--start-spread", "2", "--refine", "0", "--maps", "0", "--readings-from", "model",
+                              "--out", str(tmp_path / "own"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "own" / "locate_eval.json").read_text())["settings"]["readings_from"] == "model"
+    res = runner.invoke(app, ["locate-eval", str(run), str(data), "--readings-from", "forecast",
+                              "--out", str(tmp_path / "no"), "--no-progress"])
+    assert res.exit_code == 2 and "--readings-from must be one of" in res.output and not (tmp_path / "no").exists()
 
 
 def test_layout_seed_changes_the_layout_and_keeps_the_readings_draws(files, tmp_path):

@@ -142,7 +142,12 @@ def final_time_errors(system, prep: PreparedData, indices, chunk: int = 16) -> n
     return np.asarray([relative_l2(q, t, fluid) for q, t in zip(final, prep.conc[indices, -1])])
 
 
-def point_log_errors(system, prep: PreparedData, indices, *, windows_s, limit: float, chunk: int = 8) -> list[dict]:
+AGE_BIN_S = 30.0  # point_log_errors' bins of the time since the release, s
+AGE_BIN_MIN_VALUES = 20  # fewer pairs than this in a bin: no sd for it
+
+
+def point_log_errors(system, prep: PreparedData, indices, *, windows_s, limit: float, chunk: int = 8,
+                     age_bin_s: float = AGE_BIN_S) -> list[dict]:
     """The model's log error at single cells in the first seconds after each release.
 
     For every scenario of ``indices``, the forecast from its own source against the truth
@@ -150,14 +155,17 @@ def point_log_errors(system, prep: PreparedData, indices, *, windows_s, limit: f
     above ``limit`` (mass/m^3): ``log(model / truth)``. One record per window of
     ``windows_s`` (s): ``model_error`` (its standard deviation: how far a sensor's reading
     can be from the forecast because the model is off, the noise model of ``locate``),
-    ``bias`` (its mean) and ``values`` (how many pairs). The release is the first model
-    step with a positive rate.
+    ``bias`` (its mean), ``values`` (how many pairs) and ``by_age``: the same per
+    ``age_bin_s`` bin of the time since the release (``age_s`` its middle), since the model
+    is furthest off while a plume first arrives. The release is the first model step with a
+    positive rate.
     """
     model = system[0]
     indices = np.asarray(indices, int)
     times = np.asarray(prep.times, float)
     fluid = np.asarray(model.fluid) > 0
     errors = {float(w): [] for w in windows_s}
+    ages = {float(w): [] for w in windows_s}
     for s in range(0, len(indices), chunk):  # a chunk of trajectories in memory at a time
         part = indices[s : s + chunk]
         frames = forecast_scenarios(system, prep, part, chunk=chunk)
@@ -172,11 +180,22 @@ def point_log_errors(system, prep: PreparedData, indices, *, windows_s, limit: f
                 pred, true = frames[n][k][:, fluid], truth[k][:, fluid]
                 both = (pred >= limit) & (true >= limit)
                 errors[w].append(np.log(pred[both] / true[both]))
+                ages[w].append(np.broadcast_to((times[k] - release)[:, None], both.shape)[both])
     out = []
     for w, parts in errors.items():
         e = np.concatenate(parts) if parts else np.zeros(0)
+        a = np.concatenate(ages[w]) if parts else np.zeros(0)
+        by_age = []
+        for lo in np.arange(0.0, w - 1e-9, age_bin_s):
+            hi = min(lo + age_bin_s, w)
+            m = (a > lo + 1e-9) & (a <= hi + 1e-9)
+            if m.sum() >= AGE_BIN_MIN_VALUES:
+                by_age.append({"age_s": float(0.5 * (lo + hi)), "from_s": float(lo), "to_s": float(hi),
+                               "values": int(m.sum()),
+                               "model_error": float(e[m].std()), "bias": float(e[m].mean())})
         out.append({"window_s": w, "limit": float(limit), "values": int(e.size),
-                    "model_error": float(e.std()) if e.size else None, "bias": float(e.mean()) if e.size else None})
+                    "model_error": float(e.std()) if e.size else None, "bias": float(e.mean()) if e.size else None,
+                    "by_age": by_age})
     return out
 
 

@@ -275,6 +275,11 @@ def locate_eval_command(
                                     "or val (or train): each system's log error at single cells on that split's "
                                     "scenarios over the readings' window."),
     correlation: float = typer.Option(60.0, "--correlation", help="Correlation time of the model error, s."),
+    by_age: bool = typer.Option(False, "--error-by-age/--constant-error", help="With --model-error val (or train): "
+                                "the model error per 30 s of the time since the release, not one number."),
+    readings_from: str = typer.Option("truth", "--readings-from", help="truth: readings from the dataset (the "
+                                      "evaluation); model: from the run's own forecast of each scenario, a perfect "
+                                      "model's case (what the readings can tell, not the model's accuracy)."),
     stride: int = typer.Option(1, "--stride", help="Candidate lattice stride (cells)."),
     refine: int = typer.Option(3, "--refine", help="Candidates refined by gradients (0: none)."),
     iterations: int = typer.Option(30, "--iterations", help="Adam steps per refined candidate."),
@@ -302,7 +307,8 @@ def locate_eval_command(
     try:
         es = EvalSettings(split=split, sensors=sensors, noise=noise, fixed_layout=fixed_layout, layout=layout, seed=seed,
                           every_s=every, window_s=window, start_spread_s=start_spread, calibrate=calibrate, cover=cover,
-                          criterion=criterion, bin_s=bin_s, layout_seed=layout_seed)
+                          criterion=criterion, bin_s=bin_s, layout_seed=layout_seed, error_by_age=by_age,
+                          readings_from=readings_from)
     except LocateError as e:
         fail(str(e))
     system, config, horizon, _, heights = _load(run_dir)

@@ -94,6 +94,9 @@ class LocateSettings:
     detection_limit: float | None = None  # mass/m^3, for readings without their own; None: 1 % of c_ref
     noise: float = 0.1  # the sensors' multiplicative noise, log standard deviation
     model_error: float = 0.5  # the model's error at a point, log standard deviation
+    # the model error by the time since the candidate's release: ((age_s, log sd), ...), linear between the ages and
+    # constant beyond them; None: `model_error` at every age
+    model_error_by_age: tuple[tuple[float, float], ...] | None = None
     tail: float = 4.0  # Student-t degrees of freedom of the log residual (inf: Gaussian)
     correlation_s: float = 60.0  # the model error's correlation time: a sensor's readings closer than this share weight
     stride: int = 1  # candidate lattice: every stride-th cell in x and y
@@ -122,6 +125,13 @@ class LocateSettings:
                 bad(f"{name} must be a finite number >= 0, got {v}")
         if math.hypot(self.noise, self.model_error) <= 0:
             bad("noise and model_error cannot both be 0")
+        if self.model_error_by_age is not None:
+            table = np.asarray(self.model_error_by_age, float)
+            if (table.ndim != 2 or table.shape[1] != 2 or len(table) == 0 or not np.isfinite(table).all()
+                    or (table[:, 1] < 0).any() or (np.diff(table[:, 0]) <= 0).any()
+                    or (self.noise <= 0 and (table[:, 1] <= 0).any())):
+                bad("model_error_by_age must be (age_s, log sd) pairs with increasing ages and finite sds >= 0 (> 0 "
+                    f"without noise), got {self.model_error_by_age}")
         if not (math.isfinite(self.correlation_s) and self.correlation_s >= 0):
             bad(f"correlation_s must be a finite number >= 0, got {self.correlation_s}")
         if not self.tail > 0:
@@ -142,7 +152,21 @@ class LocateSettings:
 
     @property
     def sigma(self) -> float:
+        """The total log sd at a typical age (``model_error``); sets the rate's search span."""
         return math.hypot(self.noise, self.model_error)
+
+    def error_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ages_s, model error log sd)`` for :func:`_sigma_at`: the by-age table, or ``model_error`` at every age."""
+        if self.model_error_by_age is None:
+            return np.zeros(1), np.asarray([self.model_error], float)
+        table = np.asarray(self.model_error_by_age, float)
+        return table[:, 0], table[:, 1]
+
+
+def _sigma_at(age_s, noise, ages_s, errors):
+    """The log sd of a reading ``age_s`` seconds after the candidate's release: noise and the model error there."""
+    e = jnp.interp(age_s, ages_s, errors)
+    return jnp.sqrt(noise * noise + e * e)
 
 
 def default_limit(model) -> float:
@@ -280,12 +304,12 @@ def reading_weights(readings: Readings, correlation_s: float) -> np.ndarray:
 
 
 def _loglik_terms(logmu, logy, detected, loglimit, sigma, tail):
-    """Per-reading log-likelihood (constants common to all candidates dropped)."""
+    """Per-reading log-likelihood (constants common to all candidates dropped; ``sigma`` may vary by reading)."""
     z = (logy - logmu) / sigma
     if math.isinf(tail):
-        det = -0.5 * z * z
+        det = -0.5 * z * z - jnp.log(sigma)
     else:
-        det = -0.5 * (tail + 1.0) * jnp.log1p(z * z / tail)
+        det = -0.5 * (tail + 1.0) * jnp.log1p(z * z / tail) - jnp.log(sigma)
     cens = jax.scipy.special.log_ndtr((loglimit - logmu) / sigma)
     return jnp.where(detected, det, cens)
 
@@ -294,7 +318,8 @@ def _loglik_terms(logmu, logy, detected, loglimit, sigma, tail):
 def _grid_chunk(G, flat_idx, frac, valid, logy, detected, loglimit, floor, weight, offsets, sigma, tail: float,
                 n_sensors: int):
     """For a chunk of candidates ``G (B, n+1, K)``: the log-likelihood summed over the rate offsets ``(B, S)``
-    and the rate at its best offset ``(B, S)`` (log, relative to the library's rate)."""
+    and the rate at its best offset ``(B, S)`` (log, relative to the library's rate). ``sigma (R, S)``: each
+    reading's log sd for each start."""
     B = G.shape[0]
     Gf = G.reshape(B, -1)
     g = (1.0 - frac) * Gf[:, flat_idx] + frac * Gf[:, flat_idx + n_sensors]  # (B, R, S)
@@ -307,7 +332,8 @@ def _grid_chunk(G, flat_idx, frac, valid, logy, detected, loglimit, floor, weigh
     logmu = lg[..., None] + lr[:, None]  # (B, R, S, M)
     ll = jnp.sum(weight[None, :, None, None] * _loglik_terms(logmu, logy[None, :, None, None],
                                                              detected[None, :, None, None],
-                                                             loglimit[None, :, None, None], sigma, tail), axis=1)
+                                                             loglimit[None, :, None, None], sigma[None, :, :, None],
+                                                             tail), axis=1)
     best = jnp.take_along_axis(lr, jnp.argmax(ll, axis=-1)[..., None], axis=-1)[..., 0]
     return jax.scipy.special.logsumexp(ll, axis=-1), best
 
@@ -326,7 +352,7 @@ def _time_index(times, starts, dt: float, n_steps: int, rows, n_sensors: int):
 # ---------------------------------------------------------------------------------- refinement
 @eqx.filter_jit
 def _refine(model, closure, weights, init, anchors, z, t_hi, times, rows, logy, detected, loglimit, floor, weight,
-            sigma, tail: float, n_steps: int, iterations: int, learning_rate: float):
+            noise, ages, errors, tail: float, n_steps: int, iterations: int, learning_rate: float):
     """Adam on ``(a_x, a_y, log r, b)`` of each candidate (vmapped); returns ``(best params, best loss, first loss)``."""
     import optax
 
@@ -347,6 +373,7 @@ def _refine(model, closure, weights, init, anchors, z, t_hi, times, rows, logy, 
         s = _simulate(model, closure, weights, xy[0], xy[1], zz, rate, n_steps)
         mu = (1.0 - frac) * s[k, rows] + frac * s[k + 1, rows]
         logmu = jnp.log(jnp.maximum(mu, 0.0) + floor)
+        sigma = _sigma_at(times - ts, noise, ages, errors)
         return -jnp.sum(weight * _loglik_terms(logmu, logy, detected, loglimit, sigma, tail))
 
     opt = optax.adam(learning_rate)
@@ -496,9 +523,12 @@ def locate(system, readings: Readings, settings: LocateSettings | None = None, *
     readings = readings.with_limit(limit)
     heights = settings.heights if settings.heights is not None else (float(c.plane_height_m),)
     sigma, tail = settings.sigma, float(settings.tail)
+    ages, errors = settings.error_table()
     detected = readings.value >= readings.limit
     noise_model = {"kind": "log-normal, Student-t tail" if math.isfinite(tail) else "log-normal",
                    "noise_log_sd": settings.noise, "model_error_log_sd": settings.model_error, "sigma": sigma,
+                   "model_error_by_age": None if settings.model_error_by_age is None else
+                   [list(map(float, p)) for p in settings.model_error_by_age],
                    "tail_dof": None if math.isinf(tail) else tail, "detection_limit": float(limit),
                    "censored_below_limit": True, "floor_share_of_limit": FLOOR_SHARE}
     noise_model["correlation_s"] = settings.correlation_s
@@ -546,6 +576,8 @@ def locate(system, readings: Readings, settings: LocateSettings | None = None, *
     weight = reading_weights(readings, settings.correlation_s).astype(dtype)
     n_eff = float(weight[detected].sum())
     offsets = (RATE_OFFSETS * sigma / math.sqrt(max(n_eff, 1e-3))).astype(dtype)
+    sigma_rs = np.asarray(_sigma_at(jnp.asarray(readings.time[:, None] - starts[None, :], dtype), settings.noise,
+                                    jnp.asarray(ages, dtype), jnp.asarray(errors, dtype)), dtype)  # (R, S)
     C = len(library.xyz)
     ll = np.empty((C, len(starts)), np.float64)
     lrate = np.empty((C, len(starts)), np.float64)
@@ -554,7 +586,7 @@ def locate(system, readings: Readings, settings: LocateSettings | None = None, *
         idx = np.resize(np.arange(s, min(s + chunk, C)), chunk)
         a, b = _grid_chunk(jnp.asarray(library.responses[idx]), jnp.asarray(flat), jnp.asarray(frac, dtype),
                            jnp.asarray(valid), jnp.asarray(logy), jnp.asarray(detected), jnp.asarray(loglimit),
-                           jnp.asarray(floor), jnp.asarray(weight), jnp.asarray(offsets), jnp.asarray(sigma, dtype), tail, K)
+                           jnp.asarray(floor), jnp.asarray(weight), jnp.asarray(offsets), jnp.asarray(sigma_rs), tail, K)
         k = min(chunk, C - s)
         ll[s : s + k] = np.asarray(a, np.float64)[:k]
         lrate[s : s + k] = np.asarray(b, np.float64)[:k]
@@ -627,7 +659,8 @@ def locate(system, readings: Readings, settings: LocateSettings | None = None, *
             model, closure, weights, jnp.asarray(init, jd), jnp.asarray(library.xyz[picks, :2], jd),
             jnp.asarray(library.xyz[picks, 2], jd), jnp.asarray(t_hi, jd), jnp.asarray(readings.time, jd),
             jnp.asarray(readings.sensor), jnp.asarray(logy), jnp.asarray(detected), jnp.asarray(loglimit),
-            jnp.asarray(floor), jnp.asarray(weight), jnp.asarray(sigma, jd), tail, library.n_steps, int(settings.iterations),
+            jnp.asarray(floor), jnp.asarray(weight), jnp.asarray(settings.noise, jd), jnp.asarray(ages, jd),
+            jnp.asarray(errors, jd), tail, library.n_steps, int(settings.iterations),
             float(settings.learning_rate))
         p, best_l, first_l = np.asarray(p, float), np.asarray(best_l, float), np.asarray(first_l, float)
         for q, cand, bl, fl in zip(p, picks, best_l, first_l):

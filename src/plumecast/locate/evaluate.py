@@ -41,10 +41,11 @@ from plumecast.locate.placement import CRITERIA, design_layout
 from plumecast.locate.readings import LocateError, Readings, check_readings
 
 __all__ = ["EvalSettings", "draw_case", "evaluate_locate", "summarise", "markdown_table", "baseline_system",
-           "calibrate_model_error"]
+           "calibrate_model_error", "age_table"]
 
 
 LAYOUTS = ("random", "spread", "designed")
+READINGS_FROM = ("truth", "model")
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,21 @@ class EvalSettings:
     window_s: float = 120.0
     start_spread_s: float = 60.0
     calibrate: str | None = None  # a split ("val"): each system's model_error from its log error there
+    error_by_age: bool = False  # with `calibrate`: the model error by the time since the release, not one number
+    # "truth": readings from the dataset's concentration (the evaluation); "model": from the first system's own forecast
+    # of each scenario, a perfect model's case (what the readings themselves can tell, not the model's accuracy)
+    readings_from: str = "truth"
 
     def __post_init__(self):
-        if self.calibrate is not None and (self.calibrate not in ("train", "val") or self.calibrate == self.split):
+        # never on test or ood, which are only reported; on the located split itself when that is train or val
+        # (choosing settings there, with the error those scenarios show)
+        if self.calibrate is not None and self.calibrate not in ("train", "val"):
             raise LocateError(f"the model error is calibrated on the train or val split, not on {self.calibrate!r} "
                               f"(the located split is {self.split!r})")
+        if self.readings_from not in READINGS_FROM:
+            raise LocateError(f"--readings-from must be one of {', '.join(READINGS_FROM)}, got {self.readings_from!r}")
+        if self.error_by_age and self.calibrate is None:
+            raise LocateError("--error-by-age needs the model error calibrated on a split (--model-error val)")
         if self.sensors < 1:
             raise LocateError(f"--sensors must be >= 1, got {self.sensors}")
         if not (math.isfinite(self.noise) and self.noise >= 0):
@@ -120,6 +131,21 @@ def sensor_cells(fluid: np.ndarray, k: int, rng, layout: str = "random") -> np.n
         d[chosen] = np.inf
         chosen.append(int(np.argmin(d)))
     return cells[np.sort(chosen)]
+
+
+def with_model_forecasts(ds, system, indices):
+    """A copy of ``ds`` whose concentration of scenarios ``indices`` is ``system``'s forecast of them (the rest as is)."""
+    from plumecast.forcing import prepare_data
+    from plumecast.forecast import check_grid, forecast_scenarios
+
+    model = system[0]
+    check_grid(model, ds)
+    prep = prepare_data(ds, model.config.dt, model.config.dtype, fluid=np.asarray(model.fluid))
+    conc = np.array(ds["concentration"].values, dtype=float)
+    conc[np.asarray(indices, int)] = forecast_scenarios(system, prep, indices)
+    out = ds.copy()
+    out["concentration"] = (ds["concentration"].dims, conc.astype(ds["concentration"].dtype))
+    return out
 
 
 def draw_case(ds, index: int, cells: np.ndarray, settings: EvalSettings, rng) -> tuple[Readings, dict]:
@@ -200,6 +226,8 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
         present = ", ".join(sorted(set(splits)))
         raise LocateError(f"the dataset has no scenario in split {settings.split!r} (it has: {present})")
     first = next(iter(systems.values()))[0]
+    if settings.readings_from == "model":
+        ds = with_model_forecasts(ds, next(iter(systems.values())), indices)
     fluid = np.asarray(first.fluid)
     limit = locate_settings.detection_limit if locate_settings.detection_limit is not None else default_limit(first)
     locate_settings = replace(locate_settings, detection_limit=limit)
@@ -240,11 +268,13 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
         if settings.calibrate is not None:
             calibration = calibrate_model_error(system, ds, split=settings.calibrate, window_s=settings.window_s,
                                                 limit=limit)
-            system_settings = replace(locate_settings, model_error=calibration["model_error"])
+            system_settings = replace(locate_settings, model_error=calibration["model_error"],
+                                      model_error_by_age=age_table(calibration) if settings.error_by_age else None)
         lib: Library = build_library(system, all_xy, heights=heights, n_steps=n_steps, rate_ref=locate_settings.rate_ref,
                                      stride=locate_settings.stride, batch=locate_settings.batch)
         libraries[label] = {"seconds": lib.seconds, "candidates": len(lib.xyz), "sensors": len(all_xy),
-                            "steps": n_steps, "model_error": system_settings.model_error, "calibration": calibration}
+                            "steps": n_steps, "model_error": system_settings.model_error,
+                            "model_error_by_age": system_settings.model_error_by_age, "calibration": calibration}
         share = lib.seconds / len(cases)
         for i, readings, truth in cases:
             t0 = time.perf_counter()
@@ -261,6 +291,12 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
             "libraries": libraries, "layout": None if layout is None else
             [{"row": int(j), "column": int(i)} for j, i in layout],
             "design": None if design is None else design.as_dict()}
+
+
+def age_table(record: dict) -> tuple[tuple[float, float], ...] | None:
+    """``LocateSettings.model_error_by_age`` from a :func:`~plumecast.forecast.point_log_errors` record (None without bins)."""
+    rows = record.get("by_age") or []
+    return tuple((float(r["age_s"]), float(r["model_error"])) for r in rows) or None
 
 
 def calibrate_model_error(system, ds, *, split: str = "val", window_s: float, limit: float) -> dict:
