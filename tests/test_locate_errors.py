@@ -1,0 +1,50 @@
+"""scripts/locate_errors.py: pooled position errors of locate-eval outputs, not-located cases as infinite."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "locate_errors.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("locate_errors", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _output(path: Path, errors, systems=("run", "untrained physics")):
+    cases = []
+    for s in systems:
+        for k, e in enumerate(errors):
+            cases.append({"scenario": f"c{k}", "system": s, "status": "located" if e is not None else "cannot_locate",
+                          "position_error_m": e if s == systems[0] else 0.0, "in_region": e is not None and e < 2})
+    path.mkdir()
+    (path / "locate_eval.json").write_text(json.dumps({"summary": {s: {} for s in systems}, "cases": cases}))
+    return path
+
+
+def test_pools_outputs_counts_misses_and_draws(script, tmp_path, capsys):
+    a = _output(tmp_path / "a", [0.5, 1.5, None])
+    b = _output(tmp_path / "b", [3.0])
+    cases = script.load_cases([a, b])
+    assert len(cases) == 4 and {c["system"] for c in cases} == {"run"}  # the first system only
+    e = script.errors(cases)
+    assert sorted(e[:3].tolist())[:2] == [0.5, 1.5] and math.isinf(e[2]) and e[3] == 3.0
+    png = tmp_path / "fig.png"
+    assert script.main([f"pooled={a},{b}", f"one={a}", "--out", str(png)]) == 0
+    out = capsys.readouterr().out
+    # pooled: 4 cases, 3 located (median 1.5), all cases: median of (0.5, 1.5, 3, inf) = 2.25; within 1 m 1 of 4
+    assert "| pooled | 4 | 3 | 1.50 | 2.25 | 25% | 50% |" in out
+    # one output: the miss counts as the largest error, so the median of all cases is 1.5 (located: 1.0)
+    assert "| one | 3 | 2 | 1.00 | 1.50 | 33% | 67% |" in out
+    assert png.stat().st_size > 0
+    with pytest.raises(SystemExit):
+        script.main(["no-equals-sign"])
+    with pytest.raises(SystemExit, match="cannot read"):
+        script.main([f"x={tmp_path / 'missing'}"])
