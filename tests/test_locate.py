@@ -386,11 +386,14 @@ def test_readings_from_the_model_are_its_own_forecast(ds, system, files, tmp_pat
     np.testing.assert_array_equal(mine["concentration"].values[others], ds["concentration"].values[others])
     assert not np.allclose(mine["concentration"].values[test], ds["concentration"].values[test])  # not the truth
     data, run = files
-    res = runner.invoke(app, ["locate-eval", str(run), str(data), "--split", "test", "--sensors", "3", "--every", "2",
+    # the located split read from the model; its error still calibrated against the truth (here: that same split)
+    res = runner.invoke(app, ["locate-eval", str(run), str(data), "--split", "train", "--sensors", "3", "--every", "2",
                               "--window", "8", "--start-spread", "2", "--refine", "0", "--maps", "0", "--readings-from", "model",
-                              "--out", str(tmp_path / "own"), "--no-progress"])
+                              "--model-error", "train", "--out", str(tmp_path / "own"), "--no-progress"])
     assert res.exit_code == 0, res.output
-    assert json.loads((tmp_path / "own" / "locate_eval.json").read_text())["settings"]["readings_from"] == "model"
+    payload = json.loads((tmp_path / "own" / "locate_eval.json").read_text())
+    assert payload["settings"]["readings_from"] == "model"
+    assert next(iter(payload["libraries"].values()))["model_error"] > 0.01  # not the model against itself (0)
     res = runner.invoke(app, ["locate-eval", str(run), str(data), "--readings-from", "forecast",
                               "--out", str(tmp_path / "no"), "--no-progress"])
     assert res.exit_code == 2 and "--readings-from must be one of" in res.output and not (tmp_path / "no").exists()

@@ -226,6 +226,7 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
         present = ", ".join(sorted(set(splits)))
         raise LocateError(f"the dataset has no scenario in split {settings.split!r} (it has: {present})")
     first = next(iter(systems.values()))[0]
+    truth_ds = ds  # the model error is always calibrated against the truth
     if settings.readings_from == "model":
         ds = with_model_forecasts(ds, next(iter(systems.values())), indices)
     fluid = np.asarray(first.fluid)
@@ -266,7 +267,7 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
     for label, system in systems.items():
         system_settings, calibration = locate_settings, None
         if settings.calibrate is not None:
-            calibration = calibrate_model_error(system, ds, split=settings.calibrate, window_s=settings.window_s,
+            calibration = calibrate_model_error(system, truth_ds, split=settings.calibrate, window_s=settings.window_s,
                                                 limit=limit)
             system_settings = replace(locate_settings, model_error=calibration["model_error"],
                                       model_error_by_age=age_table(calibration) if settings.error_by_age else None)
