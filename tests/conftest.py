@@ -30,6 +30,17 @@ def rng():
     return np.random.default_rng(0)
 
 
+def load_script(name: str):
+    """The module of ``scripts/<name>.py`` (scripts are not a package), for testing its functions."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_variant(tmp_path: Path, old: str, new: str) -> Path:
     """The tiny preset written to ``tmp_path/room.toml`` with one piece of text replaced."""
     from importlib import resources

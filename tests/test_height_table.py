@@ -1,19 +1,12 @@
 """scripts/height_table.py: height classes against the plane and the per-split, per-class medians."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "height_table.py"
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def height_table():
-    spec = importlib.util.spec_from_file_location("height_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("height_table")
 
 
 def test_height_classes(height_table):

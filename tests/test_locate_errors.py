@@ -1,21 +1,16 @@
 """scripts/locate_errors.py: pooled position errors of locate-eval outputs, not-located cases as infinite."""
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "locate_errors.py"
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("locate_errors", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("locate_errors")
 
 
 def _output(path: Path, errors, systems=("run", "untrained physics")):

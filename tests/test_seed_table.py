@@ -1,20 +1,15 @@
 """scripts/seed_table.py: the per-variant means of the seed tables in docs/results.md."""
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "seed_table.py"
+from conftest import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("seed_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("seed_table")
 
 
 def _compare(folder: Path, rows):
