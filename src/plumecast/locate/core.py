@@ -8,7 +8,8 @@ start ``t_s`` (s since the run's t = 0; the source emits from ``t_s`` on).
 the model predicts as ``mu`` is log-normal around it with a heavy tail:
 ``log y = log mu + sigma e`` with ``e`` Student-t with ``tail`` degrees of freedom
 (``tail = inf``: Gaussian), ``sigma^2 = noise^2 + model_error^2`` (the sensors' own
-multiplicative noise and the model's error at a point, both as log standard deviations).
+multiplicative noise and the model's error at a point, both as log standard deviations;
+``model_error_by_age`` makes the latter a function of the time since the candidate's release).
 Readings below ``L`` are censored: they only say ``y < L``, with probability
 ``Phi((log L - log mu) / sigma)``. A prediction is floored at ``1e-3 L`` so that a
 candidate that puts nothing where a sensor reads something is very unlikely, not impossible.
