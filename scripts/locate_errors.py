@@ -9,8 +9,9 @@ be located counts as an infinite error, so the curves end below 1 when some were
     .venv/bin/python scripts/locate_errors.py "real=out/a-train,out/a-val" "perfect model=out/b-train,out/b-val" \
         --out docs/img/locate-errors.png
 
-Prints a Markdown table (cases, located, median error over the located cases and over all
-cases, within 1 m, the 90 % region holding the truth) and writes the cumulative
+Prints a Markdown table (``locate.evaluate.summarise`` of the pooled cases: cases, located,
+median error over the located cases and over all cases, within 1 m, the 90 % region holding
+the truth) and writes the cumulative
 distributions of the position error as a PNG (atomically).
 """
 
@@ -23,6 +24,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from plumecast.locate.evaluate import summarise
 
 
 def load_cases(dirs: list[Path]) -> list[dict]:
@@ -59,12 +62,13 @@ def main(argv=None) -> int:
         rows.append((label, cases, errors(cases)))
     print("| set | cases | located | median error, located (m) | median error, all cases (m) | within 1 m (all) | 90 % region holds truth (all) |")
     print("|---|---|---|---|---|---|---|")
-    for label, cases, e in rows:
-        ok = e[np.isfinite(e)]
-        med_all = float(np.median(e)) if len(e) else math.nan
-        print(f"| {label} | {len(e)} | {len(ok)} | {np.median(ok) if len(ok) else math.nan:.2f} | "
-              f"{'inf' if math.isinf(med_all) else f'{med_all:.2f}'} | {np.mean(e <= 1.0):.0%} | "
-              f"{np.mean([bool(c['in_region']) for c in cases]):.0%} |")
+    for label, cases, _ in rows:
+        s = summarise(cases, {"seconds": None})  # locate-eval's own aggregate, over the pooled cases
+        pos = s["position_error_m"]
+        med_all = "inf" if pos["median_all_cases"] is None else f"{pos['median_all_cases']:.2f}"
+        med = "n/a" if pos["median"] is None else f"{pos['median']:.2f}"
+        print(f"| {label} | {s['cases']} | {s['located']} | {med} | {med_all} | {pos['within_1m_all_cases']:.0%} | "
+              f"{s['coverage']:.0%} |")
     if args.out is not None:
         import matplotlib
 

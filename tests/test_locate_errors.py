@@ -17,8 +17,14 @@ def _output(path: Path, errors, systems=("run", "untrained physics")):
     cases = []
     for s in systems:
         for k, e in enumerate(errors):
-            cases.append({"scenario": f"c{k}", "system": s, "status": "located" if e is not None else "cannot_locate",
-                          "position_error_m": e if s == systems[0] else 0.0, "in_region": e is not None and e < 2})
+            located = e is not None
+            err = (e if s == systems[0] else 0.0) if located else None
+            cases.append({"scenario": f"c{k}", "system": s, "status": "located" if located else "cannot_locate",
+                          "moving": False, "position_error_m": err, "in_region": located and e < 2,
+                          **{key: err for key in ("scan_position_error_m", "mean_position_error_m",
+                                                  "median_position_error_m")},
+                          "rate_error_rel": 0.1 if located else None, "start_error_s": 1.0 if located else None,
+                          "region_area_m2": 3.0 if located else None, "locate_s": 1.0, "time_per_case_s": 1.5})
     path.mkdir()
     (path / "locate_eval.json").write_text(json.dumps({"summary": {s: {} for s in systems}, "cases": cases}))
     return path

@@ -225,10 +225,11 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
     if not indices:
         present = ", ".join(sorted(set(splits)))
         raise LocateError(f"the dataset has no scenario in split {settings.split!r} (it has: {present})")
-    first = next(iter(systems.values()))[0]
+    first_system = next(iter(systems.values()))
+    first = first_system[0]
     truth_ds = ds  # the model error is always calibrated against the truth
     if settings.readings_from == "model":
-        ds = with_model_forecasts(ds, next(iter(systems.values())), indices)
+        ds = with_model_forecasts(ds, first_system, indices)
     fluid = np.asarray(first.fluid)
     limit = locate_settings.detection_limit if locate_settings.detection_limit is not None else default_limit(first)
     locate_settings = replace(locate_settings, detection_limit=limit)
@@ -236,7 +237,7 @@ def evaluate_locate(systems: dict, ds, settings: EvalSettings, locate_settings: 
     heights = locate_settings.heights if locate_settings.heights is not None else (float(first.config.plane_height_m),)
     design = None
     if settings.layout == "designed":
-        design = design_layout(next(iter(systems.values())), settings.sensors, heights=heights,
+        design = design_layout(first_system, settings.sensors, heights=heights,
                                window_s=settings.window_s, limit=limit, cover=settings.cover,
                                rate=locate_settings.rate_ref, stride=locate_settings.stride,
                                criterion=settings.criterion, bin_s=settings.bin_s)
