@@ -228,7 +228,7 @@ def test_reading_a_dataset_too_large_for_the_machine_is_refused(small, monkeypat
         ("layer_height_m=-2", "layer_height_m must be finite and > 0, got -2"),
         ("exchange_max_per_s=-1", "exchange_max_per_s must be finite and >= 0, got -1"),
         ("source_scale_max=-3", "source_scale_max must be finite and >= 1, got -3"),
-        ('loss="l1"', "loss must be one of field, cell, field+root"),
+        ('loss="l1"', "loss must be one of field, cell, field+root, field+log"),
         ("dtype=float16", "dtype must be one of float32, float64"),
     ],
 )

@@ -197,6 +197,14 @@ def test_snapshot_losses():
     root = (np.sqrt(np.array([1.0, 1.0, 1.0]) + offset) - np.sqrt(np.array([2.0, 1.0, 0.0]) + offset)) ** 2
     expected = field + root.sum() / (np.array([2.0, 1.0, 0.0]) + offset).sum()
     assert float(_snapshot_loss("field+root", 0.1)(q, target, fluid)) == pytest.approx(expected)
+    logs = (np.log(np.array([1.0, 1.0, 1.0]) + offset) - np.log(np.array([2.0, 1.0, 0.0]) + offset)) ** 2
+    assert float(_snapshot_loss("field+log", 0.1)(q, target, fluid)) == pytest.approx(field + logs.mean())
+    # a uniform 20 % error costs the log part the same in every cell, however small the truth there
+    flat = jnp.asarray([[1.0, 1e-3, 1e-6, 0.0]])
+    low_only = float(_snapshot_loss("field+log", 1e-9)(flat.at[0, 2].multiply(1.2), flat, fluid))
+    high_only = float(_snapshot_loss("field+log", 1e-9)(flat.at[0, 0].multiply(1.2), flat, fluid))
+    assert low_only == pytest.approx(np.log(1.2) ** 2 / 3.0, rel=1e-3)
+    assert high_only > low_only
 
 
 def test_snapshot_losses_take_their_scale_from_the_window():
@@ -206,7 +214,7 @@ def test_snapshot_losses_take_their_scale_from_the_window():
     fluid = jnp.ones((1, 3))
     window = jnp.asarray([[[0.0, 0.0, 0.0]], [[2.0, 1.0, 1.0]]])  # frames: empty, then the plume
     p = jnp.asarray([[0.1, 0.0, 0.0]])
-    for kind in ("field", "cell", "field+root"):
+    for kind in ("field", "cell", "field+root", "field+log"):
         alone = float(snapshot_loss(kind, 0.1)(p, window[0], fluid))
         scaled = float(snapshot_loss(kind, 0.1)(p, window[0], fluid, window))
         assert alone > 1e6  # per snapshot: unbounded as the frame empties

@@ -32,8 +32,9 @@ __all__ = ["PhysicsSettings", "Schedule", "Objective", "TrainConfig", "LOSSES", 
 
 # Snapshot losses (train/loss.py): "field" the squared relative L2 error of the snapshot,
 # "cell" the paper's per-cell relative squared error, "field+root" the field loss plus the
-# same on square roots (the room's background weighs in).
-LOSSES = ("field", "cell", "field+root")
+# same on square roots (the room's background weighs in), "field+log" the field loss plus the
+# mean squared log ratio (every cell's ratio alike: the background's pattern, for ranks).
+LOSSES = ("field", "cell", "field+root", "field+log")
 
 # Each settings object is a frozen pydantic dataclass: typed, ranged and finite fields,
 # unknown names refused, checked wherever it is built (including dataclasses.replace);
