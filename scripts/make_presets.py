@@ -374,6 +374,13 @@ def l_office_plan() -> str:
 LO_WIDE_EXTRA = 48
 LO_WIDE_CLEARANCE_M = 1.0
 LO_WIDE_SEED = 14
+# Session 17: 16 more static val releases (val had 5 scenarios, too few to choose between
+# settings a few hundredths apart), drawn as the extra training ones but at least
+# LO_WIDE_VAL_CLEARANCE_M (plan) from every other static source and from each other. 1 m,
+# paper-room-wide's clearance, leaves room for only 4 among l-office's 76 static sources.
+LO_WIDE_VAL = 16
+LO_WIDE_VAL_SEED = 15
+LO_WIDE_VAL_CLEARANCE_M = 0.75
 LO_WIDE_WALKS = [
     ("train-walk-floor", [(0.5, 2.75, 0.375), (9.0, 2.75, 0.375)], 0.5, 0.0),
     ("train-walk-head", [(0.5, 4.5, 1.875), (13.5, 4.5, 1.875)], 0.8, 0.0),
@@ -387,8 +394,8 @@ LO_OBSTACLES = [  # (name, x0, x1, y0, y1, height m)
 ]
 
 
-def l_office_wide_static() -> list[tuple[float, float, float]]:
-    """The extra training releases of l-office-wide: (x, y, z) in m, at fine-cell centres 0.5 m clear of walls."""
+def _l_office_cells():
+    """``(propose, blocked)`` of l-office's fine-cell centres 0.5 m clear of walls, for :func:`draw_releases`."""
     lx, ly, _ = LO_SIZE_M
 
     def propose(rng):
@@ -398,10 +405,28 @@ def l_office_wide_static() -> list[tuple[float, float, float]]:
     def blocked(x, y):
         return any(x0 - 0.5 < x < x1 + 0.5 and y0 - 0.5 < y < y1 + 0.5 for x0, x1, y0, y1 in LO_SOLIDS_M)
 
+    return propose, blocked
+
+
+def l_office_wide_static() -> list[tuple[float, float, float]]:
+    """The extra training releases of l-office-wide: (x, y, z) in m, at fine-cell centres 0.5 m clear of walls."""
+    propose, blocked = _l_office_cells()
     heights = [LO_HEIGHTS_M[c] for c in LO_CLASSES]
     furniture = [box for _, *box in LO_OBSTACLES]
     return draw_releases(LO_WIDE_EXTRA, LO_WIDE_SEED, propose, heights, furniture,
                          LO_STATIC_XY["val"] + LO_STATIC_XY["test"], LO_WIDE_CLEARANCE_M, blocked)
+
+
+def l_office_wide_val(extra_train) -> list[tuple[float, float, float]]:
+    """The extra val releases of l-office-wide: (x, y, z) in m, drawn as the extra training ones
+    (``extra_train``) but at least LO_WIDE_VAL_CLEARANCE_M (plan) from every static training, val
+    and test source and from each other: new positions, as the test's are."""
+    propose, blocked = _l_office_cells()
+    heights = [LO_HEIGHTS_M[c] for c in LO_CLASSES]
+    furniture = [box for _, *box in LO_OBSTACLES]
+    held = [xy for points in LO_STATIC_XY.values() for xy in points] + [(x, y) for x, y, _ in extra_train]
+    return draw_releases(LO_WIDE_VAL, LO_WIDE_VAL_SEED, propose, heights, furniture, held, LO_WIDE_VAL_CLEARANCE_M,
+                         blocked, apart_m=LO_WIDE_VAL_CLEARANCE_M)
 
 
 def l_office(wide: bool = False):
@@ -417,8 +442,9 @@ def l_office(wide: bool = False):
     if wide:
         head = [
             "# l-office-wide: l-office (same room, val, test and OOD) with 48 more static training",
-            "# releases and 4 training walks. Written by scripts/make_presets.py (l_office(wide=True));",
-            "# see docs/results.md, \"More training releases\".",
+            "# releases, 4 training walks and, appended last, 16 more static val releases. Written by",
+            "# scripts/make_presets.py (l_office(wide=True)); see docs/results.md, \"More training",
+            "# releases\" and \"A val split of 21 on l-office\".",
         ]
     lines = head + [
         f'name = "{preset}"',
@@ -480,7 +506,8 @@ def l_office(wide: bool = False):
             f"source = {{ rate = [[0.0, 1.0]], path = {fmt(path)} }}", "",
         ]
     if wide:
-        for i, (x, y, z) in enumerate(l_office_wide_static()):
+        extra_train = l_office_wide_static()
+        for i, (x, y, z) in enumerate(extra_train):
             cls = next(c for c, h in LO_HEIGHTS_M.items() if h == z)
             lines += [
                 "[[scenarios]]", f'name = "train-wide-{i:02d}-{cls}"', 'split = "train"',
@@ -490,6 +517,12 @@ def l_office(wide: bool = False):
             path = ping_pong(poly, speed, horizon_s=LO_HORIZON_S, pause_s=pause)
             lines += ["[[scenarios]]", f'name = "{walk}"', 'split = "train"',
                       f"source = {{ rate = [[0.0, 1.0]], path = {fmt(path)} }}", ""]
+        for i, (x, y, z) in enumerate(l_office_wide_val(extra_train)):
+            cls = next(c for c, h in LO_HEIGHTS_M.items() if h == z)
+            lines += [
+                "[[scenarios]]", f'name = "val-wide-{i:02d}-{cls}"', 'split = "val"',
+                f"source = {{ position_m = {fmt((x, y, z))}, rate = [[0.0, 1.0]] }}", "",
+            ]
     out = Path(__file__).resolve().parents[1] / f"src/plumecast/presets/{preset}.toml"
     tmp = out.with_suffix(".toml.tmp")
     tmp.write_text("\n".join(lines))

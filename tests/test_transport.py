@@ -408,11 +408,12 @@ def test_l_office_sources_are_valid_off_the_plane_and_balanced_across_splits(pre
     np.testing.assert_allclose(xyz, np.round(xyz), atol=1e-9)
 
 
-@pytest.mark.parametrize("name,walks,extra_val", [("l-office", 4, 0), ("paper-room", 0, 16)])
-def test_wide_presets_add_training_releases_only(name, walks, extra_val):
+@pytest.mark.parametrize("name,walks,extra_val,val_clearance_m", [("l-office", 4, 16, 0.75), ("paper-room", 0, 16, 1.0)])
+def test_wide_presets_add_training_releases_only(name, walks, extra_val, val_clearance_m):
     """NAME-wide: the same room and held-out scenarios as NAME, 48 more static training releases
-    at least 1 m (plan) from every val and test source, and training walks; paper-room-wide also
-    16 static val releases at least 1 m from every other static source (new positions)."""
+    at least 1 m (plan) from every val and test source, and training walks; then 16 static val
+    releases at least 1 m (paper-room) or 0.75 m (l-office, smaller) from every other static
+    source (new positions)."""
     base, wide = load_scenario_set(name), load_scenario_set(f"{name}-wide")
     wide.validate_sources(wide.room.discretise(wide.simulation.fine_cell_m))
     assert wide.config["room"] == base.config["room"] and wide.simulation == base.simulation
@@ -431,4 +432,4 @@ def test_wide_presets_add_training_releases_only(name, walks, extra_val):
     static = [sc for sc in wide.scenarios if not sc.source.moving]
     for sc in new_val:
         others = np.array([o.source.position_m[:2] for o in static if o is not sc])
-        assert np.hypot(*(others - np.asarray(sc.source.position_m[:2])).T).min() >= 1.0, sc.name
+        assert np.hypot(*(others - np.asarray(sc.source.position_m[:2])).T).min() >= val_clearance_m, sc.name
