@@ -395,7 +395,8 @@ LO_OBSTACLES = [  # (name, x0, x1, y0, y1, height m)
 
 
 def _l_office_cells():
-    """``(propose, blocked)`` of l-office's fine-cell centres 0.5 m clear of walls, for :func:`draw_releases`."""
+    """``(propose, blocked, heights, furniture)`` for :func:`draw_releases`: l-office's fine-cell
+    centres 0.5 m clear of walls, its height classes in order, its obstacles."""
     lx, ly, _ = LO_SIZE_M
 
     def propose(rng):
@@ -405,14 +406,12 @@ def _l_office_cells():
     def blocked(x, y):
         return any(x0 - 0.5 < x < x1 + 0.5 and y0 - 0.5 < y < y1 + 0.5 for x0, x1, y0, y1 in LO_SOLIDS_M)
 
-    return propose, blocked
+    return propose, blocked, [LO_HEIGHTS_M[c] for c in LO_CLASSES], [box for _, *box in LO_OBSTACLES]
 
 
 def l_office_wide_static() -> list[tuple[float, float, float]]:
     """The extra training releases of l-office-wide: (x, y, z) in m, at fine-cell centres 0.5 m clear of walls."""
-    propose, blocked = _l_office_cells()
-    heights = [LO_HEIGHTS_M[c] for c in LO_CLASSES]
-    furniture = [box for _, *box in LO_OBSTACLES]
+    propose, blocked, heights, furniture = _l_office_cells()
     return draw_releases(LO_WIDE_EXTRA, LO_WIDE_SEED, propose, heights, furniture,
                          LO_STATIC_XY["val"] + LO_STATIC_XY["test"], LO_WIDE_CLEARANCE_M, blocked)
 
@@ -421,9 +420,7 @@ def l_office_wide_val(extra_train) -> list[tuple[float, float, float]]:
     """The extra val releases of l-office-wide: (x, y, z) in m, drawn as the extra training ones
     (``extra_train``) but at least LO_WIDE_VAL_CLEARANCE_M (plan) from every static training, val
     and test source and from each other: new positions, as the test's are."""
-    propose, blocked = _l_office_cells()
-    heights = [LO_HEIGHTS_M[c] for c in LO_CLASSES]
-    furniture = [box for _, *box in LO_OBSTACLES]
+    propose, blocked, heights, furniture = _l_office_cells()
     held = [xy for points in LO_STATIC_XY.values() for xy in points] + [(x, y) for x, y, _ in extra_train]
     return draw_releases(LO_WIDE_VAL, LO_WIDE_VAL_SEED, propose, heights, furniture, held, LO_WIDE_VAL_CLEARANCE_M,
                          blocked, apart_m=LO_WIDE_VAL_CLEARANCE_M)
