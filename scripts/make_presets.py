@@ -376,8 +376,8 @@ LO_WIDE_CLEARANCE_M = 1.0
 LO_WIDE_SEED = 14
 # Session 17: 16 more static val releases (val had 5 scenarios, too few to choose between
 # settings a few hundredths apart), drawn as the extra training ones but at least
-# LO_WIDE_VAL_CLEARANCE_M (plan) from every other static source and from each other. 1 m,
-# paper-room-wide's clearance, leaves room for only 4 among l-office's 76 static sources.
+# LO_WIDE_VAL_CLEARANCE_M (plan) from every other static source and from each other. At 1 m,
+# paper-room-wide's clearance, the draw finds only 4 among l-office's 76 static sources.
 LO_WIDE_VAL = 16
 LO_WIDE_VAL_SEED = 15
 LO_WIDE_VAL_CLEARANCE_M = 0.75
