@@ -3,6 +3,7 @@
     .venv/bin/plumecast generate tiny --out /tmp/tiny.nc
     .venv/bin/python benchmarks/bench_train.py --tiny /tmp/tiny.nc --repeats 5
     .venv/bin/python benchmarks/bench_train.py --tiny /tmp/tiny.nc --variants physics memory --repeats 5 --val
+    .venv/bin/python benchmarks/bench_train.py --advection upwind tvd --repeats 5   # what TVD costs
 
 Two cases, each timed with both engines of :mod:`plumecast.train.loop` in the same
 process, alternating, from the same parameters:
@@ -160,6 +161,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tiny", help="the tiny preset's dataset (plumecast generate tiny --out PATH); omit to skip")
     ap.add_argument("--no-paper-grid", action="store_true", help="skip the synthetic paper-room-sized case")
     ap.add_argument("--variants", nargs="+", default=["physics"], help="model variants (closure size quick)")
+    ap.add_argument("--advection", nargs="+", default=["upwind"], choices=["upwind", "tvd"],
+                    help="advection schemes to time (each case once per scheme)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--val", action="store_true", help="also time one validation (8 scenarios of 600 s) on the "
                     "paper-room grid, per variant")
@@ -171,13 +174,17 @@ def main(argv=None) -> int:
     if a.tiny:
         tiny = read_dataset(a.tiny)
         for variant in a.variants:
-            cfg = base.replace(variant=variant, window_s=10.0, curriculum_s=(40.0,), epochs=(1,), batch_size=2)
-            cases.append((f"tiny, {variant}", tiny, cfg))
+            for scheme in a.advection:
+                cfg = base.replace(variant=variant, advection=scheme, window_s=10.0, curriculum_s=(40.0,), epochs=(1,),
+                                   batch_size=2)
+                cases.append((f"tiny, {variant}, {scheme}", tiny, cfg))
     if not a.no_paper_grid:
         grid = paper_room_grid_dataset()
         for variant in a.variants:
-            cfg = base.replace(variant=variant, window_s=60.0, curriculum_s=(120.0,), epochs=(1,), batch_size=5)
-            cases.append((f"paper-room grid, {variant}", grid, cfg))
+            for scheme in a.advection:
+                cfg = base.replace(variant=variant, advection=scheme, window_s=60.0, curriculum_s=(120.0,), epochs=(1,),
+                                   batch_size=5)
+                cases.append((f"paper-room grid, {variant}, {scheme}", grid, cfg))
     if not cases and not a.val:
         ap.error("nothing to time: give --tiny PATH, leave the paper-room grid case on, or --val")
     if cases:

@@ -223,6 +223,7 @@ def advection_stability_factor(scheme: str) -> float:
     return 2.0 if scheme == "tvd" else 1.0
 
 
+@jax.custom_jvp
 def _van_leer(num, den):
     """``psi(num / den) * den`` for van Leer's limiter ``psi(r) = (r + |r|) / (1 + |r|)``, safe at ``den = 0``.
 
@@ -232,6 +233,19 @@ def _van_leer(num, den):
     the gradient divides by, a normal float32 where both slopes vanish.
     """
     return (num * jnp.abs(den) + jnp.abs(num) * den) / (jnp.abs(num) + jnp.abs(den) + VAN_LEER_FLOOR)
+
+
+@_van_leer.defjvp
+def _van_leer_jvp(primals, tangents):
+    # The closed form 2 (den^2 d_num + num^2 d_den) / (|num| + |den|)^2 where the slopes
+    # agree, 0 where they do not: a few operations where autodiff through the abs and the
+    # division takes many (the TVD training step 1.6x faster, docs/benchmarks.md).
+    num, den = primals
+    d_num, d_den = tangents
+    total = jnp.abs(num) + jnp.abs(den) + VAN_LEER_FLOOR
+    out = (num * jnp.abs(den) + jnp.abs(num) * den) / total
+    weight = jnp.where(num * den > 0, 2.0 / (total * total), 0.0)
+    return out, weight * (den * den * d_num + num * num * d_den)
 
 
 VAN_LEER_FLOOR = 1e-12
@@ -279,18 +293,19 @@ def tvd_increment(q, faces: TVDFaces, dx, dy, dt):
     stays upwind (``r = 0``). Fluxes through faces, so mass is conserved to round-off;
     ``q`` must be the substep's starting field, the same one the upwind stencil is applied to.
     """
-    zero_x = jnp.zeros_like(q[:, :1])
-    zero_y = jnp.zeros_like(q[:1, :])
-    # Far-upwind neighbours (x: the cell west of a face's left cell and east of its right cell),
-    # replaced by the near one where they are solid or off the grid, which makes r = 0 there.
-    far_w = jnp.where(faces.has_w, jnp.concatenate([zero_x, q[:, :-1]], axis=1), q)
-    far_e = jnp.where(faces.has_e, jnp.concatenate([q[:, 1:], zero_x], axis=1), q)
-    far_s = jnp.where(faces.has_s, jnp.concatenate([zero_y, q[:-1, :]], axis=0), q)
-    far_n = jnp.where(faces.has_n, jnp.concatenate([q[1:, :], zero_y], axis=0), q)
+    # One limiter per face, on the slopes of its upwind side: evaluating both sides and
+    # selecting doubles the work of the forward and the backward pass (1.5x measured).
+    # The far-upwind cell is replaced by the near one where it is solid or off the grid.
     qL, qR = q[:, :-1], q[:, 1:]
-    fx = faces.ax * jnp.where(faces.east, _van_leer(qL - far_w[:, :-1], qR - qL), -_van_leer(far_e[:, 1:] - qR, qL - qR))
+    far_w = jnp.where(faces.has_w[:, :-1], jnp.concatenate([qL[:, :1], q[:, :-2]], axis=1), qL)
+    far_e = jnp.where(faces.has_e[:, 1:], jnp.concatenate([q[:, 2:], qR[:, -1:]], axis=1), qR)
+    sx = jnp.where(faces.east, 1.0, -1.0)
+    fx = faces.ax * sx * _van_leer(jnp.where(faces.east, qL - far_w, far_e - qR), sx * (qR - qL))
     qS, qN = q[:-1, :], q[1:, :]
-    fy = faces.ay * jnp.where(faces.north, _van_leer(qS - far_s[:-1, :], qN - qS), -_van_leer(far_n[1:, :] - qN, qS - qN))
+    far_s = jnp.where(faces.has_s[:-1, :], jnp.concatenate([qS[:1, :], q[:-2, :]], axis=0), qS)
+    far_n = jnp.where(faces.has_n[1:, :], jnp.concatenate([q[2:, :], qN[-1:, :]], axis=0), qN)
+    sy = jnp.where(faces.north, 1.0, -1.0)
+    fy = faces.ay * sy * _van_leer(jnp.where(faces.north, qS - far_s, far_n - qN), sy * (qN - qS))
     return -dt * _divergence(fx, fy, dx, dy) * faces.fluid
 
 
