@@ -127,3 +127,13 @@ def test_tvd_gradient_is_finite_in_float32_where_the_field_is_flat():
     fluid = jnp.ones((6, 8), jnp.float32)
     g = jax.grad(lambda a: jnp.sum(op.tvd_increment(a, op.tvd_faces(uf, vf, fluid, 0.5, 0.5, 0.5), 0.5, 0.5, 0.5) ** 2))(q)
     assert bool(jnp.isfinite(g).all())
+
+
+@pytest.mark.parametrize("num, den", [(0.3, 0.7), (-0.2, -0.5), (2.0, 1e-3), (0.4, -0.1), (-0.6, 0.25)])
+def test_van_leer_closed_form_derivative_matches_finite_differences(num, den):
+    """The limiter's custom JVP against central differences of its value (float64), both arguments."""
+    grad = jax.grad(op._van_leer, argnums=(0, 1))(jnp.float64(num), jnp.float64(den))
+    eps = 1e-7
+    fd_num = (op._van_leer(num + eps, den) - op._van_leer(num - eps, den)) / (2 * eps)
+    fd_den = (op._van_leer(num, den + eps) - op._van_leer(num, den - eps)) / (2 * eps)
+    np.testing.assert_allclose([float(g) for g in grad], [float(fd_num), float(fd_den)], rtol=1e-6, atol=1e-9)

@@ -239,7 +239,8 @@ def _van_leer(num, den):
 def _van_leer_jvp(primals, tangents):
     # The closed form 2 (den^2 d_num + num^2 d_den) / (|num| + |den|)^2 where the slopes
     # agree, 0 where they do not: a few operations where autodiff through the abs and the
-    # division takes many (the TVD training step 1.6x faster, docs/benchmarks.md).
+    # division takes many (with one limiter per face, TVD training twice as fast:
+    # docs/benchmarks.md, "What TVD advection costs in training").
     num, den = primals
     d_num, d_den = tangents
     total = jnp.abs(num) + jnp.abs(den) + VAN_LEER_FLOOR
@@ -293,8 +294,8 @@ def tvd_increment(q, faces: TVDFaces, dx, dy, dt):
     stays upwind (``r = 0``). Fluxes through faces, so mass is conserved to round-off;
     ``q`` must be the substep's starting field, the same one the upwind stencil is applied to.
     """
-    # One limiter per face, on the slopes of its upwind side: evaluating both sides and
-    # selecting doubles the work of the forward and the backward pass (1.5x measured).
+    # One limiter per face, on the slopes of its upwind side (evaluating both sides and
+    # selecting would double the limiter's work in the forward and the backward pass).
     # The far-upwind cell is replaced by the near one where it is solid or off the grid.
     qL, qR = q[:, :-1], q[:, 1:]
     far_w = jnp.where(faces.has_w[:, :-1], jnp.concatenate([qL[:, :1], q[:, :-2]], axis=1), qL)
