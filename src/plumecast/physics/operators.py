@@ -244,7 +244,7 @@ def _van_leer_jvp(primals, tangents):
     num, den = primals
     d_num, d_den = tangents
     total = jnp.abs(num) + jnp.abs(den) + VAN_LEER_FLOOR
-    out = (num * jnp.abs(den) + jnp.abs(num) * den) / total
+    out = _van_leer(num, den)
     weight = jnp.where(num * den > 0, 2.0 / (total * total), 0.0)
     return out, weight * (den * den * d_num + num * num * d_den)
 
@@ -253,16 +253,19 @@ VAN_LEER_FLOOR = 1e-12
 
 
 class TVDFaces(NamedTuple):
-    """What the TVD correction needs of the flow and the mask, computed once per rollout step, not per substep."""
+    """What the TVD correction needs of the flow and the mask, computed once per rollout step, not per substep.
+
+    Face-shaped, x-faces ``(ny, nx-1)`` and y-faces ``(ny-1, nx)``.
+    """
 
     ax: jax.Array  # 0.5 |u| (1 - |u| dt / dx) on the x-faces
     ay: jax.Array
-    east: jax.Array  # x-faces whose flow is towards +x (bool)
-    north: jax.Array
-    has_w: jax.Array  # cells whose west neighbour is fluid (bool); likewise east, south, north
-    has_e: jax.Array
-    has_s: jax.Array
-    has_n: jax.Array
+    sign_x: jax.Array  # +1 where the flow through an x-face is towards +x, else -1
+    sign_y: jax.Array
+    far_w_fluid: jax.Array  # x-faces whose far-upwind cell for +x flow (west of the left cell) is fluid (bool)
+    far_e_fluid: jax.Array  # ... for -x flow (east of the right cell); likewise south and north for y-faces
+    far_s_fluid: jax.Array
+    far_n_fluid: jax.Array
     fluid: jax.Array
 
 
@@ -273,12 +276,13 @@ def tvd_faces(uf, vf, fluid, dx, dy, dt) -> TVDFaces:
     return TVDFaces(
         ax=0.5 * jnp.abs(uf) * (1.0 - jnp.abs(uf) * dt / dx),
         ay=0.5 * jnp.abs(vf) * (1.0 - jnp.abs(vf) * dt / dy),
-        east=uf >= 0,
-        north=vf >= 0,
-        has_w=jnp.concatenate([no_x, fluid[:, :-1]], axis=1) > 0,
-        has_e=jnp.concatenate([fluid[:, 1:], no_x], axis=1) > 0,
-        has_s=jnp.concatenate([no_y, fluid[:-1, :]], axis=0) > 0,
-        has_n=jnp.concatenate([fluid[1:, :], no_y], axis=0) > 0,
+        sign_x=jnp.where(uf >= 0, 1.0, -1.0).astype(uf.dtype),
+        sign_y=jnp.where(vf >= 0, 1.0, -1.0).astype(vf.dtype),
+        # cells whose west (east, south, north) neighbour is fluid, at the faces east (west, ...) of them
+        far_w_fluid=(jnp.concatenate([no_x, fluid[:, :-1]], axis=1) > 0)[:, :-1],
+        far_e_fluid=(jnp.concatenate([fluid[:, 1:], no_x], axis=1) > 0)[:, 1:],
+        far_s_fluid=(jnp.concatenate([no_y, fluid[:-1, :]], axis=0) > 0)[:-1, :],
+        far_n_fluid=(jnp.concatenate([fluid[1:, :], no_y], axis=0) > 0)[1:, :],
         fluid=fluid,
     )
 
@@ -298,15 +302,15 @@ def tvd_increment(q, faces: TVDFaces, dx, dy, dt):
     # selecting would double the limiter's work in the forward and the backward pass).
     # The far-upwind cell is replaced by the near one where it is solid or off the grid.
     qL, qR = q[:, :-1], q[:, 1:]
-    far_w = jnp.where(faces.has_w[:, :-1], jnp.concatenate([qL[:, :1], q[:, :-2]], axis=1), qL)
-    far_e = jnp.where(faces.has_e[:, 1:], jnp.concatenate([q[:, 2:], qR[:, -1:]], axis=1), qR)
-    sx = jnp.where(faces.east, 1.0, -1.0)
-    fx = faces.ax * sx * _van_leer(jnp.where(faces.east, qL - far_w, far_e - qR), sx * (qR - qL))
+    far_w = jnp.where(faces.far_w_fluid, jnp.concatenate([qL[:, :1], q[:, :-2]], axis=1), qL)
+    far_e = jnp.where(faces.far_e_fluid, jnp.concatenate([q[:, 2:], qR[:, -1:]], axis=1), qR)
+    sx = faces.sign_x
+    fx = faces.ax * sx * _van_leer(jnp.where(sx > 0, qL - far_w, far_e - qR), sx * (qR - qL))
     qS, qN = q[:-1, :], q[1:, :]
-    far_s = jnp.where(faces.has_s[:-1, :], jnp.concatenate([qS[:1, :], q[:-2, :]], axis=0), qS)
-    far_n = jnp.where(faces.has_n[1:, :], jnp.concatenate([q[2:, :], qN[-1:, :]], axis=0), qN)
-    sy = jnp.where(faces.north, 1.0, -1.0)
-    fy = faces.ay * sy * _van_leer(jnp.where(faces.north, qS - far_s, far_n - qN), sy * (qN - qS))
+    far_s = jnp.where(faces.far_s_fluid, jnp.concatenate([qS[:1, :], q[:-2, :]], axis=0), qS)
+    far_n = jnp.where(faces.far_n_fluid, jnp.concatenate([q[2:, :], qN[-1:, :]], axis=0), qN)
+    sy = faces.sign_y
+    fy = faces.ay * sy * _van_leer(jnp.where(sy > 0, qS - far_s, far_n - qN), sy * (qN - qS))
     return -dt * _divergence(fx, fy, dx, dy) * faces.fluid
 
 
