@@ -269,8 +269,8 @@ class TVDFaces(NamedTuple):
 
     ax: jax.Array  # 0.5 |u| (1 - |u| dt / dx) on the x-faces
     ay: jax.Array
-    sign_x: jax.Array  # +1 where the flow through an x-face is towards +x, else -1
-    sign_y: jax.Array
+    east: jax.Array  # x-faces whose flow is towards +x (bool); its upwind cell is the left one
+    north: jax.Array  # y-faces whose flow is towards +y
     far_w_fluid: jax.Array  # x-faces whose far-upwind cell for +x flow (west of the left cell) is fluid (bool)
     far_e_fluid: jax.Array  # ... for -x flow (east of the right cell); likewise south and north for y-faces
     far_s_fluid: jax.Array
@@ -285,8 +285,8 @@ def tvd_faces(uf, vf, fluid, dx, dy, dt) -> TVDFaces:
     return TVDFaces(
         ax=0.5 * jnp.abs(uf) * (1.0 - jnp.abs(uf) * dt / dx),
         ay=0.5 * jnp.abs(vf) * (1.0 - jnp.abs(vf) * dt / dy),
-        sign_x=jnp.where(uf >= 0, 1.0, -1.0).astype(uf.dtype),
-        sign_y=jnp.where(vf >= 0, 1.0, -1.0).astype(vf.dtype),
+        east=uf >= 0,
+        north=vf >= 0,
         # cells whose west (east, south, north) neighbour is fluid, at the faces east (west, ...) of them
         far_w_fluid=(jnp.concatenate([no_x, fluid[:, :-1]], axis=1) > 0)[:, :-1],
         far_e_fluid=(jnp.concatenate([fluid[:, 1:], no_x], axis=1) > 0)[:, 1:],
@@ -313,13 +313,13 @@ def tvd_increment(q, faces: TVDFaces, dx, dy, dt):
     qL, qR = q[:, :-1], q[:, 1:]
     far_w = jnp.where(faces.far_w_fluid, jnp.concatenate([qL[:, :1], q[:, :-2]], axis=1), qL)
     far_e = jnp.where(faces.far_e_fluid, jnp.concatenate([q[:, 2:], qR[:, -1:]], axis=1), qR)
-    sx = faces.sign_x
-    fx = faces.ax * sx * _van_leer(jnp.where(sx > 0, qL - far_w, far_e - qR), sx * (qR - qL))
+    # psi(r) (q_R - q_L) with r = (upwind slope) / (q_R - q_L), the upwind slope q_L - q_LL
+    # for flow towards +x and q_RR - q_R towards -x (both in the +x direction).
+    fx = faces.ax * _van_leer(jnp.where(faces.east, qL - far_w, far_e - qR), qR - qL)
     qS, qN = q[:-1, :], q[1:, :]
     far_s = jnp.where(faces.far_s_fluid, jnp.concatenate([qS[:1, :], q[:-2, :]], axis=0), qS)
     far_n = jnp.where(faces.far_n_fluid, jnp.concatenate([q[2:, :], qN[-1:, :]], axis=0), qN)
-    sy = faces.sign_y
-    fy = faces.ay * sy * _van_leer(jnp.where(sy > 0, qS - far_s, far_n - qN), sy * (qN - qS))
+    fy = faces.ay * _van_leer(jnp.where(faces.north, qS - far_s, far_n - qN), qN - qS)
     return -dt * _divergence(fx, fy, dx, dy) * faces.fluid
 
 
