@@ -229,7 +229,7 @@ def _loop_fluxes(level_fluid, *, seed=0, loops=60, strength=0.02, through=0.0):
     return fx, fy, fz, out
 
 
-def flux_column_model(*, seed=0, ny=10, nx=14, through=0.0, strength=0.02, dt=0.4, **options):
+def flux_column_model(*, seed=0, ny=10, nx=14, through=0.0, strength=0.02, dt=0.4):
     """A float64 model with flow "fluxes": per-level cells (a desk in the lowest level, the plane's block open at
     the top), divergence-free summed fluxes and random level flow."""
     fluid = small_room(ny, nx)
@@ -251,7 +251,7 @@ def flux_column_model(*, seed=0, ny=10, nx=14, through=0.0, strength=0.02, dt=0.
     p = 2
     return build_model(fluid=fluid, u=levels["u"][p], v=levels["v"][p], w=levels["w"][p], nu_t=levels["nu_t"][p],
                        dx=0.5, dy=0.5, layer_height_m=HEIGHT, plane_height_m=1.5, levels=levels, flow="fluxes",
-                       dt=dt, dtype="float64", **options)
+                       dt=dt, dtype="float64")
 
 
 def test_flux_model_takes_level_thickness_and_plane_face_velocities_from_the_fluxes():
@@ -263,22 +263,6 @@ def test_flux_model_takes_level_thickness_and_plane_face_velocities_from_the_flu
     flux_x = np.asarray(model.level_flux[0, c.plane_level])
     mx, _ = (np.asarray(m) for m in face_masks(model.fluid))
     np.testing.assert_allclose(np.asarray(uf), flux_x[:, :-1] / (0.5 * 0.5) * mx)
-
-
-def test_column_levels_take_the_upwind_start_as_the_plane_does():
-    """``diffusivity_start="upwind"``: each off-plane level's D starts at its nu_t / Sc plus |u_f| dx / 2 of its own flow."""
-    columns = [make_column(flux_column_model(advection="tvd", substeps=8, diffusivity_start=start))
-               for start in ("flow", "upwind")]
-    model = flux_column_model(advection="tvd", substeps=8)
-    fluid_L, uf, vf, _, _ = columns[0].transport(model.level_flow, model.level_flux, model.fluid)
-    off = columns[0]._off
-    (dx0, dy0), (dx1, dy1) = (c.horizontal_diffusivities(model.level_flow, off(uf), off(vf), off(fluid_L))
-                              for c in columns)
-    masks = [face_masks(m) for m in off(fluid_L)]
-    mx, my = np.stack([np.asarray(m[0]) for m in masks]), np.stack([np.asarray(m[1]) for m in masks])
-    np.testing.assert_allclose(np.asarray(dx1 - dx0), 0.25 * np.abs(np.asarray(off(uf))) * mx, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(np.asarray(dy1 - dy0), 0.25 * np.abs(np.asarray(off(vf))) * my, rtol=1e-9, atol=1e-12)
-    assert columns[1].diffusivity_start == "upwind" and float((dx1 - dx0).max()) > 1e-3
 
 
 def test_layer_shares_put_a_source_in_the_layer_that_holds_it():

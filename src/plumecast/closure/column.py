@@ -11,12 +11,11 @@ structure while the target stays the plane:
   level below to the midpoint to the level above (the floor and the ceiling close the
   first and the last). The state of the levels other than the plane is the closure's
   memory ``s (L - 1, ny, nx)``, in the plane's normalised concentration units;
-* each off-plane level is advected by its own flow ``u, v`` (the plane's finite-volume
-  operators and advection scheme) and diffused with face diffusivities ``D = d_max
+* each off-plane level is advected by its own flow ``u, v`` (first-order upwind, the
+  plane's finite-volume operators) and diffused with face diffusivities ``D = d_max
   sigmoid(logit(D0 / d_max) + a)``: ``D0 = nu_t / Sc_t`` of the level at the faces,
   ``d_max`` the positive bound of the explicit substeps with that level's flow, and ``a``
-  learned (separately for x- and y-faces: orthotropic); with ``GridConfig.diffusivity_start
-  = "upwind"``, ``D0`` adds upwind's numerical diffusion ``|u_f| dx / 2`` as the plane's does;
+  learned (separately for x- and y-faces: orthotropic);
 * neighbouring levels exchange through their interface by the vertical velocity ``w``
   (mean of the two levels', upwind) and a vertical diffusivity ``K = K_max sigmoid(
   logit(K0 / K_max) + b)``, ``K0 = nu_t / Sc_t`` of the interface, ``K_max =
@@ -144,7 +143,6 @@ class Column(eqx.Module):
     advection: str = eqx.field(static=True, default="upwind")  # the model's scheme (GridConfig.advection)
     flow: str = eqx.field(static=True, default="sampled")  # GridConfig.flow
     level_thickness: tuple = eqx.field(static=True, default=())  # GridConfig.level_thickness_m (flow "fluxes")
-    diffusivity_start: str = eqx.field(static=True, default="flow")  # GridConfig.diffusivity_start
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -220,12 +218,10 @@ class Column(eqx.Module):
         d_max = jax.vmap(lambda a, b, m: _diffusion_bound(a, b, m, self.dx, self.dy, self.dt / self.substeps,
                                                           self.stability_limit, self.advection))(uf, vf, fluid_L)
         d_max = d_max[:, None, None]
-        mx, my = jax.vmap(ops_.face_masks)(fluid_L)
         d0x, d0y = jax.vmap(lambda n, m: ops_.faces_from_cells(n / self.schmidt, m))(nu, fluid_L)
-        if self.diffusivity_start == "upwind":
-            d0x, d0y = d0x + ops_.upwind_diffusivity(uf, self.dx) * mx, d0y + ops_.upwind_diffusivity(vf, self.dy) * my
         ax, ay = self.cells(self.theta_hx), self.cells(self.theta_hy)
         ax, ay = 0.5 * (ax[:, :, :-1] + ax[:, :, 1:]), 0.5 * (ay[:, :-1, :] + ay[:, 1:, :])
+        mx, my = jax.vmap(ops_.face_masks)(fluid_L)
         return (d_max * jax.nn.sigmoid(_bounded_logit(d0x, d_max) + ax) * mx,
                 d_max * jax.nn.sigmoid(_bounded_logit(d0y, d_max) + ay) * my)
 
@@ -349,7 +345,6 @@ def make_column(model, *, key=None) -> Column:
         advection=c.advection,
         flow=c.flow,
         level_thickness=tuple(c.level_thickness_m),
-        diffusivity_start=c.diffusivity_start,
     )
     sub = c.dt / c.substeps
     fluid_L, uf, vf, w_face, _ = (np.asarray(a, float) for a in column.transport(model.level_flow, model.level_flux,

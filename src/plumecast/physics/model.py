@@ -98,10 +98,6 @@ from plumecast.reference.coarse_flux import FLUX_KEYS, volume_thicknesses_m
 EXCHANGE_INIT_PER_S = 1e-3
 SOURCE_NET_WIDTH = 16
 FLOW_SOURCES = ("sampled", "fluxes")
-# Where the learned face diffusivities start: the flow's own ``nu_t / Sc_t`` ("flow"), or
-# that plus first-order upwind's numerical diffusion ``|u_f| dx / 2`` (``|v_f| dy / 2``) on
-# each face ("upwind"), so an untrained TVD model mixes about as much as the upwind one.
-DIFFUSIVITY_STARTS = ("flow", "upwind")
 
 __all__ = [
     "GridConfig",
@@ -149,7 +145,6 @@ class GridConfig:
     flow: str = "sampled"
     level_thickness_m: tuple[float, ...] = ()  # with flow "fluxes": each level's layer thickness, m
     dtype: str = "float32"
-    diffusivity_start: str = "flow"  # DIFFUSIVITY_STARTS: where the learned D (plane and column levels) start
 
     def __post_init__(self):
         if self.ny < 2 or self.nx < 2:
@@ -159,8 +154,6 @@ class GridConfig:
         ops_.advection_stability_factor(self.advection)  # names an unknown scheme
         if self.flow not in FLOW_SOURCES:
             raise ValueError(f"flow must be one of {FLOW_SOURCES}, got {self.flow!r}")
-        if self.diffusivity_start not in DIFFUSIVITY_STARTS:
-            raise ValueError(f"diffusivity_start must be one of {DIFFUSIVITY_STARTS}, got {self.diffusivity_start!r}")
         object.__setattr__(self, "level_thickness_m", tuple(float(h) for h in self.level_thickness_m))
         if self.flow == "fluxes" and (len(self.level_thickness_m) != len(self.levels_m) or not self.levels_m
                                       or min(self.level_thickness_m) <= 0):
@@ -562,7 +555,6 @@ def build_model(
     levels=None,
     advection: str = "upwind",
     flow: str = "sampled",
-    diffusivity_start: str = "flow",
     dtype: str = "float32",
     key=None,
 ) -> CoarseModel:
@@ -581,8 +573,6 @@ def build_model(
     ``advection="tvd"`` adds van Leer flux-limited corrections to the upwind fluxes
     (:func:`~plumecast.physics.operators.tvd_increment`); its positivity bound counts the
     advective fraction twice, so it may need more substeps.
-    ``diffusivity_start="upwind"`` starts the learned ``D`` at ``nu_t / schmidt`` plus
-    upwind's numerical diffusion on each face (``DIFFUSIVITY_STARTS``; not with ``d_faces``).
     """
     adv_factor = ops_.advection_stability_factor(advection)
     if dtype == "float64":
@@ -644,14 +634,8 @@ def build_model(
     with np.errstate(divide="ignore"):
         room = np.where((fluid > 0) & (geo > 0), (stability_limit - adv) / np.where(geo > 0, geo, 1.0), np.inf)
     d_max = float(room.min()) if np.isfinite(room.min()) else 1.0
-    if diffusivity_start not in DIFFUSIVITY_STARTS:
-        raise ValueError(f"diffusivity_start must be one of {DIFFUSIVITY_STARTS}, got {diffusivity_start!r}")
     if d_faces is None:
         Dx0, Dy0 = (np.asarray(a) / schmidt for a in ops_.faces_from_cells(nu_t, fluid))
-        if diffusivity_start == "upwind":
-            Dx0, Dy0 = Dx0 + ops_.upwind_diffusivity(uf, dx) * mx, Dy0 + ops_.upwind_diffusivity(vf, dy) * my
-    elif diffusivity_start != "flow":
-        raise ValueError("diffusivity_start 'upwind' adds to the flow's nu_t and cannot be combined with d_faces")
     else:
         Dx0, Dy0 = (np.asarray(a, float) for a in d_faces)
         if Dx0.shape != mx.shape or Dy0.shape != my.shape:
@@ -698,7 +682,6 @@ def build_model(
         flow=flow,
         level_thickness_m=thickness,
         dtype=dtype,
-        diffusivity_start=diffusivity_start,
     )
     jd = config.jdtype
     key = jax.random.PRNGKey(0) if key is None else key
@@ -738,7 +721,7 @@ def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, 
                        source_scale_max: float = 10.0, exchange_max_per_s: float = 0.0,
                        exchange_init_per_s: float = EXCHANGE_INIT_PER_S, observation_log_max: float = 0.0,
                        observation_spacing_cells: int = 1, advection: str = "upwind", flow: str = "sampled",
-                       diffusivity_start: str = "flow", dtype: str = "float32", key=None) -> CoarseModel:
+                       dtype: str = "float32", key=None) -> CoarseModel:
     """A coarse model on a dataset's plane: its grid, flow, ``nu_t`` and transport constants."""
     cfg = {}
     try:
@@ -781,7 +764,6 @@ def model_from_dataset(ds, *, c_ref: float, dt: float = 0.4, substeps: int = 4, 
         levels=levels,
         advection=advection,
         flow=flow,
-        diffusivity_start=diffusivity_start,
         dtype=dtype,
         key=key,
     )

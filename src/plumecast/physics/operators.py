@@ -223,15 +223,6 @@ def advection_stability_factor(scheme: str) -> float:
     return 2.0 if scheme == "tvd" else 1.0
 
 
-def upwind_diffusivity(face_velocity, spacing: float):
-    """First-order upwind's numerical diffusivity on faces, ``|u_f| dx / 2`` (m^2/s; small-CFL limit).
-
-    The leading error of the upwind flux is a diffusion of this size; a higher-order scheme
-    (``"tvd"``) that should start out mixing as much adds it to its diffusivity.
-    """
-    return abs(face_velocity) * (0.5 * spacing)
-
-
 @jax.custom_jvp
 def _van_leer(num, den):
     """``psi(num / den) * den`` for van Leer's limiter ``psi(r) = (r + |r|) / (1 + |r|)``, safe at ``den = 0``.

@@ -62,10 +62,6 @@ class PhysicsSettings:
     # Advection of the plane (and column levels): first-order upwind, or van Leer flux-limited
     # (TVD, far less numerical diffusion; may need more substeps).
     advection: Literal["upwind", "tvd"] = "upwind"
-    # Where the learned diffusivities start (physics.model.DIFFUSIVITY_STARTS): the flow's
-    # nu_t / Sc_t, or that plus upwind's numerical diffusion |u| dx / 2 per face ("upwind":
-    # an untrained TVD model then mixes about as much as the upwind one).
-    diffusivity_start: Literal["flow", "upwind"] = "flow"
     # Where the transport's face velocities come from (physics.model.GridConfig.flow): "auto"
     # takes the 3D flow's summed fluxes for a physics with the column when the dataset carries
     # them, else the sampled flow; "sampled" and "fluxes" force one ("fluxes" fails without them).

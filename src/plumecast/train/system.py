@@ -55,8 +55,7 @@ def build_system(ds, config: TrainConfig, prep: PreparedData):
                 ds, c_ref=c_ref, dt=p.dt_s, substeps=p.substeps, layer_height_m=p.layer_height_m,
                 source_scale_max=p.source_scale_max, exchange_max_per_s=p.exchange_max_per_s,
                 observation_log_max=p.observation_log_max, observation_spacing_cells=p.observation_spacing_cells,
-                advection=p.advection, flow=resolve_flow(p.flow, config, ds),
-                diffusivity_start=p.diffusivity_start, dtype=p.dtype, key=k_model,
+                advection=p.advection, flow=resolve_flow(p.flow, config, ds), dtype=p.dtype, key=k_model,
             )
         except ValueError as e:  # a flow too fast for the substeps, levels above layer_height_m, ...
             raise TrainError(str(e)) from None
