@@ -11,8 +11,8 @@ structure while the target stays the plane:
   level below to the midpoint to the level above (the floor and the ceiling close the
   first and the last). The state of the levels other than the plane is the closure's
   memory ``s (L - 1, ny, nx)``, in the plane's normalised concentration units;
-* each off-plane level is advected by its own flow ``u, v`` (first-order upwind, the
-  plane's finite-volume operators) and diffused with face diffusivities ``D = d_max
+* each off-plane level is advected by its own flow ``u, v`` (the plane's advection scheme and
+  finite-volume operators) and diffused with face diffusivities ``D = d_max
   sigmoid(logit(D0 / d_max) + a)``: ``D0 = nu_t / Sc_t`` of the level at the faces,
   ``d_max`` the positive bound of the explicit substeps with that level's flow, and ``a``
   learned (separately for x- and y-faces: orthotropic);
