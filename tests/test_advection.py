@@ -60,7 +60,7 @@ def test_tvd_is_mirror_symmetric(axis):
     rng = np.random.default_rng(4)
     ny, nx, h, dt = 9, 12, 0.5, 0.3
     fluid = np.ones((ny, nx))
-    fluid[4:6, 5:7] = 0.0  # a symmetric obstacle would hide nothing; this one is off-centre
+    fluid[4:6, 5:7] = 0.0  # off-centre, so the mirror moves it: the solid-wall masks are mirrored too
     uf = rng.uniform(-0.2, 0.2, (ny, nx - 1)) * np.asarray(op.face_masks(fluid)[0])
     vf = rng.uniform(-0.2, 0.2, (ny - 1, nx)) * np.asarray(op.face_masks(fluid)[1])
     q0 = rng.random((ny, nx)) ** 3 * fluid
