@@ -18,27 +18,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 
 from plumecast.evaluate import read_data
 from plumecast.forcing import prepare_data
-from plumecast.train.config import preset_config
+from plumecast.train.config import parse_overrides, preset_config
 from plumecast.train.select import VAL_SPLIT, val_score
 from plumecast.train.system import build_system
-
-
-def _pairs(text: str) -> dict:
-    out = {}
-    for item in filter(None, text.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"expected KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
 
 
 def main() -> None:
@@ -48,15 +34,21 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE for every try")
     parser.add_argument("--try", dest="tries", action="append", default=[], help="KEY=VALUE[,KEY=VALUE...]")
     args = parser.parse_args()
-    base = {}
-    for item in args.sets:
-        base.update(_pairs(item))
+    try:
+        base = parse_overrides(args.sets)
+        tries = [(text, parse_overrides(filter(None, text.split(",")))) for text in args.tries or [""]]
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     ds = read_data(args.data)
-    for text in args.tries or [""]:
-        settings = {**base, **_pairs(text)}
+    prepared = {}  # (dt, dtype) -> the data prepared for them, once
+    for text, changes in tries:
+        settings = {**base, **changes}
         column_advection = settings.pop("column_advection", None)
         config = preset_config("quick", variant=args.variant, **settings)
-        prep = prepare_data(ds, config.physics.dt_s, config.physics.dtype)
+        step = (config.physics.dt_s, config.physics.dtype)
+        if step not in prepared:
+            prepared[step] = prepare_data(ds, *step)
+        prep = prepared[step]
         model, closure = build_system(ds, config, prep)
         if column_advection is not None:
             column = closure.layer()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -31,6 +30,7 @@ def train(
     from plumecast.closure import variant_names
     from plumecast.io.checkpoint import CheckpointError, latest_checkpoint, read_json
     from plumecast.train import PRESETS, TrainConfig, TrainError, preset_config
+    from plumecast.train.config import parse_overrides
     from plumecast.train import train as run_training
 
     if variant not in variant_names():
@@ -38,15 +38,10 @@ def train(
     if preset not in PRESETS:
         fail(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     check_output_path(out, "dir")
-    changes = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            fail(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            changes[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            changes[key.strip()] = value  # a bare string
+    try:
+        changes = parse_overrides(overrides)
+    except ValueError as e:
+        fail(str(e))
     if init_from is not None:
         changes["init_from"] = str(init_from)
     for name in ("variant", "preset"):

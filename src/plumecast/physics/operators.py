@@ -278,11 +278,11 @@ def tvd_faces(uf, vf, fluid, dx, dy, dt) -> TVDFaces:
         ay=0.5 * jnp.abs(vf) * (1.0 - jnp.abs(vf) * dt / dy),
         east=uf >= 0,
         north=vf >= 0,
-        # cells whose west (east, south, north) neighbour is fluid, at the faces east (west, ...) of them
-        far_w_fluid=(jnp.concatenate([no_x, fluid[:, :-1]], axis=1) > 0)[:, :-1],
-        far_e_fluid=(jnp.concatenate([fluid[:, 1:], no_x], axis=1) > 0)[:, 1:],
-        far_s_fluid=(jnp.concatenate([no_y, fluid[:-1, :]], axis=0) > 0)[:-1, :],
-        far_n_fluid=(jnp.concatenate([fluid[1:, :], no_y], axis=0) > 0)[1:, :],
+        # x-face i lies between cells i and i + 1: its far-upwind cells are i - 1 and i + 2
+        far_w_fluid=jnp.concatenate([no_x, fluid[:, :-2]], axis=1) > 0,
+        far_e_fluid=jnp.concatenate([fluid[:, 2:], no_x], axis=1) > 0,
+        far_s_fluid=jnp.concatenate([no_y, fluid[:-2, :]], axis=0) > 0,
+        far_n_fluid=jnp.concatenate([fluid[2:, :], no_y], axis=0) > 0,
         fluid=fluid,
     )
 

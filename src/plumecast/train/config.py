@@ -28,7 +28,8 @@ from plumecast.closure import get_variant
 from plumecast.errors import TrainError
 from plumecast.schema import NonNegative, NonNegativeWhole, Positive, PositiveWhole, raising, suggest
 
-__all__ = ["PhysicsSettings", "Schedule", "Objective", "TrainConfig", "LOSSES", "PRESETS", "preset_config"]
+__all__ = ["PhysicsSettings", "Schedule", "Objective", "TrainConfig", "LOSSES", "PRESETS", "preset_config",
+           "parse_overrides"]
 
 # Snapshot losses (train/loss.py): "field" the squared relative L2 error of the snapshot,
 # "cell" the paper's per-cell relative squared error, "field+root" the field loss plus the
@@ -268,3 +269,20 @@ def preset_config(name: str, **overrides) -> TrainConfig:
     else:
         base = base.replace(**NETWORK_SCHEDULES.get(name, {}))
     return base.replace(**overrides)
+
+
+def parse_overrides(items) -> dict:
+    """``{key: value}`` of ``KEY=VALUE`` strings (``--set``): JSON values, else the bare string.
+
+    Raises :class:`ValueError` naming an item without ``=``.
+    """
+    changes = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            changes[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            changes[key.strip()] = value  # a bare string
+    return changes
