@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from plumecast.closure.networks import (MAX_LOG_RATE, BlockTranspose, _output, physics_inputs, ClosureNet, NetConfig, pool_windows,
-                                        resolve_options)
+                                        invariant_inputs, resolve_options)
 
 VARIANTS = {"memory": (True, False), "markovian": (False, False), "datadriven": (True, True)}  # (memory, offset)
 
@@ -207,7 +207,7 @@ def test_quick_network_is_unchanged(variant):
 
 # ----------------------------------------------------------------------------- both sizes
 
-@pytest.mark.parametrize("size", ["quick", "paper", "local"])
+@pytest.mark.parametrize("size", ["quick", "paper", "local", "invariant"])
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_untrained_network_returns_its_base_exactly(size, variant):
     net = _net(11, 17, size, variant)
@@ -217,7 +217,7 @@ def test_untrained_network_returns_its_base_exactly(size, variant):
     # The memory has the structure of the initial one, one copy per step, and moved (it carries).
     init = net.init_memory()
     assert jax.tree.structure(jax.tree.map(lambda a: a[0], memory)) == jax.tree.structure(init)
-    if VARIANTS[variant][0] and size == "local":  # a state of core_width channels in every cell
+    if VARIANTS[variant][0] and size in ("local", "invariant"):  # a state of core_width channels in every cell
         assert [h.shape for h in init] == [(11, 17, net.config.core_width)]
         assert float(jnp.max(jnp.abs(memory[0][-1]))) > 0
     elif VARIANTS[variant][0]:
@@ -235,13 +235,13 @@ def test_dtype_and_memory_follow_the_network(size):
     assert net.init_memory(jnp.float64)[0][0].dtype == jnp.float64
 
 
-@pytest.mark.parametrize("size", ["quick", "paper", "local"])
+@pytest.mark.parametrize("size", ["quick", "paper", "local", "invariant"])
 def test_output_is_bounded_and_hybrids_keep_the_mass(size):
     ctxs = _contexts(11, 17, 3)
     fluid = np.asarray(ctxs.fluid[0]) > 0
     # Local: a draw of the output layer whose rates differ between cells (its features share
     # a sign, so many draws saturate every cell alike and the rescaling hides the bound).
-    scale, seed = (5.0, 2) if size == "local" else (50.0, 0)
+    scale, seed = (5.0, 2) if size in ("local", "invariant") else (50.0, 0)
     hybrid = _wild(_net(11, 17, size, "markovian", key=seed), scale, seed)
     q = np.asarray(_run(hybrid, ctxs)[0])
     base = np.asarray(ctxs.q_physics)
@@ -261,7 +261,7 @@ def test_output_is_bounded_and_hybrids_keep_the_mass(size):
     assert abs((q * fluid).sum() - (base * fluid).sum()) > 1e-6
 
 
-@pytest.mark.parametrize("size", ["quick", "paper", "local"])
+@pytest.mark.parametrize("size", ["quick", "paper", "local", "invariant"])
 @pytest.mark.parametrize("variant,carries", [("memory", True), ("markovian", False)])
 def test_memory_carries_the_past(size, variant, carries):
     """Perturb the field of step 0 only: a memory network's later outputs change, a Markovian one's do not."""
@@ -349,3 +349,43 @@ def test_local_memory_errors_and_dtype():
     with pytest.raises(ValueError, match=r"expects \(7, 5\) fields, got \(6, 5\)"):
         c6 = _ctx(6, 5, 0)
         net(c6, net.init_memory(), c6.q_physics)
+
+
+@pytest.mark.parametrize("variant", ["memory", "markovian"])
+def test_invariant_network_sees_the_plume_not_the_cell_or_the_strength(variant):
+    """Scaling the field and the source together scales the output alike (the memory too); the flow is not read.
+
+    Fails for the local network, which reads the raw field and the flow.
+    """
+    for size, invariant in (("invariant", True), ("local", False)):
+        net = _wild(_net(11, 17, size, variant, key=2), 5.0, 2)
+        ctxs = _contexts(11, 17, 3)
+        q, memory = _run(net, ctxs)
+        scaled = eqx.tree_at(lambda c: (c.q, c.q_physics, c.source), ctxs, (ctxs.q * 37.0, ctxs.q_physics * 37.0,
+                                                                          ctxs.source * 37.0))
+        q_scaled, memory_scaled = _run(net, scaled)
+        reflowed = eqx.tree_at(lambda c: (c.u, c.v, c.w, c.dx_c, c.dy_c), ctxs,
+                               (-ctxs.v, 3 * ctxs.u, ctxs.w + 0.1, ctxs.dy_c * 2, ctxs.dx_c))
+        q_reflowed, _ = _run(net, reflowed)
+        same_scaled = np.allclose(np.asarray(q_scaled), 37.0 * np.asarray(q), rtol=1e-10, atol=0)
+        same_flow = np.allclose(np.asarray(q_reflowed), np.asarray(q), rtol=1e-12, atol=0)
+        assert same_scaled == invariant and same_flow == invariant, (size, same_scaled, same_flow)
+        if invariant and variant == "memory":
+            for a, b in zip(jax.tree.leaves(memory), jax.tree.leaves(memory_scaled)):
+                np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-10, atol=1e-14)
+        assert float(jnp.max(jnp.abs(q - ctxs.q_physics))) > 1e-6  # the drawn network corrects
+
+
+def test_invariant_inputs_at_an_empty_field_are_finite():
+    ctx = _ctx(7, 5, 0)
+    ctx = eqx.tree_at(lambda c: (c.q, c.q_physics, c.source), ctx, (jnp.zeros_like(ctx.q),) * 3)
+    net = _wild(_net(7, 5, "invariant", "memory"), 1.0)
+
+    def loss(n):
+        q, mem = n(ctx, n.init_memory(), ctx.q_physics)
+        return jnp.sum(q**2) + jnp.sum(mem[0] ** 2)
+
+    x = invariant_inputs(ctx)
+    assert bool(jnp.all(jnp.isfinite(x))) and float(jnp.max(jnp.abs(x[..., :3]))) == 0.0
+    grads = eqx.filter_grad(loss)(net)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))

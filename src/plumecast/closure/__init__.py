@@ -18,7 +18,7 @@ Variants: :data:`VARIANTS` below is the only place that names them. A variant ma
 factory ``factory(model, *, key, **options)`` that returns a :class:`Closure` or ``None``
 (no closure: the physics-only model). The training config stores the variant name and its
 options (plain JSON), so a checkpoint can rebuild the closure's structure before loading
-its leaves. Options: ``size`` (``"quick"`` | ``"paper"`` | ``"local"``) for the network variants, and
+its leaves. Options: ``size`` (``"quick"`` | ``"paper"`` | ``"local"`` | ``"invariant"``) for the network variants, and
 ``reservoir`` (false, true = ``"layered"``, or ``"column"``) for ``memory`` and
 ``markovian``: the closure continues a physics with the off-plane layer or the column (a
 ``layered`` or ``column`` run, ``init_from``).

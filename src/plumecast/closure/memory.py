@@ -7,7 +7,7 @@ closure memory, zero at t = 0) carries what the plane cannot see (vertical excha
 history of the source), and the residual head combines the decoded memory with the local
 physics inputs. The step masks the result to fluid cells.
 
-Options: ``size`` (``"quick"`` | ``"paper"`` | ``"local"``, :mod:`plumecast.closure.networks`) and
+Options: ``size`` (``"quick"`` | ``"paper"`` | ``"local"`` | ``"invariant"``, :mod:`plumecast.closure.networks`) and
 ``reservoir`` (true or ``"layered"``: the physics it continues has the off-plane layer of
 the ``layered`` variant; ``"column"``: the column of the ``column`` variant; started from
 such a run, the closure keeps that run's trained layer or column).

@@ -13,6 +13,10 @@ paper's closure (arXiv 2511.21369). Its only option is ``size``:
   cell). The paper's network sees the whole plane through a bottleneck, which a few dozen
   training releases can pin to where they were; a local correction is informed by every
   cell of every snapshot. Its output is the one below.
+* ``"invariant"`` (:class:`LocalNet` too): the local network over scale-free features of
+  the field alone (:func:`invariant_inputs`: no flow, no diffusivity), so that what it
+  learns cannot tell one cell or one source strength from another: only the plume's
+  local shape and, with memory, its history.
 
 :class:`ClosureNet` builds the one its :class:`NetConfig` names. The quick and paper
 networks share the core, and all three the output:
@@ -143,8 +147,8 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["SIZES", "NetConfig", "resolve_options", "ClosureNet", "QuickNet", "PaperNet", "Conv", "ConvTranspose",
-           "BlockTranspose", "Dense", "LSTMCell", "LocalNet", "pool_windows", "physics_inputs", "encoder_inputs",
-           "rng_from_key"]
+           "BlockTranspose", "Dense", "LSTMCell", "LocalNet", "pool_windows", "physics_inputs",
+           "invariant_inputs", "encoder_inputs", "rng_from_key"]
 
 SIZES: dict[str, dict] = {
     "quick": {"channels": (8, 16, 32), "core_width": 64, "core_layers": 2, "decoder_out": 4, "head_width": 8},
@@ -152,11 +156,16 @@ SIZES: dict[str, dict] = {
     # No encoder or decoder: LOCAL_DEPTH 3x3 convolutions over the physics channels; its
     # memory (core_width channels per cell) is a gated state in every cell.
     "local": {"channels": (), "core_width": 4, "core_layers": 1, "decoder_out": 0, "head_width": 16},
+    # The local network over scale-free features of the field alone (invariant_inputs).
+    "invariant": {"channels": (), "core_width": 4, "core_layers": 1, "decoder_out": 0, "head_width": 16},
 }
+LOCAL_SIZES = ("local", "invariant")  # the sizes built as a LocalNet
 LOCAL_DEPTH = 3  # local: 3x3 convolutions, a 7 x 7 cell (3.5 m) neighbourhood
 ENCODER_INPUTS = 3  # quick: field after the physics, source increment, mask; paper: (c - m) / s, mask m, mask s
 DYNAMIC_INPUTS = 3  # quick head: q, q_physics, source: change every step
 STATIC_INPUTS = 6  # quick head: u, v, w, Dx, Dy, mask: fixed within a rollout
+INVARIANT_INPUTS = 5  # invariant: q, q_physics, source over the plane's peak, log of q_physics's share, mask
+INVARIANT_LOG_FLOOR = 1e-4  # invariant: the log feature's floor, a share of the peak (its range is [-1, 0])
 PAPER_HEAD_INPUTS = 10  # (q - m) / s, mask m, mask s, u, v, w, Dx, Dy, source, mask
 # Bounds of the head per 0.4 s step: growth or decay by at most e^0.1 (an exchange time of
 # 4 s or more) and an offset of at most 0.1 c_ref, so no step can blow a rollout up.
@@ -270,6 +279,24 @@ def physics_inputs(ctx) -> tuple[jax.Array, jax.Array]:
     dynamic = jnp.stack([ctx.q, ctx.q_physics, ctx.source], axis=-1)
     static = jnp.stack([ctx.u, ctx.v, ctx.w, ctx.dx_c, ctx.dy_c, ctx.fluid], axis=-1)
     return dynamic, static
+
+
+def invariant_inputs(ctx) -> jax.Array:
+    """The invariant network's channels ``(ny, nx, 5)``: what the field looks like, not where or how strong it is.
+
+    ``q``, ``q_physics`` and the source increment over the plane's peak ``S`` of
+    ``q_physics`` (a constant of the step for the gradients), ``log(q_physics / S +
+    floor) / |log floor|`` (the background's pattern, in ``[-1, 0]``) and the mask. Every
+    channel is unchanged when the field and the source are scaled together, as the true
+    transport (linear in the emission) is, and none reads the flow or the diffusivities,
+    which tell cells apart: the correction a closure learns over them is a function of the
+    plume's local shape and history only.
+    """
+    peak = jax.lax.stop_gradient(jnp.max(ctx.q_physics * ctx.fluid))
+    scale = 1.0 / jnp.where(peak > 0, peak, 1.0)
+    share = ctx.q_physics * scale
+    log_share = jnp.log(jnp.maximum(share, 0.0) + INVARIANT_LOG_FLOOR) / abs(math.log(INVARIANT_LOG_FLOOR))
+    return jnp.stack([ctx.q * scale, share, ctx.source * scale, log_share * ctx.fluid, ctx.fluid], axis=-1)
 
 
 def encoder_inputs(ctx) -> jax.Array:
@@ -467,7 +494,7 @@ def _zero_output(cin: int, cout: int, kernel: int, *, rng, dtype) -> Conv:
 def _init_memory(config: NetConfig, dtype) -> tuple:
     if not config.memory:
         return ()
-    if config.size == "local":
+    if config.size in LOCAL_SIZES:
         return (jnp.zeros((config.ny, config.nx, config.core_width), dtype),)
     z = jnp.zeros((config.core_width,), dtype)
     return tuple((z, z) for _ in range(config.core_layers))
@@ -586,17 +613,17 @@ class LocalNet(eqx.Module):
     def __init__(self, config: NetConfig, *, rng, dtype):
         self.config = config
         width, state = config.head_width, config.core_width if config.memory else 0
-        cin = (DYNAMIC_INPUTS + STATIC_INPUTS + state,) + (width,) * (LOCAL_DEPTH - 1)
+        inputs = INVARIANT_INPUTS if config.size == "invariant" else DYNAMIC_INPUTS + STATIC_INPUTS
+        cin = (inputs + state,) + (width,) * (LOCAL_DEPTH - 1)
         hidden = tuple(Conv(a, width, 3, rng=rng, dtype=dtype) for a in cin)
         self.gate = Conv(width, 2 * state, 1, rng=rng, dtype=dtype) if config.memory else None
         self.head = hidden + (_zero_output(width, 2 if config.offset else 1, 1, rng=rng, dtype=dtype),)
 
     def __call__(self, ctx, memory, base: jax.Array) -> tuple[jax.Array, tuple]:
         c = self.config
-        dynamic, static = physics_inputs(ctx)
-        if dynamic.shape[:2] != (c.ny, c.nx):
-            raise ValueError(f"the local network expects ({c.ny}, {c.nx}) fields, got {dynamic.shape[:2]}")
-        x = [dynamic, static]
+        x = [invariant_inputs(ctx)] if c.size == "invariant" else list(physics_inputs(ctx))
+        if x[0].shape[:2] != (c.ny, c.nx):
+            raise ValueError(f"the local network expects ({c.ny}, {c.nx}) fields, got {x[0].shape[:2]}")
         if c.memory:
             _check_memory(c, memory)
             x.append(memory[0])
@@ -711,7 +738,7 @@ class ClosureNet(eqx.Module):
 
     def __init__(self, config: NetConfig, *, key, dtype=None):
         dtype = jnp.float32 if dtype is None else dtype
-        body = {"paper": PaperNet, "local": LocalNet}.get(config.size, QuickNet)
+        body = PaperNet if config.size == "paper" else LocalNet if config.size in LOCAL_SIZES else QuickNet
         self.body = body(config, rng=rng_from_key(key), dtype=dtype)
 
     @property
