@@ -164,7 +164,8 @@ LOCAL_DEPTH = 3  # local: 3x3 convolutions, a 7 x 7 cell (3.5 m) neighbourhood
 ENCODER_INPUTS = 3  # quick: field after the physics, source increment, mask; paper: (c - m) / s, mask m, mask s
 DYNAMIC_INPUTS = 3  # quick head: q, q_physics, source: change every step
 STATIC_INPUTS = 6  # quick head: u, v, w, Dx, Dy, mask: fixed within a rollout
-INVARIANT_INPUTS = 5  # invariant: q, q_physics, source over the plane's peak, log of q_physics's share, mask
+INVARIANT_INPUTS = 5  # invariant: q, q_physics, source over their peak, log of q_physics's share, mask
+INVARIANT_PEAK_FLOOR = 1e-12  # invariant: added to S (c_ref units), far below any plume: 1 / S stays finite
 INVARIANT_LOG_FLOOR = 1e-4  # invariant: the log feature's floor, a share of the peak (its range is [-1, 0])
 PAPER_HEAD_INPUTS = 10  # (q - m) / s, mask m, mask s, u, v, w, Dx, Dy, source, mask
 # Bounds of the head per 0.4 s step: growth or decay by at most e^0.1 (an exchange time of
@@ -284,19 +285,22 @@ def physics_inputs(ctx) -> tuple[jax.Array, jax.Array]:
 def invariant_inputs(ctx) -> jax.Array:
     """The invariant network's channels ``(ny, nx, 5)``: what the field looks like, not where or how strong it is.
 
-    ``q``, ``q_physics`` and the source increment over the plane's peak ``S`` of
-    ``q_physics`` (a constant of the step for the gradients), ``log(q_physics / S +
-    floor) / |log floor|`` (the background's pattern, in ``[-1, 0]``) and the mask. Every
-    channel is unchanged when the field and the source are scaled together, as the true
-    transport (linear in the emission) is, and none reads the flow or the diffusivities,
-    which tell cells apart: the correction a closure learns over them is a function of the
-    plume's local shape and history only.
+    ``q``, ``q_physics`` and the source increment over ``S``, the largest of the three on
+    the fluid cells (a constant of the step for the gradients), so each lies in
+    ``[0, 1]``; ``log(q_physics / S + floor) / |log floor|`` (the background's pattern, in
+    ``[-1, 0]``); the mask. Every channel is unchanged when the field and the source are
+    scaled together, as the true transport (linear in the emission) is, and none reads
+    the flow or the diffusivities, which tell cells apart: the correction a closure
+    learns over them is a function of the plume's local shape and history only.
     """
-    peak = jax.lax.stop_gradient(jnp.max(ctx.q_physics * ctx.fluid))
-    scale = 1.0 / jnp.where(peak > 0, peak, 1.0)
-    share = ctx.q_physics * scale
-    log_share = jnp.log(jnp.maximum(share, 0.0) + INVARIANT_LOG_FLOOR) / abs(math.log(INVARIANT_LOG_FLOOR))
-    return jnp.stack([ctx.q * scale, share, ctx.source * scale, log_share * ctx.fluid, ctx.fluid], axis=-1)
+    fields = jnp.stack([ctx.q, ctx.q_physics, ctx.source], axis=-1) * ctx.fluid[..., None]
+    # S takes the source too: a source below the plane puts mass in the column while the
+    # plane is still empty, and source / peak of q_physics alone grew to 1e9 there
+    # (saturated heads, NaN gradients in training).
+    peak = jax.lax.stop_gradient(jnp.max(fields))
+    shares = jnp.clip(fields / (jnp.maximum(peak, 0.0) + INVARIANT_PEAK_FLOOR), -1.0, 1.0)
+    log_share = jnp.log(jnp.maximum(shares[..., 1], 0.0) + INVARIANT_LOG_FLOOR) / abs(math.log(INVARIANT_LOG_FLOOR))
+    return jnp.concatenate([shares, (log_share * ctx.fluid)[..., None], ctx.fluid[..., None]], axis=-1)
 
 
 def encoder_inputs(ctx) -> jax.Array:
@@ -604,6 +608,12 @@ class LocalNet(eqx.Module):
     updated by a gate from the same features (a convolutional GRU without reset):
     ``h <- (1 - z) h + z tanh(c)``; the output reads the features computed with the state
     the step starts from. Channels-last inside; ``(ny, nx)`` fields in and out.
+
+    The invariant network (``size="invariant"``) reads :func:`invariant_inputs` and keeps
+    its state out of the features the gate reads: the output reads the features and the
+    state the step starts from, and ``z, c`` depend on the present fields only, so
+    ``dh_t / dh_(t-1) = 1 - z`` and the gradient through 1200 steps of memory cannot grow
+    (with the state among the gate's inputs it overflowed to NaN at a learning rate of 0.02).
     """
 
     config: NetConfig = eqx.field(static=True)
@@ -613,28 +623,33 @@ class LocalNet(eqx.Module):
     def __init__(self, config: NetConfig, *, rng, dtype):
         self.config = config
         width, state = config.head_width, config.core_width if config.memory else 0
-        inputs = INVARIANT_INPUTS if config.size == "invariant" else DYNAMIC_INPUTS + STATIC_INPUTS
-        cin = (inputs + state,) + (width,) * (LOCAL_DEPTH - 1)
+        # invariant: the state is read by the output only (see _readout_state)
+        readout = state if config.size == "invariant" else 0
+        inputs = INVARIANT_INPUTS if config.size == "invariant" else DYNAMIC_INPUTS + STATIC_INPUTS + state
+        cin = (inputs,) + (width,) * (LOCAL_DEPTH - 1)
         hidden = tuple(Conv(a, width, 3, rng=rng, dtype=dtype) for a in cin)
         self.gate = Conv(width, 2 * state, 1, rng=rng, dtype=dtype) if config.memory else None
-        self.head = hidden + (_zero_output(width, 2 if config.offset else 1, 1, rng=rng, dtype=dtype),)
+        self.head = hidden + (_zero_output(width + readout, 2 if config.offset else 1, 1, rng=rng, dtype=dtype),)
 
     def __call__(self, ctx, memory, base: jax.Array) -> tuple[jax.Array, tuple]:
         c = self.config
         x = [invariant_inputs(ctx)] if c.size == "invariant" else list(physics_inputs(ctx))
         if x[0].shape[:2] != (c.ny, c.nx):
             raise ValueError(f"the local network expects ({c.ny}, {c.nx}) fields, got {x[0].shape[:2]}")
+        readout = c.memory and c.size == "invariant"
         if c.memory:
             _check_memory(c, memory)
-            x.append(memory[0])
+            if not readout:
+                x.append(memory[0])
         x = jnp.concatenate(x, axis=-1)
         for conv in self.head[:-1]:
             x = jax.nn.gelu(conv(x))
+        features = jnp.concatenate([x, memory[0]], axis=-1) if readout else x
         if c.memory:
             z, cand = jnp.split(self.gate(x), 2, axis=-1)
             z = jax.nn.sigmoid(z)
             memory = (((1 - z) * memory[0] + z * jnp.tanh(cand)) * ctx.fluid[..., None],)
-        return _output(self.head[-1](x), base, ctx.fluid, c.offset), memory
+        return _output(self.head[-1](features), base, ctx.fluid, c.offset), memory
 
 
 class PaperNet(eqx.Module):
