@@ -399,3 +399,6 @@ def test_invariant_inputs_are_bounded_when_the_plane_is_empty():
         assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
     assert float(jnp.max(jnp.abs(invariant_inputs(empty)[..., :3]))) == 0.0
     assert float(invariant_inputs(fed)[1, 1, 2]) == pytest.approx(1.0)
+    # The features are constants for the gradients (1 / S would amplify them without bound).
+    dq = jax.grad(lambda q: jnp.sum(invariant_inputs(eqx.tree_at(lambda c: c.q_physics, fed, q)) ** 2))(fed.q_physics)
+    assert float(jnp.max(jnp.abs(dq))) == 0.0

@@ -286,21 +286,26 @@ def invariant_inputs(ctx) -> jax.Array:
     """The invariant network's channels ``(ny, nx, 5)``: what the field looks like, not where or how strong it is.
 
     ``q``, ``q_physics`` and the source increment over ``S``, the largest of the three on
-    the fluid cells (a constant of the step for the gradients), so each lies in
-    ``[0, 1]``; ``log(q_physics / S + floor) / |log floor|`` (the background's pattern, in
-    ``[-1, 0]``); the mask. Every channel is unchanged when the field and the source are
-    scaled together, as the true transport (linear in the emission) is, and none reads
-    the flow or the diffusivities, which tell cells apart: the correction a closure
-    learns over them is a function of the plume's local shape and history only.
+    the fluid cells, so each lies in ``[0, 1]``; ``log(q_physics / S + floor) / |log
+    floor|`` (the background's pattern, in ``[-1, 0]``); the mask. All are constants for
+    the gradients. Every channel is unchanged when the field and the source are scaled
+    together, as the true transport (linear in the emission) is, and none reads the flow
+    or the diffusivities, which tell cells apart: the correction a closure learns over
+    them is a function of the plume's local shape and history only.
     """
     fields = jnp.stack([ctx.q, ctx.q_physics, ctx.source], axis=-1) * ctx.fluid[..., None]
     # S takes the source too: a source below the plane puts mass in the column while the
     # plane is still empty, and source / peak of q_physics alone grew to 1e9 there
     # (saturated heads, NaN gradients in training).
-    peak = jax.lax.stop_gradient(jnp.max(fields))
+    peak = jnp.max(fields)
     shares = jnp.clip(fields / (jnp.maximum(peak, 0.0) + INVARIANT_PEAK_FLOOR), -1.0, 1.0)
     log_share = jnp.log(jnp.maximum(shares[..., 1], 0.0) + INVARIANT_LOG_FLOOR) / abs(math.log(INVARIANT_LOG_FLOOR))
-    return jnp.concatenate([shares, (log_share * ctx.fluid)[..., None], ctx.fluid[..., None]], axis=-1)
+    x = jnp.concatenate([shares, (log_share * ctx.fluid)[..., None], ctx.fluid[..., None]], axis=-1)
+    # No gradient back into the field through the features: d(shares)/dq = 1 / S is up to
+    # 1e12 per step where a plume has barely reached the plane, and can overflow float32
+    # over a rollout (paper-room training at lr 0.02 met non-finite steps). The physics
+    # still learns through the field the closure corrects, the network through its output.
+    return jax.lax.stop_gradient(x)
 
 
 def encoder_inputs(ctx) -> jax.Array:
