@@ -379,8 +379,8 @@ def test_invariant_network_sees_the_plume_not_the_cell_or_the_strength(variant):
 def test_invariant_inputs_are_bounded_when_the_plane_is_empty():
     """An empty plane, and one whose source has put mass in the column but not yet in the plane.
 
-    The features stay in [-1, 1] and the gradients finite (with the peak of the field alone
-    the source channel grew to 1e9 there and a saturated head gave NaN gradients).
+    The features stay in [-1, 1] and the gradients finite (over the peak of the field alone
+    the source channel is 3e12 in the second case).
     """
     ctx = _ctx(7, 5, 0)
     empty = eqx.tree_at(lambda c: (c.q, c.q_physics, c.source), ctx, (jnp.zeros_like(ctx.q),) * 3)

@@ -295,8 +295,7 @@ def invariant_inputs(ctx) -> jax.Array:
     """
     fields = jnp.stack([ctx.q, ctx.q_physics, ctx.source], axis=-1) * ctx.fluid[..., None]
     # S takes the source too: a source below the plane puts mass in the column while the
-    # plane is still empty, and source / peak of q_physics alone grew to 1e9 there
-    # (saturated heads, NaN gradients in training).
+    # plane is still nearly empty, where source / peak of q_physics alone has no bound.
     peak = jnp.max(fields)
     shares = jnp.clip(fields / (jnp.maximum(peak, 0.0) + INVARIANT_PEAK_FLOOR), -1.0, 1.0)
     log_share = jnp.log(jnp.maximum(shares[..., 1], 0.0) + INVARIANT_LOG_FLOOR) / abs(math.log(INVARIANT_LOG_FLOOR))
@@ -618,7 +617,8 @@ class LocalNet(eqx.Module):
     its state out of the features the gate reads: the output reads the features and the
     state the step starts from, and ``z, c`` depend on the present fields only, so
     ``dh_t / dh_(t-1) = 1 - z`` and the gradient through 1200 steps of memory cannot grow
-    (with the state among the gate's inputs it overflowed to NaN at a learning rate of 0.02).
+    (with the state among the gate's inputs, training at a learning rate of 0.02 reached
+    weights whose network gradients were NaN in every layer behind the output).
     """
 
     config: NetConfig = eqx.field(static=True)
@@ -628,7 +628,7 @@ class LocalNet(eqx.Module):
     def __init__(self, config: NetConfig, *, rng, dtype):
         self.config = config
         width, state = config.head_width, config.core_width if config.memory else 0
-        # invariant: the state is read by the output only (see _readout_state)
+        # invariant: the state is read by the output only (class docstring)
         readout = state if config.size == "invariant" else 0
         inputs = INVARIANT_INPUTS if config.size == "invariant" else DYNAMIC_INPUTS + STATIC_INPUTS + state
         cin = (inputs,) + (width,) * (LOCAL_DEPTH - 1)
