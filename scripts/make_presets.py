@@ -182,6 +182,23 @@ PR_WIDE_SEED = 14
 # of them far off every model, decided picks by a thousandth), appended after the training ones.
 PR_WIDE_VAL = 16
 PR_WIDE_VAL_SEED = 15
+# ... and (session 21: 27 test and 6 OOD scenarios could not separate closures 0.005 apart)
+# PR_WIDE_TEST more static test releases, at least PR_WIDE_TEST_CLEARANCE_M (plan) from every
+# other static source and from each other, and PR_WIDE_OOD_WALKS more OOD walks on routes no
+# other walk takes, appended after the val ones.
+PR_WIDE_TEST = 20
+PR_WIDE_TEST_SEED = 16
+PR_WIDE_TEST_CLEARANCE_M = 0.75
+PR_WIDE_OOD_WALKS = [  # (polyline (x, y, z), speed m/s, pause at turns s, what)
+    ([(10.0, 11.75, 1.5), (10.0, 7.5, 1.5), (22.5, 7.5, 1.5)], 0.9, 0.0,
+     "from the north room down and east along the room"),
+    ([(0.5, 1.25, 1.9), (4.5, 1.25, 1.9), (4.5, 4.5, 1.9), (0.5, 4.5, 1.9), (0.5, 1.25, 1.9)], 0.4, 0.0,
+     "a slow loop above head height in the west wing"),
+    ([(6.0, 1.25, 1.1), (8.5, 1.25, 1.1), (8.5, 6.25, 1.1), (14.0, 6.25, 1.1)], 0.6, 5.0,
+     "seated height out of the middle bay with 5 s stops"),
+    ([(15.75, 0.5, 1.5), (23.0, 8.25, 1.5), (15.75, 8.25, 1.5), (15.75, 0.5, 1.5)], 1.0, 0.0,
+     "a triangle across the east wing at the plane"),
+]
 PR_FURNITURE = [  # (x0, x1, y0, y1, top m): paper-room's desks and partitions
     (1.0, 3.0, 2.0, 3.0, 0.75), (6.5, 8.5, 2.0, 3.0, 0.75), (16.5, 18.5, 2.0, 3.0, 0.75), (20.0, 22.0, 2.0, 3.0, 0.75),
     (16.5, 18.5, 5.5, 6.5, 0.75), (20.0, 22.0, 5.5, 6.5, 0.75), (8.0, 10.0, 10.0, 11.0, 0.75),
@@ -190,7 +207,7 @@ PR_FURNITURE = [  # (x0, x1, y0, y1, top m): paper-room's desks and partitions
 
 
 def draw_releases(n, seed, propose, heights, furniture, held_xy, clearance_m, blocked=lambda x, y: False,
-                  apart_m=0.3):
+                  apart_m=0.3, max_tries=200_000):
     """``n`` seeded releases (x, y, z) in m, heights cycled over ``heights``.
 
     ``propose(rng) -> (x, y)`` draws a candidate; it is kept unless ``blocked(x, y)``,
@@ -201,7 +218,9 @@ def draw_releases(n, seed, propose, heights, furniture, held_xy, clearance_m, bl
     rng = np.random.default_rng(seed)
     held = np.asarray(held_xy, float)
     chosen: list[tuple[float, float, float]] = []
-    while len(chosen) < n:
+    for _ in range(max_tries):
+        if len(chosen) == n:
+            return chosen
         x, y = propose(rng)
         z = heights[len(chosen) % len(heights)]
         if (blocked(x, y)
@@ -211,6 +230,8 @@ def draw_releases(n, seed, propose, heights, furniture, held_xy, clearance_m, bl
                 or any(abs(x - a) < apart_m and abs(y - b) < apart_m for a, b, _ in chosen)):
             continue
         chosen.append((x, y, z))
+    if len(chosen) < n:
+        raise RuntimeError(f"found {len(chosen)} of {n} releases in {max_tries} draws: lower the clearance")
     return chosen
 
 
@@ -255,22 +276,61 @@ def paper_room_wide_val(extra_train) -> list[tuple[float, float, float]]:
                          blocked, apart_m=PR_WIDE_CLEARANCE_M)
 
 
+def paper_room_wide_test(extra_train, extra_val) -> list[tuple[float, float, float]]:
+    """The extra test releases of paper-room-wide: (x, y, z) in m, at least PR_WIDE_TEST_CLEARANCE_M (plan)
+    from every other static source (training, val and test, paper-room's and the extra) and from each other."""
+    propose, blocked, xy = _paper_room_cells()
+    held = [xy(y, x) for y, x in _paper_room_source_cells(train=True) + _paper_room_source_cells(train=False)
+            + list(VAL_CELLS)] + [(x, y) for x, y, _ in extra_train + extra_val]
+    return draw_releases(PR_WIDE_TEST, PR_WIDE_TEST_SEED, propose, HEIGHTS_M, PR_FURNITURE, held,
+                         PR_WIDE_TEST_CLEARANCE_M, blocked, apart_m=PR_WIDE_TEST_CLEARANCE_M)
+
+
+def check_walk(poly, open_at, step_m=0.05):
+    """Raises unless every point of the polyline ``poly`` ((x, y, z) in m) is ``open_at(x, y, z)``."""
+    for a, b in zip(poly, poly[1:]):
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        for t in np.linspace(0.0, 1.0, max(2, int(np.linalg.norm(b - a) / step_m) + 1)):
+            p = a + t * (b - a)
+            if not open_at(*p):
+                raise RuntimeError(f"walk {poly} passes through a solid at {tuple(np.round(p, 3))}")
+
+
+def _paper_room_open_at(x, y, z):
+    rows = PLAN.strip("\n").splitlines()[::-1]
+    if rows[int(y / 0.5)][int(x / 0.5)] != ".":
+        return False
+    return not any(x0 - 0.25 < x < x1 + 0.25 and y0 - 0.25 < y < y1 + 0.25 and z < top + 0.25
+                   for x0, x1, y0, y1, top in PR_FURNITURE)
+
+
 def paper_room_wide():
     """Writes src/plumecast/presets/paper-room-wide.toml from paper-room.toml (run alone)."""
     root = Path(__file__).resolve().parents[1] / "src/plumecast/presets"
     text = (root / "paper-room.toml").read_text()
     head = ("# paper-room-wide: paper-room (the same room, val, test and OOD) with 48 more static training\n"
-            "# releases and, appended last, 16 more static val releases. Written by scripts/make_presets.py\n"
-            "# (paper_room_wide); see docs/results.md, \"More training releases\" and \"A val split of 24\".\n")
+            "# releases, then 16 more static val releases, then 20 more static test releases and 4 more OOD\n"
+            "# walks. Written by scripts/make_presets.py (paper_room_wide); see docs/results.md, \"More\n"
+            "# training releases\", \"A val split of 24\" and \"Larger test and OOD splits\".\n")
     body = text[text.index('name = "paper-room"'):].replace('name = "paper-room"', 'name = "paper-room-wide"', 1)
     lines = [head + body.rstrip("\n"), ""]
     extra_train = paper_room_wide_static()
     for i, (x, y, z) in enumerate(extra_train):
         lines += ["[[scenarios]]", f'name = "train-wide-{i:02d}"', 'split = "train"',
                   f"source = {{ position_m = {fmt((x, y, z))}, rate = [[0.0, 1.0]] }}", ""]
-    for i, (x, y, z) in enumerate(paper_room_wide_val(extra_train)):
+    extra_val = paper_room_wide_val(extra_train)
+    for i, (x, y, z) in enumerate(extra_val):
         lines += ["[[scenarios]]", f'name = "val-wide-{i:02d}"', 'split = "val"',
                   f"source = {{ position_m = {fmt((x, y, z))}, rate = [[0.0, 1.0]] }}", ""]
+    for i, (x, y, z) in enumerate(paper_room_wide_test(extra_train, extra_val)):
+        lines += ["[[scenarios]]", f'name = "test-wide-{i:02d}"', 'split = "test"',
+                  f"source = {{ position_m = {fmt((x, y, z))}, rate = [[0.0, 1.0]] }}", ""]
+    for i, (poly, speed, pause, what) in enumerate(PR_WIDE_OOD_WALKS):
+        check_walk(poly, _paper_room_open_at)
+        path = ping_pong(poly, speed, pause_s=pause)
+        lines += ["[[scenarios]]", f'name = "moving-wide-{i:02d}"', 'split = "ood"',
+                  f"# {what}: {speed} m/s along {len(poly)} waypoints, forth and back",
+                  f"source = {{ rate = [[0.0, 1.0]], path = {fmt(path)} }}", ""]
     out = root / "paper-room-wide.toml"
     tmp = out.with_suffix(".toml.tmp")
     tmp.write_text("\n".join(lines))
@@ -381,6 +441,24 @@ LO_WIDE_SEED = 14
 LO_WIDE_VAL = 16
 LO_WIDE_VAL_SEED = 15
 LO_WIDE_VAL_CLEARANCE_M = 0.75
+# Session 21: LO_WIDE_TEST more static test releases (8 test and 4 OOD scenarios could not
+# separate closures 0.005 apart), at least LO_WIDE_TEST_CLEARANCE_M (plan) from every other
+# static source and from each other, and LO_WIDE_OOD_WALKS more OOD walks on routes no other
+# walk takes; appended last.
+LO_WIDE_TEST = 24
+LO_WIDE_TEST_SEED = 16
+LO_WIDE_TEST_CLEARANCE_M = 0.5
+LO_WIDE_OOD_WALKS = [  # (name, polyline (x, y, z), speed m/s, pause at turns s, what)
+    ("moving-east-wing-floor", [(10.25, 2.5, 0.375), (13.25, 2.5, 0.375), (13.25, 4.625, 0.375),
+                                (10.25, 4.625, 0.375), (10.25, 2.5, 0.375)], 0.5, 0.0,
+     "a floor robot's loop around the east wing's desk"),
+    ("moving-office-diagonal-head", [(1.0, 2.5, 1.875), (4.5, 5.5, 1.875), (8.5, 2.5, 1.875)], 0.7, 0.0,
+     "a zig-zag across the office at head height"),
+    ("moving-corridor-ceiling", [(13.25, 0.75, 2.625), (0.75, 0.75, 2.625)], 0.5, 0.0,
+     "a slow source under the ceiling along the whole corridor"),
+    ("moving-meeting-east-door", [(1.0, 6.875, 1.125), (4.5, 6.875, 1.125), (4.5, 8.0, 1.125), (7.75, 8.0, 1.125)],
+     0.5, 8.0, "seated height out of the meeting room's east door with 8 s stops"),
+]
 LO_WIDE_WALKS = [
     ("train-walk-floor", [(0.5, 2.75, 0.375), (9.0, 2.75, 0.375)], 0.5, 0.0),
     ("train-walk-head", [(0.5, 4.5, 1.875), (13.5, 4.5, 1.875)], 0.8, 0.0),
@@ -426,6 +504,25 @@ def l_office_wide_val(extra_train) -> list[tuple[float, float, float]]:
                          blocked, apart_m=LO_WIDE_VAL_CLEARANCE_M)
 
 
+def l_office_wide_test(extra_train, extra_val) -> list[tuple[float, float, float]]:
+    """The extra test releases of l-office-wide: (x, y, z) in m, at least LO_WIDE_TEST_CLEARANCE_M (plan)
+    from every other static source (training, val and test, l-office's and the extra) and from each other."""
+    propose, blocked, heights, furniture = _l_office_cells()
+    held = ([xy for points in LO_STATIC_XY.values() for xy in points]
+            + [(x, y) for x, y, _ in extra_train + extra_val])
+    return draw_releases(LO_WIDE_TEST, LO_WIDE_TEST_SEED, propose, heights, furniture, held,
+                         LO_WIDE_TEST_CLEARANCE_M, blocked, apart_m=LO_WIDE_TEST_CLEARANCE_M)
+
+
+def _l_office_open_at(x, y, z):
+    lx, ly, lz = LO_SIZE_M
+    if not (0.25 <= x <= lx - 0.25 and 0.25 <= y <= ly - 0.25 and 0.0 < z < lz):
+        return False
+    return not (any(x0 - 0.25 < x < x1 + 0.25 and y0 - 0.25 < y < y1 + 0.25 for x0, x1, y0, y1 in LO_SOLIDS_M)
+                or any(x0 - 0.25 < x < x1 + 0.25 and y0 - 0.25 < y < y1 + 0.25 and z < top + 0.25
+                       for _, x0, x1, y0, y1, top in LO_OBSTACLES))
+
+
 def l_office(wide: bool = False):
     """Writes src/plumecast/presets/l-office.toml, or with ``wide`` l-office-wide.toml (run alone: docs/reference-simulator.md)."""
     lx, ly, lz = LO_SIZE_M
@@ -439,9 +536,10 @@ def l_office(wide: bool = False):
     if wide:
         head = [
             "# l-office-wide: l-office (same room, val, test and OOD) with 48 more static training",
-            "# releases, 4 training walks and, appended last, 16 more static val releases. Written by",
-            "# scripts/make_presets.py (l_office(wide=True)); see docs/results.md, \"More training",
-            "# releases\" and \"A val split of 21 on l-office\".",
+            "# releases, 4 training walks, then 16 more static val releases, then 24 more static test",
+            "# releases and 4 more OOD walks. Written by scripts/make_presets.py (l_office(wide=True));",
+            "# see docs/results.md, \"More training releases\", \"A val split of 21 on l-office\" and",
+            "# \"Larger test and OOD splits\".",
         ]
     lines = head + [
         f'name = "{preset}"',
@@ -514,12 +612,25 @@ def l_office(wide: bool = False):
             path = ping_pong(poly, speed, horizon_s=LO_HORIZON_S, pause_s=pause)
             lines += ["[[scenarios]]", f'name = "{walk}"', 'split = "train"',
                       f"source = {{ rate = [[0.0, 1.0]], path = {fmt(path)} }}", ""]
-        for i, (x, y, z) in enumerate(l_office_wide_val(extra_train)):
+        extra_val = l_office_wide_val(extra_train)
+        for i, (x, y, z) in enumerate(extra_val):
             cls = next(c for c, h in LO_HEIGHTS_M.items() if h == z)
             lines += [
                 "[[scenarios]]", f'name = "val-wide-{i:02d}-{cls}"', 'split = "val"',
                 f"source = {{ position_m = {fmt((x, y, z))}, rate = [[0.0, 1.0]] }}", "",
             ]
+        for i, (x, y, z) in enumerate(l_office_wide_test(extra_train, extra_val)):
+            cls = next(c for c, h in LO_HEIGHTS_M.items() if h == z)
+            lines += [
+                "[[scenarios]]", f'name = "test-wide-{i:02d}-{cls}"', 'split = "test"',
+                f"source = {{ position_m = {fmt((x, y, z))}, rate = [[0.0, 1.0]] }}", "",
+            ]
+        for walk, poly, speed, pause, what in LO_WIDE_OOD_WALKS:
+            check_walk(poly, _l_office_open_at)
+            path = ping_pong(poly, speed, horizon_s=LO_HORIZON_S, pause_s=pause)
+            lines += ["[[scenarios]]", f'name = "{walk}"', 'split = "ood"',
+                      f"# {what}: {speed} m/s along {len(poly)} waypoints, forth and back",
+                      f"source = {{ rate = [[0.0, 1.0]], path = {fmt(path)} }}", ""]
     out = Path(__file__).resolve().parents[1] / f"src/plumecast/presets/{preset}.toml"
     tmp = out.with_suffix(".toml.tmp")
     tmp.write_text("\n".join(lines))

@@ -408,20 +408,31 @@ def test_l_office_sources_are_valid_off_the_plane_and_balanced_across_splits(pre
     np.testing.assert_allclose(xyz, np.round(xyz), atol=1e-9)
 
 
-@pytest.mark.parametrize("name,walks,extra_val,val_clearance_m", [("l-office", 4, 16, 0.75), ("paper-room", 0, 16, 1.0)])
-def test_wide_presets_add_training_releases_only(name, walks, extra_val, val_clearance_m):
+@pytest.mark.parametrize("name,walks,extra_val,val_clearance_m,extra_test,test_clearance_m",
+                         [("l-office", 4, 16, 0.75, 24, 0.5), ("paper-room", 0, 16, 1.0, 20, 0.75)])
+def test_wide_presets_add_training_releases_only(name, walks, extra_val, val_clearance_m, extra_test,
+                                                 test_clearance_m):
     """NAME-wide: the same room and held-out scenarios as NAME, 48 more static training releases
     at least 1 m (plan) from every val and test source, and training walks; then 16 static val
     releases at least 1 m (paper-room) or 0.75 m (l-office, smaller) from every other static
-    source (new positions)."""
+    source (new positions); then static test releases, as far from every other static source,
+    and 4 OOD walks, all in fluid."""
     base, wide = load_scenario_set(name), load_scenario_set(f"{name}-wide")
-    wide.validate_sources(wide.room.discretise(wide.simulation.fine_cell_m))
+    wide.validate_sources(wide.room.discretise(wide.simulation.fine_cell_m))  # ScenarioError for a path in a solid
     assert wide.config["room"] == base.config["room"] and wide.simulation == base.simulation
     held = lambda sset: {sc.name: sc for sc in sset.scenarios if sc.split != "train"}  # noqa: E731
     base_held = {n: (sc.split, sc.source) for n, sc in held(base).items()}
     assert {n: (sc.split, sc.source) for n, sc in held(wide).items() if n in base_held} == base_held
-    new_val = [sc for n, sc in held(wide).items() if n not in base_held]
-    assert len(new_val) == extra_val and all(sc.split == "val" and not sc.source.moving for sc in new_val)
+    new_held = [sc for n, sc in held(wide).items() if n not in base_held]
+    new_val = [sc for sc in new_held if sc.split == "val"]
+    new_test = [sc for sc in new_held if sc.split == "test"]
+    new_ood = [sc for sc in new_held if sc.split == "ood"]
+    assert len(new_val) == extra_val and not any(sc.source.moving for sc in new_val)
+    assert len(new_test) == extra_test and not any(sc.source.moving for sc in new_test)
+    assert len(new_ood) == 4 and all(sc.source.moving for sc in new_ood)
+    assert len(new_held) == len(new_val) + len(new_test) + len(new_ood)
+    # Appended last, so every scenario before them keeps its place (and its generation cache key).
+    assert [sc.name for sc in wide.scenarios[-len(new_held):]] == [sc.name for sc in new_held]
     base_train = {sc.name for sc in base.scenarios if sc.split == "train"}
     extra = [sc for sc in wide.scenarios if sc.split == "train" and sc.name not in base_train]
     assert sum(not sc.source.moving for sc in extra) == 48 and sum(sc.source.moving for sc in extra) == walks
@@ -430,6 +441,10 @@ def test_wide_presets_add_training_releases_only(name, walks, extra_val, val_cle
         if not sc.source.moving:
             assert np.hypot(*(held_xy - np.asarray(sc.source.position_m[:2])).T).min() >= 1.0, sc.name
     static = [sc for sc in wide.scenarios if not sc.source.moving]
+    for sc in new_test:
+        others = np.array([o.source.position_m[:2] for o in static if o is not sc])
+        assert np.hypot(*(others - np.asarray(sc.source.position_m[:2])).T).min() >= test_clearance_m, sc.name
+    static = [sc for sc in static if sc not in new_test]  # the val draw came before the test one
     for sc in new_val:
         others = np.array([o.source.position_m[:2] for o in static if o is not sc])
         assert np.hypot(*(others - np.asarray(sc.source.position_m[:2])).T).min() >= val_clearance_m, sc.name
