@@ -10,7 +10,8 @@ p-value (scipy.stats.wilcoxon) and a 95 % bootstrap interval of the median diffe
 The CSVs are those ``scripts/height_table.py --csv`` writes (one row per run and scenario):
 
     .venv/bin/python scripts/height_table.py RUNS --data D --csv out/figures.csv
-    .venv/bin/python scripts/paired_table.py out/figures.csv --model memory-s0,memory-s1 --base column-s0,column-s1
+    .venv/bin/python scripts/paired_table.py out/figures.csv --model memory-s0,memory-s1 --base column-s0,column-s1 \
+        --figure out/paired.png   # the differences of every scenario, per split
 
 No choice is made here: both sets of runs are picked on val beforehand (docs/evaluation.md).
 """
@@ -76,12 +77,44 @@ def table(rows: list[dict], model_runs: list[str], base_runs: list[str], splits:
     return "\n".join(lines)
 
 
+def figure(rows: list[dict], model_runs: list[str], base_runs: list[str], splits: list[str], path: Path,
+           title: str = "") -> Path:
+    """A PNG: per split, every scenario's difference (model - base, sorted), the median and its interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from plumecast.plot import save_figure
+
+    fig, axes = plt.subplots(1, len(splits), figsize=(3.2 * len(splits), 3.2), sharey=True, squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        model, base = scenario_means(rows, model_runs, split), scenario_means(rows, base_runs, split)
+        f = paired(model, base)
+        diff = np.sort([model[s] - base[s] for s in sorted(model)])
+        ax.axhline(0.0, color="k", lw=0.8)
+        if np.isfinite(f["low"]):
+            ax.axhspan(f["low"], f["high"], color="tab:orange", alpha=0.3, label=f"{CONFIDENCE:.0%} interval")
+        ax.axhline(f["median_diff"], color="tab:orange", lw=1.5, label="median")
+        ax.plot(np.arange(diff.size), diff, "o", ms=3, color="tab:blue")
+        ax.set_title(f"{split}: lower in {f['wins']} of {f['n']}, p = {f['p']:.2g}", fontsize=9)
+        ax.set_xlabel("scenario (sorted)")
+    axes[0][0].set_ylabel("final-time rel. L2, model - base")
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("csv", nargs="+", type=Path, help="height_table.py --csv outputs (rows are concatenated)")
     ap.add_argument("--model", required=True, help="comma-separated run names (the CSVs' run column)")
     ap.add_argument("--base", required=True, help="comma-separated run names to compare against")
     ap.add_argument("--splits", default="test,ood")
+    ap.add_argument("--figure", type=Path, default=None, help="also draw every scenario's difference here (PNG)")
+    ap.add_argument("--title", default="", help="the figure's title")
     args = ap.parse_args(argv)
     rows: list[dict] = []
     for path in args.csv:
@@ -100,6 +133,8 @@ def main(argv=None) -> int:
     splits = [s for s in args.splits.split(",") if s]
     try:
         text = table(rows, model_runs, base_runs, splits)
+        if args.figure is not None:
+            figure(rows, model_runs, base_runs, splits, args.figure, args.title)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

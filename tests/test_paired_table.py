@@ -64,3 +64,12 @@ def test_the_table_prints_one_line_per_split(paired_table):
         rows += _rows("b", split, [0.3, 0.4, 0.5, 0.6]) + _rows("m", split, [0.25, 0.45, 0.4, 0.5])
     lines = paired_table.table(rows, ["m"], ["b"], ["test", "ood"]).splitlines()
     assert len(lines) == 4 and lines[2].startswith("| test | 4 | 0.450 | 0.425 |") and "3 of 4" in lines[3]
+
+
+def test_the_figure_is_written_and_a_bad_split_leaves_none(paired_table, tmp_path):
+    rows = _rows("b", "test", [0.3, 0.4, 0.5, 0.6]) + _rows("m", "test", [0.25, 0.45, 0.4, 0.5])
+    path = paired_table.figure(rows, ["m"], ["b"], ["test"], tmp_path / "paired.png", title="m against b")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="no scenario of split 'ood'"):
+        paired_table.figure(rows, ["m"], ["b"], ["ood"], tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
