@@ -5,8 +5,10 @@ changes, so "the closure is ahead of its physics" is judged here on the per-scen
 differences instead: for each scenario, the final-time relative L2 of MODEL minus that of
 BASE (each the mean over its runs, e.g. three seeds), then per split the median
 difference, the share of scenarios where MODEL is lower, a two-sided Wilcoxon signed-rank
-p-value (scipy.stats.wilcoxon) and a 95 % bootstrap interval of the median difference
-(scipy.stats.bootstrap, resampling scenarios, seeded). Negative differences favour MODEL.
+p-value (scipy.stats.wilcoxon), a 95 % bootstrap interval of the median difference
+(scipy.stats.bootstrap, resampling scenarios, seeded) and the verdict: MODEL is "ahead"
+(or "behind") only when the interval excludes zero and p < 0.05, else "tie". Negative
+differences favour MODEL.
 The CSVs are those ``scripts/height_table.py --csv`` writes (one row per run and scenario):
 
     .venv/bin/python scripts/height_table.py RUNS --data D --csv out/figures.csv
@@ -66,14 +68,25 @@ def paired(model: dict[str, float], base: dict[str, float]) -> dict:
     return out
 
 
+SIGNIFICANCE = 0.05
+
+
+def verdict(f: dict) -> str:
+    """"ahead" (MODEL lower) or "behind" when the interval excludes zero and p < SIGNIFICANCE, else "tie"
+    (docs/evaluation.md: with few scenarios a percentile interval of a median is too narrow to stand alone)."""
+    if not f["p"] < SIGNIFICANCE:
+        return "tie"
+    return "ahead" if f["high"] < 0 else "behind" if f["low"] > 0 else "tie"
+
+
 def table(rows: list[dict], model_runs: list[str], base_runs: list[str], splits: list[str]) -> str:
     """Markdown: per split, the medians of BASE and MODEL and the paired figures of their difference."""
     lines = ["| split | n | base median | model median | median of model - base | model lower in | "
-             f"Wilcoxon p | {CONFIDENCE:.0%} interval of the median difference |", "|" + "---|" * 8]
+             f"Wilcoxon p | {CONFIDENCE:.0%} interval of the median difference | model is |", "|" + "---|" * 9]
     for split in splits:
         f = paired(scenario_means(rows, model_runs, split), scenario_means(rows, base_runs, split))
         lines.append(f"| {split} | {f['n']} | {f['base']:.3f} | {f['model']:.3f} | {f['median_diff']:+.4f} | "
-                     f"{f['wins']} of {f['n']} | {f['p']:.3f} | [{f['low']:+.4f}, {f['high']:+.4f}] |")
+                     f"{f['wins']} of {f['n']} | {f['p']:.3f} | [{f['low']:+.4f}, {f['high']:+.4f}] | {verdict(f)} |")
     return "\n".join(lines)
 
 
@@ -87,17 +100,19 @@ def figure(rows: list[dict], model_runs: list[str], base_runs: list[str], splits
 
     from plumecast.plot import save_figure
 
-    fig, axes = plt.subplots(1, len(splits), figsize=(3.2 * len(splits), 3.2), sharey=True, squeeze=False)
-    for ax, split in zip(axes[0], splits):
+    figures = []
+    for split in splits:  # every check before the figure exists
         model, base = scenario_means(rows, model_runs, split), scenario_means(rows, base_runs, split)
-        f = paired(model, base)
+        figures.append((model, base, paired(model, base)))
+    fig, axes = plt.subplots(1, len(splits), figsize=(3.2 * len(splits), 3.2), sharey=True, squeeze=False)
+    for ax, split, (model, base, f) in zip(axes[0], splits, figures):
         diff = np.sort([model[s] - base[s] for s in sorted(model)])
         ax.axhline(0.0, color="k", lw=0.8)
         if np.isfinite(f["low"]):
             ax.axhspan(f["low"], f["high"], color="tab:orange", alpha=0.3, label=f"{CONFIDENCE:.0%} interval")
         ax.axhline(f["median_diff"], color="tab:orange", lw=1.5, label="median")
         ax.plot(np.arange(diff.size), diff, "o", ms=3, color="tab:blue")
-        ax.set_title(f"{split}: lower in {f['wins']} of {f['n']}, p = {f['p']:.2g}", fontsize=9)
+        ax.set_title(f"{split}: lower in {f['wins']} of {f['n']}, p = {f['p']:.2g} ({verdict(f)})", fontsize=9)
         ax.set_xlabel("scenario (sorted)")
     axes[0][0].set_ylabel("final-time rel. L2, model - base")
     axes[0][0].legend(fontsize=7, loc="upper left")

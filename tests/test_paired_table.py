@@ -27,6 +27,19 @@ def test_a_model_lower_on_every_scenario_wins_and_its_interval_excludes_zero(pai
     behind = paired_table.paired(paired_table.scenario_means(rows, ["b"], "test"),
                                  paired_table.scenario_means(rows, ["m"], "test"))
     assert behind["wins"] == 0 and behind["low"] > 0 and behind["p"] == pytest.approx(ahead["p"])
+    assert paired_table.verdict(ahead) == "ahead" and paired_table.verdict(behind) == "behind"
+
+
+def test_an_interval_off_zero_without_a_small_p_is_a_tie(paired_table):
+    """Few scenarios: lower in 7 of 8 by a little, higher in one by more: the percentile interval
+    of the median can lie below zero while the signed-rank test says nothing (session 21's case)."""
+    base = np.linspace(0.1, 0.3, 8)
+    model = base + np.array([-0.009, -0.006, -0.005, -0.004, -0.003, -0.001, -0.0005, +0.017])
+    rows = _rows("b", "ood", base) + _rows("m", "ood", model)
+    f = paired_table.paired(paired_table.scenario_means(rows, ["m"], "ood"),
+                            paired_table.scenario_means(rows, ["b"], "ood"))
+    assert f["wins"] == 7 and f["high"] < 0 and f["p"] > 0.05
+    assert paired_table.verdict(f) == "tie"
 
 
 def test_runs_of_a_set_are_averaged_per_scenario_before_the_difference(paired_table):
@@ -64,6 +77,7 @@ def test_the_table_prints_one_line_per_split(paired_table):
         rows += _rows("b", split, [0.3, 0.4, 0.5, 0.6]) + _rows("m", split, [0.25, 0.45, 0.4, 0.5])
     lines = paired_table.table(rows, ["m"], ["b"], ["test", "ood"]).splitlines()
     assert len(lines) == 4 and lines[2].startswith("| test | 4 | 0.450 | 0.425 |") and "3 of 4" in lines[3]
+    assert lines[2].endswith("| tie |")  # 4 scenarios, one of them the other way: nothing decided
 
 
 def test_the_figure_is_written_and_a_bad_split_leaves_none(paired_table, tmp_path):
