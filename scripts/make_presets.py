@@ -206,6 +206,12 @@ PR_FURNITURE = [  # (x0, x1, y0, y1, top m): paper-room's desks and partitions
 ]
 
 
+def under_furniture(x, y, z, furniture, margin_m=0.25) -> bool:
+    """Whether (x, y, z) m lies within ``margin_m`` of a piece of ``furniture`` ``(x0, x1, y0, y1, top)`` below its top + margin."""
+    return any(x0 - margin_m < x < x1 + margin_m and y0 - margin_m < y < y1 + margin_m and z < top + margin_m
+               for x0, x1, y0, y1, top in furniture)
+
+
 def draw_releases(n, seed, propose, heights, furniture, held_xy, clearance_m, blocked=lambda x, y: False,
                   apart_m=0.3, max_tries=200_000):
     """``n`` seeded releases (x, y, z) in m, heights cycled over ``heights``.
@@ -224,8 +230,7 @@ def draw_releases(n, seed, propose, heights, furniture, held_xy, clearance_m, bl
         x, y = propose(rng)
         z = heights[len(chosen) % len(heights)]
         if (blocked(x, y)
-                or any(x0 - 0.25 < x < x1 + 0.25 and y0 - 0.25 < y < y1 + 0.25 and z < top + 0.25
-                       for x0, x1, y0, y1, top in furniture)
+                or under_furniture(x, y, z, furniture)
                 or np.hypot(held[:, 0] - x, held[:, 1] - y).min() < clearance_m
                 or any(abs(x - a) < apart_m and abs(y - b) < apart_m for a, b, _ in chosen)):
             continue
@@ -300,8 +305,7 @@ def _paper_room_open_at(x, y, z):
     rows = PLAN.strip("\n").splitlines()[::-1]
     if rows[int(y / 0.5)][int(x / 0.5)] != ".":
         return False
-    return not any(x0 - 0.25 < x < x1 + 0.25 and y0 - 0.25 < y < y1 + 0.25 and z < top + 0.25
-                   for x0, x1, y0, y1, top in PR_FURNITURE)
+    return not under_furniture(x, y, z, PR_FURNITURE)
 
 
 def paper_room_wide():
@@ -518,9 +522,8 @@ def _l_office_open_at(x, y, z):
     lx, ly, lz = LO_SIZE_M
     if not (0.25 <= x <= lx - 0.25 and 0.25 <= y <= ly - 0.25 and 0.0 < z < lz):
         return False
-    return not (any(x0 - 0.25 < x < x1 + 0.25 and y0 - 0.25 < y < y1 + 0.25 for x0, x1, y0, y1 in LO_SOLIDS_M)
-                or any(x0 - 0.25 < x < x1 + 0.25 and y0 - 0.25 < y < y1 + 0.25 and z < top + 0.25
-                       for _, x0, x1, y0, y1, top in LO_OBSTACLES))
+    solids = [(x0, x1, y0, y1, lz) for x0, x1, y0, y1 in LO_SOLIDS_M]  # full height
+    return not under_furniture(x, y, z, solids + [box for _, *box in LO_OBSTACLES])
 
 
 def l_office(wide: bool = False):

@@ -79,20 +79,27 @@ def verdict(f: dict) -> str:
     return "ahead" if f["high"] < 0 else "behind" if f["low"] > 0 else "tie"
 
 
-def table(rows: list[dict], model_runs: list[str], base_runs: list[str], splits: list[str]) -> str:
-    """Markdown: per split, the medians of BASE and MODEL and the paired figures of their difference."""
+def compare(rows: list[dict], model_runs: list[str], base_runs: list[str], splits: list[str]) -> dict:
+    """Split -> (MODEL's scenario means, BASE's, their :func:`paired` figures); raises ValueError on a bad input."""
+    out = {}
+    for split in splits:
+        model, base = scenario_means(rows, model_runs, split), scenario_means(rows, base_runs, split)
+        out[split] = (model, base, paired(model, base))
+    return out
+
+
+def table(compared: dict) -> str:
+    """Markdown: per split of :func:`compare`, the medians of BASE and MODEL and the paired figures of their difference."""
     lines = ["| split | n | base median | model median | median of model - base | model lower in | "
              f"Wilcoxon p | {CONFIDENCE:.0%} interval of the median difference | model is |", "|" + "---|" * 9]
-    for split in splits:
-        f = paired(scenario_means(rows, model_runs, split), scenario_means(rows, base_runs, split))
+    for split, (_, _, f) in compared.items():
         lines.append(f"| {split} | {f['n']} | {f['base']:.3f} | {f['model']:.3f} | {f['median_diff']:+.4f} | "
                      f"{f['wins']} of {f['n']} | {f['p']:.3f} | [{f['low']:+.4f}, {f['high']:+.4f}] | {verdict(f)} |")
     return "\n".join(lines)
 
 
-def figure(rows: list[dict], model_runs: list[str], base_runs: list[str], splits: list[str], path: Path,
-           title: str = "") -> Path:
-    """A PNG: per split, every scenario's difference (model - base, sorted), the median and its interval."""
+def figure(compared: dict, path: Path, title: str = "") -> Path:
+    """A PNG: per split of :func:`compare`, every scenario's difference (model - base, sorted), the median and its interval."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,12 +107,8 @@ def figure(rows: list[dict], model_runs: list[str], base_runs: list[str], splits
 
     from plumecast.plot import save_figure
 
-    figures = []
-    for split in splits:  # every check before the figure exists
-        model, base = scenario_means(rows, model_runs, split), scenario_means(rows, base_runs, split)
-        figures.append((model, base, paired(model, base)))
-    fig, axes = plt.subplots(1, len(splits), figsize=(3.2 * len(splits), 3.2), sharey=True, squeeze=False)
-    for ax, split, (model, base, f) in zip(axes[0], splits, figures):
+    fig, axes = plt.subplots(1, len(compared), figsize=(3.2 * len(compared), 3.2), sharey=True, squeeze=False)
+    for ax, (split, (model, base, f)) in zip(axes[0], compared.items()):
         diff = np.sort([model[s] - base[s] for s in sorted(model)])
         ax.axhline(0.0, color="k", lw=0.8)
         if np.isfinite(f["low"]):
@@ -147,12 +150,13 @@ def main(argv=None) -> int:
         return 2
     splits = [s for s in args.splits.split(",") if s]
     try:
-        text = table(rows, model_runs, base_runs, splits)
-        if args.figure is not None:
-            figure(rows, model_runs, base_runs, splits, args.figure, args.title)
+        compared = compare(rows, model_runs, base_runs, splits)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    text = table(compared)
+    if args.figure is not None:
+        figure(compared, args.figure, args.title)
     print(f"Final-time relative L2, paired by scenario: model = mean of {', '.join(model_runs)}; "
           f"base = mean of {', '.join(base_runs)}; negative differences favour the model\n")
     print(text)
