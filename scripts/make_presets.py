@@ -463,6 +463,21 @@ LO_WIDE_OOD_WALKS = [  # (name, polyline (x, y, z), speed m/s, pause at turns s,
     ("moving-meeting-east-door", [(1.0, 6.875, 1.125), (4.5, 6.875, 1.125), (4.5, 8.0, 1.125), (7.75, 8.0, 1.125)],
      0.5, 8.0, "seated height out of the meeting room's east door with 8 s stops"),
 ]
+# l-office-xl (session 22): l-office-wide with LO_XL_TRAIN more static training releases
+# (at least LO_XL_CLEARANCE_M, plan, from every val and test source) and LO_XL_TRAIN_WALKS
+# training walks, then LO_XL_OOD_WALKS more OOD walks: every closure tried ties its physics on
+# held-out releases with 68 to learn from; do 164 change that? The walks are drawn, not typed:
+# 2-3 open fine-cell centres at one height class, joined by lines clear of solids and
+# furniture, at least LO_XL_WALK_MIN_M long, at a speed drawn from LO_XL_WALK_SPEEDS.
+LO_XL_TRAIN = 88
+LO_XL_TRAIN_WALKS = 8
+LO_XL_OOD_WALKS = 12
+LO_XL_CLEARANCE_M = 0.5
+LO_XL_SEED = 17
+LO_XL_TRAIN_WALK_SEED = 18
+LO_XL_OOD_WALK_SEED = 19
+LO_XL_WALK_MIN_M = 3.0
+LO_XL_WALK_SPEEDS = (0.3, 0.5, 0.7, 0.9, 1.2)
 LO_WIDE_WALKS = [
     ("train-walk-floor", [(0.5, 2.75, 0.375), (9.0, 2.75, 0.375)], 0.5, 0.0),
     ("train-walk-head", [(0.5, 4.5, 1.875), (13.5, 4.5, 1.875)], 0.8, 0.0),
@@ -518,6 +533,45 @@ def l_office_wide_test(extra_train, extra_val) -> list[tuple[float, float, float
                          LO_WIDE_TEST_CLEARANCE_M, blocked, apart_m=LO_WIDE_TEST_CLEARANCE_M)
 
 
+def l_office_xl_static() -> list[tuple[float, float, float]]:
+    """The extra training releases of l-office-xl: (x, y, z) in m, at least LO_XL_CLEARANCE_M (plan)
+    from every static val and test source of l-office-wide (new training positions may sit near old ones)."""
+    propose, blocked, heights, furniture = _l_office_cells()
+    extra_train = l_office_wide_static()
+    extra_val = l_office_wide_val(extra_train)
+    held = (LO_STATIC_XY["val"] + LO_STATIC_XY["test"]
+            + [(x, y) for x, y, _ in extra_val + l_office_wide_test(extra_train, extra_val)])
+    return draw_releases(LO_XL_TRAIN, LO_XL_SEED, propose, heights, furniture, held, LO_XL_CLEARANCE_M, blocked)
+
+
+def draw_walks(n, seed, propose, heights, open_at, min_length_m, speeds, max_tries=100_000):
+    """``n`` seeded walks ``(polyline, speed m/s)``: 2-3 points from ``propose(rng)`` at one height
+    (cycled over ``heights``), every point of the polyline ``open_at``, at least ``min_length_m`` long."""
+    rng = np.random.default_rng(seed)
+    walks = []
+    for _ in range(max_tries):
+        if len(walks) == n:
+            return walks
+        z = heights[len(walks) % len(heights)]
+        poly = [(*propose(rng), z) for _ in range(int(rng.integers(2, 4)))]
+        length = sum(float(np.linalg.norm(np.subtract(b, a))) for a, b in zip(poly, poly[1:]))
+        speed = float(speeds[int(rng.integers(len(speeds)))])
+        if length < min_length_m:
+            continue
+        try:
+            check_walk(poly, open_at)
+        except RuntimeError:
+            continue
+        walks.append((poly, speed))
+    raise RuntimeError(f"found {len(walks)} of {n} walks in {max_tries} draws")
+
+
+def l_office_xl_walks(n, seed) -> list[tuple[list, float]]:
+    """Drawn walks of l-office-xl (:func:`draw_walks` over l-office's open fine-cell centres)."""
+    propose, _, heights, _ = _l_office_cells()
+    return draw_walks(n, seed, propose, heights, _l_office_open_at, LO_XL_WALK_MIN_M, LO_XL_WALK_SPEEDS)
+
+
 def _l_office_open_at(x, y, z):
     lx, ly, lz = LO_SIZE_M
     if not (0.25 <= x <= lx - 0.25 and 0.25 <= y <= ly - 0.25 and 0.0 < z < lz):
@@ -526,10 +580,12 @@ def _l_office_open_at(x, y, z):
     return not under_furniture(x, y, z, solids + [box for _, *box in LO_OBSTACLES])
 
 
-def l_office(wide: bool = False):
-    """Writes src/plumecast/presets/l-office.toml, or with ``wide`` l-office-wide.toml (run alone: docs/reference-simulator.md)."""
+def l_office(wide: bool = False, xl: bool = False):
+    """Writes src/plumecast/presets/l-office.toml, with ``wide`` l-office-wide.toml, with ``xl`` l-office-xl.toml
+    (l-office-wide's scenarios, then more; run alone: docs/reference-simulator.md)."""
     lx, ly, lz = LO_SIZE_M
-    preset = "l-office-wide" if wide else "l-office"
+    wide = wide or xl
+    preset = "l-office-xl" if xl else "l-office-wide" if wide else "l-office"
     head = [
         "# l-office: an L-shaped open office with a corridor and a meeting room (two doors),",
         "# high wall supply grilles, ceiling and high-wall exhausts; sources from 0.375 m to",
@@ -543,6 +599,12 @@ def l_office(wide: bool = False):
             "# releases and 4 more OOD walks. Written by scripts/make_presets.py (l_office(wide=True));",
             "# see docs/results.md, \"More training releases\", \"A val split of 21 on l-office\" and",
             "# \"Larger test and OOD splits\".",
+        ]
+    if xl:
+        head = [
+            "# l-office-xl: l-office-wide (every scenario of it, in its order) with 88 more static training",
+            "# releases and 8 drawn training walks, then 12 drawn OOD walks. Written by",
+            "# scripts/make_presets.py (l_office(xl=True)); see docs/results.md, \"164 training releases\".",
         ]
     lines = head + [
         f'name = "{preset}"',
@@ -634,6 +696,19 @@ def l_office(wide: bool = False):
             lines += ["[[scenarios]]", f'name = "{walk}"', 'split = "ood"',
                       f"# {what}: {speed} m/s along {len(poly)} waypoints, forth and back",
                       f"source = {{ rate = [[0.0, 1.0]], path = {fmt(path)} }}", ""]
+    if xl:
+        for i, (x, y, z) in enumerate(l_office_xl_static()):
+            cls = next(c for c, h in LO_HEIGHTS_M.items() if h == z)
+            lines += ["[[scenarios]]", f'name = "train-xl-{i:02d}-{cls}"', 'split = "train"',
+                      f"source = {{ position_m = {fmt((x, y, z))}, rate = [[0.0, 1.0]] }}", ""]
+        for split, n, seed in (("train", LO_XL_TRAIN_WALKS, LO_XL_TRAIN_WALK_SEED),
+                               ("ood", LO_XL_OOD_WALKS, LO_XL_OOD_WALK_SEED)):
+            for i, (poly, speed) in enumerate(l_office_xl_walks(n, seed)):
+                cls = next(c for c, h in LO_HEIGHTS_M.items() if h == poly[0][2])
+                path = ping_pong(poly, speed, horizon_s=LO_HORIZON_S)
+                lines += ["[[scenarios]]", f'name = "{split}-xl-walk-{i:02d}-{cls}"', f'split = "{split}"',
+                          f"# drawn: {speed} m/s along {len(poly)} waypoints, forth and back",
+                          f"source = {{ rate = [[0.0, 1.0]], path = {fmt(path)} }}", ""]
     out = Path(__file__).resolve().parents[1] / f"src/plumecast/presets/{preset}.toml"
     tmp = out.with_suffix(".toml.tmp")
     tmp.write_text("\n".join(lines))

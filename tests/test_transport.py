@@ -448,3 +448,31 @@ def test_wide_presets_add_training_releases_only(name, walks, extra_val, val_cle
     for sc in new_val:
         others = np.array([o.source.position_m[:2] for o in static if o is not sc])
         assert np.hypot(*(others - np.asarray(sc.source.position_m[:2])).T).min() >= val_clearance_m, sc.name
+
+
+def test_l_office_xl_extends_l_office_wide():
+    """l-office-xl: every l-office-wide scenario unchanged and in its order (so each keeps its
+    generation cache key and the held-out splits are the same), then 88 static training releases
+    at least 0.5 m (plan) from every static val and test source, 8 drawn training walks and 12
+    drawn OOD walks, each going somewhere at one height and clear of solids (validate_sources)."""
+    wide, xl = load_scenario_set("l-office-wide"), load_scenario_set("l-office-xl")
+    xl.validate_sources(xl.room.discretise(xl.simulation.fine_cell_m))
+    assert xl.config["room"] == wide.config["room"] and xl.simulation == wide.simulation
+    n = len(wide.scenarios)
+    assert [(sc.name, sc.split, sc.source) for sc in xl.scenarios[:n]] == [
+        (sc.name, sc.split, sc.source) for sc in wide.scenarios]
+    new = xl.scenarios[n:]
+    static = [sc for sc in new if not sc.source.moving]
+    assert len(static) == 88 and all(sc.split == "train" for sc in static)
+    walks = [sc for sc in new if sc.source.moving]
+    assert [sc.split for sc in walks] == ["train"] * 8 + ["ood"] * 12
+    held_xy = np.array([sc.source.position_m[:2] for sc in wide.scenarios
+                        if sc.split in ("val", "test") and not sc.source.moving])
+    for sc in static:
+        assert np.hypot(*(held_xy - np.asarray(sc.source.position_m[:2])).T).min() >= 0.5, sc.name
+    for sc in walks:
+        path = np.asarray(sc.source.path)  # rows (t, x, y, z)
+        assert len(set(path[:, 3])) == 1, sc.name
+        # a polyline of 2-3 points at least 3 m long has two points at least 1.5 m apart
+        xy = path[:, 1:3]
+        assert np.hypot(*(xy[:, None] - xy[None]).transpose(2, 0, 1)).max() >= 1.5, sc.name
