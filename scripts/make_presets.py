@@ -533,14 +533,12 @@ def l_office_wide_test(extra_train, extra_val) -> list[tuple[float, float, float
                          LO_WIDE_TEST_CLEARANCE_M, blocked, apart_m=LO_WIDE_TEST_CLEARANCE_M)
 
 
-def l_office_xl_static() -> list[tuple[float, float, float]]:
+def l_office_xl_static(extra_val, extra_test) -> list[tuple[float, float, float]]:
     """The extra training releases of l-office-xl: (x, y, z) in m, at least LO_XL_CLEARANCE_M (plan)
-    from every static val and test source of l-office-wide (new training positions may sit near old ones)."""
+    from every static val and test source of l-office-wide (l-office's and ``extra_val``, ``extra_test``);
+    a new training position may sit near an old one."""
     propose, blocked, heights, furniture = _l_office_cells()
-    extra_train = l_office_wide_static()
-    extra_val = l_office_wide_val(extra_train)
-    held = (LO_STATIC_XY["val"] + LO_STATIC_XY["test"]
-            + [(x, y) for x, y, _ in extra_val + l_office_wide_test(extra_train, extra_val)])
+    held = LO_STATIC_XY["val"] + LO_STATIC_XY["test"] + [(x, y) for x, y, _ in extra_val + extra_test]
     return draw_releases(LO_XL_TRAIN, LO_XL_SEED, propose, heights, furniture, held, LO_XL_CLEARANCE_M, blocked)
 
 
@@ -684,7 +682,8 @@ def l_office(wide: bool = False, xl: bool = False):
                 "[[scenarios]]", f'name = "val-wide-{i:02d}-{cls}"', 'split = "val"',
                 f"source = {{ position_m = {fmt((x, y, z))}, rate = [[0.0, 1.0]] }}", "",
             ]
-        for i, (x, y, z) in enumerate(l_office_wide_test(extra_train, extra_val)):
+        extra_test = l_office_wide_test(extra_train, extra_val)
+        for i, (x, y, z) in enumerate(extra_test):
             cls = next(c for c, h in LO_HEIGHTS_M.items() if h == z)
             lines += [
                 "[[scenarios]]", f'name = "test-wide-{i:02d}-{cls}"', 'split = "test"',
@@ -697,7 +696,7 @@ def l_office(wide: bool = False, xl: bool = False):
                       f"# {what}: {speed} m/s along {len(poly)} waypoints, forth and back",
                       f"source = {{ rate = [[0.0, 1.0]], path = {fmt(path)} }}", ""]
     if xl:
-        for i, (x, y, z) in enumerate(l_office_xl_static()):
+        for i, (x, y, z) in enumerate(l_office_xl_static(extra_val, extra_test)):
             cls = next(c for c, h in LO_HEIGHTS_M.items() if h == z)
             lines += ["[[scenarios]]", f'name = "train-xl-{i:02d}-{cls}"', 'split = "train"',
                       f"source = {{ position_m = {fmt((x, y, z))}, rate = [[0.0, 1.0]] }}", ""]

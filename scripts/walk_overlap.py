@@ -1,8 +1,9 @@
 """How much of each OOD walk's route runs near a training walk's: a check of how new the routes are.
 
 For every moving source of the split ``--split`` (default ood) of a preset, the share of
-points along its route (20 per waypoint segment) within ``--radius`` m (3D) of any
-point along a training walk's route. Prints a Markdown table; exit 2 on an unknown preset.
+its route's length within ``--radius`` m (3D) of a training walk's route. A route is its
+waypoints joined by lines, sampled every STEP_M; a walk goes forth and back many times, and
+each place it passes counts once. Prints a Markdown table; exit 2 on an unknown preset.
 
     .venv/bin/python scripts/walk_overlap.py l-office-xl
 """
@@ -15,15 +16,22 @@ import sys
 import numpy as np
 
 
-def route_points(path, per_segment: int = 20) -> np.ndarray:
-    """Points ``(n, 3)`` along a source path's waypoints ``(t, x, y, z)``."""
+STEP_M = 0.05
+
+
+def route_points(path, step_m: float = STEP_M) -> np.ndarray:
+    """Distinct points ``(n, 3)``, at most ``step_m`` apart, along a source path's waypoints ``(t, x, y, z)``."""
     p = np.asarray(path, float)[:, 1:4]
-    t = np.linspace(0.0, 1.0, per_segment)[:, None]
-    return np.concatenate([a + t * (b - a) for a, b in zip(p[:-1], p[1:])])
+    # a forth-and-back path repeats its legs: sample each distinct leg once
+    legs = np.unique(np.round([np.concatenate(sorted([a, b], key=tuple)) for a, b in zip(p[:-1], p[1:])], 9), axis=0)
+    points = [a + np.linspace(0.0, 1.0, max(2, int(np.ceil(np.linalg.norm(b - a) / step_m)) + 1))[:, None] * (b - a)
+              for a, b in (leg.reshape(2, 3) for leg in legs)]
+    return np.unique(np.round(np.concatenate(points), 9), axis=0)
 
 
 def near_share(route: np.ndarray, others: list[np.ndarray], radius_m: float) -> float:
-    """Share of the points of ``route`` within ``radius_m`` of some point of ``others``."""
+    """Share of the points of ``route`` (:func:`route_points`: the share of its length) within ``radius_m`` of a
+    point of ``others``."""
     if not others:
         return 0.0
     pool = np.concatenate(others)
