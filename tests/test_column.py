@@ -323,3 +323,112 @@ def test_flux_column_keeps_a_uniform_field_uniform_to_first_order_in_the_step():
     orders = np.log2(np.asarray(deviations[:-1]) / np.asarray(deviations[1:]))
     assert deviations[0] > 1e-4  # the split does err at the coarsest step ...
     assert np.all(orders > 0.9), (deviations, orders)  # ... and converges at first order
+
+
+# ---------------------------------------------------------------------- a closure of the vertical exchange
+
+def _wild(closure, scale=3.0, seed=5):
+    """The closure with random weights everywhere (the output convolution too: it no longer starts at zero)."""
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda a: jnp.asarray(scale * rng.standard_normal(a.shape), a.dtype)
+                        if eqx.is_inexact_array(a) else a, closure)
+
+
+def _exchange(model, variant="memory", key=0):
+    return make_closure(variant, model, key=jax.random.PRNGKey(key), reservoir="column", target="exchange")
+
+
+@pytest.mark.parametrize("flow", ["sampled", "fluxes"])
+def test_untrained_exchange_closure_is_the_column(flow):
+    model = column_model() if flow == "sampled" else flux_column_model(through=0.05)
+    column = make_closure("column", model, key=jax.random.PRNGKey(0))
+    forcing = constant_forcing(16, 3.1, 2.2, 0.6, 1.0)
+    ref, ref_frames = rollout(model, column, init_carry(column, jnp.zeros(model.config.shape, jnp.float64)), forcing,
+                              steps_per_frame=4)
+    for variant in ("memory", "markovian"):
+        closure = _exchange(model, variant)
+        final, frames = rollout(model, closure, init_carry(closure, jnp.zeros(model.config.shape, jnp.float64)),
+                                forcing, steps_per_frame=4)
+        # equal to round-off (adding a zero change reorders XLA's arithmetic)
+        np.testing.assert_allclose(np.asarray(frames), np.asarray(ref_frames), rtol=1e-13, atol=1e-30)
+        np.testing.assert_allclose(np.asarray(final[1][1]), np.asarray(ref[1]), rtol=1e-13, atol=1e-30)
+    assert _exchange(model, "markovian").init_memory()[0] == ()
+
+
+@pytest.mark.parametrize("flow", ["sampled", "fluxes"])
+def test_exchange_closure_conserves_mass_and_stays_positive_whatever_it_learned(flow):
+    model = column_model(w_scale=0.3) if flow == "sampled" else flux_column_model(strength=0.05)
+    closure = _wild(_exchange(model))
+    closure = eqx.tree_at(lambda c: c.column.theta_sink, closure, jnp.full_like(closure.column.theta_sink, -1e4))
+    n_steps, rate = 40, 2.0
+    forcing = constant_forcing(n_steps, 3.1, 2.2, 0.4, rate)
+    carry = init_carry(closure, jnp.zeros(model.config.shape, jnp.float64))
+    final, frames = rollout(model, closure, carry, forcing, steps_per_frame=4)
+    (dk, dw), _ = closure.exchange(final[1][1], model.closure_context(
+        final[0], final[0], jnp.zeros(model.config.shape), model.prepare(), forcing), final[1][0])
+    # The network is not idle: the exchange it sets differs from the column's, both ways.
+    assert float(jnp.max(jnp.abs(dk))) > 0.5 and float(jnp.max(jnp.abs(dw))) > 0
+    c = model.config
+    h = closure.column.thickness_m
+    off = np.delete(h, c.plane_level)
+    mass = float(h[c.plane_level] * jnp.sum(final[0]) + jnp.sum(off[:, None, None] * final[1][1]))
+    assert mass == pytest.approx(rate * c.dt * n_steps / (c.dx * c.dy * c.c_ref), rel=1e-12)
+    assert float(jnp.min(frames)) >= -1e-14 and float(jnp.min(final[1][1])) >= -1e-14
+    assert np.isfinite(np.asarray(frames)).all()
+
+
+def test_exchange_closure_speed_bound_keeps_the_substeps_positive():
+    model = flux_column_model(strength=0.05)
+    closure = _exchange(model)
+    col = closure.column
+    fluid_L, _, _, w_face, _ = col.transport(model.level_flow, model.level_flux, model.fluid)
+    bound = float(closure.speed_bound(w_face, fluid_L))
+    assert 0 < bound <= 0.05
+    # Worst case: the largest diffusivity and the flow's w plus the bound through every interface.
+    sub = col.dt / col.substeps
+    dz = np.diff(col.centres_m)[:, None, None]
+    w = np.abs(np.asarray(w_face)) + bound
+    out = np.zeros(np.shape(fluid_L))
+    out[:-1] += w + 0.2 / dz
+    out[1:] += w + 0.2 / dz
+    assert float((out * np.asarray(fluid_L) / col.thickness_m[:, None, None]).max()) * sub <= col.stability_limit
+
+
+def test_exchange_closure_gradient_matches_finite_differences():
+    """Gradient of the plane after one step, from a filled column, in the network's output weights and the column's
+    vertical field. One step: the network's features are constants for the gradients (exchange_inputs), so over
+    several steps the derivative through them is left out on purpose and differences would see it."""
+    model = flux_column_model(through=0.05)
+    closure = _wild(_exchange(model), scale=0.3)
+    forcing = constant_forcing(1, 3.1, 2.2, 0.6, 1.0)
+    rng = np.random.default_rng(2)
+    q0 = jnp.asarray(rng.random(model.config.shape)) * model.fluid
+    s0 = jnp.asarray(rng.random((4,) + model.config.shape))
+    picked = lambda c: (c.net.body.head[-1].weight, c.column.theta_vertical)  # noqa: E731
+
+    def loss(offset_a, offset_b):
+        c = eqx.tree_at(picked, closure, tuple(a + o for a, o in zip(picked(closure), (offset_a, offset_b))))
+        final, _ = rollout(model, c, (q0, (c.init_memory()[0], s0)), forcing)
+        return jnp.sum(final[0] ** 2)
+
+    g = jax.grad(loss, argnums=(0, 1))(0.0, 0.0)
+    eps = 1e-6
+    for k, gk in enumerate(g):
+        args = [0.0, 0.0]
+        args[k] = eps
+        plus = loss(*args)
+        args[k] = -eps
+        minus = loss(*args)
+        assert float(gk) == pytest.approx(float((plus - minus) / (2 * eps)), rel=1e-6, abs=1e-14)
+        assert abs(float(gk)) > 0
+
+
+def test_exchange_target_needs_the_column_and_its_own_network():
+    model = column_model()
+    with pytest.raises(ValueError, match="needs reservoir = 'column'"):
+        make_closure("memory", model, key=jax.random.PRNGKey(0), target="exchange")
+    with pytest.raises(ValueError, match="own network"):
+        make_closure("markovian", model, key=jax.random.PRNGKey(0), reservoir="column", target="exchange",
+                     size="quick")
+    with pytest.raises(ValueError, match="target must be one of"):
+        make_closure("memory", model, key=jax.random.PRNGKey(0), reservoir="column", target="levels")

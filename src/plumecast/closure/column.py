@@ -225,12 +225,38 @@ class Column(eqx.Module):
         return (d_max * jax.nn.sigmoid(_bounded_logit(d0x, d_max) + ax) * mx,
                 d_max * jax.nn.sigmoid(_bounded_logit(d0y, d_max) + ay) * my)
 
-    def vertical_diffusivity(self, level_flow, fluid_L) -> jax.Array:
-        """``K (L-1, ny, nx)`` at the interfaces between neighbouring levels, m^2/s (zero where either side is solid)."""
+    def vertical_diffusivity(self, level_flow, fluid_L, correction=None) -> jax.Array:
+        """``K (L-1, ny, nx)`` at the interfaces between neighbouring levels, m^2/s (zero where either side is solid).
+
+        ``correction (L-1, ny, nx)``: added to the logit (a closure's per-step change); K stays below its bound.
+        """
         nu = level_flow[3] / self.schmidt
         k0 = 0.5 * (nu[:-1] + nu[1:])
-        return VERTICAL_D_MAX_M2_S * jax.nn.sigmoid(_bounded_logit(k0, VERTICAL_D_MAX_M2_S)
-                                                     + self.cells(self.theta_vertical)) * fluid_L[:-1] * fluid_L[1:]
+        logit = _bounded_logit(k0, VERTICAL_D_MAX_M2_S) + self.cells(self.theta_vertical)
+        if correction is not None:
+            logit = logit + correction
+        return VERTICAL_D_MAX_M2_S * jax.nn.sigmoid(logit) * fluid_L[:-1] * fluid_L[1:]
+
+    def vertical_speed_room(self, w_face, fluid_L) -> jax.Array:
+        """The largest extra vertical speed (m/s) every interface can take with the vertical substeps still positive.
+
+        Each level cell's outflow per substep with the largest vertical diffusivity and the
+        flow's own ``w_face`` (:meth:`transport`), plus ``W`` through each of its
+        interfaces, must stay below the stability limit; this is the ``W`` that leaves (0
+        when there is none). For a closure that corrects the vertical velocity
+        (:mod:`plumecast.closure.exchange`).
+        """
+        sub = self.dt / self.substeps
+        dz = jnp.asarray(np.diff(self.centres_m), w_face.dtype)[:, None, None]
+        h = jnp.asarray(self.thickness_m, w_face.dtype)[:, None, None]
+        up = jnp.maximum(w_face, 0.0) + VERTICAL_D_MAX_M2_S / dz
+        down = -jnp.minimum(w_face, 0.0) + VERTICAL_D_MAX_M2_S / dz
+        zero = jnp.zeros_like(w_face[:1])
+        out = jnp.concatenate([up, zero]) + jnp.concatenate([zero, down])
+        one = jnp.ones_like(zero)
+        interfaces = jnp.concatenate([one, 2.0 * jnp.ones_like(w_face[1:]), one])  # of each level: 1 at the ends
+        room = (self.stability_limit / sub - out / h) * h / interfaces
+        return jnp.maximum(jnp.min(jnp.where(fluid_L > 0, room, jnp.inf)), 0.0)
 
     def sink_rate(self, fluid_off) -> jax.Array:
         """``lambda (L-1, ny, nx)`` of the off-plane levels, 1/s."""
@@ -239,15 +265,18 @@ class Column(eqx.Module):
         return SINK_MAX_PER_S * jax.nn.sigmoid(start + self.cells(self.theta_sink)) * fluid_off
 
     # ------------------------------------------------------------------ step
-    def deposits(self, ctx) -> jax.Array:
-        """``(L-1, ny, nx)``: the normalised increments of the step's sources into the off-plane levels."""
-        scale = jnp.asarray(self.layer_height_m / self._off(jnp.asarray(self.thickness_m)), ctx.q.dtype)
+    def level_deposits(self, ctx) -> jax.Array:
+        """``(L, ny, nx)``: the normalised increments of the step's sources into every level (the plane's included)."""
+        scale = jnp.asarray(self.layer_height_m / self.thickness_m, ctx.q.dtype)
         z = self.plane_height_m + ctx.source_position[..., 2] * self.layer_height_m
         if ctx.source_parts is None:
-            share = self._off(self.shares(z))  # (L-1,)
-            return (share * scale)[:, None, None] * ctx.source[None]
-        share = jax.vmap(lambda zz: self._off(self.shares(zz)))(z)  # (S, L-1)
+            return (self.shares(z) * scale)[:, None, None] * ctx.source[None]
+        share = jax.vmap(self.shares)(z)  # (S, L)
         return jnp.einsum("sk,syx->kyx", share * scale[None], ctx.source_parts)
+
+    def deposits(self, ctx) -> jax.Array:
+        """``(L-1, ny, nx)``: the normalised increments of the step's sources into the off-plane levels."""
+        return self._off(self.level_deposits(ctx))
 
     def vertical_substep(self, Q, w_face, K):
         """One explicit substep of the exchange between neighbouring levels; ``Q (L, ny, nx)``.
@@ -272,8 +301,14 @@ class Column(eqx.Module):
             return 0.5 * (edges[1:] + edges[:-1])
         return np.asarray(self.levels_m, float)
 
-    def __call__(self, s: jax.Array, ctx) -> tuple[jax.Array, jax.Array]:
-        """``(back, s_next)``: the plane's change by the column this step, and the off-plane levels after it."""
+    def __call__(self, s: jax.Array, ctx, exchange=None) -> tuple[jax.Array, jax.Array]:
+        """``(back, s_next)``: the plane's change by the column this step, and the off-plane levels after it.
+
+        ``exchange``: ``(dk, dw)``, each ``(L-1, ny, nx)``, a closure's change of this step's
+        vertical exchange: ``dk`` added to the vertical diffusivities' logits, ``dw`` (m/s)
+        to the interfaces' vertical velocity. The caller keeps ``|dw|`` within
+        :meth:`vertical_speed_room`, so the vertical substeps stay positive.
+        """
         if ctx.level_flow is None or (self.fluxes and ctx.level_flux is None):
             raise ValueError("the column needs the model's flow levels (a dataset with u_level ... nu_t_level, and "
                              "flux_x_level ... volume_level for flow 'fluxes')")
@@ -296,7 +331,11 @@ class Column(eqx.Module):
         # Vertical: all levels, the plane included; then the exhausts.
         p = self.plane_level
         Q = jnp.concatenate([s[:p], ctx.q_physics[None], s[p:]], axis=0)
-        K = self.vertical_diffusivity(flow, fluid_L)
+        dk = None
+        if exchange is not None:
+            dk, dw = exchange
+            w_face = (w_face + dw) * fluid_L[:-1] * fluid_L[1:]
+        K = self.vertical_diffusivity(flow, fluid_L, dk)
         Q = jax.lax.fori_loop(0, self.substeps, lambda _, a: self.vertical_substep(a, w_face, K), Q)
         if self.fluxes:
             Q = Q * jnp.exp(-self.dt * outflow)

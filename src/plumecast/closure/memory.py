@@ -20,6 +20,7 @@ from typing import ClassVar
 from plumecast.closure.base import Closure, build_net, closure_options, split_key
 from plumecast.closure.networks import ClosureNet
 from plumecast.closure.column import Column
+from plumecast.closure.exchange import TARGETS, ExchangeClosure, make_exchange
 from plumecast.closure.layered import off_plane_physics
 from plumecast.closure.reservoir import Reservoir
 
@@ -53,8 +54,13 @@ class MemoryClosure(Closure):
         return q_next, (memory, s)
 
 
-def make_memory(model, *, key=None, **options) -> MemoryClosure:
-    options = closure_options(options, variant="memory", allowed=("size", "reservoir"))
+def make_memory(model, *, key=None, **options) -> MemoryClosure | ExchangeClosure:
+    options = closure_options(options, variant="memory", allowed=("size", "reservoir", "target"))
+    target = options.pop("target", "plane")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+    if target == "exchange":
+        return make_exchange(model, key=key, memory=True, variant="memory", **options)
     k_net, k_layer = split_key(key)
     net = build_net(model, key=k_net, memory=True, variant="memory", size=options.get("size", "quick"))
     layer = off_plane_physics(model, options.get("reservoir", False), key=k_layer)

@@ -148,7 +148,7 @@ import numpy as np
 
 __all__ = ["SIZES", "NetConfig", "resolve_options", "ClosureNet", "QuickNet", "PaperNet", "Conv", "ConvTranspose",
            "BlockTranspose", "Dense", "LSTMCell", "LocalNet", "pool_windows", "physics_inputs",
-           "invariant_inputs", "encoder_inputs", "rng_from_key"]
+           "invariant_inputs", "exchange_inputs", "exchange_input_count", "encoder_inputs", "rng_from_key"]
 
 SIZES: dict[str, dict] = {
     "quick": {"channels": (8, 16, 32), "core_width": 64, "core_layers": 2, "decoder_out": 4, "head_width": 8},
@@ -158,8 +158,11 @@ SIZES: dict[str, dict] = {
     "local": {"channels": (), "core_width": 4, "core_layers": 1, "decoder_out": 0, "head_width": 16},
     # The local network over scale-free features of the field alone (invariant_inputs).
     "invariant": {"channels": (), "core_width": 4, "core_layers": 1, "decoder_out": 0, "head_width": 16},
+    # The local network over the column's levels (exchange_inputs), to the column's vertical exchange.
+    "exchange": {"channels": (), "core_width": 4, "core_layers": 1, "decoder_out": 0, "head_width": 16},
 }
-LOCAL_SIZES = ("local", "invariant")  # the sizes built as a LocalNet
+LOCAL_SIZES = ("local", "invariant", "exchange")  # the sizes built as a LocalNet
+READOUT_SIZES = ("invariant", "exchange")  # local sizes whose state the output reads and the gate does not
 LOCAL_DEPTH = 3  # local: 3x3 convolutions, a 7 x 7 cell (3.5 m) neighbourhood
 ENCODER_INPUTS = 3  # quick: field after the physics, source increment, mask; paper: (c - m) / s, mask m, mask s
 DYNAMIC_INPUTS = 3  # quick head: q, q_physics, source: change every step
@@ -185,12 +188,16 @@ class NetConfig:
     size: str = "quick"
     memory: bool = True  # an LSTM stack (else an MLP: the Markovian ablation)
     offset: bool = False  # an additive offset map besides the log-rate (the data-driven variant)
+    column_levels: int = 0  # size "exchange": the column's levels L
 
     def __post_init__(self):
         if self.size not in SIZES:
             raise ValueError(f"unknown size {self.size!r}; known: {', '.join(SIZES)}")
         if min(self.ny, self.nx) < 1:
             raise ValueError(f"grid must have at least one cell, got {self.ny} x {self.nx}")
+        if (self.size == "exchange") != (self.column_levels >= 2):
+            raise ValueError("size 'exchange' and only it reads a column of at least two levels "
+                             f"(size {self.size!r}, {self.column_levels} levels)")
 
     @property
     def channels(self) -> tuple[int, ...]:
@@ -259,15 +266,17 @@ def pool_windows(n: int, stages: int) -> tuple[int, ...]:
     return (*windows, n)
 
 
-def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: dict, offset: bool = False) -> NetConfig:
-    """A :class:`NetConfig` from a variant's network options: only ``size`` (``quick`` | ``paper`` | ``local``)."""
+def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: dict, offset: bool = False,
+                    column_levels: int = 0) -> NetConfig:
+    """A :class:`NetConfig` from a variant's network options: only ``size`` (a key of :data:`SIZES`)."""
     unknown = sorted(set(options) - {"size"})
     if unknown:
         raise ValueError(f"variant {variant!r}: unknown network options {unknown}; known: size")
     size = options.get("size", "quick")
     if size not in SIZES:
         raise ValueError(f"variant {variant!r}: unknown size {size!r}; known: {', '.join(SIZES)}")
-    return NetConfig(ny=int(ny), nx=int(nx), size=size, memory=bool(memory), offset=bool(offset))
+    return NetConfig(ny=int(ny), nx=int(nx), size=size, memory=bool(memory), offset=bool(offset),
+                     column_levels=int(column_levels))
 
 
 def physics_inputs(ctx) -> tuple[jax.Array, jax.Array]:
@@ -305,6 +314,32 @@ def invariant_inputs(ctx) -> jax.Array:
     # over a rollout (paper-room training at lr 0.02 met non-finite steps). The physics
     # still learns through the field the closure corrects, the network through its output.
     return jax.lax.stop_gradient(x)
+
+
+def exchange_inputs(levels: jax.Array, deposits: jax.Array, w_face: jax.Array, fluid: jax.Array) -> jax.Array:
+    """The exchange network's channels ``(ny, nx, 4 L)`` from the column at a step's start.
+
+    ``levels (L, ny, nx)``: every level's field (the plane's among them), ``deposits (L, ny,
+    nx)``: the step's source increments into them, ``w_face (L-1, ny, nx)``: the vertical
+    velocity at the interfaces (m/s). Channels: the fields and the deposits over ``S``,
+    the largest of them all on fluid cells; the fields' ``log(q / S + floor) / |log
+    floor|``; ``w_face`` over its largest magnitude; the mask. As :func:`invariant_inputs`:
+    unchanged when every field and source is scaled together, and constants for the
+    gradients (the column's physics still learns through what the closure changes).
+    """
+    fields = jnp.concatenate([levels, deposits], axis=0) * fluid[None]
+    peak = jnp.max(fields)
+    shares = jnp.clip(fields / (jnp.maximum(peak, 0.0) + INVARIANT_PEAK_FLOOR), -1.0, 1.0)
+    L = levels.shape[0]
+    logs = jnp.log(jnp.maximum(shares[:L], 0.0) + INVARIANT_LOG_FLOOR) / abs(math.log(INVARIANT_LOG_FLOOR))
+    w = w_face / jnp.maximum(jnp.max(jnp.abs(w_face)), 1e-12)
+    x = jnp.concatenate([shares, logs * fluid[None], w, fluid[None]], axis=0)
+    return jax.lax.stop_gradient(jnp.moveaxis(x, 0, -1))
+
+
+def exchange_input_count(levels: int) -> int:
+    """Channels of :func:`exchange_inputs` for a column of ``levels``."""
+    return 4 * levels
 
 
 def encoder_inputs(ctx) -> jax.Array:
@@ -613,6 +648,11 @@ class LocalNet(eqx.Module):
     ``h <- (1 - z) h + z tanh(c)``; the output reads the features computed with the state
     the step starts from. Channels-last inside; ``(ny, nx)`` fields in and out.
 
+    The exchange network (``size="exchange"``) reads :func:`exchange_inputs` of the
+    column's levels and returns ``2 (L - 1)`` raw channels (:meth:`raw`), which
+    :mod:`plumecast.closure.exchange` turns into the step's vertical exchange; its state
+    is kept as the invariant network's.
+
     The invariant network (``size="invariant"``) reads :func:`invariant_inputs` and keeps
     its state out of the features the gate reads: the output reads the features and the
     state the step starts from, and ``z, c`` depend on the present fields only, so
@@ -628,33 +668,42 @@ class LocalNet(eqx.Module):
     def __init__(self, config: NetConfig, *, rng, dtype):
         self.config = config
         width, state = config.head_width, config.core_width if config.memory else 0
-        # invariant: the state is read by the output only (class docstring)
-        readout = state if config.size == "invariant" else 0
-        inputs = INVARIANT_INPUTS if config.size == "invariant" else DYNAMIC_INPUTS + STATIC_INPUTS + state
+        # invariant, exchange: the state is read by the output only (class docstring)
+        readout = state if config.size in READOUT_SIZES else 0
+        inputs = {"invariant": INVARIANT_INPUTS, "exchange": exchange_input_count(config.column_levels)}.get(
+            config.size, DYNAMIC_INPUTS + STATIC_INPUTS + state)
+        outputs = 2 * (config.column_levels - 1) if config.size == "exchange" else 2 if config.offset else 1
         cin = (inputs,) + (width,) * (LOCAL_DEPTH - 1)
         hidden = tuple(Conv(a, width, 3, rng=rng, dtype=dtype) for a in cin)
         self.gate = Conv(width, 2 * state, 1, rng=rng, dtype=dtype) if config.memory else None
-        self.head = hidden + (_zero_output(width + readout, 2 if config.offset else 1, 1, rng=rng, dtype=dtype),)
+        self.head = hidden + (_zero_output(width + readout, outputs, 1, rng=rng, dtype=dtype),)
 
-    def __call__(self, ctx, memory, base: jax.Array) -> tuple[jax.Array, tuple]:
+    def raw(self, x: jax.Array, memory, fluid: jax.Array) -> tuple[jax.Array, tuple]:
+        """The output convolution's raw channels ``(ny, nx, k)`` from input channels ``x (ny, nx, c)``, next memory."""
         c = self.config
-        x = [invariant_inputs(ctx)] if c.size == "invariant" else list(physics_inputs(ctx))
-        if x[0].shape[:2] != (c.ny, c.nx):
-            raise ValueError(f"the local network expects ({c.ny}, {c.nx}) fields, got {x[0].shape[:2]}")
-        readout = c.memory and c.size == "invariant"
+        if x.shape[:2] != (c.ny, c.nx):
+            raise ValueError(f"the local network expects ({c.ny}, {c.nx}) fields, got {x.shape[:2]}")
+        readout = c.memory and c.size in READOUT_SIZES
         if c.memory:
             _check_memory(c, memory)
             if not readout:
-                x.append(memory[0])
-        x = jnp.concatenate(x, axis=-1)
+                x = jnp.concatenate([x, memory[0]], axis=-1)
         for conv in self.head[:-1]:
             x = jax.nn.gelu(conv(x))
         features = jnp.concatenate([x, memory[0]], axis=-1) if readout else x
         if c.memory:
             z, cand = jnp.split(self.gate(x), 2, axis=-1)
             z = jax.nn.sigmoid(z)
-            memory = (((1 - z) * memory[0] + z * jnp.tanh(cand)) * ctx.fluid[..., None],)
-        return _output(self.head[-1](features), base, ctx.fluid, c.offset), memory
+            memory = (((1 - z) * memory[0] + z * jnp.tanh(cand)) * fluid[..., None],)
+        return self.head[-1](features), memory
+
+    def __call__(self, ctx, memory, base: jax.Array) -> tuple[jax.Array, tuple]:
+        c = self.config
+        if c.size == "exchange":
+            raise ValueError("the exchange network corrects the column's exchange, not a field: use raw()")
+        x = invariant_inputs(ctx) if c.size == "invariant" else jnp.concatenate(physics_inputs(ctx), axis=-1)
+        out, memory = self.raw(x, memory, ctx.fluid)
+        return _output(out, base, ctx.fluid, c.offset), memory
 
 
 class PaperNet(eqx.Module):
