@@ -5,7 +5,8 @@ Ablation of the paper: the encoder -> core -> decoder -> head network of
 widths, so the correction of a step depends only on the state at that step. Options as
 for ``memory``: the off-plane layer (``reservoir: true``) is part of the physics, so the
 Markovian ablation on a layered physics keeps it; its network still sees only the
-present step.
+present step. ``target = "exchange"`` on the column: the memoryless form of
+:mod:`plumecast.closure.exchange`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,10 @@ physics inputs. The step masks the result to fluid cells.
 Options: ``size`` (``"quick"`` | ``"paper"`` | ``"local"`` | ``"invariant"``, :mod:`plumecast.closure.networks`) and
 ``reservoir`` (true or ``"layered"``: the physics it continues has the off-plane layer of
 the ``layered`` variant; ``"column"``: the column of the ``column`` variant; started from
-such a run, the closure keeps that run's trained layer or column).
+such a run, the closure keeps that run's trained layer or column), and ``target``
+(``"plane"``, the default: the network corrects the plane's field as above;
+``"exchange"``: on the column, it changes the column's vertical exchange instead,
+:mod:`plumecast.closure.exchange`).
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ paper's closure (arXiv 2511.21369). Its only option is ``size``:
   the field alone (:func:`invariant_inputs`: no flow, no diffusivity), so that what it
   learns cannot tell one cell or one source strength from another: only the plume's
   local shape and, with memory, its history.
+* ``"exchange"`` (:class:`LocalNet` too): the local network over scale-free features of
+  every level of the column (:func:`exchange_inputs`), whose raw output
+  (:meth:`LocalNet.raw`, ``2 (L - 1)`` channels) changes the column's vertical exchange
+  (:mod:`plumecast.closure.exchange`) rather than a field.
 
 :class:`ClosureNet` builds the one its :class:`NetConfig` names. The quick and paper
 networks share the core, and all three the output:
