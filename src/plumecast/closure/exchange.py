@@ -36,7 +36,7 @@ from plumecast.closure.base import Closure, build_net, split_key
 from plumecast.closure.column import Column, make_column
 from plumecast.closure.networks import ClosureNet, exchange_inputs
 
-__all__ = ["ExchangeClosure", "make_exchange", "MAX_EXCHANGE_LOGIT", "MAX_EXCHANGE_SPEED_M_S", "TARGETS"]
+__all__ = ["ExchangeClosure", "make_exchange", "pop_target", "MAX_EXCHANGE_LOGIT", "MAX_EXCHANGE_SPEED_M_S", "TARGETS"]
 
 MAX_EXCHANGE_LOGIT = 3.0
 MAX_EXCHANGE_SPEED_M_S = 0.05
@@ -88,6 +88,14 @@ class ExchangeClosure(Closure):
         change, memory = self.exchange(s, ctx, memory)
         back, s = self.column(s, ctx, exchange=change)
         return ctx.q_physics + back, (memory, s)
+
+
+def pop_target(options: dict) -> str:
+    """The ``target`` option of a network closure, taken out of ``options`` (``"plane"`` when absent)."""
+    target = options.pop("target", "plane")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+    return target
 
 
 def make_exchange(model, *, key=None, memory: bool, variant: str, size: str = "exchange", reservoir=False

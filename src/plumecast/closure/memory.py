@@ -23,7 +23,7 @@ from typing import ClassVar
 from plumecast.closure.base import Closure, build_net, closure_options, split_key
 from plumecast.closure.networks import ClosureNet
 from plumecast.closure.column import Column
-from plumecast.closure.exchange import TARGETS, ExchangeClosure, make_exchange
+from plumecast.closure.exchange import ExchangeClosure, make_exchange, pop_target
 from plumecast.closure.layered import off_plane_physics
 from plumecast.closure.reservoir import Reservoir
 
@@ -59,10 +59,7 @@ class MemoryClosure(Closure):
 
 def make_memory(model, *, key=None, **options) -> MemoryClosure | ExchangeClosure:
     options = closure_options(options, variant="memory", allowed=("size", "reservoir", "target"))
-    target = options.pop("target", "plane")
-    if target not in TARGETS:
-        raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
-    if target == "exchange":
+    if pop_target(options) == "exchange":
         return make_exchange(model, key=key, memory=True, variant="memory", **options)
     k_net, k_layer = split_key(key)
     net = build_net(model, key=k_net, memory=True, variant="memory", size=options.get("size", "quick"))
