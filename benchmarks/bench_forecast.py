@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_forecast.py                       # synthetic flow on the paper-room plan
     .venv/bin/python benchmarks/bench_forecast.py --data data/paper-room.nc --scenario static-00
-    .venv/bin/python benchmarks/bench_forecast.py --run RUN_DIR --data data/paper-room.nc --scenario static-00
+    .venv/bin/python benchmarks/bench_forecast.py --run RUN_DIR[,RUN_DIR...] --data data/paper-room.nc --scenario static-00
     .venv/bin/python benchmarks/bench_forecast.py --data data/paper-room.nc --variants physics,layered,column
 
 1500 model steps of 0.4 s with 4 explicit substeps each, float32, one field saved every
@@ -71,15 +71,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data")
     parser.add_argument("--scenario", default="static-00")
-    parser.add_argument("--run", help="a training run (its latest checkpoint) instead of the untrained model")
+    parser.add_argument("--run", help="training runs (their selected models) instead of the untrained model; "
+                        "comma-separated: timed side by side")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--variants", default="physics", help="with --data and no --run: untrained variants to time, comma-separated")
     args = parser.parse_args()
-    variants = args.variants.split(",") if args.data and not args.run else [None]
+    if args.run and args.data:
+        for run in args.run.split(","):
+            print(f"run {run}:")
+            time_one(args, *data_setup(args.data, args.scenario, run))
+        return
+    variants = args.variants.split(",") if args.data else [None]
     for variant in variants:
         if variant is not None:
             print(f"variant {variant}:")
-        time_one(args, *(data_setup(args.data, args.scenario, args.run, variant or "physics") if args.data
+        time_one(args, *(data_setup(args.data, args.scenario, None, variant or "physics") if args.data
                          else synthetic_setup()))
 
 
