@@ -427,3 +427,21 @@ def test_exchange_target_needs_the_column_and_its_own_network():
                      size="quick")
     with pytest.raises(ValueError, match="target must be one of"):
         make_closure("memory", model, key=jax.random.PRNGKey(0), reservoir="column", target="levels")
+
+
+def test_exchange_closure_takes_several_sources_and_keeps_their_mass():
+    """Two sources at other heights at once (a what-if's source axis): every level's deposit, mass to round-off."""
+    model = flux_column_model()
+    closure = _wild(_exchange(model))
+    closure = eqx.tree_at(lambda c: c.column.theta_sink, closure, jnp.full_like(closure.column.theta_sink, -1e4))
+    n_steps = 20
+    one, two = constant_forcing(n_steps, 3.1, 2.2, 0.4, 2.0), constant_forcing(n_steps, 5.2, 3.3, 2.6, 1.0)
+    both = Forcing(one.t, *(jnp.stack([a, b], axis=-1) for a, b in zip((one.x, one.y, one.z, one.rate),
+                                                                           (two.x, two.y, two.z, two.rate))))
+    final, frames = rollout(model, closure, init_carry(closure, jnp.zeros(model.config.shape, jnp.float64)), both,
+                            steps_per_frame=5)
+    c = model.config
+    h = closure.column.thickness_m
+    mass = float(h[c.plane_level] * jnp.sum(final[0]) + jnp.sum(np.delete(h, c.plane_level)[:, None, None] * final[1][1]))
+    assert mass == pytest.approx(3.0 * c.dt * n_steps / (c.dx * c.dy * c.c_ref), rel=1e-12)
+    assert float(jnp.min(frames)) >= -1e-14 and np.isfinite(np.asarray(frames)).all()
