@@ -368,8 +368,9 @@ def test_exchange_closure_conserves_mass_and_stays_positive_whatever_it_learned(
     forcing = constant_forcing(n_steps, 3.1, 2.2, 0.4, rate)
     carry = init_carry(closure, jnp.zeros(model.config.shape, jnp.float64))
     final, frames = rollout(model, closure, carry, forcing, steps_per_frame=4)
-    (dk, dw), _ = closure.exchange(final[1][1], model.closure_context(
-        final[0], final[0], jnp.zeros(model.config.shape), model.prepare(), forcing), final[1][0])
+    last = jax.tree.map(lambda a: a[-1], forcing)  # one step's forcing
+    ctx = model.closure_context(final[0], final[0], jnp.zeros(model.config.shape), model.prepare(), last)
+    (dk, dw), _ = closure.exchange(final[1][1], ctx, final[1][0])
     # The network is not idle: the exchange it sets differs from the column's, both ways.
     assert float(jnp.max(jnp.abs(dk))) > 0.5 and float(jnp.max(jnp.abs(dw))) > 0
     c = model.config

@@ -13,8 +13,12 @@ vertical exchange at every interface between neighbouring levels:
   VERTICAL_D_MAX_M2_S)``, within at most ``e^3`` of the column's own either way;
 * ``dw = W tanh(b)``, a vertical velocity (m/s) added to the flow's own at the
   interface, ``W`` nine tenths of the room the column's substeps leave
-  (:meth:`Column.vertical_speed_room`), capped at ``MAX_EXCHANGE_SPEED_M_S``, so that the exchange moves mass up or down
-  against the concentration gradient when the 3D flow does.
+  (:meth:`Column.vertical_speed_room`), capped at ``MAX_EXCHANGE_SPEED_M_S``: the
+  exchange can then carry mass up or down against the concentration gradient, as the
+  resolved 3D flow does where the coarse ``w`` misses it.
+
+The network reads the levels at the step's start (the plane's ``q`` and the off-plane
+state) and the step's deposits; the column then takes its step with the changed exchange.
 
 Every step is then still the column's convex update: positive and conserving the
 column's mass to round-off whatever the network says (tests check both). The network is
@@ -22,7 +26,7 @@ the local one (:class:`~plumecast.closure.networks.LocalNet`, size ``"exchange"`
 scale-free features of all levels (:func:`~plumecast.closure.networks.exchange_inputs`);
 with memory (the ``memory`` variant) each cell carries a gated state of a few channels,
 without it (``markovian``) none. Its output convolution starts at zero: an untrained
-closure is the column exactly.
+closure is the column, to round-off (a test checks it).
 """
 
 from __future__ import annotations
