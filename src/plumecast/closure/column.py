@@ -301,19 +301,24 @@ class Column(eqx.Module):
             return 0.5 * (edges[1:] + edges[:-1])
         return np.asarray(self.levels_m, float)
 
-    def __call__(self, s: jax.Array, ctx, exchange=None) -> tuple[jax.Array, jax.Array]:
+    def level_transport(self, ctx):
+        """:meth:`transport` of a step's context (the flow levels it carries; a clear error without them)."""
+        if ctx.level_flow is None or (self.fluxes and ctx.level_flux is None):
+            raise ValueError("the column needs the model's flow levels (a dataset with u_level ... nu_t_level, and "
+                             "flux_x_level ... volume_level for flow 'fluxes')")
+        return self.transport(ctx.level_flow, ctx.level_flux, ctx.fluid)
+
+    def __call__(self, s: jax.Array, ctx, exchange=None, transport=None) -> tuple[jax.Array, jax.Array]:
         """``(back, s_next)``: the plane's change by the column this step, and the off-plane levels after it.
 
         ``exchange``: ``(dk, dw)``, each ``(L-1, ny, nx)``, a closure's change of this step's
         vertical exchange: ``dk`` added to the vertical diffusivities' logits, ``dw`` (m/s)
         to the interfaces' vertical velocity. The caller keeps ``|dw|`` within
-        :meth:`vertical_speed_room`, so the vertical substeps stay positive.
+        :meth:`vertical_speed_room`, so the vertical substeps stay positive. ``transport``:
+        :meth:`level_transport` of ``ctx`` when the caller has it already (computed here otherwise).
         """
-        if ctx.level_flow is None or (self.fluxes and ctx.level_flux is None):
-            raise ValueError("the column needs the model's flow levels (a dataset with u_level ... nu_t_level, and "
-                             "flux_x_level ... volume_level for flow 'fluxes')")
         flow = ctx.level_flow
-        fluid_L, uf, vf, w_face, outflow = self.transport(flow, ctx.level_flux, ctx.fluid)
+        fluid_L, uf, vf, w_face, outflow = self.level_transport(ctx) if transport is None else transport
         fluid_off = self._off(fluid_L)
         uf_off, vf_off = self._off(uf), self._off(vf)
         sub = self.dt / self.substeps

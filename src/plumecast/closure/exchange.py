@@ -73,10 +73,13 @@ class ExchangeClosure(Closure):
         room = jax.lax.stop_gradient(self.column.vertical_speed_room(w_face, fluid_L))
         return jnp.minimum(MAX_EXCHANGE_SPEED_M_S, SPEED_ROOM_SHARE * room)
 
-    def exchange(self, s, ctx, memory):
-        """``((dk, dw), memory_next)``: the step's changes of the vertical exchange, each ``(L-1, ny, nx)``."""
+    def exchange(self, s, ctx, memory, transport=None):
+        """``((dk, dw), memory_next)``: the step's changes of the vertical exchange, each ``(L-1, ny, nx)``.
+
+        ``transport``: the column's :meth:`~Column.level_transport` of ``ctx`` (computed here when not given).
+        """
         col = self.column
-        fluid_L, _, _, w_face, _ = col.transport(ctx.level_flow, ctx.level_flux, ctx.fluid)
+        fluid_L, _, _, w_face, _ = col.level_transport(ctx) if transport is None else transport
         p = col.plane_level
         levels = jnp.concatenate([s[:p], ctx.q[None], s[p:]], axis=0)
         x = exchange_inputs(levels, col.level_deposits(ctx), w_face, ctx.fluid)
@@ -89,8 +92,9 @@ class ExchangeClosure(Closure):
 
     def __call__(self, ctx, memory):
         memory, s = memory
-        change, memory = self.exchange(s, ctx, memory)
-        back, s = self.column(s, ctx, exchange=change)
+        transport = self.column.level_transport(ctx)  # once per step, for the network and the column
+        change, memory = self.exchange(s, ctx, memory, transport)
+        back, s = self.column(s, ctx, exchange=change, transport=transport)
         return ctx.q_physics + back, (memory, s)
 
 
