@@ -53,9 +53,9 @@ def test_training_learns_without_recompiling(ds, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("lr_decay", ["constant", "cosine"])
-def test_interrupted_then_resumed_equals_uninterrupted(ds, tmp_path, lr_decay):
-    cfg = tiny(epochs=(2, 2), lr_decay=lr_decay)
+@pytest.mark.parametrize("lr_decay, average_decay", [("constant", 0.0), ("cosine", 0.0), ("cosine", 0.7)])
+def test_interrupted_then_resumed_equals_uninterrupted(ds, tmp_path, lr_decay, average_decay):
+    cfg = tiny(epochs=(2, 2), lr_decay=lr_decay, average_decay=average_decay)
     full = train(ds, tmp_path / "full", cfg, progress=False, evaluate=False, log=lambda m: None)
     part = train(ds, tmp_path / "part", cfg, progress=False, evaluate=False, stop_after_epochs=3, log=lambda m: None)
     assert not part.completed
@@ -137,6 +137,59 @@ def test_cosine_decay_sets_each_epochs_rate_in_the_optimiser_state(ds, tmp_path)
     assert float(saved_state[1].hyperparams["learning_rate"]) == pytest.approx(last)
 
 
+def test_parameter_average_is_the_debiased_exponential_average_of_the_iterates():
+    from plumecast.train.optim import averaged_parameters
+
+    sched = tiny(average_decay=0.6, learning_rate=0.1).schedule
+    params = {"a": jnp.asarray([1.0, -2.0]), "b": jnp.asarray(3.0)}
+    opt = make_optimizer(sched)
+    state = opt.init(params)
+    assert averaged_parameters(params, state, sched) is params  # no update yet: the parameters themselves
+    iterates = []
+    for k in range(4):
+        grads = jax.tree.map(lambda p: jnp.sin(p + k), params)
+        updates, state = opt.update(grads, state, params)
+        params = eqx.apply_updates(params, updates)
+        iterates.append(params)
+    d, n = 0.6, len(iterates)
+    weights = np.asarray([(1 - d) * d ** (n - 1 - k) for k in range(n)]) / (1 - d**n)
+    assert weights.sum() == pytest.approx(1.0)
+    averaged = averaged_parameters(params, state, sched)
+    for key in params:
+        expected = sum(w * np.asarray(p[key]) for w, p in zip(weights, iterates))
+        np.testing.assert_allclose(averaged[key], expected, rtol=1e-6)
+        assert not np.allclose(averaged[key], params[key])  # the average lags the last iterate
+    # Without averaging the optimiser holds no average and the parameters are the model's.
+    plain = tiny().schedule
+    assert averaged_parameters(params, make_optimizer(plain).init(params), plain) is params
+
+
+def test_an_averaging_run_validates_selects_and_returns_the_average(ds_val, tmp_path):
+    """With ``average_decay`` the val curve, the selection and the last model are the parameters' average, and
+    ``load_run(model="last")`` gives that average, not the raw parameters of the checkpoint."""
+    from plumecast.train.loop import val_score
+    from plumecast.train.optim import averaged_parameters
+
+    cfg = tiny(epochs=(2, 1), learning_rate=2e-1, average_decay=0.8)
+    result = train(ds_val, tmp_path / "run", cfg, progress=False, evaluate=False, log=lambda m: None)
+    prep = prepare_data(ds_val, 0.4)
+    curve = [v["val"] for v in result.val_curve]
+    assert val_score(result.last_system, prep, prep.indices("val")) == pytest.approx(curve[-1], rel=1e-5)
+    assert val_score(result.system, prep, prep.indices("val")) == pytest.approx(min(curve), rel=1e-5)
+    skeleton = build_system(ds_val, cfg, prep)
+    spec = system_spec(skeleton)
+    opt_like = make_optimizer(cfg.schedule).init(eqx.partition(skeleton, spec)[0])
+    raw, opt_state, _ = load_checkpoint(latest_checkpoint(tmp_path / "run"), system_like=skeleton, opt_state_like=opt_like)
+    params, static = eqx.partition(raw, spec)
+    expected = eqx.combine(averaged_parameters(params, opt_state, cfg.schedule), static)
+    last, _, _ = load_run(tmp_path / "run", model="last")
+    for a, b, c in zip(jax.tree.leaves(eqx.filter(last, eqx.is_array)), jax.tree.leaves(eqx.filter(expected, eqx.is_array)),
+                       jax.tree.leaves(eqx.filter(result.last_system, eqx.is_array))):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    assert not np.array_equal(last[0].theta_x, raw[0].theta_x)
+
+
 def test_checkpoint_files_are_atomic_and_keys_roundtrip(tmp_path):
     key = jax.random.fold_in(jax.random.PRNGKey(3), 7)
     assert np.array_equal(key_from_json(json.loads(json.dumps(key_to_json(key)))), key)
@@ -173,6 +226,7 @@ def test_config_rejects_bad_settings(ds, tmp_path):
                          (dict(weight_decay=float("nan")), "weight_decay must be finite"),
                          (dict(layer_height_m=-2.0), "layer_height_m must be finite and > 0"),
                          (dict(exchange_max_per_s=-1.0), "exchange_max_per_s must be finite and >= 0"),
+                         (dict(average_decay=1.0), "average_decay must be"),
                          (dict(seed="x"), "seed must be a whole number"),
                          (dict(remat=True), "unknown training config field")):
         with pytest.raises(TrainError, match=message):

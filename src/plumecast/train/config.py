@@ -82,6 +82,10 @@ class Schedule:
     ``lr_decay = "cosine"`` lowers the learning rate epoch by epoch within each phase
     (:meth:`epoch_learning_rate`), so late epochs settle instead of jumping around the
     best val score.
+    ``average_decay = d > 0`` makes the run's model (validated, selected, saved as
+    ``RUN/selected`` and as the last model) the exponential average of the parameters over
+    the optimiser steps, weight ``d`` per step on the past (a time constant of ``1 / (1 -
+    d)`` steps; :mod:`plumecast.train.optim`); the optimiser goes on from the raw ones.
     """
 
     curriculum_s: tuple[Positive, ...] = (60.0, 120.0, 300.0, 600.0)
@@ -94,6 +98,7 @@ class Schedule:
     lr_decay: Literal["constant", "cosine"] = "constant"
     lr_final_share: Annotated[float, AllowInfNan(False), at.Ge(0), at.Le(1)] = 0.05
     clip_norm: Positive = 0.1
+    average_decay: Annotated[float, AllowInfNan(False), at.Ge(0), at.Lt(1)] = 0.0
     patience: NonNegativeWhole = 0
     # False: only a closure's network learns; the physics (the model and the closure's
     # off-plane layer or column, as init_from left them) stays fixed.

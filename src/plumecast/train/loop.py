@@ -57,7 +57,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -72,6 +71,7 @@ from plumecast.io.room import room_from_dataset, store_run_room
 from plumecast.physics.model import Forcing, GridConfig
 from plumecast.train.config import QUICK, Objective, Schedule, TrainConfig
 from plumecast.train.loss import regulariser, window_loss
+from plumecast.train.optim import averaged_parameters, make_optimizer, set_learning_rate
 from plumecast.train.select import VAL_SPLIT, read_selected, val_score, write_selected
 from plumecast.train.system import build_system, system_spec
 from plumecast.train.windows import WindowPlan, epoch_batches, window_plan, window_slice
@@ -121,21 +121,6 @@ def _split_batch(tree, sharding: NamedSharding | None):
     if sharding is None:
         return tree
     return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), tree)
-
-
-def make_optimizer(schedule: Schedule):
-    """Adam after global-norm clipping; with a decaying rate the rate lives in the state (:func:`set_learning_rate`)."""
-    adam = optax.adam if schedule.lr_decay == "constant" else optax.inject_hyperparams(optax.adam)
-    return optax.chain(optax.clip_by_global_norm(schedule.clip_norm), adam(learning_rate=schedule.learning_rate))
-
-
-def set_learning_rate(opt_state, learning_rate: float):
-    """``opt_state`` of :func:`make_optimizer` with a decaying rate, its rate set to ``learning_rate`` (same device
-    placement, so the jitted step is not traced again)."""
-    clip_state, adam_state = opt_state
-    old = adam_state.hyperparams["learning_rate"]
-    new = jax.device_put(np.asarray(learning_rate, old.dtype), old.sharding)
-    return clip_state, adam_state._replace(hyperparams={**adam_state.hyperparams, "learning_rate": new})
 
 
 def train_step_traces() -> int:
@@ -444,7 +429,7 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
         since_best = int(state.get("since_best", 0))
         early_stops = list(state.get("early_stops", []))
         if best is not None:
-            _repair_selected(run_dir, best, epochs_done, system)
+            _repair_selected(run_dir, best, epochs_done, eqx.combine(averaged_parameters(params, opt_state, sched), static))
         say(f"resuming {run_dir} from {ckpt.name} after {epochs_done} epochs")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -490,6 +475,10 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
     completed = True
     t_start = time.perf_counter()
 
+    def run_model():
+        """The run's model now: the current parameters, or their average (``Schedule.average_decay``)."""
+        return eqx.combine(averaged_parameters(params, opt_state, sched), static)
+
     def save(final: bool):
         state = {"epochs_done": epochs_done, "total_epochs": total_epochs, "key": key_to_json(key), "history": history,
                  "val_curve": val_curve, "best": best, "since_best": since_best, "early_stops": early_stops,
@@ -499,7 +488,7 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
     def validate(epoch: int, phase: int) -> bool:
         """Score the current model on val, record it, select it when best; True when it is a new best."""
         nonlocal best, since_best
-        score = val_score(eqx.combine(params, static), prep, val_idx)
+        score = val_score(run_model(), prep, val_idx)
         val_curve.append({"epoch": epoch, "phase": phase, "val": score})
         if best is None or score < best["val"]:
             best = {"epoch": epoch, "phase": phase, "val": score}
@@ -510,7 +499,7 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
 
     if val_idx.size and not val_curve:  # epoch 0: the untrained (or started) model is a candidate too
         validate(0, -1)
-        write_selected(run_dir, eqx.combine(params, static), best)
+        write_selected(run_dir, run_model(), best)
 
     with _progress(progress, console) as bar:
         task = bar.add_task("training", total=total_steps, completed=done_steps, loss=float("nan"), phase="")
@@ -559,7 +548,7 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
                         f"{e + 1} of {n_epochs} epochs (best val {best['val']:.4g} at epoch {best['epoch']})")
                 save(final=False)
                 if improved:  # after the checkpoint, whose state names it (_repair_selected covers a crash between)
-                    write_selected(run_dir, eqx.combine(params, static), best)
+                    write_selected(run_dir, run_model(), best)
                 if stop:
                     break
             if not completed:
@@ -573,7 +562,7 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
         say("nothing left to train: the run was already complete")
     if completed:
         save(final=True)
-    last_system = eqx.combine(params, static)
+    last_system = run_model()
     system = _load_selected(run_dir, best, last_system)
     if best is not None:
         say(f"selected on val: epoch {best['epoch']} of {epochs_done} (val {best['val']:.4g}; "

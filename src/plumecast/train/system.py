@@ -28,6 +28,7 @@ from plumecast.forecast import check_grid
 from plumecast.io.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, read_json
 from plumecast.physics.model import CoarseModel, GridConfig, model_from_dataset, trainable_spec
 from plumecast.train.config import PhysicsSettings, TrainConfig
+from plumecast.train.optim import averaged_parameters, make_optimizer
 
 __all__ = ["build_system", "skeleton_system", "system_spec", "load_run", "resolve_flow"]
 
@@ -116,7 +117,8 @@ def skeleton_system(grid: GridConfig, config: TrainConfig):
 
 
 def load_run(run_dir: str | Path, model: str = "selected"):
-    """``(system, train_config, run_json)`` of a run: its selected model, or with ``model="last"`` its latest checkpoint.
+    """``(system, train_config, run_json)`` of a run: its selected model, or with ``model="last"`` its latest checkpoint's
+    (the parameters' average there when the run averages them, ``Schedule.average_decay``).
 
     The selected model is the best on the val split (``RUN/selected``, written by
     training when the data has val scenarios); a run without one (no val split, or
@@ -140,6 +142,13 @@ def load_run(run_dir: str | Path, model: str = "selected"):
         info = read_selected(run_dir) if model == "selected" else None
         if info is not None:
             system = eqx.tree_deserialise_leaves(selected_path(run_dir, info), skeleton)
+        elif config.schedule.average_decay:  # the last model is the parameters' average, kept in the optimiser state
+            spec = system_spec(skeleton, train_physics=config.schedule.train_physics)
+            params, static = eqx.partition(skeleton, spec)
+            system, opt_state, _ = load_checkpoint(ckpt, system_like=skeleton,
+                                                   opt_state_like=make_optimizer(config.schedule).init(params))
+            params, static = eqx.partition(system, spec)
+            system = eqx.combine(averaged_parameters(params, opt_state, config.schedule), static)
         else:
             system, _, _ = load_checkpoint(ckpt, system_like=skeleton)
     except (CheckpointError, KeyError, TypeError, ValueError, OSError, RuntimeError) as e:
