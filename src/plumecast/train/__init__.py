@@ -4,6 +4,8 @@
   physics, schedule, objective) and the presets;
 * :mod:`~plumecast.train.windows`: the curriculum cut into truncated windows and batches;
 * :mod:`~plumecast.train.loss`: the window loss and regularisers;
+* :mod:`~plumecast.train.optim`: the optimiser (clipped Adam, the rate's decay, the
+  optional parameter average);
 * :mod:`~plumecast.train.system`: the ``(model, closure)`` a run trains, built or loaded;
 * :mod:`~plumecast.train.select`: the val score and the run's selected (best-on-val) model;
 * :mod:`~plumecast.train.loop`: the jitted window update and batch rollout, the epoch loop,
