@@ -417,6 +417,11 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
     since_best = 0  # validations without a new best in the current phase
     epochs_done = 0
     early_stops: list = []
+
+    def run_model():  # reads params / opt_state / static as they are bound when called
+        """The run's model now: the current parameters, or their average (``Schedule.average_decay``)."""
+        return eqx.combine(averaged_parameters(params, opt_state, sched), static)
+
     if resume:
         ckpt = latest_checkpoint(run_dir)
         system, opt_state, state = load_checkpoint(ckpt, system_like=system, opt_state_like=opt_state)
@@ -429,7 +434,7 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
         since_best = int(state.get("since_best", 0))
         early_stops = list(state.get("early_stops", []))
         if best is not None:
-            _repair_selected(run_dir, best, epochs_done, eqx.combine(averaged_parameters(params, opt_state, sched), static))
+            _repair_selected(run_dir, best, epochs_done, run_model())
         say(f"resuming {run_dir} from {ckpt.name} after {epochs_done} epochs")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -474,10 +479,6 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
     epochs_done_at_start = epochs_done
     completed = True
     t_start = time.perf_counter()
-
-    def run_model():
-        """The run's model now: the current parameters, or their average (``Schedule.average_decay``)."""
-        return eqx.combine(averaged_parameters(params, opt_state, sched), static)
 
     def save(final: bool):
         state = {"epochs_done": epochs_done, "total_epochs": total_epochs, "key": key_to_json(key), "history": history,
