@@ -446,3 +446,23 @@ def test_exchange_closure_takes_several_sources_and_keeps_their_mass():
     mass = float(h[c.plane_level] * jnp.sum(final[0]) + jnp.sum(np.delete(h, c.plane_level)[:, None, None] * final[1][1]))
     assert mass == pytest.approx(3.0 * c.dt * n_steps / (c.dx * c.dy * c.c_ref), rel=1e-12)
     assert float(jnp.min(frames)) >= -1e-14 and np.isfinite(np.asarray(frames)).all()
+
+
+def test_weight_decay_reaches_the_networks_and_not_the_column_physics():
+    """The weight-decay term is the networks' squared weights: the column's per-cell logits are physics, not weights."""
+    from plumecast.train.config import Objective
+    from plumecast.train.loss import network_weights, regulariser
+
+    model = column_model()
+    closure = _wild(_exchange(model), scale=0.5)
+    objective = Objective(weight_decay=1e-2)
+    decay = lambda c: float(regulariser((model, c), objective))  # noqa: E731
+    base = decay(closure)
+    weights = network_weights((model, closure))
+    assert base == pytest.approx(1e-2 * sum(float(jnp.sum(a**2)) for a in weights), rel=1e-12) and base > 0
+    assert any(a is closure.net.body.head[0].weight for a in weights)  # the closure's network is in
+    assert not any(a is model.source_net.layers[0].bias for a in weights)  # biases are not
+    shifted = eqx.tree_at(lambda c: c.column.theta_vertical, closure, closure.column.theta_vertical + 5.0)
+    assert decay(shifted) == base  # the column's logits are not decayed
+    louder = eqx.tree_at(lambda c: c.net.body.head[0].weight, closure, 2 * closure.net.body.head[0].weight)
+    assert decay(louder) > base

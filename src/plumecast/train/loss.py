@@ -21,11 +21,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from plumecast.closure.networks import ClosureNet
 from plumecast.physics import operators as ops_
 from plumecast.rollout import rollout
 from plumecast.train.config import Objective
 
-__all__ = ["snapshot_loss", "regulariser", "window_loss"]
+__all__ = ["snapshot_loss", "regulariser", "network_weights", "window_loss"]
 
 
 def snapshot_loss(kind: str, floor: float):
@@ -86,11 +87,22 @@ def regulariser(system, objective: Objective):
                 terms.append(jnp.sum(mm * d**2) / jnp.maximum(jnp.sum(mm), 1.0))
         total = total + objective.smoothness * sum(terms) / len(terms)
     if objective.weight_decay > 0:
-        nets = (model.source_net, closure)
-        leaves = [a for a in jax.tree.leaves(eqx.filter(nets, eqx.is_inexact_array)) if a.ndim >= 2]
-        if leaves:
-            total = total + objective.weight_decay * sum(jnp.sum(a**2) for a in leaves)
+        weights = network_weights(system)
+        if weights:
+            total = total + objective.weight_decay * sum(jnp.sum(a**2) for a in weights)
     return total
+
+
+def network_weights(system) -> list[jax.Array]:
+    """The weight arrays (not biases) of a system's neural networks: the closure network and the source MLPs.
+
+    Only networks: a closure's off-plane layer or column holds per-cell logits of physics
+    (diffusivities, exchange) that are arrays too, and decaying them towards zero would
+    pull the physics towards a fixed diffusivity rather than the closure towards none.
+    """
+    is_net = lambda x: isinstance(x, (ClosureNet, eqx.nn.MLP))  # noqa: E731
+    nets = [x for x in jax.tree.leaves(system, is_leaf=is_net) if is_net(x)]
+    return [a for a in jax.tree.leaves(eqx.filter(nets, eqx.is_inexact_array)) if a.ndim >= 2]
 
 
 def window_loss(model, closure, carry, forcing, targets, *, steps_per_frame: int, objective: Objective):
