@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Session 27: the exchange closure with weight decay on its network. usage: s27.sh SEED DECAY
 set -euo pipefail
-cd /work/main
+cd "$(dirname "$0")/.."  # the repository root
 L="--preset quick --set observation_log_max=0 --set observation_spacing_cells=12 --set curriculum_s=[480] --set window_s=480 --set advection=tvd --set loss=field+log"
 D=data/l-office-xl-of.nc
 X='closure_options={"reservoir": "column", "target": "exchange"}'
