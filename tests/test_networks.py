@@ -313,8 +313,6 @@ def test_the_only_option_is_size():
         resolve_options(4, 4, memory=True, variant="memory", options={"size": "huge"})
     with pytest.raises(ValueError, match="unknown size"):
         NetConfig(4, 4, "huge")
-    with pytest.raises(ValueError, match="drift is an output of the exchange network only"):
-        NetConfig(4, 4, "local", drift=True)
 
 
 def test_local_network_is_local_and_the_same_everywhere():

@@ -21,10 +21,9 @@ options (plain JSON), so a checkpoint can rebuild the closure's structure before
 its leaves. Options: ``size`` (``"quick"`` | ``"paper"`` | ``"local"`` | ``"invariant"``) for the network variants, and
 ``reservoir`` (false, true = ``"layered"``, or ``"column"``) for ``memory`` and
 ``markovian``: the closure continues a physics with the off-plane layer or the column (a
-``layered`` or ``column`` run, ``init_from``), and ``target`` (``"plane"`` | ``"exchange"`` |
-``"drift"``) for them: what the network corrects, the plane's field or, on the column, its
-vertical exchange, and with ``"drift"`` the plane's drift besides
-(:mod:`plumecast.closure.exchange`).
+``layered`` or ``column`` run, ``init_from``), and ``target`` (``"plane"`` | ``"exchange"``)
+for them: what the network corrects, the plane's field or, on the column, its vertical
+exchange (:mod:`plumecast.closure.exchange`).
 """
 
 from __future__ import annotations

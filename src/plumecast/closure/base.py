@@ -61,13 +61,13 @@ def closure_options(options: dict, *, variant: str, allowed: tuple[str, ...]) ->
 
 
 def build_net(model: "CoarseModel", *, key, memory: bool, variant: str, size: str = "quick",
-              offset: bool = False, column_levels: int = 0, drift: bool = False) -> "ClosureNet":
-    """The closure network of ``size`` for ``model``'s grid and dtype (``column_levels``, ``drift``: size "exchange")."""
+              offset: bool = False, column_levels: int = 0) -> "ClosureNet":
+    """The closure network of ``size`` for ``model``'s grid and dtype (``column_levels``: size "exchange")."""
     from plumecast.closure.networks import ClosureNet, resolve_options
 
     c = model.config
     config = resolve_options(c.ny, c.nx, memory=memory, variant=variant, options={"size": size}, offset=offset,
-                             column_levels=column_levels, drift=drift)
+                             column_levels=column_levels)
     return ClosureNet(config, key=key, dtype=c.jdtype)
 
 

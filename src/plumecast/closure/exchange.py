@@ -20,17 +20,6 @@ vertical exchange at every interface between neighbouring levels:
 The network reads the levels at the step's start (the plane's ``q`` and the off-plane
 state) and the step's deposits; the column then takes its step with the changed exchange.
 
-With ``target = "drift"`` the network also reads the plane's flow and sets, besides the
-exchange, a **drift** of the plane: a velocity per cell ``V tanh(c)`` (m/s, each
-component), averaged to the faces (zero on faces touching a solid), that carries the
-plane's field after the column's step by one explicit first-order upwind step.
-``V = min(MAX_DRIFT_SPEED_M_S, DRIFT_COURANT_SHARE min(dx, dy) / (4 dt))``, so a cell's
-outflow through its four faces is below ``DRIFT_COURANT_SHARE`` of it: the step stays
-positive, and in flux form with closed walls it moves mass within the plane without
-changing it. It is for errors of *where* the plume is on the plane, which no change of
-amounts between levels (nor the plane closures' per-cell rates) can mend
-(docs/results.md: on l-office-xl the column's remaining error is shape, not amount).
-
 Every step is then still the column's convex update: positive and conserving the
 column's mass to round-off whatever the network says (tests check both). The network is
 the local one (:class:`~plumecast.closure.networks.LocalNet`, size ``"exchange"``) over
@@ -44,38 +33,31 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 from plumecast.closure.base import Closure, build_net, split_key
 from plumecast.closure.column import Column, make_column
-from plumecast.closure.networks import ClosureNet, drift_inputs, exchange_inputs
-from plumecast.physics import operators as ops_
+from plumecast.closure.networks import ClosureNet, exchange_inputs
 
-__all__ = ["ExchangeClosure", "make_exchange", "pop_target", "MAX_EXCHANGE_LOGIT", "MAX_EXCHANGE_SPEED_M_S",
-           "MAX_DRIFT_SPEED_M_S", "TARGETS"]
+__all__ = ["ExchangeClosure", "make_exchange", "pop_target", "MAX_EXCHANGE_LOGIT", "MAX_EXCHANGE_SPEED_M_S", "TARGETS"]
 
 MAX_EXCHANGE_LOGIT = 3.0
 MAX_EXCHANGE_SPEED_M_S = 0.05
 SPEED_ROOM_SHARE = 0.9  # of the room the substeps leave: a margin for round-off
-MAX_DRIFT_SPEED_M_S = 0.05
-DRIFT_COURANT_SHARE = 0.9  # of a cell's content, the most its drift may carry out in one step
-# The ``target`` option of the network closures: what the network corrects ("drift": the
-# exchange and the plane's drift, module docstring).
-TARGETS = ("plane", "exchange", "drift")
+# The ``target`` option of the network closures: what the network corrects.
+TARGETS = ("plane", "exchange")
 
 
 class ExchangeClosure(Closure):
     """The column, with its vertical exchange changed every step by a local network (module docstring).
 
-    Memory: ``(network memory, off-plane levels)``. ``drift``: the network also drifts the plane.
+    Memory: ``(network memory, off-plane levels)``.
     """
 
     uses_physics: ClassVar[bool] = True
     net: ClosureNet
     column: Column
-    drift: bool = eqx.field(static=True, default=False)
 
     def layer(self):
         return self.column
@@ -91,46 +73,29 @@ class ExchangeClosure(Closure):
         room = jax.lax.stop_gradient(self.column.vertical_speed_room(w_face, fluid_L))
         return jnp.minimum(MAX_EXCHANGE_SPEED_M_S, SPEED_ROOM_SHARE * room)
 
-    def drift_bound(self) -> float:
-        """``V`` (m/s): the largest drift speed per component (module docstring)."""
-        col = self.column
-        return min(MAX_DRIFT_SPEED_M_S, DRIFT_COURANT_SHARE * min(col.dx, col.dy) / (4.0 * col.dt))
-
     def exchange(self, s, ctx, memory, transport=None):
         """``((dk, dw), memory_next)``: the step's changes of the vertical exchange, each ``(L-1, ny, nx)``.
 
-        With ``drift``: ``((dk, dw, (uf, vf)), memory_next)``, the drift's face velocities (m/s)
-        besides. ``transport``: the column's :meth:`~Column.level_transport` of ``ctx``
-        (computed here when not given).
+        ``transport``: the column's :meth:`~Column.level_transport` of ``ctx`` (computed here when not given).
         """
         col = self.column
         fluid_L, _, _, w_face, _ = col.level_transport(ctx) if transport is None else transport
         p = col.plane_level
         levels = jnp.concatenate([s[:p], ctx.q[None], s[p:]], axis=0)
         x = exchange_inputs(levels, col.level_deposits(ctx), w_face, ctx.fluid)
-        if self.drift:
-            x = jnp.concatenate([x, drift_inputs(ctx)], axis=-1)
         raw, memory = self.net.body.raw(x, memory, ctx.fluid)
         n = len(col.levels_m) - 1
         raw = jnp.moveaxis(raw, -1, 0)
         dk = MAX_EXCHANGE_LOGIT * jnp.tanh(raw[:n] / MAX_EXCHANGE_LOGIT)
-        dw = self.speed_bound(w_face, fluid_L) * jnp.tanh(raw[n:2 * n])
-        if not self.drift:
-            return (dk, dw), memory
-        speed = self.drift_bound() * jnp.tanh(raw[2 * n:])
-        return (dk, dw, ops_.face_velocities(speed[0], speed[1], ctx.fluid)), memory
+        dw = self.speed_bound(w_face, fluid_L) * jnp.tanh(raw[n:])
+        return (dk, dw), memory
 
     def __call__(self, ctx, memory):
         memory, s = memory
         transport = self.column.level_transport(ctx)  # once per step, for the network and the column
         change, memory = self.exchange(s, ctx, memory, transport)
-        back, s = self.column(s, ctx, exchange=change[:2], transport=transport)
-        q = ctx.q_physics + back
-        if self.drift:
-            col = self.column
-            uf, vf = change[2]
-            q = (q + col.dt * ops_.advection_tendency(q, uf, vf, col.dx, col.dy)) * ctx.fluid
-        return q, (memory, s)
+        back, s = self.column(s, ctx, exchange=change, transport=transport)
+        return ctx.q_physics + back, (memory, s)
 
 
 def pop_target(options: dict) -> str:
@@ -141,18 +106,16 @@ def pop_target(options: dict) -> str:
     return target
 
 
-def make_exchange(model, *, key=None, memory: bool, variant: str, size: str = "exchange", reservoir=False,
-                  drift: bool = False) -> ExchangeClosure:
-    """The exchange closure of ``variant`` (``memory`` or ``markovian``) on ``model``'s column (``drift``: target
-    ``"drift"``, module docstring)."""
-    target = "drift" if drift else "exchange"
+def make_exchange(model, *, key=None, memory: bool, variant: str, size: str = "exchange", reservoir=False
+                  ) -> ExchangeClosure:
+    """The exchange closure of ``variant`` (``memory`` or ``markovian``) on ``model``'s column."""
     if reservoir != "column":
-        raise ValueError(f"target {target!r} corrects the column's vertical exchange: it needs reservoir = 'column', "
+        raise ValueError(f"target 'exchange' corrects the column's vertical exchange: it needs reservoir = 'column', "
                          f"got {reservoir!r}")
     if size != "exchange":
-        raise ValueError(f"target {target!r} has its own network (size 'exchange'), got size {size!r}")
+        raise ValueError(f"target 'exchange' has its own network (size 'exchange'), got size {size!r}")
     k_net, k_layer = split_key(key)
     column = make_column(model, key=k_layer)
     net = build_net(model, key=k_net, memory=memory, variant=variant, size="exchange",
-                    column_levels=len(column.levels_m), drift=drift)
-    return ExchangeClosure(net=net, column=column, drift=drift)
+                    column_levels=len(column.levels_m))
+    return ExchangeClosure(net=net, column=column)

@@ -5,7 +5,7 @@ Ablation of the paper: the encoder -> core -> decoder -> head network of
 widths, so the correction of a step depends only on the state at that step. Options as
 for ``memory``: the off-plane layer (``reservoir: true``) is part of the physics, so the
 Markovian ablation on a layered physics keeps it; its network still sees only the
-present step. ``target = "exchange"`` or ``"drift"`` on the column: the memoryless form of
+present step. ``target = "exchange"`` on the column: the memoryless form of
 :mod:`plumecast.closure.exchange`.
 """
 
@@ -47,9 +47,8 @@ class MarkovianClosure(Closure):
 
 def make_markovian(model, *, key=None, **options) -> MarkovianClosure | ExchangeClosure:
     options = closure_options(options, variant="markovian", allowed=("size", "reservoir", "target"))
-    target = pop_target(options)
-    if target in ("exchange", "drift"):
-        return make_exchange(model, key=key, memory=False, variant="markovian", drift=target == "drift", **options)
+    if pop_target(options) == "exchange":
+        return make_exchange(model, key=key, memory=False, variant="markovian", **options)
     k_net, k_layer = split_key(key)
     net = build_net(model, key=k_net, memory=False, variant="markovian", size=options.get("size", "quick"))
     layer = off_plane_physics(model, options.get("reservoir", False), key=k_layer)

@@ -12,8 +12,8 @@ Options: ``size`` (``"quick"`` | ``"paper"`` | ``"local"`` | ``"invariant"``, :m
 the ``layered`` variant; ``"column"``: the column of the ``column`` variant; started from
 such a run, the closure keeps that run's trained layer or column), and ``target``
 (``"plane"``, the default: the network corrects the plane's field as above;
-``"exchange"``: on the column, it changes the column's vertical exchange instead;
-``"drift"``: that and a drift of the plane, :mod:`plumecast.closure.exchange`).
+``"exchange"``: on the column, it changes the column's vertical exchange instead,
+:mod:`plumecast.closure.exchange`).
 """
 
 from __future__ import annotations
@@ -59,9 +59,8 @@ class MemoryClosure(Closure):
 
 def make_memory(model, *, key=None, **options) -> MemoryClosure | ExchangeClosure:
     options = closure_options(options, variant="memory", allowed=("size", "reservoir", "target"))
-    target = pop_target(options)
-    if target in ("exchange", "drift"):
-        return make_exchange(model, key=key, memory=True, variant="memory", drift=target == "drift", **options)
+    if pop_target(options) == "exchange":
+        return make_exchange(model, key=key, memory=True, variant="memory", **options)
     k_net, k_layer = split_key(key)
     net = build_net(model, key=k_net, memory=True, variant="memory", size=options.get("size", "quick"))
     layer = off_plane_physics(model, options.get("reservoir", False), key=k_layer)

@@ -20,9 +20,7 @@ paper's closure (arXiv 2511.21369). Its only option is ``size``:
 * ``"exchange"`` (:class:`LocalNet` too): the local network over scale-free features of
   every level of the column (:func:`exchange_inputs`), whose raw output
   (:meth:`LocalNet.raw`, ``2 (L - 1)`` channels) changes the column's vertical exchange
-  (:mod:`plumecast.closure.exchange`) rather than a field; with ``drift`` it also reads the
-  plane's flow (:func:`drift_inputs`) and returns two more channels, a drift velocity of
-  the plane.
+  (:mod:`plumecast.closure.exchange`) rather than a field.
 
 :class:`ClosureNet` builds the one its :class:`NetConfig` names. The quick and paper
 networks share the core, and all three the output:
@@ -154,8 +152,7 @@ import numpy as np
 
 __all__ = ["SIZES", "NetConfig", "resolve_options", "ClosureNet", "QuickNet", "PaperNet", "Conv", "ConvTranspose",
            "BlockTranspose", "Dense", "LSTMCell", "LocalNet", "pool_windows", "physics_inputs",
-           "invariant_inputs", "exchange_inputs", "exchange_input_count", "drift_inputs", "encoder_inputs",
-           "rng_from_key"]
+           "invariant_inputs", "exchange_inputs", "exchange_input_count", "encoder_inputs", "rng_from_key"]
 
 SIZES: dict[str, dict] = {
     "quick": {"channels": (8, 16, 32), "core_width": 64, "core_layers": 2, "decoder_out": 4, "head_width": 8},
@@ -175,7 +172,6 @@ ENCODER_INPUTS = 3  # quick: field after the physics, source increment, mask; pa
 DYNAMIC_INPUTS = 3  # quick head: q, q_physics, source: change every step
 STATIC_INPUTS = 6  # quick head: u, v, w, Dx, Dy, mask: fixed within a rollout
 INVARIANT_INPUTS = 5  # invariant: q, q_physics, source over their peak, log of q_physics's share, mask
-DRIFT_INPUTS = 2  # exchange with drift: the plane's u, v (drift_inputs); and two outputs, the drift velocity
 INVARIANT_PEAK_FLOOR = 1e-12  # invariant: added to S (c_ref units), far below any plume: 1 / S stays finite
 INVARIANT_LOG_FLOOR = 1e-4  # invariant: the log feature's floor, a share of the peak (its range is [-1, 0])
 PAPER_HEAD_INPUTS = 10  # (q - m) / s, mask m, mask s, u, v, w, Dx, Dy, source, mask
@@ -197,7 +193,6 @@ class NetConfig:
     memory: bool = True  # an LSTM stack (else an MLP: the Markovian ablation)
     offset: bool = False  # an additive offset map besides the log-rate (the data-driven variant)
     column_levels: int = 0  # size "exchange": the column's levels L
-    drift: bool = False  # size "exchange": also the plane's drift velocity (two more inputs and outputs)
 
     def __post_init__(self):
         if self.size not in SIZES:
@@ -207,8 +202,6 @@ class NetConfig:
         if (self.size == "exchange") != (self.column_levels >= 2):
             raise ValueError("size 'exchange' and only it reads a column of at least two levels "
                              f"(size {self.size!r}, {self.column_levels} levels)")
-        if self.drift and self.size != "exchange":
-            raise ValueError(f"a drift is an output of the exchange network only, not of size {self.size!r}")
 
     @property
     def channels(self) -> tuple[int, ...]:
@@ -278,7 +271,7 @@ def pool_windows(n: int, stages: int) -> tuple[int, ...]:
 
 
 def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: dict, offset: bool = False,
-                    column_levels: int = 0, drift: bool = False) -> NetConfig:
+                    column_levels: int = 0) -> NetConfig:
     """A :class:`NetConfig` from a variant's network options: only ``size`` (a key of :data:`SIZES`)."""
     unknown = sorted(set(options) - {"size"})
     if unknown:
@@ -287,7 +280,7 @@ def resolve_options(ny: int, nx: int, *, memory: bool, variant: str, options: di
     if size not in SIZES:
         raise ValueError(f"variant {variant!r}: unknown size {size!r}; known: {', '.join(SIZES)}")
     return NetConfig(ny=int(ny), nx=int(nx), size=size, memory=bool(memory), offset=bool(offset),
-                     column_levels=int(column_levels), drift=bool(drift))
+                     column_levels=int(column_levels))
 
 
 def physics_inputs(ctx) -> tuple[jax.Array, jax.Array]:
@@ -348,18 +341,9 @@ def exchange_inputs(levels: jax.Array, deposits: jax.Array, w_face: jax.Array, f
     return jax.lax.stop_gradient(jnp.moveaxis(x, 0, -1))
 
 
-def exchange_input_count(levels: int, drift: bool = False) -> int:
-    """Channels of :func:`exchange_inputs` for a column of ``levels`` (and of :func:`drift_inputs` with ``drift``)."""
-    return 4 * levels + (DRIFT_INPUTS if drift else 0)
-
-
-def drift_inputs(ctx) -> jax.Array:
-    """The plane's flow ``(ny, nx, 2)``, ``u, v`` over the largest speed on the plane: what a drift corrects.
-
-    Scale-free as :func:`exchange_inputs`, and likewise a constant for the gradients.
-    """
-    uv = jnp.stack([ctx.u, ctx.v], axis=-1) * ctx.fluid[..., None]
-    return jax.lax.stop_gradient(uv / jnp.maximum(jnp.max(jnp.abs(uv)), 1e-12))
+def exchange_input_count(levels: int) -> int:
+    """Channels of :func:`exchange_inputs` for a column of ``levels``."""
+    return 4 * levels
 
 
 def encoder_inputs(ctx) -> jax.Array:
@@ -670,9 +654,8 @@ class LocalNet(eqx.Module):
 
     The exchange network (``size="exchange"``) reads :func:`exchange_inputs` of the
     column's levels and returns ``2 (L - 1)`` raw channels (:meth:`raw`), which
-    :mod:`plumecast.closure.exchange` turns into the step's vertical exchange (with
-    ``drift``, the plane's flow besides and two more channels, the plane's drift); its
-    state is kept as the invariant network's.
+    :mod:`plumecast.closure.exchange` turns into the step's vertical exchange; its state
+    is kept as the invariant network's.
 
     The invariant network (``size="invariant"``) reads :func:`invariant_inputs` and keeps
     its state out of the features the gate reads: the output reads the features and the
@@ -691,13 +674,9 @@ class LocalNet(eqx.Module):
         width, state = config.head_width, config.core_width if config.memory else 0
         # invariant, exchange: the state is read by the output only (class docstring)
         readout = state if config.size in READOUT_SIZES else 0
-        inputs = {"invariant": INVARIANT_INPUTS,
-                  "exchange": exchange_input_count(config.column_levels, config.drift)}.get(
+        inputs = {"invariant": INVARIANT_INPUTS, "exchange": exchange_input_count(config.column_levels)}.get(
             config.size, DYNAMIC_INPUTS + STATIC_INPUTS + state)
-        if config.size == "exchange":
-            outputs = 2 * (config.column_levels - 1) + (DRIFT_INPUTS if config.drift else 0)
-        else:
-            outputs = 2 if config.offset else 1
+        outputs = 2 * (config.column_levels - 1) if config.size == "exchange" else 2 if config.offset else 1
         cin = (inputs,) + (width,) * (LOCAL_DEPTH - 1)
         hidden = tuple(Conv(a, width, 3, rng=rng, dtype=dtype) for a in cin)
         self.gate = Conv(width, 2 * state, 1, rng=rng, dtype=dtype) if config.memory else None
