@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Session 29's two tracks after the Markovian seeds 0 and 1. usage: s29-chain.sh A|B
+# Track B ran as out/s29-chainB2.sh instead (revised before it started anything); its branch here never ran.
 set -uo pipefail
 cd "$(dirname "$0")/.."  # the repository root
 wait_for() { until grep -q "eval end" "$1" 2>/dev/null; do sleep 30; done; }

@@ -9,6 +9,7 @@ S=$1; R=lox-plane-s$S
 left=$(( $(date -d "$2" +%s) - $(date +%s) ))
 echo "$R start $(date +%T), cut in $left s"
 timeout "$left" .venv/bin/plumecast train $D --variant physics $L --set epochs=[16] --set seed=$S --out runs/$R --no-progress
-echo "$R end $(date +%T) rc $?"
+rc=$?  # before any other command: 124 when the cut stopped it
+echo "$R end $(date +%T) rc $rc"
 .venv/bin/python scripts/height_table.py runs/$R --data $D --splits train,val,test,ood --csv out/s29-$R.csv > out/s29-$R.txt
 echo "$R eval end $(date +%T)"
