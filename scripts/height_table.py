@@ -10,6 +10,10 @@ written beside the table when ``--csv`` is given:
 
     .venv/bin/python scripts/height_table.py runs/physics-of runs/column-of --data data/paper-room-of.nc
 
+With ``--ensemble NAME`` the runs are scored as one seed ensemble instead (the mean of
+their forecasts, :func:`plumecast.forecast.forecast_ensemble`), one row per scenario
+named NAME, with the members' relative spread beside the error.
+
 No choice is made here: the runs to compare are picked on val beforehand
 (docs/evaluation.md).
 """
@@ -22,9 +26,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from plumecast.forcing import prepare_data
-from plumecast.forecast import check_grid, forecast_scenarios
+from plumecast.forecast import check_grid, check_members, forecast_ensemble, forecast_scenarios
 from plumecast.io.dataset import SPLITS, read_dataset
 from plumecast.metrics import relative_l2, spearman
 from plumecast.train.system import load_run
@@ -43,19 +48,41 @@ def scenario_figures(run: Path, ds, band_m: float, model: str = "selected") -> l
     system, config, _ = load_run(run, model)
     check_grid(system[0], ds, run=str(run))
     prep = prepare_data(ds, system[0].config.dt, system[0].config.dtype)
-    idx = np.arange(ds.sizes["scenario"])
-    final = forecast_scenarios(system, prep, idx, final_only=True)
-    fluid = np.asarray(system[0].fluid)
+    final = forecast_scenarios(system, prep, np.arange(ds.sizes["scenario"]), final_only=True)
+    return _rows(run.name, config.variant, final, None, prep, ds, np.asarray(system[0].fluid), band_m)
+
+
+def ensemble_figures(name: str, runs: list[Path], ds, band_m: float, model: str = "selected") -> list[dict]:
+    """The rows of :func:`scenario_figures` for the ensemble of ``runs`` (the mean of their forecasts), run ``name``.
+
+    Each row also has ``spread``: the members' standard deviation relative to the ensemble
+    mean (``||spread|| / ||mean||`` over fluid cells), which a user has without the truth.
+    """
+    loaded = [load_run(run, model) for run in runs]
+    systems = [system for system, _, _ in loaded]
+    for run, system in zip(runs, systems):
+        check_grid(system[0], ds, run=str(run))
+    check_members(systems, [str(r) for r in runs])
+    prep = prepare_data(ds, systems[0][0].config.dt, systems[0][0].config.dtype)
+    mean, spread = forecast_ensemble(systems, prep, np.arange(ds.sizes["scenario"]), final_only=True)
+    variant = "+".join(dict.fromkeys(config.variant for _, config, _ in loaded))
+    return _rows(name, variant, mean, spread, prep, ds, np.asarray(systems[0][0].fluid), band_m)
+
+
+def _rows(name, variant, final, spread, prep, ds, fluid, band_m) -> list[dict]:
     plane = float(ds.attrs["plane_height_m"])
     rows = []
-    for k in idx:
+    for k in range(ds.sizes["scenario"]):
         truth = prep.conc[k, -1]
-        rows.append({
-            "run": run.name, "variant": config.variant, "scenario": str(ds["scenario"].values[k]),
+        row = {
+            "run": name, "variant": variant, "scenario": str(ds["scenario"].values[k]),
             "split": str(ds["split"].values[k]),
             "height_class": height_class(float(ds["source_z"].values[k, 0]), plane, band_m),
             "relative_l2": relative_l2(final[k], truth, fluid), "spearman": spearman(final[k], truth, fluid),
-        })
+        }
+        if spread is not None:  # ||spread|| / ||mean||, written as relative_l2(mean + spread, mean)
+            row["spread"] = relative_l2(final[k] + spread[k], final[k], fluid)
+        rows.append(row)
     return rows
 
 
@@ -78,6 +105,23 @@ def table(rows: list[dict], splits: list[str]) -> str:
     return "\n".join(lines)
 
 
+def spread_table(rows: list[dict], splits: list[str]) -> str:
+    """Markdown: per split the ensemble's median relative spread and, across scenarios, its Spearman with the error.
+
+    A spread that ranks the scenarios as their errors do (correlation near 1) says where
+    the forecast is less to be trusted; near 0 it says nothing.
+    """
+    lines = ["| split | scenarios | median spread | median error | Spearman(spread, error) |", "|---|---|---|---|---|"]
+    for split in splits:
+        sel = [r for r in rows if r["split"] == split]
+        spread = np.array([r["spread"] for r in sel])
+        error = np.array([r["relative_l2"] for r in sel])
+        varies = len(sel) > 2 and np.ptp(spread) > 0 and np.ptp(error) > 0
+        rho = stats.spearmanr(spread, error).statistic if varies else float("nan")  # undefined for a constant
+        lines.append(f"| {split} | {len(sel)} | {np.median(spread):.4f} | {np.median(error):.3f} | {rho:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
@@ -85,6 +129,9 @@ def main(argv=None) -> int:
     ap.add_argument("--band", type=float, default=0.15, help="half-width (m) of the 'at the plane' class")
     ap.add_argument("--splits", default="train,val,test,ood")
     ap.add_argument("--csv", type=Path, default=None, help="write every scenario's figures here")
+    ap.add_argument("--ensemble", default=None, metavar="NAME",
+                    help="score the runs as one ensemble named NAME (the mean of their forecasts; CSV rows gain 'spread') "
+                    "instead of one row per run")
     ap.add_argument("--model", choices=("selected", "last"), default="selected",
                     help="each run's model chosen on val (default) or its last checkpoint (to see what training did)")
     args = ap.parse_args(argv)
@@ -99,16 +146,26 @@ def main(argv=None) -> int:
         print(f"error: {args.data}: {e}", file=sys.stderr)
         return 2
     rows = []
-    for run in args.runs:
+    if args.ensemble:
         try:
-            rows += scenario_figures(run, ds, args.band, args.model)
-        except Exception as e:  # a run that cannot be loaded or does not fit the data: name it and stop
-            print(f"error: {run}: {e}", file=sys.stderr)
+            rows = ensemble_figures(args.ensemble, args.runs, ds, args.band, args.model)
+        except Exception as e:  # a member that cannot be loaded or does not fit the data or the others: say so, stop
+            print(f"error: ensemble {args.ensemble}: {e}", file=sys.stderr)
             return 2
+    else:
+        for run in args.runs:
+            try:
+                rows += scenario_figures(run, ds, args.band, args.model)
+            except Exception as e:  # a run that cannot be loaded or does not fit the data: name it and stop
+                print(f"error: {run}: {e}", file=sys.stderr)
+                return 2
     present = [s for s in splits if any(r["split"] == s for r in rows)]
     print("Final-time median relative L2 / Spearman (scenarios); height classes against the plane at "
           f"{float(ds.attrs['plane_height_m']):g} m +- {args.band:g} m\n")
     print(table(rows, present))
+    if args.ensemble:
+        print(f"\nThe ensemble's spread ({len(args.runs)} members; ||spread|| / ||mean|| at the final time)\n")
+        print(spread_table(rows, present))
     if args.csv:
         from plumecast.io.atomic import atomic_path
 

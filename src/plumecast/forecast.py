@@ -25,8 +25,8 @@ from plumecast.forcing import PreparedData, prepare_data
 from plumecast.metrics import relative_l2
 from plumecast.rollout import init_carry, rollout, step
 
-__all__ = ["check_grid", "rollout_frames", "rollout_exposure", "forecast_scenarios", "final_time_errors", "forecast",
-           "forecast_dataset"]
+__all__ = ["check_grid", "check_members", "rollout_frames", "rollout_exposure", "forecast_scenarios",
+           "forecast_ensemble", "final_time_errors", "forecast", "forecast_dataset"]
 
 
 def check_grid(model, ds, *, run: str = "the model", data: str = "the dataset") -> None:
@@ -132,6 +132,53 @@ def forecast_scenarios(system, prep: PreparedData, indices, *, chunk: int = 8, f
         frames = np.asarray(model.decode(rollout_frames(model, closure, q0, forcing, steps_per_frame)))[: len(idx)]
         out.append(frames[:, -1] if final_only else np.concatenate([prep.conc[idx, :1], frames], axis=1))
     return np.concatenate(out, axis=0)
+
+
+def check_members(systems, names=None) -> None:
+    """Raise :class:`TrainError` unless every system forecasts on the first one's grid, flow and time step.
+
+    The members of an ensemble share one :class:`PreparedData` (built for the first
+    member's time step), so a member with another step or grid would be fed the wrong
+    forcing; the message names the member and what differs.
+    """
+    systems = list(systems)
+    if not systems:
+        raise TrainError("an ensemble needs at least one member")
+    names = list(names) if names is not None else [f"member {i}" for i in range(len(systems))]
+    first = systems[0][0]
+    c0 = first.config
+    for name, (model, _) in zip(names[1:], systems[1:]):
+        c = model.config
+        for field, unit in (("dt", " s"), ("substeps", ""), ("dtype", "")):
+            if getattr(c, field) != getattr(c0, field):
+                raise TrainError(f"ensemble mismatch: {name} has {field} {getattr(c, field)}{unit} but {names[0]} "
+                                 f"has {getattr(c0, field)}{unit}; members must share the time step and precision")
+        if (c.ny, c.nx, c.dx, c.dy, c.x0, c.y0) != (c0.ny, c0.nx, c0.dx, c0.dy, c0.x0, c0.y0):
+            raise TrainError(f"ensemble mismatch: {name} and {names[0]} are on different grids "
+                             f"({c.ny} x {c.nx} cells of {c.dx} x {c.dy} m against {c0.ny} x {c0.nx} of {c0.dx} x {c0.dy} m)")
+        for field in ("fluid", "u", "v", "w"):
+            if not np.allclose(np.asarray(getattr(model, field)), np.asarray(getattr(first, field)), rtol=1e-4, atol=1e-6):
+                raise TrainError(f"ensemble mismatch: the plane {field!r} of {name} differs from the one of {names[0]}")
+
+
+def forecast_ensemble(systems, prep: PreparedData, indices, *, chunk: int = 8,
+                      final_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and spread of the forecasts of several systems (a seed ensemble, say), scenario by scenario.
+
+    Each member is rolled out on its own from the t = 0 fields (its own closure memory),
+    as :func:`forecast_scenarios` does; the ensemble forecast is the members' mean and
+    the spread their standard deviation (over members, ``ddof=0``), same shapes as
+    :func:`forecast_scenarios`'. One member gives its own forecast and zero spread.
+    """
+    check_members(systems)
+    total = sq = None
+    for system in systems:  # one member at a time: memory of two accumulators, not of every member
+        f = forecast_scenarios(system, prep, indices, chunk=chunk, final_only=final_only).astype(np.float64)
+        total, sq = (f, f * f) if total is None else (total + f, sq + f * f)
+    n = len(systems)
+    mean = total / n
+    spread = np.sqrt(np.maximum(sq / n - mean * mean, 0.0))
+    return mean, spread
 
 
 def final_time_errors(system, prep: PreparedData, indices, chunk: int = 16) -> np.ndarray:
