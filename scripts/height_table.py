@@ -122,6 +122,30 @@ def spread_table(rows: list[dict], splits: list[str]) -> str:
     return "\n".join(lines)
 
 
+def spread_figure(rows: list[dict], splits: list[str], path: Path, title: str) -> Path:
+    """Each scenario's final-time error against the ensemble's spread, one colour per split (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from plumecast.io.atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    for split in splits:
+        sel = [r for r in rows if r["split"] == split]
+        ax.scatter([r["spread"] for r in sel], [r["relative_l2"] for r in sel], s=18, label=f"{split} ({len(sel)})")
+    ax.set_xlabel("ensemble spread, ||std|| / ||mean|| (final time)")
+    ax.set_ylabel("final-time relative L2 error of the mean")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
@@ -132,9 +156,14 @@ def main(argv=None) -> int:
     ap.add_argument("--ensemble", default=None, metavar="NAME",
                     help="score the runs as one ensemble named NAME (the mean of their forecasts; CSV rows gain 'spread') "
                     "instead of one row per run")
+    ap.add_argument("--spread-figure", type=Path, default=None,
+                    help="with --ensemble: write a scatter of each scenario's error against the spread here")
     ap.add_argument("--model", choices=("selected", "last"), default="selected",
                     help="each run's model chosen on val (default) or its last checkpoint (to see what training did)")
     args = ap.parse_args(argv)
+    if args.spread_figure and not args.ensemble:
+        print("error: --spread-figure needs --ensemble (single runs have no spread)", file=sys.stderr)
+        return 2
     splits = [s for s in args.splits.split(",") if s]
     bad = [s for s in splits if s not in SPLITS]
     if bad:
@@ -166,6 +195,8 @@ def main(argv=None) -> int:
     if args.ensemble:
         print(f"\nThe ensemble's spread ({len(args.runs)} members; ||spread|| / ||mean|| at the final time)\n")
         print(spread_table(rows, present))
+        if args.spread_figure:
+            spread_figure(rows, present, args.spread_figure, f"{args.ensemble}: error against spread")
     if args.csv:
         from plumecast.io.atomic import atomic_path
 

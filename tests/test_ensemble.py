@@ -70,8 +70,11 @@ def test_height_table_ensemble_of_a_run_with_itself(ds, tmp_path, capsys):
     shutil.copytree(run, tmp_path / "b")
     single, ens = tmp_path / "single.csv", tmp_path / "ens.csv"
     assert height_table.main([str(run), "--data", str(data), "--csv", str(single)]) == 0
+    figure = tmp_path / "spread.png"
+    assert height_table.main([str(run), "--data", str(data), "--spread-figure", str(figure)]) == 2  # no ensemble
     assert height_table.main([str(run), str(tmp_path / "b"), "--data", str(data), "--ensemble", "pair",
-                              "--csv", str(ens)]) == 0
+                              "--csv", str(ens), "--spread-figure", str(figure)]) == 0
+    assert figure.stat().st_size > 0
     out = capsys.readouterr().out
     assert "Spearman(spread, error)" in out
     one = [line.split(",") for line in single.read_text().splitlines()]

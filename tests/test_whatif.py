@@ -266,3 +266,52 @@ def test_whatif_errors_from_the_api_name_the_problem():
         spec.sources[0].model_copy(update={"position_m": (1.0, 0.5, 1.2)}),)}))
     assert any("outside the heights the run was trained on" in w for w in warnings)
     assert jax.tree.leaves(system)  # the system is untouched by forecasts
+
+
+# ---------------------------------------------------------------------------------- ensembles
+def _perturbed_copy(tmp_path):
+    """A copy of the tiny run whose model forecasts differently: its x-diffusivity logits raised by 1."""
+    import equinox as eqx
+
+    from plumecast.train.select import read_selected, selected_path
+
+    run = run_copy(tmp_path)
+    system, _, _ = load_run(run)
+    info = read_selected(run)
+    assert info is not None  # the tiny preset has val scenarios, so the run keeps a selected model
+    eqx.tree_serialise_leaves(selected_path(run, info), eqx.tree_at(lambda s: s[0].theta_x, system,
+                                                                      system[0].theta_x + 1.0))
+    return run
+
+
+def test_an_ensemble_forecast_is_the_members_mean_with_their_spread(tmp_path):
+    """`forecast RUN RUN2` writes the two runs' mean and spread, for a what-if and a dataset scenario alike."""
+    data, run = tiny_run()
+    other = _perturbed_copy(tmp_path)
+    spec = _good(tmp_path)
+    for form in (["--scenario-file", spec, "--no-pictures"], ["--data", data, "--scenario", "moving-f"]):
+        paths = [tmp_path / f"{name}.nc" for name in ("a", "b", "ens")]
+        for runs, path in (([run], paths[0]), ([other], paths[1]), ([run, other], paths[2])):
+            r = invoke("forecast", *runs, *form, "--out", path)
+            assert r.exit_code == 0, r.output
+        fa, fb, fe = (read_dataset(p) for p in paths)
+        a, b = (f["concentration"].values.astype(float) for f in (fa, fb))
+        top = float(np.abs(a).max())
+        assert np.abs(a - b).max() > 1e-3 * top  # the members differ
+        np.testing.assert_allclose(fe["concentration"].values, (a + b) / 2, rtol=0, atol=1e-5 * top)
+        np.testing.assert_allclose(fe["concentration_spread"].values, np.abs(a - b) / 2, rtol=0, atol=1e-5 * top)
+        assert "concentration_spread" not in fa
+        meta = json.loads(fe.attrs["scenario_config"])["forecast"]
+        assert meta["ensemble_members"] == 2 and len(meta["ensemble"]) == 2
+
+
+def test_an_ensemble_member_with_another_time_step_is_refused(tmp_path):
+    _, run = tiny_run()
+    other = run_copy(tmp_path)
+    config = json.loads((other / "config.json").read_text())
+    config["grid"]["dt"] = config["grid"]["dt"] / 2
+    (other / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "e.nc"
+    one_line_error(invoke("forecast", run, other, "--scenario-file", _good(tmp_path), "--out", out),
+                   "ensemble mismatch", "dt")
+    assert not out.exists()

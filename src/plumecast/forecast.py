@@ -26,7 +26,8 @@ from plumecast.metrics import relative_l2
 from plumecast.rollout import init_carry, rollout, step
 
 __all__ = ["check_grid", "check_members", "rollout_frames", "rollout_exposure", "forecast_scenarios",
-           "forecast_ensemble", "final_time_errors", "forecast", "forecast_dataset"]
+           "forecast_ensemble", "final_time_errors", "as_members", "forecast", "forecast_spread", "forecast_dataset",
+           "with_spread"]
 
 
 def check_grid(model, ds, *, run: str = "the model", data: str = "the dataset") -> None:
@@ -246,15 +247,30 @@ def point_log_errors(system, prep: PreparedData, indices, *, windows_s, limit: f
     return out
 
 
+def as_members(system) -> list:
+    """The members of ``system``: a list of ``(model, closure)`` is an ensemble, one ``(model, closure)`` a member."""
+    return list(system) if isinstance(system, list) else [system]
+
+
 def forecast(system, ds, scenario: str) -> np.ndarray:
-    """Concentration ``(T, ny, nx)`` at the dataset's snapshot times for one scenario (t = 0 from the data)."""
-    model = system[0]
-    check_grid(model, ds)
+    """Concentration ``(T, ny, nx)`` at the dataset's snapshot times for one scenario (t = 0 from the data).
+
+    For an ensemble (a list of systems) the members' mean; :func:`forecast_spread` gives both.
+    """
+    return forecast_spread(system, ds, scenario)[0]
+
+
+def forecast_spread(system, ds, scenario: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and spread ``(T, ny, nx)`` of one scenario's forecast by one system (zero spread) or an ensemble."""
+    members = as_members(system)
+    model = members[0][0]
+    for i, (member, _) in enumerate(members):
+        check_grid(member, ds, run=f"ensemble member {i}" if len(members) > 1 else "the model")
     prep = prepare_data(ds, model.config.dt, model.config.dtype, fluid=np.asarray(model.fluid))
-    out = forecast_scenarios(system, prep, [prep.index(scenario)], chunk=1)[0]
-    if not np.isfinite(out).all():
+    mean, spread = forecast_ensemble(members, prep, [prep.index(scenario)], chunk=1)
+    if not np.isfinite(mean[0]).all():
         raise TrainError(f"the forecast of {scenario!r} is not finite")
-    return out
+    return mean[0], spread[0]
 
 
 def forecast_dataset(system, ds, scenario: str, *, about: dict | None = None):
@@ -267,17 +283,18 @@ def forecast_dataset(system, ds, scenario: str, *, about: dict | None = None):
 
     from plumecast.io.dataset import make_dataset
 
-    conc = forecast(system, ds, scenario)
+    conc, spread = forecast_spread(system, ds, scenario)
+    n_members = len(as_members(system))
     i = [str(s) for s in ds["scenario"].values].index(scenario)
     try:
         original = json.loads(ds.attrs["scenario_config"])
     except (KeyError, TypeError, ValueError):
         original = {}
     meta = dict(original) if isinstance(original, dict) else {"source_scenario_config": original}
-    c = system[0].config
+    c = as_members(system)[0][0].config
     meta["forecast"] = {**(about or {}), "scenario": scenario, "data_generator": str(ds.attrs.get("generator", "")),
-                        "dt_s": c.dt, "substeps": c.substeps}
-    return make_dataset(
+                        "dt_s": c.dt, "substeps": c.substeps, "ensemble_members": n_members}
+    out = make_dataset(
         scenario_names=[scenario],
         splits=[str(ds["split"].values[i])],
         times_s=ds["time"].values,
@@ -297,3 +314,14 @@ def forecast_dataset(system, ds, scenario: str, *, about: dict | None = None):
         generator_version=plumecast.__version__,
         scenario_config=meta,
     )
+    return with_spread(out, spread, n_members)
+
+
+def with_spread(ds, spread, n_members: int):
+    """``ds`` (one scenario) with ``concentration_spread``, the ensemble's ``(T, ny, nx)`` spread, when it has members."""
+    if n_members < 2:
+        return ds
+    return ds.assign(concentration_spread=(
+        ("scenario", "time", "y", "x"), np.asarray(spread, np.float32)[None],
+        {"units": ds["concentration"].attrs.get("units", ""),
+         "long_name": f"standard deviation of the {n_members} ensemble members' concentration forecasts"}))

@@ -375,22 +375,34 @@ def forecast_whatif(system, room, spec: WhatIf, *, about: dict | None = None):
     ``concentration`` is the forecast, from clean air at t = 0. ``source_x/_y/_z/_rate``
     are the first source's track (the schema holds one); ``sources_x/_y/_z/_rate``
     ``(scenario, source, time)`` hold every source, ``source_name`` their names.
+
+    ``system`` is one ``(model, closure)`` or a list of them, an ensemble (seeds of one
+    model, say; :func:`plumecast.forecast.check_members`): then ``concentration`` is the
+    members' mean and ``concentration_spread`` their standard deviation, each member
+    rolled out on its own.
     """
     import jax.numpy as jnp
 
-    from plumecast.forecast import check_grid, rollout_frames
+    from plumecast.forecast import as_members, check_grid, check_members, rollout_frames, with_spread
     from plumecast.io.dataset import make_dataset
 
-    model, closure = system
+    members = as_members(system)
+    check_members(members)
+    model = members[0][0]
     check_grid(model, room.as_dataset(), data="its stored room")
     plan = plan_whatif(spec, room, model.config)
     q0 = jnp.zeros((1,) + model.config.shape, model.config.jdtype)
     forcing = Forcing(*(jnp.asarray(a)[None] for a in (plan.forcing.t, plan.forcing.x, plan.forcing.y, plan.forcing.z,
                                                         plan.forcing.rate)))
-    frames = np.asarray(model.decode(rollout_frames(model, closure, q0, forcing, plan.steps_per_frame)))[0]
-    conc = np.concatenate([np.zeros((1,) + model.config.shape), frames], axis=0)
-    if not np.isfinite(conc).all():
+    runs = []
+    for member_model, closure in members:
+        frames = np.asarray(member_model.decode(rollout_frames(member_model, closure, q0, forcing,
+                                                               plan.steps_per_frame)))[0]
+        runs.append(np.concatenate([np.zeros((1,) + model.config.shape), frames], axis=0))
+    runs = np.stack(runs).astype(np.float64)
+    if not np.isfinite(runs).all():
         raise WhatIfError(f"the forecast of {spec.name!r} is not finite")
+    conc, spread = runs.mean(axis=0), runs.std(axis=0)
     times = plan.times
     tracks = np.stack([src.position_at(times) for src in spec.sources])  # (S, T, 3)
     rates = np.stack([src.rate_curve(times) * src.on(times) for src in spec.sources])  # (S, T)
@@ -400,7 +412,7 @@ def forecast_whatif(system, room, spec: WhatIf, *, about: dict | None = None):
     meta["name"] = name
     meta["whatif"] = json.loads(spec.model_dump_json())
     meta["forecast"] = {**(about or {}), "scenario": name, "dt_s": c.dt, "substeps": c.substeps,
-                        "warnings": plan.warnings, "n_sources": len(spec.sources),
+                        "warnings": plan.warnings, "n_sources": len(spec.sources), "ensemble_members": len(members),
                         "source_variables": "source_* hold source 1; sources_* (scenario, source, time) hold all"}
     ds = make_dataset(
         scenario_names=[name],
@@ -432,6 +444,7 @@ def forecast_whatif(system, room, spec: WhatIf, *, about: dict | None = None):
         "sources_rate": (sst, rates[None], {"units": f"{unit}/s"}),
         "source_name": (("source",), names),
     })
+    ds = with_spread(ds, spread, len(members))
     ds.attrs["n_sources"] = len(spec.sources)
     ds.attrs["history"] = f"plumecast {plumecast.__version__} forecast (what-if, {len(spec.sources)} source(s))"
     return ds, plan.warnings

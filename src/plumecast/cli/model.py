@@ -118,7 +118,8 @@ def _print_selection(result) -> None:
 
 @app.command()
 def forecast(
-    run_dir: Path = typer.Argument(..., help="Training run directory."),
+    run_dirs: list[Path] = typer.Argument(..., help="Training run directory; several (seeds of one model, say) make an "
+                                          "ensemble: OUT holds their mean and its concentration_spread."),
     data: Path | None = typer.Option(None, "--data", help="Dataset that provides the scenario (flow, source track, t = 0 "
                                      "field)."),
     scenario: str | None = typer.Option(None, "--scenario", help="Scenario name in the dataset."),
@@ -129,7 +130,7 @@ def forecast(
     pictures: bool = typer.Option(True, "--pictures/--no-pictures", help="What-if: also write OUT's snapshot grid "
                                   "(.png) and animation (.gif)."),
 ) -> None:
-    """Forecast a dataset scenario (--data, --scenario) or a what-if (--scenario-file) with a trained model."""
+    """Forecast a dataset scenario (--data, --scenario) or a what-if (--scenario-file) with a trained model or an ensemble."""
     from plumecast.forecast import forecast_dataset
     from plumecast.io.dataset import DatasetError, read_dataset, write_dataset
     from plumecast.train import TrainError, load_run
@@ -140,17 +141,33 @@ def forecast(
         _fail("give --data DATA --scenario NAME (a dataset scenario) or --scenario-file WHAT-IF.toml (new sources)")
     _check_out(out, "file")
     if scenario_file is not None:
-        _forecast_whatif(run_dir, scenario_file, out, pictures)
+        _forecast_whatif(run_dirs, scenario_file, out, pictures)
         return
     try:
-        system, config, _ = load_run(run_dir)  # fail early on a bad run directory, before reading data
+        loaded = [load_run(run_dir) for run_dir in run_dirs]  # fail early on a bad run directory, before reading data
         ds = read_dataset(data)
-        about = {"run_dir": str(run_dir.resolve()), "variant": config.variant, "preset": config.preset}
-        result = forecast_dataset(system, ds, scenario, about=about)
+        result = forecast_dataset(_system_of(loaded), ds, scenario, about=_about(run_dirs, loaded))
     except (DatasetError, TrainError) as e:
         _fail(str(e))
     write_dataset(result, out)
-    console.print(f"forecast of {scenario!r} ({result.sizes['time']} snapshots): {out}", highlight=False)
+    members = f", mean of {len(run_dirs)} members with its spread" if len(run_dirs) > 1 else ""
+    console.print(f"forecast of {scenario!r} ({result.sizes['time']} snapshots{members}): {out}", highlight=False)
+
+
+def _system_of(loaded):
+    """One run's system, or the list of several runs' systems (an ensemble)."""
+    systems = [system for system, _, _ in loaded]
+    return systems if len(systems) > 1 else systems[0]
+
+
+def _about(run_dirs, loaded, **more) -> dict:
+    """What a forecast records of the runs that made it (every member's, for an ensemble)."""
+    configs = [config for _, config, _ in loaded]
+    about = {"run_dir": str(run_dirs[0].resolve()), "variant": configs[0].variant, "preset": configs[0].preset, **more}
+    if len(run_dirs) > 1:
+        about["ensemble"] = [{"run_dir": str(r.resolve()), "variant": c.variant, "preset": c.preset}
+                             for r, c in zip(run_dirs, configs)]
+    return about
 
 
 def _load_run_and_room(run_dir: Path):
@@ -166,7 +183,7 @@ def _load_run_and_room(run_dir: Path):
     return system, config, room
 
 
-def _forecast_whatif(run_dir: Path, scenario_file: Path, out: Path, pictures: bool) -> None:
+def _forecast_whatif(run_dirs: list[Path], scenario_file: Path, out: Path, pictures: bool) -> None:
     from plumecast import plot
     from plumecast.io.dataset import write_dataset
     from plumecast.train import TrainError
@@ -176,11 +193,11 @@ def _forecast_whatif(run_dir: Path, scenario_file: Path, out: Path, pictures: bo
         spec = load_whatif(scenario_file)
     except WhatIfError as e:
         _fail(str(e))
-    system, config, room = _load_run_and_room(run_dir)
-    about = {"run_dir": str(run_dir.resolve()), "variant": config.variant, "preset": config.preset,
-             "scenario_file": str(scenario_file)}
+    loaded = [_load_run_and_room(run_dir) for run_dir in run_dirs]
+    room = loaded[0][2]  # every member is checked against it (forecast_whatif)
+    about = _about(run_dirs, loaded, scenario_file=str(scenario_file))
     try:
-        result, warnings = forecast_whatif(system, room, spec, about=about)
+        result, warnings = forecast_whatif(_system_of(loaded), room, spec, about=about)
     except (WhatIfError, TrainError) as e:
         _fail(str(e))
     for w in warnings:
