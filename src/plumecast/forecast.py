@@ -6,7 +6,10 @@ scripts and benchmarks), goes through :func:`rollout_frames`: one jitted, vmappe
 rollout of a batch of start fields under a batch of per-step forcings. The functions
 around it lay datasets out for it (:func:`forecast_scenarios`, :func:`forecast`), check
 that a dataset lies on the model's grid (:func:`check_grid`) and write a forecast in the
-dataset schema (:func:`forecast_dataset`).
+dataset schema (:func:`forecast_dataset`). :func:`forecast`, :func:`forecast_spread`,
+:func:`forecast_dataset` and the what-if (:func:`plumecast.whatif.forecast_whatif`) also take
+a list of systems, an ensemble (seeds of one model): its forecast is the members' mean,
+with their spread (:func:`forecast_ensemble`; members checked by :func:`check_members`).
 
 States meet concentrations only through ``model.encode`` / ``model.decode`` (which apply
 the learned observation factor, when there is one).
