@@ -7,6 +7,7 @@ an array (as JAX-based libraries such as diffrax do in their conftest).
 
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -15,6 +16,19 @@ from plumecast.numerics import enable_x64
 enable_x64()
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compilation_caches_per_module():
+    """Drop JAX's compiled functions after each test module.
+
+    The whole suite in one process compiles hundreds of functions; on the drift-closure
+    branch XLA's compiler segfaulted late in such a run (docs/results.md, session 29's
+    drift section), though neither half of the suite did. Clearing between modules keeps
+    what the process holds to one module's compilations.
+    """
+    yield
+    jax.clear_caches()
 
 
 @pytest.fixture
