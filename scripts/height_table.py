@@ -29,7 +29,7 @@ import numpy as np
 from scipy import stats
 
 from plumecast.forcing import prepare_data
-from plumecast.forecast import check_grid, check_members, forecast_ensemble, forecast_scenarios
+from plumecast.forecast import check_grid, forecast_ensemble, forecast_scenarios
 from plumecast.io.dataset import SPLITS, read_dataset
 from plumecast.metrics import relative_l2, spearman
 from plumecast.train.system import load_run
@@ -62,9 +62,9 @@ def ensemble_figures(name: str, runs: list[Path], ds, band_m: float, model: str 
     systems = [system for system, _, _ in loaded]
     for run, system in zip(runs, systems):
         check_grid(system[0], ds, run=str(run))
-    check_members(systems, [str(r) for r in runs])
     prep = prepare_data(ds, systems[0][0].config.dt, systems[0][0].config.dtype)
-    mean, spread = forecast_ensemble(systems, prep, np.arange(ds.sizes["scenario"]), final_only=True)
+    mean, spread = forecast_ensemble(systems, prep, np.arange(ds.sizes["scenario"]), final_only=True,
+                                     names=[str(r) for r in runs])
     variant = "+".join(dict.fromkeys(config.variant for _, config, _ in loaded))
     return _rows(name, variant, mean, spread, prep, ds, np.asarray(systems[0][0].fluid), band_m)
 

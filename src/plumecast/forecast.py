@@ -29,7 +29,7 @@ from plumecast.metrics import relative_l2
 from plumecast.rollout import init_carry, rollout, step
 
 __all__ = ["check_grid", "check_members", "rollout_frames", "rollout_exposure", "forecast_scenarios",
-           "forecast_ensemble", "final_time_errors", "as_members", "forecast", "forecast_spread", "forecast_dataset",
+           "ensemble_moments", "forecast_ensemble", "final_time_errors", "as_members", "forecast", "forecast_spread", "forecast_dataset",
            "with_spread"]
 
 
@@ -165,24 +165,36 @@ def check_members(systems, names=None) -> None:
                 raise TrainError(f"ensemble mismatch: the plane {field!r} of {name} differs from the one of {names[0]}")
 
 
-def forecast_ensemble(systems, prep: PreparedData, indices, *, chunk: int = 8,
-                      final_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def ensemble_moments(member_forecasts) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (over members, ``ddof=0``) of an iterable of equal-shape member forecasts.
+
+    Consumed one member at a time (two float64 accumulators, not every member in memory);
+    one member gives itself and zero spread.
+    """
+    n, total, sq = 0, None, None
+    for f in member_forecasts:
+        f = np.asarray(f, np.float64)
+        total, sq = (f, f * f) if total is None else (total + f, sq + f * f)
+        n += 1
+    if n == 0:
+        raise TrainError("an ensemble needs at least one member")
+    mean = total / n
+    return mean, np.sqrt(np.maximum(sq / n - mean * mean, 0.0))
+
+
+def forecast_ensemble(systems, prep: PreparedData, indices, *, chunk: int = 8, final_only: bool = False,
+                      names=None) -> tuple[np.ndarray, np.ndarray]:
     """Mean and spread of the forecasts of several systems (a seed ensemble, say), scenario by scenario.
 
     Each member is rolled out on its own from the t = 0 fields (its own closure memory),
     as :func:`forecast_scenarios` does; the ensemble forecast is the members' mean and
-    the spread their standard deviation (over members, ``ddof=0``), same shapes as
-    :func:`forecast_scenarios`'. One member gives its own forecast and zero spread.
+    the spread their standard deviation (:func:`ensemble_moments`), same shapes as
+    :func:`forecast_scenarios`'. Members are checked first (:func:`check_members`, whose
+    messages use ``names``).
     """
-    check_members(systems)
-    total = sq = None
-    for system in systems:  # one member at a time: memory of two accumulators, not of every member
-        f = forecast_scenarios(system, prep, indices, chunk=chunk, final_only=final_only).astype(np.float64)
-        total, sq = (f, f * f) if total is None else (total + f, sq + f * f)
-    n = len(systems)
-    mean = total / n
-    spread = np.sqrt(np.maximum(sq / n - mean * mean, 0.0))
-    return mean, spread
+    check_members(systems, names)
+    return ensemble_moments(forecast_scenarios(system, prep, indices, chunk=chunk, final_only=final_only)
+                            for system in systems)
 
 
 def final_time_errors(system, prep: PreparedData, indices, chunk: int = 16) -> np.ndarray:

@@ -383,7 +383,7 @@ def forecast_whatif(system, room, spec: WhatIf, *, about: dict | None = None):
     """
     import jax.numpy as jnp
 
-    from plumecast.forecast import as_members, check_grid, check_members, rollout_frames, with_spread
+    from plumecast.forecast import as_members, check_grid, check_members, ensemble_moments, rollout_frames, with_spread
     from plumecast.io.dataset import make_dataset
 
     members = as_members(system)
@@ -394,15 +394,12 @@ def forecast_whatif(system, room, spec: WhatIf, *, about: dict | None = None):
     q0 = jnp.zeros((1,) + model.config.shape, model.config.jdtype)
     forcing = Forcing(*(jnp.asarray(a)[None] for a in (plan.forcing.t, plan.forcing.x, plan.forcing.y, plan.forcing.z,
                                                         plan.forcing.rate)))
-    runs = []
-    for member_model, closure in members:
-        frames = np.asarray(member_model.decode(rollout_frames(member_model, closure, q0, forcing,
-                                                               plan.steps_per_frame)))[0]
-        runs.append(np.concatenate([np.zeros((1,) + model.config.shape), frames], axis=0))
-    runs = np.stack(runs).astype(np.float64)
-    if not np.isfinite(runs).all():
+    conc, spread = ensemble_moments(
+        np.concatenate([np.zeros((1,) + model.config.shape),
+                        np.asarray(m.decode(rollout_frames(m, closure, q0, forcing, plan.steps_per_frame)))[0]])
+        for m, closure in members)
+    if not np.isfinite(conc).all():
         raise WhatIfError(f"the forecast of {spec.name!r} is not finite")
-    conc, spread = runs.mean(axis=0), runs.std(axis=0)
     times = plan.times
     tracks = np.stack([src.position_at(times) for src in spec.sources])  # (S, T, 3)
     rates = np.stack([src.rate_curve(times) * src.on(times) for src in spec.sources])  # (S, T)
