@@ -23,3 +23,13 @@ for F in exch-avg exch; do
     .venv/bin/python scripts/paired_table.py out/s31-fresh-ens-column.csv out/s32-fresh2-ens-column.csv \
         out/s31-fresh-ens-$F.csv out/s32-fresh2-ens-$F.csv --model ens-$F --base ens-column --splits test,ood
 done
+echo "== beside: single seeds on the new draw (mean of three seeds per scenario)"
+echo "singles start $(date +%T)"
+.venv/bin/python scripts/height_table.py runs/lox-column-s{0,1,2} runs/lox-exch-avg-s{0,1,2} runs/lox-exch-s{0,1,2} --data $D \
+    --splits test,ood --csv out/s32-fresh2-singles.csv > out/s32-fresh2-singles.txt
+echo "singles end $(date +%T) rc $?"
+for F in exch-avg exch; do
+    echo "== seeds of $F minus seeds of column, the new draw"
+    .venv/bin/python scripts/paired_table.py out/s32-fresh2-singles.csv --model lox-$F-s0,lox-$F-s1,lox-$F-s2 \
+        --base lox-column-s0,lox-column-s1,lox-column-s2 --splits test,ood
+done
