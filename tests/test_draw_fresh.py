@@ -49,7 +49,7 @@ def test_a_draw_is_new_scenarios_on_l_office_xls_room(tmp_path):
 def test_a_draw_that_cannot_be_had_or_would_overwrite_is_refused(tmp_path, capsys):
     fresh = load_script("draw_fresh")
     out = tmp_path / "f.toml"
-    # l-office-xl has 44 free positions at 0.5 m clearance (docs/results.md, session 32)
+    # a greedy draw finds 44-45 free positions in l-office-xl at 0.5 m (docs/evaluation.md)
     assert fresh.main(["--test", "60", "--ood", "0", "--test-seed", "41", "--walk-seed", "1", "--name", "f",
                        "--out", str(out)]) == 2
     assert re.search(r"found \d+ of 60 releases", capsys.readouterr().err) and not out.exists()
