@@ -72,16 +72,18 @@ def _height_class(z: float) -> str:
     return next(c for c, h in mp.LO_HEIGHTS_M.items() if h == z)
 
 
-def scenario_text(name: str, releases, walks, provenance: str) -> str:
-    """The scenario file: l-office-xl's text up to its first scenario (room, grid, flow), then the draws."""
+def scenario_text(name: str, releases, walks, provenance: str, prefix: str | None = None) -> str:
+    """The scenario file: l-office-xl's text up to its first scenario (room, grid, flow), then the draws,
+    named ``PREFIX-test-NN-CLASS`` and ``PREFIX-ood-walk-NN-CLASS`` (``prefix`` defaults to ``name``)."""
+    prefix = name if prefix is None else prefix
     text = resources.files("plumecast.presets").joinpath(f"{PRESET}.toml").read_text()
     head = text[: text.index("[[scenarios]]")].replace(f'name = "{PRESET}"', f'name = "{name}"')
     lines = [f"# {provenance}", head.rstrip("\n"), ""]
     for i, (x, y, z) in enumerate(releases):
-        lines += ["[[scenarios]]", f'name = "{name}-test-{i:02d}-{_height_class(z)}"', 'split = "test"',
+        lines += ["[[scenarios]]", f'name = "{prefix}-test-{i:02d}-{_height_class(z)}"', 'split = "test"',
                   f"source = {{ position_m = {mp.fmt((x, y, z))}, rate = [[0.0, 1.0]] }}", ""]
     for i, (poly, speed, path, share) in enumerate(walks):
-        lines += ["[[scenarios]]", f'name = "{name}-ood-walk-{i:02d}-{_height_class(poly[0][2])}"', 'split = "ood"',
+        lines += ["[[scenarios]]", f'name = "{prefix}-ood-walk-{i:02d}-{_height_class(poly[0][2])}"', 'split = "ood"',
                   f"# drawn: {speed} m/s along {len(poly)} waypoints, forth and back; "
                   f"{share:.2f} of its route near a training walk's",
                   f"source = {{ rate = [[0.0, 1.0]], path = {mp.fmt(path)} }}", ""]
@@ -98,7 +100,8 @@ def main(argv=None) -> int:
                     help=f"plan distance to every held static source (default {mp.LO_XL_CLEARANCE_M}, l-office-xl's)")
     ap.add_argument("--max-route-share", type=float, default=0.30)
     ap.add_argument("--exclude", nargs="*", default=[], help="earlier fresh scenario files whose static sources stay clear")
-    ap.add_argument("--name", required=True, help="the scenario set's name (and its scenarios' prefix)")
+    ap.add_argument("--name", required=True, help="the scenario set's name")
+    ap.add_argument("--prefix", help="the scenarios' names' prefix (default: --name)")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
     if a.test < 0 or a.ood < 0 or a.test + a.ood == 0:
@@ -115,8 +118,9 @@ def main(argv=None) -> int:
         return 2
     provenance = (f"Fresh draw of {PRESET} by scripts/draw_fresh.py: --test {a.test} --ood {a.ood} --test-seed "
                   f"{a.test_seed} --walk-seed {a.walk_seed} --clearance-m {a.clearance_m} --max-route-share "
-                  f"{a.max_route_share} --exclude {' '.join(Path(p).name for p in a.exclude) or '(none)'}")
-    text = scenario_text(a.name, releases, walks, provenance)
+                  f"{a.max_route_share} --exclude {' '.join(Path(p).name for p in a.exclude) or '(none)'}"
+                  f"{f' --prefix {a.prefix}' if a.prefix else ''}")
+    text = scenario_text(a.name, releases, walks, provenance, a.prefix)
     scenario_set_from_config(tomllib.loads(text), f"fresh draw {a.name}")  # the generator's own validation
     with atomic_path(a.out) as tmp:
         Path(tmp).write_text(text)
