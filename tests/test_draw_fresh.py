@@ -23,7 +23,7 @@ def test_a_draw_is_new_scenarios_on_l_office_xls_room(tmp_path):
     assert fresh.main(["--test", "4", "--ood", "2", "--test-seed", "5", "--walk-seed", "6", "--name", "f1",
                        "--out", str(first)]) == 0
     second = tmp_path / "second.toml"
-    assert fresh.main(["--test", "4", "--ood", "0", "--test-seed", "5", "--walk-seed", "6", "--name", "f2",
+    assert fresh.main(["--test", "4", "--ood", "0", "--test-seed", "5", "--walk-seed", "6", "--name", "f2", "--prefix", "p",
                        "--exclude", str(first), "--out", str(second)]) == 0
     base = load_scenario_set("l-office-xl")
     one, two = load_scenario_set(first), load_scenario_set(second)
@@ -34,6 +34,8 @@ def test_a_draw_is_new_scenarios_on_l_office_xls_room(tmp_path):
     assert setting(one) == setting(base) and set(setting(base)) >= {"room", "simulation", "flow"}
     assert [sc.split for sc in one.scenarios] == ["test"] * 4 + ["ood"] * 2
     assert [sc.split for sc in two.scenarios] == ["test"] * 4
+    assert [sc.name for sc in one.scenarios][::3] == ["f1-test-00-floor", "f1-test-03-ceiling"]
+    assert one.scenarios[4].name.startswith("f1-ood-walk-00-") and two.scenarios[0].name == "p-test-00-floor"
     heights = [sc.source.position_m[2] for sc in one.scenarios if not sc.source.moving]
     assert heights == [0.375, 1.125, 1.875, 2.625]  # cycled over the four classes
     assert _plan_distances(one, base).min() >= 0.5
