@@ -110,18 +110,18 @@ def main(argv=None) -> int:
     if a.out.exists():
         print(f"error: {a.out} exists; draws are never overwritten", file=sys.stderr)
         return 2
-    try:
-        excluded = [load_scenario_set(p) for p in a.exclude]
-        releases, walks = draw(a.test, a.ood, a.test_seed, a.walk_seed, a.clearance_m, a.max_route_share, excluded)
-    except (ScenarioError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     provenance = (f"Fresh draw of {PRESET} by scripts/draw_fresh.py: --test {a.test} --ood {a.ood} --test-seed "
                   f"{a.test_seed} --walk-seed {a.walk_seed} --clearance-m {a.clearance_m} --max-route-share "
                   f"{a.max_route_share} --exclude {' '.join(Path(p).name for p in a.exclude) or '(none)'}"
                   f"{f' --prefix {a.prefix}' if a.prefix else ''}")
-    text = scenario_text(a.name, releases, walks, provenance, a.prefix)
-    scenario_set_from_config(tomllib.loads(text), f"fresh draw {a.name}")  # the generator's own validation
+    try:
+        excluded = [load_scenario_set(p) for p in a.exclude]
+        releases, walks = draw(a.test, a.ood, a.test_seed, a.walk_seed, a.clearance_m, a.max_route_share, excluded)
+        text = scenario_text(a.name, releases, walks, provenance, a.prefix)
+        scenario_set_from_config(tomllib.loads(text), f"fresh draw {a.name}")  # the generator's own validation
+    except (ScenarioError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     with atomic_path(a.out) as tmp:
         Path(tmp).write_text(text)
     shares = ", ".join(f"{w[3]:.2f}" for w in walks)
