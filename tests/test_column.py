@@ -466,3 +466,14 @@ def test_weight_decay_reaches_the_networks_and_not_the_column_physics():
     assert decay(shifted) == base  # the column's logits are not decayed
     louder = eqx.tree_at(lambda c: c.net.body.head[0].weight, closure, 2 * closure.net.body.head[0].weight)
     assert decay(louder) > base
+
+
+def test_learned_fields_picture_of_a_column_run(tmp_path):
+    # The main job's evaluation report draws this for runs/column-quick (it raised AttributeError).
+    from plumecast.plot import learned_fields, learned_fields_picture
+
+    model = column_model()
+    closure = make_closure("column", model, key=jax.random.PRNGKey(0))
+    fields = learned_fields(model, closure)
+    assert set(fields) == set(learned_fields(model, None))  # the plane's maps; the levels have none of a layer's
+    assert learned_fields_picture(model, closure, tmp_path / "column.png").stat().st_size > 0

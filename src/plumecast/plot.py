@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from plumecast.closure.reservoir import Reservoir  # noqa: E402
 from plumecast.io.atomic import atomic_path  # noqa: E402
 from plumecast.physics import operators as ops_  # noqa: E402
 
@@ -129,8 +130,8 @@ def learned_fields(model, closure) -> dict[str, np.ndarray]:
 
     Diffusivity (mean of the x- and y-face values at each cell) and exchange rate; the
     observation factor (as ``log g``) when the model has one; with an off-plane layer in
-    ``closure`` also its capture share, return rate, spreading and, when it drifts, its
-    drift speed.
+    ``closure`` (a :class:`~plumecast.closure.reservoir.Reservoir`; not a column's levels) also
+    its capture share, return rate and spreading.
     """
 
     def cell_mean(fx, fy):
@@ -142,7 +143,7 @@ def learned_fields(model, closure) -> dict[str, np.ndarray]:
     if model.theta_observation is not None:
         fields[OBSERVATION_TITLE] = np.log(np.asarray(model.observation_factor()))
     layer = None if closure is None else closure.layer()
-    if layer is not None:
+    if isinstance(layer, Reservoir):  # a column's levels have no capture, return or spreading maps
         fields["layer capture share kappa"] = np.asarray(layer.capture())
         fields["layer return rate mu (1/s)"] = np.asarray(layer.return_rate(model.fluid))
         fields["layer spreading D_s at cells (m^2/s)"] = cell_mean(*layer.spread_diffusivities(model.fluid))
