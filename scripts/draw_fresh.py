@@ -52,7 +52,7 @@ def draw(n_test: int, n_ood: int, test_seed: int, walk_seed: int, clearance_m: f
     held = static_positions(base) + [xy for s in exclude_sets for xy in static_positions(s)]
     propose, blocked, heights, furniture = mp._l_office_cells()
     releases = mp.draw_releases(n_test, test_seed, propose, heights, furniture, held, clearance_m, blocked) if n_test else []
-    train_routes = [wo.route_points(sc.source.path) for sc in base.scenarios if sc.split == "train" and sc.source.moving]
+    train_routes = wo.training_routes(base)
     walks = []
     if n_ood:
         for poly, speed in mp.l_office_xl_walks(MAX_WALK_DRAWS, walk_seed):

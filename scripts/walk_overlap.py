@@ -39,6 +39,11 @@ def near_share(route: np.ndarray, others: list[np.ndarray], radius_m: float) -> 
     return float(np.mean(d < radius_m))
 
 
+def training_routes(sset) -> list[np.ndarray]:
+    """:func:`route_points` of every moving source of a scenario set's train split."""
+    return [route_points(sc.source.path) for sc in sset.scenarios if sc.split == "train" and sc.source.moving]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("preset")
@@ -52,7 +57,7 @@ def main(argv=None) -> int:
     except Exception as err:  # unknown preset or a bad file: one line, exit 2
         print(f"error: {err}", file=sys.stderr)
         return 2
-    train = [route_points(sc.source.path) for sc in sset.scenarios if sc.split == "train" and sc.source.moving]
+    train = training_routes(sset)
     print(f"| {args.split} walk | share of route within {args.radius} m of a training walk's |\n|---|---|")
     for sc in sset.scenarios:
         if sc.split == args.split and sc.source.moving:
