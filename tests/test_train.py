@@ -574,6 +574,11 @@ def test_val_selects_the_model_and_test_ood_choose_nothing(ds_val, tmp_path):
     s = result.summary
     assert s["selected"]["epoch"] == best and len(s["val_curve"]) == 6 and set(s["trained"]) == {"train", "val", "test", "ood"}
     assert s["trained"]["val"]["median"] == pytest.approx(curve[best], rel=1e-5)
+    # the pick against the last model, scenario by scenario on val
+    picked, last_err = s["trained"]["val"]["per_scenario"], s["last"]["per_scenario"]
+    assert list(picked) == list(last_err) and np.median(list(last_err.values())) == pytest.approx(curve[-1], rel=1e-5)
+    lower = sum(picked[n] < last_err[n] for n in picked)
+    assert s["pick_evidence"]["scenarios"] == len(picked) and s["pick_evidence"]["selected_lower_on"] == lower
     # the selected model's pointwise error on val, per window after the release (locate's noise model)
     from plumecast.locate.core import default_limit
     from plumecast.locate.evaluate import calibrate_model_error
@@ -684,3 +689,17 @@ def test_resume_keeps_the_val_set_the_run_started_with(ds, tmp_path):
     other = ds.assign_coords(scenario=["renamed"] + [str(n) for n in ds["scenario"].values[1:]])
     with pytest.raises(TrainError, match="train scenarios differ"):
         train(other, run, None, resume=True, progress=False, evaluate=False, log=lambda m: None)
+
+
+def test_pick_evidence_counts_scenarios_and_signs():
+    """The sign test of the pick against the last model: ties left out, a non-finite error is the higher one."""
+    from plumecast.train.select import pick_evidence
+
+    ev = pick_evidence([0.1, 0.2, 0.3, 0.4], [0.2, 0.1, 0.3, 0.5])
+    assert ev == {"scenarios": 4, "selected_lower_on": 2, "last_lower_on": 1, "sign_test_p": pytest.approx(1.0)}
+    eight = pick_evidence(np.full(8, 0.1), np.full(8, 0.2))  # lower on all eight: p = 2 / 2^8
+    assert eight["selected_lower_on"] == 8 and eight["sign_test_p"] == pytest.approx(2 / 256)
+    assert pick_evidence([0.1, np.nan], [0.2, 0.3])["last_lower_on"] == 1
+    assert pick_evidence([0.3, 0.3], [0.3, 0.3])["sign_test_p"] == 1.0
+    with pytest.raises(ValueError, match="equal, non-empty"):
+        pick_evidence([0.1], [0.1, 0.2])

@@ -72,7 +72,7 @@ from plumecast.physics.model import Forcing, GridConfig
 from plumecast.train.config import QUICK, Objective, Schedule, TrainConfig
 from plumecast.train.loss import regulariser, window_loss
 from plumecast.train.optim import averaged_parameters, make_optimizer, set_learning_rate
-from plumecast.train.select import VAL_SPLIT, read_selected, val_score, write_selected
+from plumecast.train.select import VAL_SPLIT, pick_evidence, read_selected, val_score, write_selected
 from plumecast.train.system import build_system, system_spec
 from plumecast.train.windows import WindowPlan, epoch_batches, window_plan, window_slice
 
@@ -576,6 +576,12 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
         for split in summary["trained"]:
             say(f"{split:5s}: median final-time relative L2 error {summary['untrained'][split]['median']:.3f} untrained "
                 f"-> {summary['trained'][split]['median']:.3f} trained")
+        if summary.get("pick_evidence") and best["epoch"] != epochs_done:
+            ev = summary["pick_evidence"]
+            say(f"the pick against the last model (epoch {epochs_done}, val {summary['last']['val']:.4g}): lower on "
+                f"{ev['selected_lower_on']} of {ev['scenarios']} val scenarios, higher on {ev['last_lower_on']} (sign "
+                f"test p = {ev['sign_test_p']:.2f})" + ("; this val split cannot tell the two apart"
+                                                          if ev["sign_test_p"] >= 0.05 else ""))
         if summary.get("point_error_val"):
             say("log error at single cells on val, for locate's noise model: " + ", ".join(
                 f"{r['model_error']:.2f} within {r['window_s']:g} s" for r in summary["point_error_val"]
@@ -654,9 +660,14 @@ def _summary(ds, config: TrainConfig, prep, system, *, seconds: float, epochs: i
                     "q75": float(np.nanpercentile(err, 75)),
                     "per_scenario": {prep.names[i]: float(v) for i, v in zip(idx, err)},
                 }
+    val_idx = prep.indices(VAL_SPLIT)
     if best is not None and val_curve:
         summary["last"] = {"epoch": epochs, "val": val_curve[-1]["val"]}
-    val_idx = prep.indices(VAL_SPLIT)
+        if val_idx.size:  # is the pick's edge over the last model more than val's noise? (train/select.py)
+            last_err = final_time_errors(last_system, prep, val_idx)
+            picked = summary["trained"]["val"]["per_scenario"]
+            summary["last"]["per_scenario"] = {prep.names[i]: float(v) for i, v in zip(val_idx, last_err)}
+            summary["pick_evidence"] = pick_evidence([picked[prep.names[i]] for i in val_idx], last_err)
     if val_idx.size:  # the noise model `locate` uses by default: the selected model's pointwise error on val
         from plumecast.locate.core import default_limit
 

@@ -12,6 +12,12 @@
   atomically after, so a crash at any moment leaves a pointer to a complete file. The
   last model stays the resumable checkpoint (:mod:`plumecast.io.checkpoint`).
 
+* **How much the pick means** (:func:`pick_evidence`): the selected model against the last
+  one, scenario by scenario on val (how many val scenarios the pick scores lower on, and a
+  two-sided sign test). On a small val split the best epoch's edge over its neighbours
+  can be noise: on embedded paper-room (8 val scenarios) the plane physics' picks beat the
+  last model on 4-5 of 8 and were worse on train, test and OOD (docs/results.md, session 33).
+
 Test and OOD scores are never read here: only ``val`` chooses (docs/evaluation.md,
 "Protocol: choose on val, report test and OOD").
 """
@@ -27,7 +33,7 @@ from plumecast.forecast import final_time_errors
 from plumecast.io.atomic import atomic_path
 from plumecast.io.checkpoint import CheckpointError, read_json, write_json_atomic
 
-__all__ = ["VAL_SPLIT", "val_score", "write_selected", "read_selected", "selected_path"]
+__all__ = ["VAL_SPLIT", "val_score", "pick_evidence", "write_selected", "read_selected", "selected_path"]
 
 VAL_SPLIT = "val"
 _DIR = "selected"
@@ -40,6 +46,24 @@ def val_score(system, prep, val_idx) -> float:
     if err.size == 0:
         raise ValueError("no val scenarios to score")
     return float(np.median(err)) if np.isfinite(err).all() else float("inf")
+
+
+def pick_evidence(selected_err, last_err) -> dict:
+    """The selected model against the last one on the val scenarios' final-time errors (same order).
+
+    ``{"scenarios", "selected_lower_on", "last_lower_on", "sign_test_p"}``: the two-sided
+    sign test over the scenarios where the two differ (1.0 when none does); a non-finite
+    error counts as the higher one.
+    """
+    from scipy.stats import binomtest
+
+    sel = np.nan_to_num(np.asarray(selected_err, float), nan=np.inf)
+    last = np.nan_to_num(np.asarray(last_err, float), nan=np.inf)
+    if sel.shape != last.shape or sel.ndim != 1 or sel.size == 0:
+        raise ValueError(f"pick_evidence needs two equal, non-empty lists of val errors, got {sel.shape} and {last.shape}")
+    lower, higher = int(np.sum(sel < last)), int(np.sum(sel > last))
+    p = binomtest(lower, lower + higher, 0.5).pvalue if lower + higher else 1.0
+    return {"scenarios": int(sel.size), "selected_lower_on": lower, "last_lower_on": higher, "sign_test_p": float(p)}
 
 
 def write_selected(run_dir: str | Path, system, info: dict) -> Path:
