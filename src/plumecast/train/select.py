@@ -15,8 +15,9 @@
 * **How much the pick means** (:func:`pick_evidence`): the selected model against the last
   one, scenario by scenario on val (how many val scenarios the pick scores lower on, and a
   two-sided sign test). On a small val split the best epoch's edge over its neighbours
-  can be noise: on embedded paper-room (8 val scenarios) the plane physics' picks beat the
-  last model on 4-5 of 8 and were worse on train, test and OOD (docs/results.md, session 33).
+  can be noise: on embedded paper-room (8 val scenarios) the plane physics' picks were lower
+  than the last model on only 3-5 of 8, and higher on OOD in two seeds of three
+  (docs/results.md, session 33).
 
 Test and OOD scores are never read here: only ``val`` chooses (docs/evaluation.md,
 "Protocol: choose on val, report test and OOD").
@@ -57,10 +58,10 @@ def pick_evidence(selected_err, last_err) -> dict:
     """
     from scipy.stats import binomtest
 
-    sel = np.nan_to_num(np.asarray(selected_err, float), nan=np.inf)
-    last = np.nan_to_num(np.asarray(last_err, float), nan=np.inf)
+    sel, last = (np.asarray(e, float) for e in (selected_err, last_err))
     if sel.shape != last.shape or sel.ndim != 1 or sel.size == 0:
         raise ValueError(f"pick_evidence needs two equal, non-empty lists of val errors, got {sel.shape} and {last.shape}")
+    sel, last = (np.where(np.isfinite(e), e, np.inf) for e in (sel, last))
     lower, higher = int(np.sum(sel < last)), int(np.sum(sel > last))
     p = binomtest(lower, lower + higher, 0.5).pvalue if lower + higher else 1.0
     return {"scenarios": int(sel.size), "selected_lower_on": lower, "last_lower_on": higher, "sign_test_p": float(p)}
