@@ -11,8 +11,9 @@ import jax
 import numpy as np
 import pytest
 
-from plumecast.numerics import enable_x64
+from plumecast.numerics import enable_x64, reproducible_cpu
 
+reproducible_cpu()  # before any test computes: the suite's numbers repeat from run to run
 enable_x64()
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "reference"

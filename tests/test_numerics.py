@@ -68,3 +68,31 @@ def test_enable_x64_is_idempotent():
     enable_x64()
     assert jax.config.jax_enable_x64
     assert jax.numpy.zeros(1).dtype == jax.numpy.float64
+
+
+def _flags_after_cli_import(xla_flags: str | None) -> str:
+    """``XLA_FLAGS`` in a fresh interpreter after ``import plumecast.cli``, started with ``xla_flags`` (None: unset)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != "XLA_FLAGS"}
+    env["JAX_PLATFORMS"] = "cpu"
+    if xla_flags is not None:
+        env["XLA_FLAGS"] = xla_flags
+    code = "import os, plumecast.cli; print(os.environ.get('XLA_FLAGS', ''))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_command_asks_xla_for_reproducible_cpu_results():
+    """The command line adds the flag beside a user's other flags; a user's own choice of it is kept."""
+    from plumecast.numerics import REPRODUCIBLE_XLA_FLAG, reproducible_cpu
+
+    assert _flags_after_cli_import(None) == REPRODUCIBLE_XLA_FLAG
+    assert _flags_after_cli_import("--xla_dump_to=/tmp/x").split() == ["--xla_dump_to=/tmp/x", REPRODUCIBLE_XLA_FLAG]
+    theirs = "--xla_cpu_enable_concurrency_optimized_scheduler=true"
+    assert _flags_after_cli_import(theirs) == theirs
+    saved = os.environ.get("XLA_FLAGS")
+    try:
+        os.environ["XLA_FLAGS"] = theirs
+        assert reproducible_cpu() is False and os.environ["XLA_FLAGS"] == theirs
+    finally:
+        os.environ.pop("XLA_FLAGS", None) if saved is None else os.environ.__setitem__("XLA_FLAGS", saved)

@@ -7,13 +7,23 @@ cross-validation) and the verification tests need float64: its mass budget is ch
 round-off and its explicit time loop runs for thousands of steps. Importing plumecast
 leaves JAX's setting alone, so a program that uses only the learned float32 model keeps
 JAX's default; the solver entry points call :func:`enable_x64` themselves.
+
+Training on the CPU is bit-reproducible only with XLA's concurrency-optimised scheduler
+off: with it (XLA's default) the same jitted training step on the same inputs differs by a
+few float32 ulps from call to call, and training grows that into seed-sized differences
+(docs/results.md, session 33). The ``plumecast`` command calls :func:`reproducible_cpu`
+before JAX starts; a program using the Python API calls it first thing, or sets the flag.
 """
 
 from __future__ import annotations
 
+import os
+
 import jax
 
-__all__ = ["enable_x64"]
+__all__ = ["enable_x64", "reproducible_cpu", "REPRODUCIBLE_XLA_FLAG"]
+
+REPRODUCIBLE_XLA_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
 
 
 def enable_x64() -> None:
@@ -27,3 +37,20 @@ def enable_x64() -> None:
     """
     if not jax.config.jax_enable_x64:
         jax.config.update("jax_enable_x64", True)
+
+
+def reproducible_cpu() -> bool:
+    """Ask XLA for run-to-run identical CPU results (:data:`REPRODUCIBLE_XLA_FLAG` in ``XLA_FLAGS``).
+
+    Takes effect only if JAX's CPU backend has not started yet (XLA reads the flags once,
+    at the first computation). A user's own setting of the same flag in ``XLA_FLAGS`` is
+    kept. Returns True when the flag is now asked for. Measured cost on the 2-core CPU:
+    about 5 % longer trainings (``benchmarks/bench_reproducible.py``: 22.6 against 21.5 s, medians
+    of three short trainings of the main job's plane physics).
+    """
+    name = REPRODUCIBLE_XLA_FLAG.split("=")[0]
+    flags = os.environ.get("XLA_FLAGS", "")
+    if name in flags:
+        return REPRODUCIBLE_XLA_FLAG in flags.split()
+    os.environ["XLA_FLAGS"] = f"{flags} {REPRODUCIBLE_XLA_FLAG}".strip()
+    return True
