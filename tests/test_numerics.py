@@ -95,4 +95,7 @@ def test_the_command_asks_xla_for_reproducible_cpu_results():
         os.environ["XLA_FLAGS"] = theirs
         assert reproducible_cpu() is False and os.environ["XLA_FLAGS"] == theirs
     finally:
-        os.environ.pop("XLA_FLAGS", None) if saved is None else os.environ.__setitem__("XLA_FLAGS", saved)
+        if saved is None:
+            os.environ.pop("XLA_FLAGS", None)
+        else:
+            os.environ["XLA_FLAGS"] = saved
