@@ -44,8 +44,8 @@ def main() -> None:
     curves = {name: [] for name in SETTINGS}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.repeats):
-            for name, flag in SETTINGS.items():
-                out = Path(tmp) / f"{len(curves[name])}-{name.split()[1]}"
+            for i, (name, flag) in enumerate(SETTINGS.items()):
+                out = Path(tmp) / f"repeat{r}-setting{i}"
                 env = {**os.environ, "XLA_FLAGS": flag}
                 t0 = time.perf_counter()
                 done = subprocess.run(command + TRAIN + ["--out", str(out)], env=env, capture_output=True, text=True)

@@ -8,19 +8,15 @@ from plumecast.evaluate import read_data
 from plumecast.forcing import prepare_data
 from plumecast.train.config import preset_config
 from plumecast.train.system import build_system, system_spec
-from plumecast.train.loss import window_loss, regulariser
-from plumecast.train.windows import window_plan, window_slice
+from plumecast.train.windows import window_plan
 ds = read_data("data/paper-room.nc")
 cfg = preset_config("quick", variant="physics").replace(observation_log_max=1.0, observation_spacing_cells=12, loss="field+root")
 prep = prepare_data(ds, cfg.physics.dt_s, cfg.physics.dtype)
 plan = window_plan(cfg.schedule, prep, cfg.physics.dt_s)
 system = build_system(ds, cfg, prep)
 params, static = eqx.partition(system, system_spec(system))
-idx = prep.indices("train")[:5]
 conc_n = prep.conc / system[0].config.c_ref
-forcing, targets = window_slice(prep, conc_n, idx, 0, plan, system[0].config.jdtype)
 model0 = system[0]
-carry = (model0.encode(jnp.asarray(prep.conc[idx, 0])), ())
 
 from plumecast.train.loop import make_optimizer, train_rollout, train_data, train_rows
 opt0 = make_optimizer(cfg.schedule).init(params)

@@ -9,9 +9,8 @@ medians (selected - last).
 import argparse
 
 import numpy as np
-from scipy.stats import binomtest
-
 from plumecast.evaluate import evaluate_run, read_data
+from plumecast.train.select import pick_evidence
 
 ap = argparse.ArgumentParser()
 ap.add_argument("data")
@@ -25,8 +24,8 @@ for run in a.runs:
     sel = evaluate_run(run, ds, "val", model="selected").per_time["relative_l2"][:, -1]
     last = evaluate_run(run, ds, "val", model="last").per_time["relative_l2"][:, -1]
     n = sel.size
-    lower = int(np.sum(sel < last))
-    p = binomtest(lower, int(np.sum(sel != last)), 0.5).pvalue if np.any(sel != last) else 1.0
+    ev = pick_evidence(sel, last)
+    lower, p = ev["selected_lower_on"], ev["sign_test_p"]
     idx = rng.integers(0, n, size=(10_000, n))
     boot = np.median(sel[idx], axis=1) - np.median(last[idx], axis=1)
     lo, hi = np.percentile(boot, [5, 95])

@@ -16,10 +16,13 @@ import jax
 from plumecast.numerics import enable_x64
 
 
-def _python(code: str) -> str:
-    """Run ``code`` in a fresh interpreter without JAX settings from the environment; its stdout."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+def _python(code: str, xla_flags: str | None = None) -> str:
+    """Run ``code`` in a fresh interpreter without JAX or XLA settings from the environment (``XLA_FLAGS`` set to
+    ``xla_flags`` when given); its stdout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != "XLA_FLAGS"}
     env["JAX_PLATFORMS"] = "cpu"
+    if xla_flags is not None:
+        env["XLA_FLAGS"] = xla_flags
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                           env=env, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -72,14 +75,7 @@ def test_enable_x64_is_idempotent():
 
 def _flags_after_cli_import(xla_flags: str | None) -> str:
     """``XLA_FLAGS`` in a fresh interpreter after ``import plumecast.cli``, started with ``xla_flags`` (None: unset)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_") and k != "XLA_FLAGS"}
-    env["JAX_PLATFORMS"] = "cpu"
-    if xla_flags is not None:
-        env["XLA_FLAGS"] = xla_flags
-    code = "import os, plumecast.cli; print(os.environ.get('XLA_FLAGS', ''))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return _python("import os, plumecast.cli; print(os.environ.get('XLA_FLAGS', ''))", xla_flags)
 
 
 def test_the_command_asks_xla_for_reproducible_cpu_results():

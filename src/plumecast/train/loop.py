@@ -664,8 +664,9 @@ def _summary(ds, config: TrainConfig, prep, system, *, seconds: float, epochs: i
     if best is not None and val_curve:
         summary["last"] = {"epoch": epochs, "val": val_curve[-1]["val"]}
         if val_idx.size:  # is the pick's edge over the last model more than val's noise? (train/select.py)
-            last_err = final_time_errors(last_system, prep, val_idx)
             picked = summary["trained"]["val"]["per_scenario"]
+            last_err = ([picked[prep.names[i]] for i in val_idx] if best["epoch"] == epochs  # the pick is the last
+                        else final_time_errors(last_system, prep, val_idx))
             summary["last"]["per_scenario"] = {prep.names[i]: float(v) for i, v in zip(val_idx, last_err)}
             summary["pick_evidence"] = pick_evidence([picked[prep.names[i]] for i in val_idx], last_err)
     if val_idx.size:  # the noise model `locate` uses by default: the selected model's pointwise error on val
