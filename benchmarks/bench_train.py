@@ -136,7 +136,7 @@ def bench_case(label: str, ds, config: TrainConfig, repeats: int) -> dict:
 
 
 def bench_val(variant: str, repeats: int) -> dict:
-    """Seconds of one validation on the paper-room grid: 8 val scenarios of 600 s (full rollouts, final frame only)."""
+    """Seconds of one validation on the paper-room grid: 8 scenarios of 600 s (full rollouts, final frame only; paper-room's own val split is 24)."""
     from plumecast.train.select import val_score
 
     ds = paper_room_grid_dataset(n_train=8, horizon_s=600.0)

@@ -409,14 +409,15 @@ def test_l_office_sources_are_valid_off_the_plane_and_balanced_across_splits(pre
 
 
 @pytest.mark.parametrize("name,walks,extra_val,val_clearance_m,extra_test,test_clearance_m",
-                         [("l-office", 4, 16, 0.75, 24, 0.5), ("paper-room", 0, 16, 1.0, 20, 0.75)])
+                         [("l-office", 4, 16, 0.75, 24, 0.5), ("paper-room", 0, 0, 1.0, 20, 0.75)])
 def test_wide_presets_add_training_releases_only(name, walks, extra_val, val_clearance_m, extra_test,
                                                  test_clearance_m):
     """NAME-wide: the same room and held-out scenarios as NAME, 48 more static training releases
     at least 1 m (plan) from every val and test source, and training walks; then 16 static val
     releases at least 1 m (paper-room) or 0.75 m (l-office, smaller) from every other static
-    source (new positions); then static test releases, as far from every other static source,
-    and 4 OOD walks, all in fluid."""
+    source (new positions; since session 34 paper-room holds its 16 itself, so paper-room-wide
+    adds none); then static test releases, as far from every other static source, and 4 OOD
+    walks, all in fluid."""
     base, wide = load_scenario_set(name), load_scenario_set(f"{name}-wide")
     wide.validate_sources(wide.room.discretise(wide.simulation.fine_cell_m))  # ScenarioError for a path in a solid
     assert wide.config["room"] == base.config["room"] and wide.simulation == base.simulation
@@ -428,6 +429,8 @@ def test_wide_presets_add_training_releases_only(name, walks, extra_val, val_cle
     new_test = [sc for sc in new_held if sc.split == "test"]
     new_ood = [sc for sc in new_held if sc.split == "ood"]
     assert len(new_val) == extra_val and not any(sc.source.moving for sc in new_val)
+    wide_val = [sc for sc in wide.scenarios if sc.split == "val" and sc.name.startswith("val-wide-")]
+    assert len(wide_val) == 16 and not any(sc.source.moving for sc in wide_val)
     assert len(new_test) == extra_test and not any(sc.source.moving for sc in new_test)
     assert len(new_ood) == 4 and all(sc.source.moving for sc in new_ood)
     assert len(new_held) == len(new_val) + len(new_test) + len(new_ood)
@@ -445,7 +448,7 @@ def test_wide_presets_add_training_releases_only(name, walks, extra_val, val_cle
         others = np.array([o.source.position_m[:2] for o in static if o is not sc])
         assert np.hypot(*(others - np.asarray(sc.source.position_m[:2])).T).min() >= test_clearance_m, sc.name
     static = [sc for sc in static if sc not in new_test]  # the val draw came before the test one
-    for sc in new_val:
+    for sc in wide_val:
         others = np.array([o.source.position_m[:2] for o in static if o is not sc])
         assert np.hypot(*(others - np.asarray(sc.source.position_m[:2])).T).min() >= val_clearance_m, sc.name
 
