@@ -15,7 +15,7 @@
 * **How much the pick means** (:func:`pick_evidence`): the selected model against the last
   one, scenario by scenario on val (how many val scenarios the pick scores lower on, and a
   two-sided sign test). On a small val split the best epoch's edge over its neighbours
-  can be noise: on embedded paper-room (8 val scenarios) the plane physics' picks were lower
+  can be noise: on embedded paper-room (8 val scenarios until session 34) the plane physics' picks were lower
   than the last model on only 3-5 of 8, and higher on OOD in two seeds of three
   (docs/results.md, session 33).
 
