@@ -6,6 +6,8 @@ from pathlib import Path
 print("| run | val scenarios | pick epoch | pick val | last epoch | last val | pick lower on | sign test p |")
 print("|---|---|---|---|---|---|---|---|")
 for run in map(Path, sys.argv[1:]):
+    if not (run / "summary.json").exists():  # still training
+        continue
     s = json.loads((run / "summary.json").read_text())
     sel, last, ev = s["selected"], s.get("last") or {}, s.get("pick_evidence") or {}
     n = ev.get("scenarios") or len(s.get("point_error_val") or {}) or "?"
