@@ -18,7 +18,7 @@ MODELS = ("physics", "layered", "memory", "column")
 SEEDS = (0, 1, 2)
 rows = []
 for name, tag in (("main", ""), ("main-last", "last:"), ("fresh", "fresh:"), ("fresh-last", "fresh:last:")):
-    for path in sorted(Path("out").glob(f"s34-{name}-[se][0-9].csv")):  # one file per tag (out/s34-tables.sh TAG)
+    for path in sorted(Path("out").glob(f"s34-{name}-[sem][0-9].csv")):  # one file per tag (out/s34-tables.sh TAG)
         for r in csv.DictReader(open(path)):
             r["run"] = tag + r["run"]
             rows.append(r)
@@ -92,26 +92,37 @@ for s in SEEDS:
         print(f"| {s} | {p[1:]} | {best} | {summary(best)['selected']['val']:.3f} | {median(best, 'test'):.3f} | "
               f"{median(best, 'ood'):.3f} | {median('fresh:' + best, 'test'):.3f} | {median('fresh:' + best, 'ood'):.3f} |")
 
-EXT = {"column-memory": "column", "column-markovian": "column", "datadriven": "physics"}
-ext_seeds = [s for s in (0, 1, 2) if all(Path("runs", f"v24-{m}-s{s}", "summary.json").exists() for m in EXT)]
-if ext_seeds:
-    print(f"\nItem 5's embedded rows (24 val; seeds {ext_seeds}), each against the model it starts from:\n")
-    print("| model | pick epochs | val 24 | test | OOD | fresh test | fresh OOD |")
-    print("|---|---|---|---|---|---|---|")
-    for m in ("physics", "column", *EXT):
-        runs = [f"v24-{m}-s{s}" for s in ext_seeds]
-        epochs = " / ".join("start" if summary(r)["selected"]["phase"] == -1 else str(summary(r)["selected"]["epoch"])
-                            for r in runs)
-        cells = []
-        for split, prefix in (("val", ""), ("test", ""), ("ood", ""), ("test", "fresh:"), ("ood", "fresh:")):
-            v = [median(prefix + r, split) for r in runs]
-            cells.append(" / ".join(f"{x:.3f}" for x in v) + f" ({np.mean(v):.3f})")
-        print(f"| {m} | {epochs} | " + " | ".join(cells) + " |")
-    print()
-    for m, base in EXT.items():
-        for prefix in ("", "fresh:"):
-            for split in ("test", "ood"):
-                f = pt.paired(pt.scenario_means(rows, [f"{prefix}v24-{m}-s{s}" for s in ext_seeds], split),
-                              pt.scenario_means(rows, [f"{prefix}v24-{base}-s{s}" for s in ext_seeds], split))
-                print(f"| {m} vs {base} | {prefix or 'main:'}{split} | {f['median_diff']:+.4f} | {f['wins']} of {f['n']} | "
-                      f"{f['p']:.3f} | [{f['low']:+.4f}, {f['high']:+.4f}] | {pt.verdict(f)} |")
+EXT = {"column-memory": "column", "column-markovian": "column", "datadriven": "physics",
+       "memory": "layered", "markovian": "layered"}  # each closure and the model it starts from
+
+
+def scored(run):
+    return any(r["run"] == run for r in rows)
+
+
+print("\nItem 5's embedded rows (24 val), each against the model it starts from; per seed s0 / s1 / s2 (mean):\n")
+print("| model | seeds | pick epochs | val 24 | test | OOD | fresh test | fresh OOD |")
+print("|---|---|---|---|---|---|---|---|")
+for m in ("physics", "layered", "column", *EXT):
+    seeds = [s for s in (0, 1, 2) if scored(f"v24-{m}-s{s}")]
+    if not seeds:
+        continue
+    runs = [f"v24-{m}-s{s}" for s in seeds]
+    epochs = " / ".join("start" if summary(r)["selected"]["phase"] == -1 else str(summary(r)["selected"]["epoch"])
+                        for r in runs)
+    cells = []
+    for split, prefix in (("val", ""), ("test", ""), ("ood", ""), ("test", "fresh:"), ("ood", "fresh:")):
+        v = [median(prefix + r, split) for r in runs]
+        cells.append(" / ".join(f"{x:.3f}" for x in v) + f" ({np.mean(v):.3f})")
+    print(f"| {m} | {len(seeds)} | {epochs} | " + " | ".join(cells) + " |")
+print()
+for m, base in EXT.items():
+    seeds = [s for s in (0, 1, 2) if scored(f"v24-{m}-s{s}") and scored(f"v24-{base}-s{s}")]
+    if not seeds:
+        continue
+    for prefix in ("", "fresh:"):
+        for split in ("test", "ood"):
+            f = pt.paired(pt.scenario_means(rows, [f"{prefix}v24-{m}-s{s}" for s in seeds], split),
+                          pt.scenario_means(rows, [f"{prefix}v24-{base}-s{s}" for s in seeds], split))
+            print(f"| {m} vs {base} | seeds {seeds} | {prefix or 'main:'}{split} | {f['median_diff']:+.4f} | "
+                  f"{f['wins']} of {f['n']} | {f['p']:.3f} | [{f['low']:+.4f}, {f['high']:+.4f}] | {pt.verdict(f)} |")
