@@ -93,7 +93,8 @@ for s in SEEDS:
               f"{median(best, 'ood'):.3f} | {median('fresh:' + best, 'test'):.3f} | {median('fresh:' + best, 'ood'):.3f} |")
 
 EXT = {"column-memory": "column", "column-markovian": "column", "datadriven": "physics",
-       "memory": "layered", "markovian": "layered"}  # each closure and the model it starts from
+       "memory": "layered", "markovian": "layered",
+       "column-unscaled": "column", "column-smooth": "column"}  # each closure (or option) and the model it starts from (or changes)
 
 
 def scored(run):
