@@ -5,6 +5,7 @@ Reads out/s34-{main,fresh}-*.csv (out/s34-tables.sh). Each argument is a family 
     .venv/bin/python out/s35-classes.py v24-column v24-column-unscaled v24-column-smooth
 """
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -30,7 +31,6 @@ for fam in sys.argv[1:]:
     print(f"| {fam} | {len(seeds)} | " + " | ".join(cells) + " |")
 
 # The untrained start of the first family's seed-0 run (its summary.json; val, test and OOD only).
-import json  # noqa: E402
 run = sys.argv[1] + "-s0"
 untrained = json.loads(Path("runs", run, "summary.json").read_text())["untrained"]
 cls = {r["scenario"]: r["height_class"] for r in rows if r["run"] == run}
