@@ -1,26 +1,33 @@
 #!/usr/bin/env bash
 # Session 36: one run of item 5's table on an OpenFOAM room, on the columns' footing ($L: TVD,
 # field+log, 480 s windows, best-on-val), then scored per split and height class.
-# usage: s36-run.sh DATA TAG NAME SEED   (NAME: physics, column, memory, markovian, datadriven, physics32, memory32)
+# usage: s36-run.sh DATA TAG NAME SEED   (NAME: physics, column, memory, markovian, datadriven, physics32,
+#   memory32, markovian32, exchange, exchange-markovian)
 #   physics/column: 16 epochs from nothing; datadriven: 8 epochs; memory/markovian: 5 epochs at
 #   learning rate 1e-3 from runs/TAG-physics-sSEED (session 30's closure settings); physics32: the plane
-#   physics at 32 epochs; memory32: the memory closure from runs/TAG-physics32-sSEED (session 37).
+#   physics at 32 epochs; memory32/markovian32: the closures from runs/TAG-physics32-sSEED (sessions 37-38);
+#   exchange/exchange-markovian: session 23's exchange closure and its Markovian ablation from
+#   runs/TAG-column-sSEED (session 38).
 set -uo pipefail
 cd "$(dirname "$0")/.."  # the repository root
 D=$1; T=$2; V=$3; S=$4; R=runs/$T-$V-s$S; LOG=out/s36-$T-$V-s$S.log
 L="--preset quick --set observation_log_max=0 --set observation_spacing_cells=12 --set curriculum_s=[480] --set window_s=480 --set advection=tvd --set loss=field+log"
 CLOSURE="--set epochs=[5] --set learning_rate=1e-3"
+EXCHANGE='closure_options={"reservoir": "column", "target": "exchange"}'
 case $V in
   physics|column) X="--variant $V --set epochs=[16]" ;;
   physics32) X="--variant physics --set epochs=[32]" ;;
   datadriven) X="--variant $V --set epochs=[8]" ;;
   memory|markovian) X="--variant $V $CLOSURE --init-from runs/$T-physics-s$S" ;;
-  memory32) X="--variant memory $CLOSURE --init-from runs/$T-physics32-s$S" ;;
+  memory32|markovian32) X="--variant ${V%32} $CLOSURE --init-from runs/$T-physics32-s$S" ;;
+  exchange) X="--variant memory $CLOSURE --init-from runs/$T-column-s$S" ;;
+  exchange-markovian) X="--variant markovian $CLOSURE --init-from runs/$T-column-s$S" ;;
   *) echo "unknown run name $V" >&2; exit 2 ;;
 esac
 echo "$R start $(date +%T)" >>"$LOG"
 if [ ! -f "$R/summary.json" ]; then
-  .venv/bin/plumecast train "$D" $L $X --set seed="$S" --out "$R" --no-progress >>"$LOG" 2>&1
+  case $V in exchange*) set -- --set "$EXCHANGE" ;; *) set -- ;; esac  # a JSON value with spaces: one word
+  .venv/bin/plumecast train "$D" $L $X "$@" --set seed="$S" --out "$R" --no-progress >>"$LOG" 2>&1
   rc=$?  # before any other command
   echo "$R end $(date +%T) rc $rc" >>"$LOG"
   [ $rc = 0 ] || exit $rc
