@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."  # the repository root
 runs() { for F in column exchange exchange-markovian; do echo runs/low-$F-s0 runs/low-$F-s1 runs/low-$F-s2; done; }
 for F in l-office-xl-fresh l-office-xl-fresh2; do
-    ( .venv/bin/python scripts/height_table.py $(runs) --data data/$F-of.nc --splits test,ood --csv out/s38-$F.csv \
+    [ -f out/s38-$F.csv ] || ( .venv/bin/python scripts/height_table.py $(runs) --data data/$F-of.nc --splits test,ood --csv out/s38-$F.csv \
         > out/s38-$F.txt; echo "$F scored $(date +%T) rc $?" ) &
 done
 wait
