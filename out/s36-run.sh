@@ -12,22 +12,21 @@ set -uo pipefail
 cd "$(dirname "$0")/.."  # the repository root
 D=$1; T=$2; V=$3; S=$4; R=runs/$T-$V-s$S; LOG=out/s36-$T-$V-s$S.log
 L="--preset quick --set observation_log_max=0 --set observation_spacing_cells=12 --set curriculum_s=[480] --set window_s=480 --set advection=tvd --set loss=field+log"
-CLOSURE="--set epochs=[5] --set learning_rate=1e-3"
-EXCHANGE='closure_options={"reservoir": "column", "target": "exchange"}'
-case $V in
-  physics|column) X="--variant $V --set epochs=[16]" ;;
-  physics32) X="--variant physics --set epochs=[32]" ;;
-  datadriven) X="--variant $V --set epochs=[8]" ;;
-  memory|markovian) X="--variant $V $CLOSURE --init-from runs/$T-physics-s$S" ;;
-  memory32|markovian32) X="--variant ${V%32} $CLOSURE --init-from runs/$T-physics32-s$S" ;;
-  exchange) X="--variant memory $CLOSURE --init-from runs/$T-column-s$S" ;;
-  exchange-markovian) X="--variant markovian $CLOSURE --init-from runs/$T-column-s$S" ;;
+CLOSURE=(--set "epochs=[5]" --set learning_rate=1e-3)
+EXCHANGE=(--set 'closure_options={"reservoir": "column", "target": "exchange"}')
+case $V in  # X: the run's own options, an array so that a JSON value with spaces stays one word
+  physics|column) X=(--variant "$V" --set "epochs=[16]") ;;
+  physics32) X=(--variant physics --set "epochs=[32]") ;;
+  datadriven) X=(--variant "$V" --set "epochs=[8]") ;;
+  memory|markovian) X=(--variant "$V" "${CLOSURE[@]}" --init-from "runs/$T-physics-s$S") ;;
+  memory32|markovian32) X=(--variant "${V%32}" "${CLOSURE[@]}" --init-from "runs/$T-physics32-s$S") ;;
+  exchange) X=(--variant memory "${CLOSURE[@]}" "${EXCHANGE[@]}" --init-from "runs/$T-column-s$S") ;;
+  exchange-markovian) X=(--variant markovian "${CLOSURE[@]}" "${EXCHANGE[@]}" --init-from "runs/$T-column-s$S") ;;
   *) echo "unknown run name $V" >&2; exit 2 ;;
 esac
 echo "$R start $(date +%T)" >>"$LOG"
 if [ ! -f "$R/summary.json" ]; then
-  case $V in exchange*) set -- --set "$EXCHANGE" ;; *) set -- ;; esac  # a JSON value with spaces: one word
-  .venv/bin/plumecast train "$D" $L $X "$@" --set seed="$S" --out "$R" --no-progress >>"$LOG" 2>&1
+  .venv/bin/plumecast train "$D" $L "${X[@]}" --set seed="$S" --out "$R" --no-progress >>"$LOG" 2>&1
   rc=$?  # before any other command
   echo "$R end $(date +%T) rc $rc" >>"$LOG"
   [ $rc = 0 ] || exit $rc
