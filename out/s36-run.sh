@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Session 36: one run of item 5's table on an OpenFOAM room, on the columns' footing ($L: TVD,
-# field+log, 480 s windows, best-on-val), then scored per split and height class.
+# field+log, 480 s windows (paper-room, TAG prw: 600 s, session 39), best-on-val), then scored per
+# split and height class.
 # usage: s36-run.sh DATA TAG NAME SEED   (NAME: physics, column, memory, markovian, datadriven, physics32,
 #   memory32, markovian32, exchange, exchange-markovian)
-#   physics/column: 16 epochs from nothing; datadriven: 8 epochs; memory/markovian: 5 epochs at
+#   physics/column: 16 epochs (paper-room 15) from nothing; datadriven: 8 epochs; memory/markovian: 5 epochs at
 #   learning rate 1e-3 from runs/TAG-physics-sSEED (session 30's closure settings); physics32: the plane
 #   physics at 32 epochs; memory32/markovian32: the closures from runs/TAG-physics32-sSEED (sessions 37-38);
 #   exchange/exchange-markovian: session 23's exchange closure and its Markovian ablation from
@@ -11,11 +12,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."  # the repository root
 D=$1; T=$2; V=$3; S=$4; R=runs/$T-$V-s$S; LOG=out/s36-$T-$V-s$S.log
-L="--preset quick --set observation_log_max=0 --set observation_spacing_cells=12 --set curriculum_s=[480] --set window_s=480 --set advection=tvd --set loss=field+log"
+case $T in  # the columns' footing of each room: l-office's L (session 22), paper-room's P (session 19)
+  prw) L="--preset quick --set observation_log_max=1.0 --set observation_spacing_cells=12 --set curriculum_s=[600] --set window_s=600 --set advection=tvd --set loss=field+log"; E=15 ;;
+  *) L="--preset quick --set observation_log_max=0 --set observation_spacing_cells=12 --set curriculum_s=[480] --set window_s=480 --set advection=tvd --set loss=field+log"; E=16 ;;
+esac
 CLOSURE=(--set "epochs=[5]" --set learning_rate=1e-3)
 EXCHANGE=(--set 'closure_options={"reservoir": "column", "target": "exchange"}')
 case $V in  # X: the run's own options, an array so that a JSON value with spaces stays one word
-  physics|column) X=(--variant "$V" --set "epochs=[16]") ;;
+  physics|column) X=(--variant "$V" --set "epochs=[$E]") ;;
   physics32) X=(--variant physics --set "epochs=[32]") ;;
   datadriven) X=(--variant "$V" --set "epochs=[8]") ;;
   memory|markovian) X=(--variant "$V" "${CLOSURE[@]}" --init-from "runs/$T-physics-s$S") ;;
