@@ -3,12 +3,13 @@
 # field+log, 480 s windows (paper-room, TAG prw: 600 s, session 39), best-on-val), then scored per
 # split and height class.
 # usage: s36-run.sh DATA TAG NAME SEED   (NAME: physics, column, memory, markovian, datadriven, physics32,
-#   memory32, markovian32, exchange, exchange-markovian)
+#   memory32, markovian32, exchange, exchange-markovian, physics5)
 #   physics/column: 16 epochs (paper-room 15) from nothing; datadriven: 8 epochs; memory/markovian: 5 epochs at
 #   learning rate 1e-3 from runs/TAG-physics-sSEED (session 30's closure settings); physics32: the plane
 #   physics at 32 epochs; memory32/markovian32: the closures from runs/TAG-physics32-sSEED (sessions 37-38);
 #   exchange/exchange-markovian: session 23's exchange closure and its Markovian ablation from
-#   runs/TAG-column-sSEED (session 38).
+#   runs/TAG-column-sSEED (session 38); physics5: the plane physics continued on the closures' schedule
+#   from runs/TAG-physics-sSEED, no network (session 39).
 set -uo pipefail
 cd "$(dirname "$0")/.."  # the repository root
 D=$1; T=$2; V=$3; S=$4; R=runs/$T-$V-s$S; LOG=out/s36-$T-$V-s$S.log
@@ -23,6 +24,7 @@ case $V in  # X: the run's own options, an array so that a JSON value with space
   physics32) X=(--variant physics --set "epochs=[32]") ;;
   datadriven) X=(--variant "$V" --set "epochs=[8]") ;;
   memory|markovian) X=(--variant "$V" "${CLOSURE[@]}" --init-from "runs/$T-physics-s$S") ;;
+  physics5) X=(--variant physics "${CLOSURE[@]}" --init-from "runs/$T-physics-s$S") ;;  # the closures' schedule, no network
   memory32|markovian32) X=(--variant "${V%32}" "${CLOSURE[@]}" --init-from "runs/$T-physics32-s$S") ;;
   exchange) X=(--variant memory "${CLOSURE[@]}" "${EXCHANGE[@]}" --init-from "runs/$T-column-s$S") ;;
   exchange-markovian) X=(--variant markovian "${CLOSURE[@]}" "${EXCHANGE[@]}" --init-from "runs/$T-column-s$S") ;;

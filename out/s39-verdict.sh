@@ -15,5 +15,8 @@ pair memory physics plane-memory "memory closure minus plane physics"
 pair markovian physics plane-markovian "Markovian closure minus plane physics"
 pair memory markovian plane-memory-markovian "memory minus Markovian closure on the plane"
 pair datadriven physics datadriven-plane "data-driven minus plane physics"
+pair memory physics5 plane5-memory "memory closure minus plane physics continued"
+pair markovian physics5 plane5-markovian "Markovian closure minus plane physics continued"
+pair physics5 physics plane5-plane "plane physics continued minus plane physics"
 echo "== per split and height class, mean over seeds of the median final-time relative L2"
 .venv/bin/python out/s36-classes.py $(ls out/s36-prw-*-s[012].csv)
