@@ -2,13 +2,8 @@
 # Sessions 36-38: the verdict of item 5's plane rows on OpenFOAM l-office-wide (docs/results.md, session 36's plan).
 set -euo pipefail
 cd "$(dirname "$0")/.."  # the repository root
-seeds() { echo "out/s36-low-$1-s0.csv out/s36-low-$1-s1.csv out/s36-low-$1-s2.csv"; }
-names() { echo "low-$1-s0,low-$1-s1,low-$1-s2"; }
-pair() {  # MODEL BASE FIGURE TITLE
-    echo "== $1 - $2"
-    .venv/bin/python scripts/paired_table.py $(seeds $2) $(seeds $1) --model $(names $1) --base $(names $2) \
-        --splits val,test,ood --figure "docs/img/paired-l-office-wide-$3.png" --title "l-office-wide (OpenFOAM): $4, 3 seeds"
-}
+TAG=low ROOM=l-office-wide
+source out/verdict-pairs.sh
 pair memory physics plane-memory "memory closure minus plane physics"
 pair markovian physics plane-markovian "Markovian closure minus plane physics"
 pair memory markovian plane-memory-markovian "memory minus Markovian closure on the plane"

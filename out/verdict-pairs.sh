@@ -1,0 +1,11 @@
+# Sourced by out/s36-verdict.sh and out/s39-verdict.sh: the paired verdict of one family of runs against
+# another over seeds 0-2. Set before sourcing: TAG (the runs' tag, e.g. low), ROOM (the figures' room
+# name, e.g. l-office-wide). A pair whose three seeds have not all been scored is named and skipped.
+seeds() { echo "out/s36-$TAG-$1-s0.csv out/s36-$TAG-$1-s1.csv out/s36-$TAG-$1-s2.csv"; }
+names() { echo "$TAG-$1-s0,$TAG-$1-s1,$TAG-$1-s2"; }
+pair() {  # MODEL BASE FIGURE TITLE
+    echo "== $1 - $2"
+    for f in $(seeds $1) $(seeds $2); do [ -f "$f" ] || { echo "not run: $f"; return 0; }; done
+    .venv/bin/python scripts/paired_table.py $(seeds $2) $(seeds $1) --model $(names $1) --base $(names $2) \
+        --splits val,test,ood --figure "docs/img/paired-$ROOM-$3.png" --title "$ROOM (OpenFOAM): $4, 3 seeds"
+}
