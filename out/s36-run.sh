@@ -14,9 +14,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."  # the repository root
 D=$1; T=$2; V=$3; S=$4; R=runs/$T-$V-s$S; LOG=out/s36-$T-$V-s$S.log
 case $T in  # the columns' footing of each room: l-office's L (session 22), paper-room's P (session 19)
-  prw) L="--preset quick --set observation_log_max=1.0 --set observation_spacing_cells=12 --set curriculum_s=[600] --set window_s=600 --set advection=tvd --set loss=field+log"; E=15 ;;
-  *) L="--preset quick --set observation_log_max=0 --set observation_spacing_cells=12 --set curriculum_s=[480] --set window_s=480 --set advection=tvd --set loss=field+log"; E=16 ;;
+  prw) OBS=1.0; W=600; E=15 ;;
+  *) OBS=0; W=480; E=16 ;;
 esac
+L="--preset quick --set observation_log_max=$OBS --set observation_spacing_cells=12 --set curriculum_s=[$W] --set window_s=$W --set advection=tvd --set loss=field+log"
 CLOSURE=(--set "epochs=[5]" --set learning_rate=1e-3)
 EXCHANGE=(--set 'closure_options={"reservoir": "column", "target": "exchange"}')
 case $V in  # X: the run's own options, an array so that a JSON value with spaces stays one word

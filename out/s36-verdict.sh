@@ -4,10 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."  # the repository root
 TAG=low ROOM=l-office-wide
 source out/verdict-pairs.sh
-pair memory physics plane-memory "memory closure minus plane physics"
-pair markovian physics plane-markovian "Markovian closure minus plane physics"
-pair memory markovian plane-memory-markovian "memory minus Markovian closure on the plane"
-pair datadriven physics datadriven-plane "data-driven minus plane physics"
+plane_pairs
 pair memory32 physics32 plane32-memory "memory closure minus 32-epoch plane physics"
 pair markovian32 physics32 plane32-markovian "Markovian closure minus 32-epoch plane physics"
 pair memory32 markovian32 plane32-memory-markovian "memory minus Markovian closure on the 32-epoch plane"

@@ -4,10 +4,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."  # the repository root
 TAG=prw ROOM=paper-room
 source out/verdict-pairs.sh
-pair memory physics plane-memory "memory closure minus plane physics"
-pair markovian physics plane-markovian "Markovian closure minus plane physics"
-pair memory markovian plane-memory-markovian "memory minus Markovian closure on the plane"
-pair datadriven physics datadriven-plane "data-driven minus plane physics"
+plane_pairs
 pair memory physics5 plane5-memory "memory closure minus plane physics continued"
 pair markovian physics5 plane5-markovian "Markovian closure minus plane physics continued"
 pair physics5 physics plane5-plane "plane physics continued minus plane physics"

@@ -9,3 +9,9 @@ pair() {  # MODEL BASE FIGURE TITLE
     .venv/bin/python scripts/paired_table.py $(seeds $2) $(seeds $1) --model $(names $1) --base $(names $2) \
         --splits val,test,ood --figure "docs/img/paired-$ROOM-$3.png" --title "$ROOM (OpenFOAM): $4, 3 seeds"
 }
+plane_pairs() {  # item 5's plane rows: both closures and the data-driven variant against the plane physics
+    pair memory physics plane-memory "memory closure minus plane physics"
+    pair markovian physics plane-markovian "Markovian closure minus plane physics"
+    pair memory markovian plane-memory-markovian "memory minus Markovian closure on the plane"
+    pair datadriven physics datadriven-plane "data-driven minus plane physics"
+}
