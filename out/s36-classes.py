@@ -25,6 +25,8 @@ for fam in [f for f in dict.fromkeys(k[0] for k in cells) if f.endswith(("-physi
     untrained = json.load(open(f"runs/{fam}-s0/summary.json"))["untrained"]
     for split, figures in untrained.items():
         for scenario, err in figures["per_scenario"].items():
+            if scenario not in classes:  # scored on other data (a fresh draw): no untrained row
+                continue
             for c in ("all", classes[scenario]):
                 cells[f"{fam}, untrained", split, c, "0"].append(float(err))
 fams = list(dict.fromkeys(k[0] for k in cells))

@@ -1,16 +1,19 @@
-"""Draw fresh test and OOD scenarios of l-office-xl: scenarios no model has been judged on.
+"""Draw fresh test and OOD scenarios of l-office-xl or paper-room-wide: scenarios no model has been judged on.
 
 A held-out split that has judged many model forms is used up (docs/evaluation.md): a
-verdict on it is one more look at the same scenarios. This writes a scenario file with
-l-office-xl's room, grid and flow settings unchanged (so ``plumecast generate`` reuses its
-cached 3D flow) and only new scenarios:
+verdict on it is one more look at the same scenarios. This writes a scenario file with the
+``--room`` preset's room, grid and flow settings unchanged (so ``plumecast generate`` reuses
+its cached 3D flow) and only new scenarios:
 
-- ``--test N`` static releases at fine-cell centres, drawn with ``--test-seed``, at least
-  ``--clearance-m`` in plan from every static source of l-office-xl and of every
-  ``--exclude`` file (earlier fresh draws), heights cycled over l-office's four classes;
-- ``--ood M`` walks drawn with ``--walk-seed`` as l-office-xl's OOD walks are, kept in draw
-  order only when under ``--max-route-share`` of their route lies within 0.5 m of a training
-  walk's route (scripts/walk_overlap.py's measure).
+- ``--test N`` static releases drawn with ``--test-seed`` (l-office-xl: fine-cell centres 0.5 m
+  clear of walls; paper-room-wide: plane-cell centres whose 8 neighbours are open), at least
+  ``--clearance-m`` in plan from every static source of the preset and of every ``--exclude``
+  file (earlier fresh draws), heights cycled over the room's classes (l-office's four;
+  paper-room's at, below and above the plane);
+- ``--ood M`` walks drawn with ``--walk-seed`` as l-office-xl's OOD walks are (paper-room: at
+  its three heights and its walks' speeds), kept in draw order only when under
+  ``--max-route-share`` of their route lies within 0.5 m of a training walk's route
+  (scripts/walk_overlap.py's measure).
 
     .venv/bin/python scripts/draw_fresh.py --test 28 --ood 32 --test-seed 41 --walk-seed 42 \\
         --exclude out/l-office-xl-fresh.toml --name l-office-xl-fresh2 --out out/l-office-xl-fresh2.toml
@@ -25,8 +28,10 @@ from __future__ import annotations
 import argparse
 import sys
 import tomllib
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import make_presets as mp  # noqa: E402
@@ -35,9 +40,33 @@ import walk_overlap as wo  # noqa: E402
 from plumecast.io.atomic import atomic_path  # noqa: E402
 from plumecast.scenario import ScenarioError, load_scenario_set, scenario_set_from_config  # noqa: E402
 
-PRESET = "l-office-xl"
 ROUTE_RADIUS_M = 0.5
 MAX_WALK_DRAWS = 2000
+
+
+class Room(NamedTuple):
+    """What a draw needs of a preset's room: release proposals, heights by class name, furniture, walks."""
+
+    propose: Callable  # rng -> (x, y) m
+    blocked: Callable  # (x, y) m -> bool
+    heights_m: dict  # height class name -> z m, in the order releases cycle over
+    furniture: list  # (x0, x1, y0, y1, top m)
+    walks: Callable  # (n, seed) -> [(polyline, speed m/s)]
+    clearance_m: float  # the default --clearance-m
+
+
+def room(preset: str) -> Room:
+    if preset == "l-office-xl":
+        propose, blocked, _, furniture = mp._l_office_cells()
+        return Room(propose, blocked, mp.LO_HEIGHTS_M, furniture, mp.l_office_xl_walks, mp.LO_XL_CLEARANCE_M)
+    propose, blocked, _ = mp._paper_room_cells()
+    heights = dict(zip(("at", "below", "above"), mp.HEIGHTS_M))
+    # 0.5 m, not its test split's 0.75 m: at 0.75 m one free plane-cell centre is left beside paper-room-wide's
+    # 143 static sources; at 0.5 m a fresh source still sits in a plane cell no source has used
+    return Room(propose, blocked, heights, mp.PR_FURNITURE, mp.paper_room_walks, 0.5)
+
+
+ROOMS = ("l-office-xl", "paper-room-wide")
 
 
 def static_positions(sset) -> list[tuple[float, float]]:
@@ -45,18 +74,19 @@ def static_positions(sset) -> list[tuple[float, float]]:
     return [tuple(sc.source.position_m[:2]) for sc in sset.scenarios if not sc.source.moving]
 
 
-def draw(n_test: int, n_ood: int, test_seed: int, walk_seed: int, clearance_m: float, max_route_share: float,
-         exclude_sets=()) -> tuple[list, list]:
+def draw(preset: str, n_test: int, n_ood: int, test_seed: int, walk_seed: int, clearance_m: float,
+         max_route_share: float, exclude_sets=()) -> tuple[list, list]:
     """``(releases, walks)``: releases ``(x, y, z)`` m; walks ``(polyline, speed m/s, path, route share)``."""
-    base = load_scenario_set(PRESET)
+    base = load_scenario_set(preset)
+    r = room(preset)
     held = static_positions(base) + [xy for s in exclude_sets for xy in static_positions(s)]
-    propose, blocked, heights, furniture = mp._l_office_cells()
-    releases = mp.draw_releases(n_test, test_seed, propose, heights, furniture, held, clearance_m, blocked) if n_test else []
+    releases = (mp.draw_releases(n_test, test_seed, r.propose, list(r.heights_m.values()), r.furniture, held,
+                                 clearance_m, r.blocked) if n_test else [])
     train_routes = wo.training_routes(base)
     walks = []
     if n_ood:
-        for poly, speed in mp.l_office_xl_walks(MAX_WALK_DRAWS, walk_seed):
-            path = mp.ping_pong(poly, speed, horizon_s=mp.LO_HORIZON_S)
+        for poly, speed in r.walks(MAX_WALK_DRAWS, walk_seed):
+            path = mp.ping_pong(poly, speed, horizon_s=base.simulation.horizon_s)
             share = wo.near_share(wo.route_points(path), train_routes, ROUTE_RADIUS_M)
             if share < max_route_share:
                 walks.append((poly, speed, path, share))
@@ -68,16 +98,17 @@ def draw(n_test: int, n_ood: int, test_seed: int, walk_seed: int, clearance_m: f
     return releases, walks
 
 
-def _height_class(z: float) -> str:
-    return next(c for c, h in mp.LO_HEIGHTS_M.items() if h == z)
-
-
-def scenario_text(name: str, releases, walks, provenance: str, prefix: str | None = None) -> str:
-    """The scenario file: l-office-xl's text up to its first scenario (room, grid, flow), then the draws,
+def scenario_text(preset: str, name: str, releases, walks, provenance: str, prefix: str | None = None) -> str:
+    """The scenario file: the preset's text up to its first scenario (room, grid, flow), then the draws,
     named ``PREFIX-test-NN-CLASS`` and ``PREFIX-ood-walk-NN-CLASS`` (``prefix`` defaults to ``name``)."""
     prefix = name if prefix is None else prefix
-    text = resources.files("plumecast.presets").joinpath(f"{PRESET}.toml").read_text()
-    head = text[: text.index("[[scenarios]]")].replace(f'name = "{PRESET}"', f'name = "{name}"')
+    heights = room(preset).heights_m
+
+    def _height_class(z: float) -> str:
+        return next(c for c, h in heights.items() if h == z)
+
+    text = resources.files("plumecast.presets").joinpath(f"{preset}.toml").read_text()
+    head = text[: text.index("[[scenarios]]")].replace(f'name = "{preset}"', f'name = "{name}"')
     lines = [f"# {provenance}", head.rstrip("\n"), ""]
     for i, (x, y, z) in enumerate(releases):
         lines += ["[[scenarios]]", f'name = "{prefix}-test-{i:02d}-{_height_class(z)}"', 'split = "test"',
@@ -92,12 +123,14 @@ def scenario_text(name: str, releases, walks, provenance: str, prefix: str | Non
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--room", choices=ROOMS, default="l-office-xl", help="the preset whose room is drawn in")
     ap.add_argument("--test", type=int, default=28, help="static test releases (default 28)")
     ap.add_argument("--ood", type=int, default=32, help="OOD walks (default 32)")
     ap.add_argument("--test-seed", type=int, required=True)
     ap.add_argument("--walk-seed", type=int, required=True)
-    ap.add_argument("--clearance-m", type=float, default=mp.LO_XL_CLEARANCE_M,
-                    help=f"plan distance to every held static source (default {mp.LO_XL_CLEARANCE_M}, l-office-xl's)")
+    ap.add_argument("--clearance-m", type=float,
+                    help=f"plan distance to every held static source (default: l-office-xl {mp.LO_XL_CLEARANCE_M}, "
+                         f"paper-room-wide 0.5)")
     ap.add_argument("--max-route-share", type=float, default=0.30)
     ap.add_argument("--exclude", nargs="*", default=[], help="earlier fresh scenario files whose static sources stay clear")
     ap.add_argument("--name", required=True, help="the scenario set's name")
@@ -110,14 +143,16 @@ def main(argv=None) -> int:
     if a.out.exists():
         print(f"error: {a.out} exists; draws are never overwritten", file=sys.stderr)
         return 2
-    provenance = (f"Fresh draw of {PRESET} by scripts/draw_fresh.py: --test {a.test} --ood {a.ood} --test-seed "
-                  f"{a.test_seed} --walk-seed {a.walk_seed} --clearance-m {a.clearance_m} --max-route-share "
+    clearance_m = room(a.room).clearance_m if a.clearance_m is None else a.clearance_m
+    provenance = (f"Fresh draw of {a.room} by scripts/draw_fresh.py: {'' if a.room == ROOMS[0] else f'--room {a.room} '}--test {a.test} --ood {a.ood} --test-seed "
+                  f"{a.test_seed} --walk-seed {a.walk_seed} --clearance-m {clearance_m} --max-route-share "
                   f"{a.max_route_share} --exclude {' '.join(Path(p).name for p in a.exclude) or '(none)'}"
                   f"{f' --prefix {a.prefix}' if a.prefix else ''}")
     try:
         excluded = [load_scenario_set(p) for p in a.exclude]
-        releases, walks = draw(a.test, a.ood, a.test_seed, a.walk_seed, a.clearance_m, a.max_route_share, excluded)
-        text = scenario_text(a.name, releases, walks, provenance, a.prefix)
+        releases, walks = draw(a.room, a.test, a.ood, a.test_seed, a.walk_seed, clearance_m, a.max_route_share,
+                               excluded)
+        text = scenario_text(a.room, a.name, releases, walks, provenance, a.prefix)
         scenario_set_from_config(tomllib.loads(text), f"fresh draw {a.name}")  # the generator's own validation
     except (ScenarioError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)

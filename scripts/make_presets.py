@@ -298,6 +298,16 @@ def paper_room_wide_test(extra_train, extra_val) -> list[tuple[float, float, flo
                          PR_WIDE_TEST_CLEARANCE_M, blocked, apart_m=PR_WIDE_TEST_CLEARANCE_M)
 
 
+PR_FRESH_WALK_MIN_M = 3.0  # fresh walks of paper-room (scripts/draw_fresh.py, session 40): as l-office-xl's
+PR_FRESH_WALK_SPEEDS = (0.3, 0.6, 0.9, 1.2)  # the speeds of paper-room's own walks
+
+
+def paper_room_walks(n, seed) -> list[tuple[list, float]]:
+    """Drawn walks of paper-room (:func:`draw_walks` over its open plane-cell centres, at its three heights)."""
+    propose, _, _ = _paper_room_cells()
+    return draw_walks(n, seed, propose, HEIGHTS_M, _paper_room_open_at, PR_FRESH_WALK_MIN_M, PR_FRESH_WALK_SPEEDS)
+
+
 def check_walk(poly, open_at, step_m=0.05):
     """Raises unless every point of the polyline ``poly`` ((x, y, z) in m) is ``open_at(x, y, z)``."""
     for a, b in zip(poly, poly[1:]):

@@ -1,4 +1,4 @@
-"""scripts/draw_fresh.py: fresh l-office-xl scenarios, clear of every held source, on the same room."""
+"""scripts/draw_fresh.py: fresh l-office-xl and paper-room-wide scenarios, clear of every held source, on the same room."""
 
 from __future__ import annotations
 
@@ -46,6 +46,27 @@ def test_a_draw_is_new_scenarios_on_l_office_xls_room(tmp_path):
     for sc in one.scenarios[4:]:
         assert sc.source.moving
         assert overlap.near_share(overlap.route_points(sc.source.path), train_routes, 0.5) < 0.30
+
+
+def test_a_paper_room_draw_keeps_its_room_and_heights_and_leaves_every_used_cell(tmp_path):
+    fresh = load_script("draw_fresh")
+    out = tmp_path / "p.toml"
+    assert fresh.main(["--room", "paper-room-wide", "--test", "6", "--ood", "3", "--test-seed", "5", "--walk-seed", "6",
+                       "--name", "p", "--out", str(out)]) == 0
+    base, one = load_scenario_set("paper-room-wide"), load_scenario_set(out)
+    assert {k: v for k, v in one.config.items() if k not in ("name", "scenarios")} == \
+        {k: v for k, v in base.config.items() if k not in ("name", "scenarios")}
+    assert [sc.split for sc in one.scenarios] == ["test"] * 6 + ["ood"] * 3
+    statics = [sc for sc in one.scenarios if not sc.source.moving]
+    # cycled over paper-room's classes: at, below and above the 1.5 m plane
+    assert [sc.source.position_m[2] for sc in statics] == [1.5, 1.1, 1.9] * 2
+    assert [sc.name for sc in statics[:3]] == ["p-test-00-at", "p-test-01-below", "p-test-02-above"]
+    # the default clearance, 0.5 m: a plane cell no static source of the preset has used
+    assert _plan_distances(one, base).min() >= 0.5
+    walks = one.scenarios[6:]
+    assert all(sc.source.moving for sc in walks)
+    assert [sc.source.path[0][3] for sc in walks] == [1.5, 1.1, 1.9]  # (t, x, y, z)
+    assert walks[0].source.path[-1][0] >= base.simulation.horizon_s  # paper-room's 600 s, not l-office's 480 s
 
 
 def test_a_draw_that_cannot_be_had_or_would_overwrite_is_refused(tmp_path, capsys):
