@@ -56,9 +56,12 @@ class Room(NamedTuple):
 
 
 def room(preset: str) -> Room:
+    """The :class:`Room` of one of ``ROOMS``."""
     if preset == "l-office-xl":
         propose, blocked, _, furniture = mp._l_office_cells()
         return Room(propose, blocked, mp.LO_HEIGHTS_M, furniture, mp.l_office_xl_walks, mp.LO_XL_CLEARANCE_M)
+    if preset != "paper-room-wide":
+        raise ValueError(f"no fresh draws in {preset!r}: one of {', '.join(ROOMS)}")
     propose, blocked, _ = mp._paper_room_cells()
     heights = dict(zip(("at", "below", "above"), mp.HEIGHTS_M))
     # 0.5 m, not its test split's 0.75 m: at 0.75 m one free plane-cell centre is left beside paper-room-wide's
@@ -144,8 +147,9 @@ def main(argv=None) -> int:
         print(f"error: {a.out} exists; draws are never overwritten", file=sys.stderr)
         return 2
     clearance_m = room(a.room).clearance_m if a.clearance_m is None else a.clearance_m
-    provenance = (f"Fresh draw of {a.room} by scripts/draw_fresh.py: {'' if a.room == ROOMS[0] else f'--room {a.room} '}--test {a.test} --ood {a.ood} --test-seed "
-                  f"{a.test_seed} --walk-seed {a.walk_seed} --clearance-m {clearance_m} --max-route-share "
+    room_option = "" if a.room == "l-office-xl" else f"--room {a.room} "  # l-office-xl's provenance as before
+    provenance = (f"Fresh draw of {a.room} by scripts/draw_fresh.py: {room_option}--test {a.test} --ood {a.ood} "
+                  f"--test-seed {a.test_seed} --walk-seed {a.walk_seed} --clearance-m {clearance_m} --max-route-share "
                   f"{a.max_route_share} --exclude {' '.join(Path(p).name for p in a.exclude) or '(none)'}"
                   f"{f' --prefix {a.prefix}' if a.prefix else ''}")
     try:

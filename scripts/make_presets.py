@@ -299,7 +299,7 @@ def paper_room_wide_test(extra_train, extra_val) -> list[tuple[float, float, flo
 
 
 PR_FRESH_WALK_MIN_M = 3.0  # fresh walks of paper-room (scripts/draw_fresh.py, session 40): as l-office-xl's
-PR_FRESH_WALK_SPEEDS = (0.3, 0.6, 0.9, 1.2)  # the speeds of paper-room's own walks
+PR_FRESH_WALK_SPEEDS = (0.3, 0.6, 0.9, 1.2)  # the speeds of paper-room's walks moving-00..05 and its val walks
 
 
 def paper_room_walks(n, seed) -> list[tuple[list, float]]:
