@@ -4,13 +4,9 @@
 # (data/paper-room-wide-fresh-of.nc, out/s40-fresh.sh's header), then per height class.
 set -uo pipefail
 cd "$(dirname "$0")/.."  # the repository root
-D=data/paper-room-wide-fresh-of.nc
 for S in 0 1 2; do
-    C=out/s40-fresh-prw-column-s$S.csv
-    [ -f "$C" ] || [ ! -f "runs/prw-column-s$S/summary.json" ] && continue
-    .venv/bin/python scripts/height_table.py "runs/prw-column-s$S" --data "$D" --splits test,ood --csv "$C" \
-        >"out/s40-fresh-prw-column-s$S.txt" || { echo "scoring runs/prw-column-s$S failed" >&2; rm -f "$C"; exit 1; }
-    cat "out/s40-fresh-prw-column-s$S.txt"
+    bash out/s40-score-fresh.sh column $S || exit
+    [ -f "out/s40-fresh-prw-column-s$S.txt" ] && cat "out/s40-fresh-prw-column-s$S.txt"
 done
 echo "== per split and height class, mean over seeds of the median final-time relative L2 (fresh draw)"
 .venv/bin/python out/s36-classes.py $(ls out/s40-fresh-prw-column-s[012].csv out/s40-fresh-prw-physics-s[012].csv)

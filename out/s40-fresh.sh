@@ -6,16 +6,9 @@
 # a run not trained is skipped), then the pairs.
 set -uo pipefail
 cd "$(dirname "$0")/.."  # the repository root
-D=data/paper-room-wide-fresh-of.nc
-[ -f "$D" ] || { echo "missing $D (generate it first)" >&2; exit 2; }
-for V in physics physics5 memory markovian datadriven; do
-    for S in ${SEEDS:-0 1 2}; do
-        C=out/s40-fresh-prw-$V-s$S.csv
-        [ -f "$C" ] || [ ! -f "runs/prw-$V-s$S/summary.json" ] && continue
-        .venv/bin/python scripts/height_table.py "runs/prw-$V-s$S" --data "$D" --splits test,ood --csv "$C" \
-            >"out/s40-fresh-prw-$V-s$S.txt" || { echo "scoring runs/prw-$V-s$S failed" >&2; rm -f "$C"; exit 1; }
-        echo "scored runs/prw-$V-s$S $(date +%T)"
-    done
+FAMILIES="physics physics5 memory markovian datadriven"
+for V in $FAMILIES; do
+    for S in ${SEEDS:-0 1 2}; do bash out/s40-score-fresh.sh $V $S || exit; done
 done
 TAG=prw ROOM=paper-room-fresh CSV=out/s40-fresh-prw SPLITS=test,ood
 [ "${SEEDS:-0 1 2}" = "0 1 2" ] || ROOM=paper-room-fresh-5seeds
@@ -24,4 +17,5 @@ plane_pairs
 pair memory physics5 plane5-memory "memory closure minus plane physics continued"
 pair markovian physics5 plane5-markovian "Markovian closure minus plane physics continued"
 echo "== per split and height class, mean over seeds of the median final-time relative L2"
-.venv/bin/python out/s36-classes.py $(for S in ${SEEDS:-0 1 2}; do ls out/s40-fresh-prw-*-s$S.csv; done)
+.venv/bin/python out/s36-classes.py $(for V in $FAMILIES; do for S in ${SEEDS:-0 1 2}; do
+    [ -f out/s40-fresh-prw-$V-s$S.csv ] && echo out/s40-fresh-prw-$V-s$S.csv; done; done)

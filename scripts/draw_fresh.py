@@ -42,6 +42,7 @@ from plumecast.scenario import ScenarioError, load_scenario_set, scenario_set_fr
 
 ROUTE_RADIUS_M = 0.5
 MAX_WALK_DRAWS = 2000
+ROOMS = ("l-office-xl", "paper-room-wide")  # the presets a draw can be made in (:func:`room`)
 
 
 class Room(NamedTuple):
@@ -67,9 +68,6 @@ def room(preset: str) -> Room:
     # 0.5 m, not its test split's 0.75 m: at 0.75 m one free plane-cell centre is left beside paper-room-wide's
     # 143 static sources; at 0.5 m a fresh source still sits in a plane cell no source has used
     return Room(propose, blocked, heights, mp.PR_FURNITURE, mp.paper_room_walks, 0.5)
-
-
-ROOMS = ("l-office-xl", "paper-room-wide")
 
 
 def static_positions(sset) -> list[tuple[float, float]]:
