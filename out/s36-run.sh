@@ -2,11 +2,12 @@
 # Session 36: one run of item 5's table on an OpenFOAM room, on the columns' footing ($L: TVD,
 # field+log, 480 s windows (paper-room, TAG prw: 600 s, session 39), best-on-val), then scored per
 # split and height class.
-# usage: s36-run.sh DATA TAG NAME SEED   (NAME: physics, column, memory, markovian, datadriven, physics32,
-#   memory32, markovian32, exchange, exchange-markovian, physics5)
+# usage: s36-run.sh DATA TAG NAME SEED   (NAME: physics, column, memory, markovian, datadriven, physicsN,
+#   memoryN, markovianN, controlN, exchange, exchange-markovian, physics5)
 #   physics/column: 16 epochs (paper-room 15) from nothing; datadriven: 8 epochs; memory/markovian: 5 epochs at
-#   learning rate 1e-3 from runs/TAG-physics-sSEED (session 30's closure settings); physics32: the plane
-#   physics at 32 epochs; memory32/markovian32: the closures from runs/TAG-physics32-sSEED (sessions 37-38);
+#   learning rate 1e-3 from runs/TAG-physics-sSEED (session 30's closure settings); physicsN (32, 48): the plane
+#   physics at N epochs; memoryN/markovianN: the closures from runs/TAG-physicsN-sSEED (sessions 37-38, 41);
+#   controlN: that physics continued on the closures' schedule, no network (session 41);
 #   exchange/exchange-markovian: session 23's exchange closure and its Markovian ablation from
 #   runs/TAG-column-sSEED (session 38); physics5: the plane physics continued on the closures' schedule
 #   from runs/TAG-physics-sSEED, no network (session 39).
@@ -22,11 +23,12 @@ CLOSURE=(--set "epochs=[5]" --set learning_rate=1e-3)
 EXCHANGE=(--set 'closure_options={"reservoir": "column", "target": "exchange"}')
 case $V in  # X: the run's own options, an array so that a JSON value with spaces stays one word
   physics|column) X=(--variant "$V" --set "epochs=[$E]") ;;
-  physics32) X=(--variant physics --set "epochs=[32]") ;;
+  physics5) X=(--variant physics "${CLOSURE[@]}" --init-from "runs/$T-physics-s$S") ;;  # the closures' schedule, no network
+  physics[0-9]*) X=(--variant physics --set "epochs=[${V#physics}]") ;;  # physics32, physics48: N epochs
   datadriven) X=(--variant "$V" --set "epochs=[8]") ;;
   memory|markovian) X=(--variant "$V" "${CLOSURE[@]}" --init-from "runs/$T-physics-s$S") ;;
-  physics5) X=(--variant physics "${CLOSURE[@]}" --init-from "runs/$T-physics-s$S") ;;  # the closures' schedule, no network
-  memory32|markovian32) X=(--variant "${V%32}" "${CLOSURE[@]}" --init-from "runs/$T-physics32-s$S") ;;
+  memory[0-9]*|markovian[0-9]*) N=${V##*[a-z]}; X=(--variant "${V%$N}" "${CLOSURE[@]}" --init-from "runs/$T-physics$N-s$S") ;;
+  control[0-9]*) X=(--variant physics "${CLOSURE[@]}" --init-from "runs/$T-physics${V#control}-s$S") ;;  # physicsN continued, no network
   exchange) X=(--variant memory "${CLOSURE[@]}" "${EXCHANGE[@]}" --init-from "runs/$T-column-s$S") ;;
   exchange-markovian) X=(--variant markovian "${CLOSURE[@]}" "${EXCHANGE[@]}" --init-from "runs/$T-column-s$S") ;;
   *) echo "unknown run name $V" >&2; exit 2 ;;
