@@ -99,6 +99,62 @@ def test_non_finite_loss_keeps_last_good_state(ds):
     assert train_step_traces() == traces
 
 
+def _diverging_above(monkeypatch, rate: float):
+    """Every training step of a learning rate above ``rate`` comes out not finite (a model of a diverging run).
+
+    The rate is a static argument of the jitted rollout, so each rate is traced with this
+    step; tests use rates no other test uses, so no trace made without it is reused.
+    """
+    from plumecast.train import loop
+
+    real = loop.window_update
+
+    def update(params, static, opt_state, carry, forcing, targets, schedule, *args):
+        out = real(params, static, opt_state, carry, forcing, targets, schedule, *args)
+        if schedule.learning_rate <= rate:
+            return out
+        return params, opt_state, out[2], jnp.full_like(out[3], jnp.nan), jnp.zeros_like(out[4])
+
+    monkeypatch.setattr(loop, "window_update", update)
+
+
+def _same_parameters(a, b):
+    for x, y in zip(jax.tree.leaves(eqx.filter(a, eqx.is_array)), jax.tree.leaves(eqx.filter(b, eqx.is_array))):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_diverging_epoch_goes_back_to_its_start_at_half_the_rate(ds, tmp_path, monkeypatch):
+    """Diverged in epoch 1 at 0.0634, the run equals one started at 0.0317; resumed after the rollback, the same."""
+    _diverging_above(monkeypatch, 0.05)
+    said = []
+    cfg = tiny(learning_rate=0.0634, epochs=(2, 2))
+    rolled = train(ds, tmp_path / "rolled", cfg, progress=False, log=said.append)
+    assert rolled.completed and rolled.summary["rollbacks"] == [{"epoch": 1, "phase": 0, "learning_rate": 0.0317}]
+    assert any("epoch 1 diverged" in m and "0.0317" in m for m in said)
+    plain = train(ds, tmp_path / "plain", tiny(learning_rate=0.0317, epochs=(2, 2)), progress=False, evaluate=False,
+                  log=lambda m: None)
+    _same_parameters(rolled.last_system, plain.last_system)
+    assert [h["loss"] for h in rolled.history] == [h["loss"] for h in plain.history]
+    # Interrupted after the rollback, resumed: the halved rate is kept (the full one would diverge again).
+    part = train(ds, tmp_path / "part", cfg, progress=False, evaluate=False, stop_after_epochs=2, log=lambda m: None)
+    assert not part.completed
+    resumed = train(ds, tmp_path / "part", None, resume=True, progress=False, log=lambda m: None)
+    assert resumed.summary["rollbacks"] == rolled.summary["rollbacks"]
+    _same_parameters(resumed.last_system, rolled.last_system)
+
+
+def test_a_run_that_keeps_diverging_stops_with_a_clear_error(ds, tmp_path, monkeypatch):
+    _diverging_above(monkeypatch, 0.001)
+    with pytest.raises(TrainError, match=r"diverged: epoch 1 .* after 2 rollback\(s\) .* \(now 0\.0159\)"):
+        train(ds, tmp_path / "run", tiny(learning_rate=0.0636, rollbacks=2), progress=False, log=lambda m: None)
+    assert not (tmp_path / "run" / "summary.json").exists()
+    # Without rollbacks the steps are only skipped, as before: the run ends with its start parameters.
+    kept = train(ds, tmp_path / "kept", tiny(learning_rate=0.0638, rollbacks=0), progress=False, evaluate=False,
+                 log=lambda m: None)
+    start = build_system(ds, tiny(), prepare_data(ds, tiny().physics.dt_s))
+    _same_parameters(kept.last_system, start)
+
+
 def test_cosine_decay_sets_each_epochs_rate_in_the_optimiser_state(ds, tmp_path):
     sched = tiny(lr_decay="cosine", lr_final_share=0.1).schedule
     rates = [sched.epoch_learning_rate(e, 5) for e in range(5)]

@@ -82,6 +82,11 @@ class Schedule:
     ``lr_decay = "cosine"`` lowers the learning rate epoch by epoch within each phase
     (:meth:`epoch_learning_rate`), so late epochs settle instead of jumping around the
     best val score.
+    ``rollbacks``: how many times a diverging run (an epoch in which a quarter of the
+    steps, or its last, were not finite: :data:`plumecast.train.loop.DIVERGED_SHARE`) goes back to the
+    start of that epoch and runs it again at half the learning rate before it stops with an
+    error; 0 = off (non-finite steps are only skipped, and training stops after
+    :data:`~plumecast.train.loop.MAX_BAD_STEPS` of them).
     ``average_decay = d > 0`` makes the run's model (validated, selected, saved as
     ``RUN/selected`` and as the last model) the exponential average of the parameters over
     the optimiser steps, weight ``d`` per step on the past (a time constant of ``1 / (1 -
@@ -100,6 +105,7 @@ class Schedule:
     clip_norm: Positive = 0.1
     average_decay: Annotated[float, AllowInfNan(False), at.Ge(0), at.Lt(1)] = 0.0
     patience: NonNegativeWhole = 0
+    rollbacks: NonNegativeWhole = 3
     # False: only a closure's network learns; the physics (the model and the closure's
     # off-plane layer or column, as init_from left them) stays fixed.
     train_physics: bool = True

@@ -14,8 +14,12 @@
   ``benchmarks/bench_train.py``.
 * **Non-finite loss.** The step keeps the previous parameters and optimiser state (the
   last good state), says so, and abandons the rest of that batch's rollout (its later
-  windows change nothing); after ``MAX_BAD_STEPS`` such steps
-  training stops with an error.
+  windows change nothing). A skipped step cannot undo parameters that make every rollout
+  blow up, so an epoch in which ``DIVERGED_SHARE`` of the steps, or the last one, were not
+  finite has diverged: the run goes back to the epoch's start and runs it again at half the learning
+  rate, up to ``Schedule.rollbacks`` times in all (each named in the checkpoints and the
+  summary, and kept on resume), then stops with an error. With ``rollbacks = 0``, or
+  steps that fail now and then, training stops after ``MAX_BAD_STEPS`` such steps.
 * **Validation** (:mod:`plumecast.train.select`): after every epoch (and once before the
   first) the val score of a full rollout from t = 0; the best model so far is the run's
   selected model, ``RUN/selected/``. With ``patience > 0`` a curriculum phase ends after
@@ -49,7 +53,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -76,11 +81,18 @@ from plumecast.train.select import VAL_SPLIT, pick_evidence, read_selected, val_
 from plumecast.train.system import build_system, system_spec
 from plumecast.train.windows import WindowPlan, epoch_batches, window_plan, window_slice
 
-__all__ = ["MAX_BAD_STEPS", "TrainResult", "TrainData", "make_optimizer", "set_learning_rate", "window_update",
-           "train_step", "train_rollout", "train_data", "batch_train_data", "train_rows", "train_step_traces", "train",
-           "epoch_per_window", "epoch_fused", "batch_mesh", "BATCH_AXIS"]
+__all__ = ["MAX_BAD_STEPS", "DIVERGED_SHARE", "TrainResult", "TrainData", "make_optimizer", "set_learning_rate",
+           "window_update", "train_step", "train_rollout", "train_data", "batch_train_data", "train_rows",
+           "train_step_traces", "train", "epoch_per_window", "epoch_fused", "batch_mesh", "BATCH_AXIS"]
 
 MAX_BAD_STEPS = 20
+# The share of an epoch's steps that, once not finite, make the epoch diverged (as does a non-finite last step:
+# the parameters it leaves are suspect): a rollback, Schedule.rollbacks.
+DIVERGED_SHARE = 0.25
+
+
+class _Diverged(Exception):
+    """Raised from a batch's report when its epoch has diverged (caught by :func:`train`, which rolls back)."""
 BATCH_AXIS = "batch"  # the one axis of the data-parallel mesh
 _traces = [0]
 
@@ -417,6 +429,7 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
     since_best = 0  # validations without a new best in the current phase
     epochs_done = 0
     early_stops: list = []
+    rollbacks: list = []  # {"epoch", "phase", "learning_rate"} of each return to an epoch's start at half the rate
 
     def run_model():  # reads params / opt_state / static as they are bound when called
         """The run's model now: the current parameters, or their average (``Schedule.average_decay``)."""
@@ -433,6 +446,9 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
         best = state.get("best")
         since_best = int(state.get("since_best", 0))
         early_stops = list(state.get("early_stops", []))
+        rollbacks = list(state.get("rollbacks", []))
+        if rollbacks:  # the rate the run had reached: halved once per rollback (exact in floating point)
+            sched = replace(sched, learning_rate=sched.learning_rate * 0.5 ** len(rollbacks))
         if best is not None:
             _repair_selected(run_dir, best, epochs_done, run_model())
         say(f"resuming {run_dir} from {ckpt.name} after {epochs_done} epochs")
@@ -483,7 +499,7 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
     def save(final: bool):
         state = {"epochs_done": epochs_done, "total_epochs": total_epochs, "key": key_to_json(key), "history": history,
                  "val_curve": val_curve, "best": best, "since_best": since_best, "early_stops": early_stops,
-                 "done": final, "plumecast_version": plumecast.__version__}
+                 "rollbacks": rollbacks, "done": final, "plumecast_version": plumecast.__version__}
         save_checkpoint(run_dir, epochs_done, system=eqx.combine(params, static), opt_state=opt_state, state=state)
 
     def validate(epoch: int, phase: int) -> bool:
@@ -515,26 +531,50 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
                     break
                 if epoch == phase_start[p]:
                     since_best = 0  # patience counts within a phase: each phase is a new objective
-                losses = []
+                start = (params, opt_state, bad[0], _completed(bar, task))  # where a rollback returns to
+                while True:
+                    losses, epoch_bad = [], [0]
+                    batches = epoch_batches(key, epoch, train_idx, sched.batch_size)
+                    diverged_at = max(1, math.ceil(DIVERGED_SHARE * len(batches)))
 
-                def on_batch(b, batch_losses, bad_k, p=p, e=e, horizon=horizon, K=K):
-                    losses.extend(batch_losses)
-                    if bad_k is not None:
-                        bad[0] += 1
-                        say(f"[yellow]non-finite loss[/] in phase {p + 1} ({horizon:g} s), epoch {e + 1}, batch "
-                            f"{b + 1}, window {bad_k + 1}: update skipped, last good parameters and optimiser state "
-                            "kept; rest of this rollout abandoned")
-                        if bad[0] > MAX_BAD_STEPS:
-                            raise TrainError(f"{bad[0]} non-finite steps: training stopped (last good state in {run_dir})")
-                    bar.update(task, advance=K, loss=batch_losses[-1] if batch_losses else float("nan"),
-                               phase=f"{horizon:g} s")
+                    def on_batch(b, batch_losses, bad_k, p=p, e=e, horizon=horizon, K=K):
+                        losses.extend(batch_losses)
+                        if bad_k is not None:
+                            bad[0] += 1
+                            epoch_bad[0] += 1
+                            say(f"[yellow]non-finite loss[/] in phase {p + 1} ({horizon:g} s), epoch {e + 1}, batch "
+                                f"{b + 1}, window {bad_k + 1}: update skipped, last good parameters and optimiser "
+                                "state kept; rest of this rollout abandoned")
+                            if sched.rollbacks and (epoch_bad[0] >= diverged_at or b + 1 == len(batches)):
+                                raise _Diverged  # a quarter of the epoch, or its end: what it leaves is suspect
+                            if bad[0] > MAX_BAD_STEPS:
+                                raise TrainError(f"{bad[0]} non-finite steps: training stopped (last good state in "
+                                                 f"{run_dir})")
+                        bar.update(task, advance=K, loss=batch_losses[-1] if batch_losses else float("nan"),
+                                   phase=f"{horizon:g} s")
 
-                if sched.lr_decay != "constant":
-                    opt_state = set_learning_rate(opt_state, sched.epoch_learning_rate(e, n_epochs))
-                batches = epoch_batches(key, epoch, train_idx, sched.batch_size)
-                params, opt_state = run_epoch(params, static, opt_state, batches, K, prep=prep, conc_n=conc_n,
-                                              plan=plan, data=data_dev, train_idx=train_idx, memory0=memory0, sched=sched,
-                                              objective=objective, on_batch=on_batch, mesh=mesh, read_batch=read_batch)
+                    if sched.lr_decay != "constant":
+                        opt_state = set_learning_rate(opt_state, sched.epoch_learning_rate(e, n_epochs))
+                    try:
+                        params, opt_state = run_epoch(params, static, opt_state, batches, K, prep=prep,
+                                                      conc_n=conc_n, plan=plan, data=data_dev, train_idx=train_idx,
+                                                      memory0=memory0, sched=sched, objective=objective,
+                                                      on_batch=on_batch, mesh=mesh, read_batch=read_batch)
+                        break
+                    except _Diverged:
+                        if len(rollbacks) >= sched.rollbacks:
+                            raise TrainError(
+                                f"training diverged: epoch {epoch + 1} ({len(batches)} steps) had {epoch_bad[0]} "
+                                f"non-finite steps after {len(rollbacks)} rollback(s) to half the learning rate (now "
+                                f"{sched.learning_rate:.3g}); stopped (last good state in {run_dir})") from None
+                        params, opt_state, bad[0], done_then = start
+                        sched = replace(sched, learning_rate=0.5 * sched.learning_rate)
+                        rollbacks.append({"epoch": epoch + 1, "phase": p, "learning_rate": sched.learning_rate})
+                        bar.update(task, completed=done_then)
+                        say(f"[yellow]epoch {epoch + 1} diverged[/] ({epoch_bad[0]} of its {len(batches)} steps not "
+                            "finite): "
+                            f"back to its start at half the learning rate, {sched.learning_rate:.3g} (rollback "
+                            f"{len(rollbacks)} of at most {sched.rollbacks})")
                 epoch += 1
                 epochs_done = epoch
                 history.append({"phase": p, "horizon_s": horizon, "epoch": e,
@@ -555,7 +595,7 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
             if not completed:
                 break
             if epoch > max(epochs_done_at_start, phase_start[p]):  # this phase ran in this call
-                last = history[-1]["loss"] if history else float("nan")
+                last = history[-1]["loss"] if history and history[-1]["loss"] is not None else float("nan")
                 val = f", val {val_curve[-1]['val']:.4g}" if val_curve else ""
                 say(f"phase {p + 1}/{len(plan.windows)} ({horizon:g} s horizon, {n_epochs} epochs) done: last epoch "
                     f"mean loss {last:.4g}{val}, {time.perf_counter() - t_start:.0f} s elapsed")
@@ -572,6 +612,7 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
     if completed and evaluate:
         summary = _summary(ds, config, prep, system, seconds=time.perf_counter() - t_start, epochs=epochs_done,
                            val_curve=val_curve, best=best, early_stops=early_stops, last_system=last_system)
+        summary["rollbacks"] = rollbacks
         write_json_atomic(run_dir / "summary.json", summary)
         for split in summary["trained"]:
             say(f"{split:5s}: median final-time relative L2 error {summary['untrained'][split]['median']:.3f} untrained "
@@ -677,6 +718,11 @@ def _summary(ds, config: TrainConfig, prep, system, *, seconds: float, epochs: i
         summary["point_error_val"] = point_log_errors(system, prep, val_idx, windows_s=windows,
                                                       limit=default_limit(system[0]))
     return summary
+
+
+def _completed(bar, task) -> float:
+    """The steps the progress bar's ``task`` has completed."""
+    return next(t.completed for t in bar.tasks if t.id == task)
 
 
 def _progress(enabled: bool, console):
