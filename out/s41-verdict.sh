@@ -23,3 +23,9 @@ for V in $FAMILIES; do for S in ${SEEDS:-0 1 2}; do bash out/s40-score-fresh.sh 
 echo "== fresh: per split and height class, mean over seeds of the median final-time relative L2"
 .venv/bin/python out/s36-classes.py $(for V in $FAMILIES; do for S in ${SEEDS:-0 1 2}; do
     [ -f out/s40-fresh-prw-$V-s$S.csv ] && echo out/s40-fresh-prw-$V-s$S.csv; done; done)
+echo "======== data-driven, seed 1 trained again with rollbacks (out/s41-datadriven.sh), against the plane physics"
+.venv/bin/python scripts/paired_table.py out/s36-prw-physics-s{0,1,2}.csv out/s36-prw-datadriven-s0.csv \
+    out/s36-prw-datadriven-rb-s1.csv out/s36-prw-datadriven-s2.csv \
+    --model prw-datadriven-s0,prw-datadriven-rb-s1,prw-datadriven-s2 --base prw-physics-s0,prw-physics-s1,prw-physics-s2 \
+    --splits val,test,ood --figure docs/img/paired-paper-room-datadriven-rb-plane.png \
+    --title "paper-room (OpenFOAM): data-driven minus plane physics, 3 seeds (seed 1 with rollbacks)"
