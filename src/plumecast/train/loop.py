@@ -572,9 +572,8 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
                         rollbacks.append({"epoch": epoch + 1, "phase": p, "learning_rate": sched.learning_rate})
                         bar.update(task, completed=done_then)
                         say(f"[yellow]epoch {epoch + 1} diverged[/] ({epoch_bad[0]} of its {len(batches)} steps not "
-                            "finite): "
-                            f"back to its start at half the learning rate, {sched.learning_rate:.3g} (rollback "
-                            f"{len(rollbacks)} of at most {sched.rollbacks})")
+                            f"finite): back to its start at half the learning rate, {sched.learning_rate:.3g} "
+                            f"(rollback {len(rollbacks)} of at most {sched.rollbacks})")
                 epoch += 1
                 epochs_done = epoch
                 history.append({"phase": p, "horizon_s": horizon, "epoch": e,
