@@ -3,7 +3,7 @@
 # field+log, 480 s windows (paper-room, TAG prw: 600 s, session 39), best-on-val), then scored per
 # split and height class.
 # usage: s36-run.sh DATA TAG NAME SEED   (NAME: physics, column, memory, markovian, datadriven, physicsN,
-#   memoryN, markovianN, controlN, exchange, exchange-markovian, physics5)
+#   memoryN, markovianN, controlN, exchange, exchange-markovian, physics5, datadriven-rb)
 #   physics/column: 16 epochs (paper-room 15) from nothing; datadriven: 8 epochs; memory/markovian: 5 epochs at
 #   learning rate 1e-3 from runs/TAG-physics-sSEED (session 30's closure settings); physicsN (32, 48): the plane
 #   physics at N epochs; memoryN/markovianN: the closures from runs/TAG-physicsN-sSEED (sessions 37-38, 41);
@@ -25,7 +25,7 @@ case $V in  # X: the run's own options, an array so that a JSON value with space
   physics|column) X=(--variant "$V" --set "epochs=[$E]") ;;
   physics5) X=(--variant physics "${CLOSURE[@]}" --init-from "runs/$T-physics-s$S") ;;  # the closures' schedule, no network
   physics[0-9]*) X=(--variant physics --set "epochs=[${V#physics}]") ;;  # physics32, physics48: N epochs
-  datadriven) X=(--variant "$V" --set "epochs=[8]") ;;
+  datadriven|datadriven-rb) X=(--variant datadriven --set "epochs=[8]") ;;  # -rb: session 41's rerun, with rollbacks
   memory|markovian) X=(--variant "$V" "${CLOSURE[@]}" --init-from "runs/$T-physics-s$S") ;;
   memory[0-9]*|markovian[0-9]*) N=${V##*[a-z]}; X=(--variant "${V%$N}" "${CLOSURE[@]}" --init-from "runs/$T-physics$N-s$S") ;;
   control[0-9]*) X=(--variant physics "${CLOSURE[@]}" --init-from "runs/$T-physics${V#control}-s$S") ;;  # physicsN continued, no network

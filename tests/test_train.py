@@ -29,6 +29,14 @@ def tiny(**changes) -> TrainConfig:
     return TrainConfig().replace(**{**TINY, **changes})
 
 
+def _same_parameters(a, b):
+    """The array leaves of ``a`` and ``b`` (any pytrees of models) are equal, bit for bit, and as many."""
+    xs, ys = (jax.tree.leaves(eqx.filter(t, eqx.is_array)) for t in (a, b))
+    assert len(xs) == len(ys)
+    for x, y in zip(xs, ys):
+        np.testing.assert_array_equal(x, y)
+
+
 @pytest.fixture(scope="module")
 def ds():
     return synthetic_dataset(n_train=3, n_test=2, n_ood=1, horizon_s=8.0, decay=0.05)
@@ -49,8 +57,7 @@ def test_training_learns_without_recompiling(ds, tmp_path):
     # The trained model loads back from its checkpoint, identical.
     system, config, _ = load_run(tmp_path / "run")
     assert config == cfg
-    for a, b in zip(jax.tree.leaves(eqx.filter(system, eqx.is_array)), jax.tree.leaves(eqx.filter(result.system, eqx.is_array))):
-        np.testing.assert_array_equal(a, b)
+    _same_parameters(system, result.system)
 
 
 @pytest.mark.parametrize("lr_decay, average_decay", [("constant", 0.0), ("cosine", 0.0), ("cosine", 0.7)])
@@ -63,8 +70,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(ds, tmp_path, lr_decay, a
         train(ds, tmp_path / "part", cfg, progress=False, evaluate=False, log=lambda m: None)
     resumed = train(ds, tmp_path / "part", None, resume=True, progress=False, evaluate=False, log=lambda m: None)
     assert resumed.completed
-    for a, b in zip(jax.tree.leaves(eqx.filter(full.system, eqx.is_array)), jax.tree.leaves(eqx.filter(resumed.system, eqx.is_array))):
-        np.testing.assert_array_equal(a, b)
+    _same_parameters(full.system, resumed.system)
     assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
 
 
@@ -116,11 +122,6 @@ def _diverging_above(monkeypatch, rate: float):
         return params, opt_state, out[2], jnp.full_like(out[3], jnp.nan), jnp.zeros_like(out[4])
 
     monkeypatch.setattr(loop, "window_update", update)
-
-
-def _same_parameters(a, b):
-    for x, y in zip(jax.tree.leaves(eqx.filter(a, eqx.is_array)), jax.tree.leaves(eqx.filter(b, eqx.is_array))):
-        np.testing.assert_array_equal(x, y)
 
 
 def test_a_diverging_epoch_goes_back_to_its_start_at_half_the_rate(ds, tmp_path, monkeypatch):
@@ -386,8 +387,7 @@ def test_init_from_starts_with_the_trained_coarse_model(ds, tmp_path):
     first = train(ds, tmp_path / "physics", cfg, progress=False, evaluate=False, log=lambda m: None)
     warm = cfg.replace(variant="markovian", init_from=str(tmp_path / "physics"))
     model, closure = build_system(ds, warm, prepare_data(ds, 0.4))
-    for a, b in zip(jax.tree.leaves(eqx.filter(model, eqx.is_array)), jax.tree.leaves(eqx.filter(first.system[0], eqx.is_array))):
-        np.testing.assert_array_equal(a, b)
+    _same_parameters(model, first.system[0])
     assert closure is not None
     with pytest.raises(TrainError, match="differs in substeps"):
         build_system(ds, warm.replace(substeps=8), prepare_data(ds, 0.4))
@@ -421,9 +421,7 @@ def test_init_from_a_layered_run_keeps_its_layer(ds, tmp_path):
     for variant in ("memory", "markovian"):
         warm = cfg.replace(variant=variant, closure_options={"reservoir": True}, **start)
         _, closure = build_system(ds, warm, prepare_data(ds, 0.4))
-        for a, b in zip(jax.tree.leaves(eqx.filter(closure.reservoir, eqx.is_array)),
-                        jax.tree.leaves(eqx.filter(trained, eqx.is_array))):
-            np.testing.assert_array_equal(a, b)
+        _same_parameters(closure.reservoir, trained)
     with pytest.raises(TrainError, match="has an off-plane layer"):
         build_system(ds, cfg.replace(variant="memory", **start), prepare_data(ds, 0.4))
     with pytest.raises(TrainError, match="reservoir must be true or false"):
@@ -644,10 +642,8 @@ def test_val_selects_the_model_and_test_ood_choose_nothing(ds_val, tmp_path):
     assert s["point_error_val"][0]["model_error"] == pytest.approx(cal["model_error"], rel=1e-6) and cal["values"] > 0
     selected, _, _ = load_run(tmp_path / "run")
     last, _, _ = load_run(tmp_path / "run", model="last")
-    for a, b in zip(jax.tree.leaves(eqx.filter(selected, eqx.is_array)), jax.tree.leaves(eqx.filter(result.system, eqx.is_array))):
-        np.testing.assert_array_equal(a, b)
-    for a, b in zip(jax.tree.leaves(eqx.filter(last, eqx.is_array)), jax.tree.leaves(eqx.filter(result.last_system, eqx.is_array))):
-        np.testing.assert_array_equal(a, b)
+    _same_parameters(selected, result.system)
+    _same_parameters(last, result.last_system)
     # Test and OOD truths scrambled: nothing chosen changes.
     scrambled = ds_val.copy(deep=True)
     other = np.flatnonzero(np.isin(scrambled["split"].values, ["test", "ood"]))
@@ -689,9 +685,7 @@ def test_patience_ends_a_phase_and_resume_keeps_the_selection(ds_val, tmp_path, 
     assert not part.completed
     done = train(ds_val, tmp_path / "part", None, resume=True, progress=False, evaluate=False, log=lambda m: None)
     assert done.completed and done.val_curve == whole.val_curve and done.selected == whole.selected
-    for a, b in zip(jax.tree.leaves(eqx.filter((done.system, done.last_system), eqx.is_array)),
-                    jax.tree.leaves(eqx.filter((whole.system, whole.last_system), eqx.is_array))):
-        np.testing.assert_array_equal(a, b)
+    _same_parameters((done.system, done.last_system), (whole.system, whole.last_system))
     assert [h["loss"] for h in done.history] == [h["loss"] for h in whole.history]
 
 
@@ -700,9 +694,7 @@ def test_without_val_the_run_says_so_once_and_keeps_its_last_model(ds, tmp_path)
     result = train(ds, tmp_path / "run", tiny(epochs=(1, 1), patience=1), progress=False, evaluate=False, log=logs.append)
     assert sum("no 'val' scenarios" in m for m in logs) == 1 and any("patience is ignored" in m for m in logs)
     assert result.selected is None and result.val_curve == [] and not (tmp_path / "run" / "selected").exists()
-    for a, b in zip(jax.tree.leaves(eqx.filter(result.system, eqx.is_array)),
-                    jax.tree.leaves(eqx.filter(result.last_system, eqx.is_array))):
-        np.testing.assert_array_equal(a, b)
+    _same_parameters(result.system, result.last_system)
 
 
 def test_resume_repairs_a_selection_left_behind_by_a_crash(ds_val, tmp_path, monkeypatch):
@@ -721,9 +713,7 @@ def test_resume_repairs_a_selection_left_behind_by_a_crash(ds_val, tmp_path, mon
     write_selected(run, build_system(ds_val, cfg, prepare_data(ds_val, 0.4)), {"epoch": 1, "phase": 0, "val": 0.9})
     done = train(ds_val, run, None, resume=True, progress=False, evaluate=False, log=lambda m: None)
     assert done.selected["epoch"] == 2 and read_selected(run)["epoch"] == 2
-    for a, b in zip(jax.tree.leaves(eqx.filter(done.system, eqx.is_array)),
-                    jax.tree.leaves(eqx.filter(part.last_system, eqx.is_array))):  # epoch 2's model, from its checkpoint
-        np.testing.assert_array_equal(a, b)
+    _same_parameters(done.system, part.last_system)  # epoch 2's model, from its checkpoint
     write_selected(run, done.system, {"epoch": 1, "phase": 0, "val": 0.9})  # now the checkpoint (epoch 3) is not the best
     with pytest.raises(TrainError, match="does not match the checkpoint's best"):
         train(ds_val, run, None, resume=True, progress=False, evaluate=False, log=lambda m: None)
