@@ -156,6 +156,54 @@ def test_a_run_that_keeps_diverging_stops_with_a_clear_error(ds, tmp_path, monke
     _same_parameters(kept.last_system, start)
 
 
+def test_an_epoch_whose_val_forecast_breaks_goes_back_at_half_the_rate(ds_val, tmp_path, monkeypatch):
+    """Val finite before epoch 1 and not after it: rolled back, the run equals one started at half the rate."""
+    from plumecast.train import loop
+
+    real, calls = loop.val_score, []
+
+    def score(*args):  # the second score (epoch 1's model, first try) comes out not finite
+        calls.append(1)
+        return float("inf") if len(calls) == 2 else real(*args)
+
+    monkeypatch.setattr(loop, "val_score", score)
+    said = []
+    rolled = train(ds_val, tmp_path / "rolled", tiny(learning_rate=0.0512, epochs=(2, 1)), progress=False,
+                   log=said.append)
+    assert rolled.summary["rollbacks"] == [{"epoch": 1, "phase": 0, "learning_rate": 0.0256}]
+    assert any("epoch 1 diverged" in m and "its val forecast not finite" in m for m in said)
+    assert all(np.isfinite(v["val"]) for v in rolled.val_curve) and len(rolled.val_curve) == 4
+    monkeypatch.setattr(loop, "val_score", real)
+    plain = train(ds_val, tmp_path / "plain", tiny(learning_rate=0.0256, epochs=(2, 1)), progress=False,
+                  evaluate=False, log=lambda m: None)
+    _same_parameters(rolled.last_system, plain.last_system)
+    assert rolled.val_curve == plain.val_curve
+
+
+def test_a_failing_last_step_rolls_back_only_without_val(ds, ds_val, tmp_path, monkeypatch):
+    """Epoch 1's last step reported not finite: with val the score after it judges (finite: no rollback)."""
+    from plumecast.train import loop
+
+    real = loop.epoch_fused
+    monkeypatch.setattr(loop, "DIVERGED_SHARE", 1.0)  # one failing step of two is not a share that diverges
+
+    def epoch(params, static, opt_state, batches, *args, on_batch, **kw):
+        first = not epoch.seen
+        epoch.seen = True
+
+        def report(b, losses, bad_k):
+            on_batch(b, losses, 0 if first and b + 1 == len(batches) else bad_k)
+
+        return real(params, static, opt_state, batches, *args, on_batch=report, **kw)
+
+    for data, rollbacks in ((ds_val, []), (ds, [{"epoch": 1, "phase": 0, "learning_rate": 0.0257}])):
+        epoch.seen = False
+        monkeypatch.setattr(loop, "epoch_fused", epoch)
+        run = train(data, tmp_path / f"run{len(rollbacks)}", tiny(learning_rate=0.0514, epochs=(2, 1)),
+                    progress=False, log=lambda m: None)
+        assert run.summary["rollbacks"] == rollbacks
+
+
 def test_cosine_decay_sets_each_epochs_rate_in_the_optimiser_state(ds, tmp_path):
     sched = tiny(lr_decay="cosine", lr_final_share=0.1).schedule
     rates = [sched.epoch_learning_rate(e, 5) for e in range(5)]

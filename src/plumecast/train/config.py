@@ -83,7 +83,8 @@ class Schedule:
     (:meth:`epoch_learning_rate`), so late epochs settle instead of jumping around the
     best val score.
     ``rollbacks``: how many times a diverging run (an epoch in which a quarter of the
-    steps, or its last, were not finite: :data:`plumecast.train.loop.DIVERGED_SHARE`) goes back to the
+    steps were not finite, :data:`plumecast.train.loop.DIVERGED_SHARE`, or after which the val
+    forecast is not finite where it was before; without val, its last step) goes back to the
     start of that epoch and runs it again at half the learning rate before it stops with an
     error; 0 = off (non-finite steps are only skipped, and training stops after
     :data:`~plumecast.train.loop.MAX_BAD_STEPS` of them).

@@ -15,10 +15,12 @@
 * **Non-finite loss.** The step keeps the previous parameters and optimiser state (the
   last good state), says so, and abandons the rest of that batch's rollout (its later
   windows change nothing). A skipped step cannot undo parameters that make every rollout
-  blow up, so an epoch in which ``DIVERGED_SHARE`` of the steps, or the last one, were not
-  finite has diverged: the run goes back to the epoch's start and runs it again at half the learning
-  rate, up to ``Schedule.rollbacks`` times in all (each named in the checkpoints and the
-  summary, and kept on resume), then stops with an error. With ``rollbacks = 0``, or
+  blow up, so an epoch has diverged when ``DIVERGED_SHARE`` of its steps were not finite, or
+  when the model it leaves cannot forecast: its val forecast is not finite where the one before
+  it was (without val scenarios: its last step was not finite). The run then goes back to the
+  epoch's start and runs it again at half the learning rate, up to ``Schedule.rollbacks`` times
+  in all (each named in the checkpoints and the summary, and kept on resume), then stops with
+  an error. With ``rollbacks = 0``, or
   steps that fail now and then, training stops after ``MAX_BAD_STEPS`` such steps.
 * **Validation** (:mod:`plumecast.train.select`): after every epoch (and once before the
   first) the val score of a full rollout from t = 0; the best model so far is the run's
@@ -86,8 +88,8 @@ __all__ = ["MAX_BAD_STEPS", "DIVERGED_SHARE", "TrainResult", "TrainData", "make_
            "train_step_traces", "train", "epoch_per_window", "epoch_fused", "batch_mesh", "BATCH_AXIS"]
 
 MAX_BAD_STEPS = 20
-# The share of an epoch's steps that, once not finite, make the epoch diverged (as does a non-finite last step:
-# the parameters it leaves are suspect): a rollback, Schedule.rollbacks.
+# The share of an epoch's steps that, once not finite, make the epoch diverged (as does a model left that cannot
+# forecast val, or without val a non-finite last step): a rollback, Schedule.rollbacks.
 DIVERGED_SHARE = 0.25
 
 
@@ -502,10 +504,11 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
                  "rollbacks": rollbacks, "done": final, "plumecast_version": plumecast.__version__}
         save_checkpoint(run_dir, epochs_done, system=eqx.combine(params, static), opt_state=opt_state, state=state)
 
-    def validate(epoch: int, phase: int) -> bool:
-        """Score the current model on val, record it, select it when best; True when it is a new best."""
+    def validate(epoch: int, phase: int, score: float | None = None) -> bool:
+        """Record the current model's val ``score`` (scored here when None), select it when best; True when a new best."""
         nonlocal best, since_best
-        score = val_score(run_model(), prep, val_idx)
+        if score is None:
+            score = val_score(run_model(), prep, val_idx)
         val_curve.append({"epoch": epoch, "phase": phase, "val": score})
         if best is None or score < best["val"]:
             best = {"epoch": epoch, "phase": phase, "val": score}
@@ -545,8 +548,11 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
                             say(f"[yellow]non-finite loss[/] in phase {p + 1} ({horizon:g} s), epoch {e + 1}, batch "
                                 f"{b + 1}, window {bad_k + 1}: update skipped, last good parameters and optimiser "
                                 "state kept; rest of this rollout abandoned")
-                            if sched.rollbacks and (epoch_bad[0] >= diverged_at or b + 1 == len(batches)):
-                                raise _Diverged  # a quarter of the epoch, or its end: what it leaves is suspect
+                            # A quarter of the epoch has diverged; without val to judge what an epoch leaves, a
+                            # failing last step makes it suspect too (with val, the score after it judges).
+                            if sched.rollbacks and (epoch_bad[0] >= diverged_at
+                                                    or (b + 1 == len(batches) and not val_idx.size)):
+                                raise _Diverged
                             if bad[0] > MAX_BAD_STEPS:
                                 raise TrainError(f"{bad[0]} non-finite steps: training stopped (last good state in "
                                                  f"{run_dir})")
@@ -555,30 +561,37 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
 
                     if sched.lr_decay != "constant":
                         opt_state = set_learning_rate(opt_state, sched.epoch_learning_rate(e, n_epochs))
+                    score = None
                     try:
                         params, opt_state = run_epoch(params, static, opt_state, batches, K, prep=prep,
                                                       conc_n=conc_n, plan=plan, data=data_dev, train_idx=train_idx,
                                                       memory0=memory0, sched=sched, objective=objective,
                                                       on_batch=on_batch, mesh=mesh, read_batch=read_batch)
+                        if val_idx.size:
+                            score = val_score(run_model(), prep, val_idx)
+                            # A model that forecast val before this epoch and cannot after it has diverged.
+                            if sched.rollbacks and math.isinf(score) and math.isfinite(val_curve[-1]["val"]):
+                                raise _Diverged
                         break
                     except _Diverged:
+                        why = (f"{epoch_bad[0]} of its {len(batches)} steps not finite" if score is None else
+                               f"its val forecast not finite; {epoch_bad[0]} of its {len(batches)} steps not finite")
                         if len(rollbacks) >= sched.rollbacks:
                             raise TrainError(
-                                f"training diverged: epoch {epoch + 1} ({len(batches)} steps) had {epoch_bad[0]} "
-                                f"non-finite steps after {len(rollbacks)} rollback(s) to half the learning rate (now "
-                                f"{sched.learning_rate:.3g}); stopped (last good state in {run_dir})") from None
+                                f"training diverged: epoch {epoch + 1} ({why}) after {len(rollbacks)} rollback(s) to "
+                                f"half the learning rate (now {sched.learning_rate:.3g}); stopped (last good state "
+                                f"in {run_dir})") from None
                         params, opt_state, bad[0], done_then = start
                         sched = replace(sched, learning_rate=0.5 * sched.learning_rate)
                         rollbacks.append({"epoch": epoch + 1, "phase": p, "learning_rate": sched.learning_rate})
                         bar.update(task, completed=done_then)
-                        say(f"[yellow]epoch {epoch + 1} diverged[/] ({epoch_bad[0]} of its {len(batches)} steps not "
-                            f"finite): back to its start at half the learning rate, {sched.learning_rate:.3g} "
-                            f"(rollback {len(rollbacks)} of at most {sched.rollbacks})")
+                        say(f"[yellow]epoch {epoch + 1} diverged[/] ({why}): back to its start at half the learning "
+                            f"rate, {sched.learning_rate:.3g} (rollback {len(rollbacks)} of at most {sched.rollbacks})")
                 epoch += 1
                 epochs_done = epoch
                 history.append({"phase": p, "horizon_s": horizon, "epoch": e,
                                 "loss": float(np.mean(losses)) if losses else None})
-                improved = validate(epoch, p) if val_idx.size else False
+                improved = validate(epoch, p, score) if val_idx.size else False
                 stop = bool(val_idx.size and sched.patience and since_best >= sched.patience and e + 1 < n_epochs)
                 if stop:  # the rest of this phase is skipped, as if run (resume and batch keys stay aligned)
                     early_stops.append({"phase": p, "after_epoch": epoch, "skipped_epochs": n_epochs - e - 1})
