@@ -504,11 +504,9 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
                  "rollbacks": rollbacks, "done": final, "plumecast_version": plumecast.__version__}
         save_checkpoint(run_dir, epochs_done, system=eqx.combine(params, static), opt_state=opt_state, state=state)
 
-    def validate(epoch: int, phase: int, score: float | None = None) -> bool:
-        """Record the current model's val ``score`` (scored here when None), select it when best; True when a new best."""
+    def validate(epoch: int, phase: int, score: float) -> bool:
+        """Record the current model's val ``score``, select it when best; True when it is a new best."""
         nonlocal best, since_best
-        if score is None:
-            score = val_score(run_model(), prep, val_idx)
         val_curve.append({"epoch": epoch, "phase": phase, "val": score})
         if best is None or score < best["val"]:
             best = {"epoch": epoch, "phase": phase, "val": score}
@@ -518,7 +516,7 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
         return False
 
     if val_idx.size and not val_curve:  # epoch 0: the untrained (or started) model is a candidate too
-        validate(0, -1)
+        validate(0, -1, val_score(run_model(), prep, val_idx))
         write_selected(run_dir, run_model(), best)
 
     with _progress(progress, console) as bar:
@@ -570,7 +568,7 @@ def train(data, run_dir: str | Path, config: TrainConfig | None = None, *, resum
                         if val_idx.size:
                             score = val_score(run_model(), prep, val_idx)
                             # A model that forecast val before this epoch and cannot after it has diverged.
-                            if sched.rollbacks and math.isinf(score) and math.isfinite(val_curve[-1]["val"]):
+                            if sched.rollbacks and not math.isfinite(score) and math.isfinite(val_curve[-1]["val"]):
                                 raise _Diverged
                         break
                     except _Diverged:
