@@ -168,6 +168,7 @@ CASES = [
     Case("scenario TOML", "`horizon_s = \"forty\"`", generate_toml("horizon_s = 40.0", 'horizon_s = "forty"')),
     Case("scenario TOML", "`fine_cell_m = 0.0005` (89 GiB)", generate_toml("fine_cell_m = 0.25", "fine_cell_m = 0.0005")),
     Case("scenario TOML", "`fine_cell_m = 0.01`", generate_toml("fine_cell_m = 0.25", "fine_cell_m = 0.01")),
+    Case("scenario TOML", "`column_levels = 40` (layers finer than the fine cells)", generate_toml("fine_cell_m = 0.25", "fine_cell_m = 0.25\ncolumn_levels = 40")),
     Case("scenario TOML", "a source inside the desk", generate_toml("position_m = [1.0, 0.5, 0.75]", "position_m = [2.0, 0.75, 0.25]")),
     # Training settings (--set).
     Case("--set", "`batch_size=2.5`", train_with("batch_size=2.5")),
@@ -196,6 +197,8 @@ CASES = [
          lambda w, s: ["info", str(edited_dataset(s, w, "d.nc", lambda ds: ds.attrs.__setitem__("dx_m", 0.25)))]),
     Case("dataset", "`plane_height_m = NaN`",
          lambda w, s: ["info", str(edited_dataset(s, w, "d.nc", lambda ds: ds.attrs.__setitem__("plane_height_m", float("nan"))))]),
+    Case("dataset", "a column level without volume (summed from a coarser mesh)",
+         lambda w, s: ["info", str(edited_dataset(s, w, "d.nc", lambda ds: ds["volume_level"].values.__setitem__(1, 0.0)))]),
     # Importers.
     Case("import", "Fluent row `x99999y99999z1`", lambda w, s: ["import", "fluent", str(fluent_file(w, "nut.txt", {(99999, 99999): "0.001"})), "--out", str(w / "o.nc")]),
     Case("import", "Fluent row `x9999y9999z1`", lambda w, s: ["import", "fluent", str(fluent_file(w, "nut.txt", {(9999, 9999): "0.001"})), "--out", str(w / "o.nc")]),
@@ -206,6 +209,7 @@ CASES = [
     Case("import", "`import openfoam --cell 100`", lambda w, s: ["import", "openfoam", str(s["case"]), "--height", "0.45", "--cell", "100", "--out", str(w / "o.nc")]),
     Case("import", "`import openfoam --height -4`", lambda w, s: ["import", "openfoam", str(s["case"]), "--height", "-4", "--cell", "0.5", "--out", str(w / "o.nc")]),
     Case("import", "`import openfoam --source-position` inside a desk", lambda w, s: ["import", "openfoam", str(s["desk"]), "--height", "0.75", "--cell", "0.5", "--source-position", "1.75,0.25,0.25", "--source-rate", "1", "--out", str(w / "o.nc")]),
+    Case("import", "`import openfoam --levels 24` (layers finer than the mesh)", lambda w, s: ["import", "openfoam", str(s["case"]), "--height", "0.45", "--cell", "0.5", "--levels", "24", "--out", str(w / "o.nc")]),
     Case("import", "OpenFOAM negative nut", lambda w, s: ["import", "openfoam", str(s["neg_nut_case"]), "--height", "0.45", "--cell", "0.5", "--out", str(w / "o.nc")]),
     Case("import", "`info` on an `import openfoam` output (must work)", lambda w, s: ["info", str(s["imported"])], ok=True),
     Case("import", "`info` on an `import fluent` output (must work)", lambda w, s: ["info", str(s["imported_fluent"])], ok=True),

@@ -7,11 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
-from plumecast.io.dataset import FLUX_VARS, DatasetError, read_dataset, write_dataset
+from plumecast.cli import app
+from plumecast.io.dataset import (FLUX_VARS, DatasetError, column_levels_m, column_too_fine, finest_column_levels,
+                                  read_dataset, write_dataset)
 from plumecast.reference.coarse_flux import (FLUX_KEYS, coarse_cell_index, coarse_level_fluxes, column_fluxes,
                                              divergence, level_edges_m, relative_divergence, staggered_faces)
-from plumecast.scenario import load_scenario_set
+from plumecast.scenario import ScenarioError, load_scenario_set
+
+from conftest import tiny_variant
 
 
 def _fluxes_of(ds) -> dict:
@@ -215,6 +220,47 @@ def test_a_tampered_flux_fails_to_load(tiny_embedded, tmp_path):
     bad = tmp_path / "bad.nc"
     ds.assign(flux_x_level=(("level", "y", "x"), fx, ds["flux_x_level"].attrs)).to_netcdf(bad)  # unvalidated
     with pytest.raises(DatasetError, match="bad.nc: the coarse fluxes are not divergence-free"):
+        read_dataset(bad)
+
+
+def test_a_layer_is_empty_exactly_when_no_fine_cell_is_assigned_to_it():
+    """The column check agrees with the assignment the fluxes are summed by, on a 3 m room of 0.25 m cells."""
+    centres_z = (np.arange(12) + 0.5) * 0.25
+    centres = np.stack([np.full(12, 0.1), np.full(12, 0.1), centres_z], 1)
+    for n in range(1, 25):
+        z = column_levels_m(3.0, 1.5, n)
+        k = coarse_cell_index(centres, x0=0, y0=0, dx=1, dy=1, nx=1, ny=1, edges_z=level_edges_m(z, 3.0))[:, 0]
+        assigned = np.bincount(k, minlength=len(z))
+        assert (column_too_fine(3.0, 1.5, n, centres_z) is None) == bool((assigned > 0).all()), n
+    # The OpenFOAM rooms' nine-level column (docs/results.md, session 42) fits the mesh; 24 layers do not.
+    assert column_too_fine(3.0, 1.5, 10, centres_z) is None
+    assert "finer than the mesh: 11 of its 23 layers" in column_too_fine(3.0, 1.5, 24, centres_z)
+    assert finest_column_levels(3.0, 1.5, centres_z, upto=10) == 10
+    assert finest_column_levels(3.0, 1.5, centres_z, upto=11) == 11  # 12 layers put edges on centres: a tie
+
+
+def test_a_column_finer_than_the_fine_cells_is_refused_before_any_solve(tmp_path):
+    """simulation.column_levels that leaves layers without a fine cell fails when the set loads, naming the fix."""
+    path = tiny_variant(tmp_path, "fine_cell_m = 0.25", "fine_cell_m = 0.25\ncolumn_levels = 40")
+    with pytest.raises(ScenarioError, match=r"column_levels = 40: a column of 40 layers is finer than the mesh.*"
+                                            r"0.25 m fine cells in a room 1.5 m high.*column_levels = 6"):
+        load_scenario_set(path)
+    out = tmp_path / "d.nc"
+    result = CliRunner().invoke(app, ["generate", str(path), "--out", str(out)])
+    assert result.exit_code != 0 and "finer than the mesh" in " ".join(result.output.split()) and not out.exists()
+    assert load_scenario_set(tiny_variant(tmp_path, "fine_cell_m = 0.25", "fine_cell_m = 0.25\ncolumn_levels = 6"))
+
+
+def test_a_dataset_with_an_empty_level_fails_to_load(tiny_embedded, tmp_path):
+    """A column summed from a mesh coarser than it (a level without volume) is refused, the level named."""
+    _, out = tiny_embedded
+    ds = read_dataset(out).load()
+    volume = ds["volume_level"].values.copy()
+    volume[1] = 0.0
+    bad = tmp_path / "bad.nc"
+    ds.assign(volume_level=(("level", "y", "x"), volume, ds["volume_level"].attrs)).to_netcdf(bad)  # unvalidated
+    z = float(ds["level"].values[1])
+    with pytest.raises(DatasetError, match=rf"1 of the column's {ds.sizes['level']} levels \({z:g} m\) holds no fluid"):
         read_dataset(bad)
 
 

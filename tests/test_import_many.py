@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from plumecast.cli import app
-from plumecast.io.dataset import read_dataset
+from plumecast.io.dataset import DEFAULT_COLUMN_LEVELS, column_levels_m, read_dataset
 
 pytest.importorskip("foamlib", reason="needs foamlib: pip install 'plumecast[openfoam]'")
 
@@ -282,6 +282,27 @@ def test_levels_are_written_and_the_plane_level_is_the_plane(tmp_path):
                                  "--levels", "3", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert read_dataset(out).sizes["level"] == 3
+
+
+def test_the_default_column_is_the_finest_the_mesh_allows_and_a_finer_one_is_refused(tmp_path):
+    """Without --levels: the finest column of up to DEFAULT_COLUMN_LEVELS layers with a mesh cell in each."""
+    zs = np.linspace(0.0, 3.0, 13)  # a 3 m room of 0.25 m layers, as the OpenFOAM presets' meshes
+    case = write_case(tmp_path / "tall", zs=zs, times=(1.0,))
+    x, y, z = centres(XS, YS, zs)
+    write_field(case / "0" / "U", "U", np.stack([0.1 * x, -0.2 * y, 0.05 * z], 1))
+    write_field(case / "0" / "nut", "nut", 1e-3 * (1 + z))
+    ds = import_openfoam(case, height_m=1.5, cell_m=0.5)
+    np.testing.assert_allclose(ds["level"].values, column_levels_m(3.0, 1.5, DEFAULT_COLUMN_LEVELS))
+    assert f"column of {DEFAULT_COLUMN_LEVELS} layers" in ds.attrs["history"]
+    with pytest.raises(OpenFOAMImportError, match=r"--levels 24: a column of 24 layers is finer than the mesh") as e:
+        import_openfoam(case, height_m=1.5, cell_m=0.5, levels=24)
+    finest = int(re.search(r"the finest column this mesh allows has --levels (\d+)", str(e.value)).group(1))
+    assert 10 <= finest < 24  # the fix it names works
+    assert import_openfoam(case, height_m=1.5, cell_m=0.5, levels=finest).sizes["level"] >= 9
+    out = tmp_path / "o.nc"
+    result = runner.invoke(app, ["import", "openfoam", str(case), "--height", "1.5", "--cell", "0.5",
+                                 "--levels", "24", "--out", str(out)])
+    assert result.exit_code != 0 and "finer than the mesh" in _one_line(result) and _no_output(out)
 
 
 # ----------------------------------------------------------------------------- many Fluent exports

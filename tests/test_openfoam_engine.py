@@ -10,6 +10,7 @@ import pytest
 
 from plumecast.geometry import plane_fluid_fraction
 from plumecast.io.dataset import FLUX_VARS, LEVEL_VARS, column_levels_m, read_dataset, validate_dataset, write_dataset
+from plumecast.io.openfoam import read_field, read_mesh
 from plumecast.reference import openfoam_engine as ofe
 from plumecast.scenario import Scenario, Source, load_scenario_set
 
@@ -114,9 +115,23 @@ def test_rerun_resumes_from_finished_scenarios(tiny_openfoam, monkeypatch):
     np.testing.assert_allclose(third["concentration"].values, ds["concentration"].values, rtol=1e-12, atol=0)
     # The cache holds planes, not 3D fields: asking for the fields runs every scenario again.
     runs.clear()
-    ofe.generate_openfoam(sset, work, workers=1, keep_fields=True)
+    kept = ofe.generate_openfoam(sset, work, workers=1, keep_fields=True)
     assert [app for _, app in runs] == ["scalarTransportFoam"] * len(sset.scenarios)
     assert all(any((case / d / "s").is_file() for d in ("2", "40")) for case in work.glob("scalar-*"))
+    # The dataset's source is where OpenFOAM emitted: the cell where the first snapshot peaks, not the
+    # scenario's point (the tiny sources sit on fine-cell corners; OpenFOAM takes the lower cell).
+    moved = 0
+    for k, sc in enumerate(sset.scenarios):
+        if sc.source.moving:
+            continue
+        case = work / f"scalar-{sc.name}"
+        geom = read_mesh(case / "constant" / "polyMesh")
+        first = min((d for d in case.iterdir() if (d / "s").is_file() and d.name != "0"), key=lambda d: float(d.name))
+        peak = geom.centres[int(np.argmax(read_field(first / "s", geom.n_cells)))]
+        recorded = [float(kept[v].values[k, 0]) for v in ("source_x", "source_y", "source_z")]
+        np.testing.assert_allclose(recorded, peak, atol=1e-9, err_msg=sc.name)
+        moved += not np.allclose(recorded, sc.source.position_m)
+    assert moved >= 4  # the rule matters for most of them
 
 
 def test_missing_openfoam_says_what_to_install(monkeypatch, tmp_path):

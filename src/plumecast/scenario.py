@@ -24,7 +24,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from plumecast.geometry import (FACES, Box, GeometryError, Grid3D, Patch, Room, parse_ascii_plan,
                                 plan_from_rectangles)
-from plumecast.io.dataset import MASS_UNITS, SPLITS
+from plumecast.io.dataset import MASS_UNITS, SPLITS, column_too_fine, finest_column_levels
 from plumecast.schema import NonNegative, Number, Positive, PositiveWhole, describe, load_toml_model, raising
 
 MAX_SNAPSHOTS = 10_000_000
@@ -167,6 +167,21 @@ class ScenarioSet:
             raise ScenarioError(f"duplicate scenario names: {dup}")
         if not self.scenarios:
             raise ScenarioError(f"scenario set {self.name!r} has no scenarios")
+        self._check_column()
+
+    def _check_column(self) -> None:
+        """ScenarioError, before any solve, when ``column_levels`` leaves a layer without a fine cell."""
+        sim, height = self.simulation, float(self.room.size_m[2])
+        nz = height / sim.fine_cell_m
+        if not (0 < sim.plane_height_m < height and np.isclose(nz, round(nz))):
+            return  # the room's own checks name these
+        centres = (np.arange(round(nz)) + 0.5) * sim.fine_cell_m
+        problem = column_too_fine(height, sim.plane_height_m, sim.column_levels, centres)
+        if problem:
+            finest = finest_column_levels(height, sim.plane_height_m, centres, upto=sim.column_levels)
+            raise ScenarioError(f"simulation.column_levels = {sim.column_levels}: {problem} "
+                                f"({sim.fine_cell_m:g} m fine cells in a room {height:g} m high); "
+                                f"the finest column these cells allow has column_levels = {finest}")
 
     def select(self, names: list[str] | None) -> "ScenarioSet":
         """The same set restricted to ``names`` (in the set's order); unknown names raise."""

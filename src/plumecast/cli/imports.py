@@ -333,7 +333,7 @@ def import_openfoam_cmd(
     field: Annotated[str | None, typer.Option("--field", help="Scalar field name (default: T, else s).")] = None,
     flow_time: Annotated[str | None, typer.Option("--flow-time", help="Time directory to read U and nut from (default: the latest holding both).")] = None,
     flow_case: Annotated[Path | None, typer.Option("--flow-case", help="A finished flow case on the same mesh to read U and nut from (its latest time holding both), for scalar cases run on a frozen flow.")] = None,
-    levels: Annotated[int, typer.Option("--levels", help="Sample U and nut at the heights of a column of N equal layers of the room through the plane, and sum phi onto its cells (0: none).")] = DEFAULT_COLUMN_LEVELS,
+    levels: Annotated[int | None, typer.Option("--levels", help=f"Sample U and nut at the heights of a column of N equal layers of the room through the plane, and sum phi onto its cells (0: none; default: the finest column of up to {DEFAULT_COLUMN_LEVELS} layers with a mesh cell in each).")] = None,
     scenario: Annotated[str | None, typer.Option("--scenario", help="Scenario name (default: the case folder's name).")] = None,
     split: Annotated[str | None, typer.Option("--split", help="train, val, test or ood.")] = None,
     source_toml: Annotated[Path | None, typer.Option("--source-toml", help=SOURCE_HELP)] = None,
@@ -352,7 +352,7 @@ def import_openfoam_cmd(
         fail(f"--cell must be a positive number of metres, got {cell}")
     if not math.isfinite(height):
         fail(f"--height must be a finite number of metres, got {height}")
-    if levels < 0:
+    if levels is not None and levels < 0:
         fail(f"--levels must be >= 0 (0: no flow levels), got {levels}")
     if split is not None and split not in SPLITS:
         fail(f"--split must be one of {SPLITS}, got {split!r}")

@@ -307,6 +307,13 @@ def flux_problem(ds: xr.Dataset) -> str | None:
     arrays = {name: np.asarray(ds[name].values, float) for name in FLUX_VARS}
     if (arrays["volume_level"] < 0).any():
         return "variable 'volume_level' has negative values"
+    empty = np.flatnonzero(arrays["volume_level"].reshape(len(arrays["volume_level"]), -1).sum(axis=1) <= 0)
+    if len(empty):
+        z = np.asarray(ds["level"].values, float)[empty]
+        many = len(empty) > 1
+        heights = ", ".join(f"{h:g}" for h in z[:4]) + (" ..." if len(z) > 4 else "")
+        return (f"{len(z)} of the column's {len(arrays['volume_level'])} levels ({heights} m) "
+                f"hold{'' if many else 's'} no fluid volume: a column finer than the mesh it was summed from")
     edge = {"flux_x_level": np.s_[:, :, -1], "flux_y_level": np.s_[:, -1, :], "flux_z_level": np.s_[-1]}
     for name, last in edge.items():
         if np.any(arrays[name][last] != 0):
@@ -333,6 +340,33 @@ def column_levels_m(height_m: float, plane_height_m: float, n_levels: int = DEFA
     k = np.arange(-n_levels, n_levels + 1)
     z = plane_height_m + k * h
     return z[(z > 0.25 * h) & (z < height_m - 0.25 * h)]
+
+
+def column_too_fine(height_m: float, plane_height_m: float, n_levels: int, centres_z) -> str | None:
+    """Why a column of ``n_levels`` layers (:func:`column_levels_m`) is finer than a mesh, or None.
+
+    ``centres_z``: the heights (m) of the mesh's cell centres; a layer that holds none of them
+    would have no volume (its coarse fluxes all zero) and the column cannot be built.
+    """
+    from plumecast.reference.coarse_flux import empty_layers, level_edges_m
+
+    z = column_levels_m(height_m, plane_height_m, n_levels)
+    empty = empty_layers(z, height_m, centres_z)
+    if not len(empty):
+        return None
+    edges = level_edges_m(z, height_m)
+    spans = ", ".join(f"{edges[k]:.3g}-{edges[k + 1]:.3g} m" for k in empty[:3]) + (" ..." if len(empty) > 3 else "")
+    return (f"a column of {n_levels} layers is finer than the mesh: {len(empty)} of its {len(z)} layers ({spans}) "
+            "hold no cell centre")
+
+
+def finest_column_levels(height_m: float, plane_height_m: float, centres_z, upto: int = DEFAULT_COLUMN_LEVELS) -> int:
+    """The largest ``n <= upto`` whose column has a mesh cell centre in every layer (0 when none has)."""
+    for n in range(int(upto), 0, -1):
+        if len(column_levels_m(height_m, plane_height_m, n)) and column_too_fine(height_m, plane_height_m, n,
+                                                                                  centres_z) is None:
+            return n
+    return 0
 
 
 def _number(value) -> float | None:

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from plumecast import __version__
-from plumecast.io.dataset import DEFAULT_COLUMN_LEVELS, nonnegative_viscosity
+from plumecast.io.dataset import nonnegative_viscosity
 from plumecast.io.preflight import require_memory
 
 GENERATOR = "plumecast-import-openfoam"
@@ -1050,21 +1050,31 @@ def _match_cells(a: CellGeometry, b: CellGeometry) -> tuple[np.ndarray | None, s
 
 
 def _level_samplers(geom: CellGeometry, plane: MeshPlaneSampler, height_m: float, cell_m: float,
-                    levels: int) -> tuple[np.ndarray, list[MeshPlaneSampler]]:
-    """The heights (m) of ``column_levels_m(mesh top, plane height, levels)`` and a sampler at each.
+                    levels: int | None) -> tuple[int, np.ndarray, list[MeshPlaneSampler]]:
+    """The layers ``n``, the heights (m) of ``column_levels_m(mesh top, plane height, n)`` and a sampler at each.
 
-    The room height is the mesh's top (z = 0 is taken as the floor); a level at the plane
-    height reuses the plane's sampler, so that level equals the plane's flow exactly.
+    ``levels`` None: the finest column of up to ``DEFAULT_COLUMN_LEVELS`` layers that keeps a
+    cell centre in every layer (:func:`plumecast.io.dataset.finest_column_levels`); a given
+    number that leaves a layer empty is refused. The room height is the mesh's top (z = 0
+    is taken as the floor); a level at the plane height reuses the plane's sampler, so that
+    level equals the plane's flow exactly.
     """
-    from plumecast.io.dataset import column_levels_m
+    from plumecast.io.dataset import column_levels_m, column_too_fine, finest_column_levels
 
-    if levels <= 0:
-        return np.zeros(0), []
+    if levels is not None and levels <= 0:
+        return 0, np.zeros(0), []
     zlo, zhi = float(geom.lo[:, 2].min()), float(geom.hi[:, 2].max())
+    centres_z = geom.centres[:, 2]
     try:
-        z = column_levels_m(zhi, height_m, levels)
+        n = finest_column_levels(zhi, height_m, centres_z) if levels is None else int(levels)
+        z = column_levels_m(zhi, height_m, n) if n else np.zeros(0)
+        problem = column_too_fine(zhi, height_m, n, centres_z) if n else None
     except ValueError as e:
         raise OpenFOAMImportError(f"flow levels: {e}; choose --levels 0") from None
+    if problem:
+        finest = finest_column_levels(zhi, height_m, centres_z, upto=n)
+        raise OpenFOAMImportError(f"--levels {n}: {problem} (the mesh is {zhi:g} m high); the finest column this "
+                                  f"mesh allows has --levels {finest}" + (" (0: none)" if not finest else ""))
     z = z[z > zlo]
     samplers = []
     for zk in z:
@@ -1075,7 +1085,7 @@ def _level_samplers(geom: CellGeometry, plane: MeshPlaneSampler, height_m: float
             samplers.append(mesh_plane_sampler(geom, float(zk), cell_m))
         except OpenFOAMImportError as e:
             raise OpenFOAMImportError(f"flow level at {zk:g} m: {e}; or choose --levels 0 (no levels)") from None
-    return z, samplers
+    return n, z, samplers
 
 
 def _level_fluxes(layout: CaseLayout, counts: list[int], order, geom: CellGeometry, sampler: MeshPlaneSampler,
@@ -1130,7 +1140,7 @@ def import_openfoam_cases(
     flow_time: str | None = None,
     flow_case: str | Path | None = None,
     mass_unit: str = "mg",
-    levels: int = DEFAULT_COLUMN_LEVELS,
+    levels: int | None = None,
     jobs: int = 1,
     progress=None,
     fast: bool = True,
@@ -1144,7 +1154,9 @@ def import_openfoam_cases(
     finished flow case on the same mesh, its latest time holding both, or ``flow_time``)
     when given, else from each case, whose flows must then agree (one dataset holds one
     flow). ``levels`` > 0 also samples U and nut at ``column_levels_m(mesh top, height_m,
-    levels)`` into the optional level variables. ``jobs`` > 1 parses the cases' fields in
+    levels)`` into the optional level variables (and sums phi onto the column's cells);
+    None picks the finest column of up to ``DEFAULT_COLUMN_LEVELS`` layers that keeps a mesh
+    cell centre in every layer; 0 writes none. ``jobs`` > 1 parses the cases' fields in
     that many processes; ``progress(done, total)`` counts finished cases. ``fast``: see
     :func:`read_field`. Any error raises OpenFOAMImportError naming the case (and file).
     """
@@ -1157,7 +1169,7 @@ def import_openfoam_cases(
         raise OpenFOAMImportError(f"cell size must be positive, got {cell_m}")
     if not np.isfinite(height_m):
         raise OpenFOAMImportError(f"plane height must be a finite number of metres, got {height_m}")
-    if int(levels) != levels or levels < 0:
+    if levels is not None and (int(levels) != levels or levels < 0):
         raise OpenFOAMImportError(f"levels must be a whole number >= 0, got {levels}")
     multi = len(specs) > 1
     names = [c.scenario for c in specs]
@@ -1221,7 +1233,11 @@ def import_openfoam_cases(
     sampler = mesh_plane_sampler(geom, height_m, cell_m)
     if not (sampler.fluid_fraction > 0).any():
         raise OpenFOAMImportError(f"{where(0)}: no fluid at the plane height {height_m} m")
-    level_z, level_samplers = _level_samplers(geom, sampler, height_m, cell_m, int(levels))
+    try:
+        n_layers, level_z, level_samplers = _level_samplers(geom, sampler, height_m, cell_m,
+                                                            None if levels is None else int(levels))
+    except OpenFOAMImportError as e:
+        raise OpenFOAMImportError(f"{where(0)}: {e}") from None
     times = layouts[0].times
     for k, layout in enumerate(layouts[1:], 1):
         if not np.array_equal(layout.times, times):
@@ -1328,7 +1344,7 @@ def import_openfoam_cases(
         history.append(nut_note)
     if len(level_z):
         history.append(f"flow levels: U and nut at {len(level_z)} heights "
-                       f"{', '.join(f'{z:.3g}' for z in level_z)} m (column of {int(levels)} layers of the mesh's "
+                       f"{', '.join(f'{z:.3g}' for z in level_z)} m (column of {n_layers} layers of the mesh's "
                        f"{float(geom.hi[:, 2].max()):g} m height)")
     sxyz = np.zeros((len(specs), len(times), 3))
     srate = np.zeros((len(specs), len(times)))
@@ -1411,7 +1427,7 @@ def import_openfoam(
     source=None,
     mass_unit: str = "mg",
     flow_case: str | Path | None = None,
-    levels: int = DEFAULT_COLUMN_LEVELS,
+    levels: int | None = None,
     jobs: int = 1,
     fast: bool = True,
 ):

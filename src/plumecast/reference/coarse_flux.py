@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FLUX_KEYS", "level_edges_m", "coarse_cell_index", "coarse_level_fluxes", "divergence",
+__all__ = ["FLUX_KEYS", "level_edges_m", "empty_layers", "coarse_cell_index", "coarse_level_fluxes", "divergence",
            "staggered_faces", "column_fluxes", "relative_divergence", "volume_thicknesses_m"]
 
 FLUX_KEYS = ("flux_x", "flux_y", "flux_z", "outflow", "volume")
@@ -37,6 +37,18 @@ def level_edges_m(levels_m, height_m: float) -> np.ndarray:
     """``(L + 1,)`` heights (m) of the levels' layers: the floor, the midpoints between levels, the ceiling."""
     z = np.asarray(levels_m, float)
     return np.concatenate([[0.0], 0.5 * (z[1:] + z[:-1]), [float(height_m)]])
+
+
+def empty_layers(levels_m, height_m: float, centres_z) -> np.ndarray:
+    """Indices of the levels whose layer holds no fine cell centre of heights ``centres_z`` (m).
+
+    Layers as :func:`level_edges_m` and cells assigned as :func:`coarse_cell_index` does; an
+    empty layer (a column finer than the mesh) would have no volume and no fluxes.
+    """
+    edges = level_edges_m(levels_m, height_m)
+    k = np.searchsorted(edges, np.asarray(centres_z, float).ravel(), side="right") - 1
+    held = np.bincount(k[(k >= 0) & (k < len(edges) - 1)], minlength=len(edges) - 1)
+    return np.flatnonzero(held == 0)
 
 
 def coarse_cell_index(centres, *, x0: float, y0: float, dx: float, dy: float, nx: int, ny: int,
