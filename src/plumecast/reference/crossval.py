@@ -294,18 +294,18 @@ def _snap_moving(sc, grid: Grid3D, sim, dt_openfoam: float) -> Source:
 
     The windows are the engine's own (``source_windows`` with OpenFOAM's time step); the
     cell of a window is the lowest-label cell holding its position (OpenFOAM's choice for
-    points on cell faces, as measured on the static sources). Returned as a Source whose
-    path and rate are piecewise constant (jumps over 1e-6 of a step).
+    points on cell faces, as measured on the static sources: ``emitting_cell_centres``).
+    Returned as a Source whose path and rate are piecewise constant (jumps over 1e-6 of a step).
     """
-    from plumecast.reference.openfoam_engine import source_windows
+    from plumecast.reference.openfoam_engine import emitting_cell_centres, source_windows
+
 
     wins = source_windows(sc, sim.horizon_s, dt_openfoam, sim.snapshot_s, sim.fine_cell_m)
     eps = 1e-6 * dt_openfoam
     path, rate = [], []
     t_prev = 0.0
     for t0, t1, r, pos in wins:
-        cand = _candidate_cells(pos, grid)
-        c = _centre(cand[0], grid.cell_m) if cand else tuple(pos)
+        c = tuple(float(v) for v in emitting_cell_centres(grid, pos))
         if t0 > t_prev + eps:  # a gap without emission
             rate += [(t_prev + eps, 0.0), (t0 - eps, 0.0)] if rate else [(0.0, 0.0), (t0 - eps, 0.0)]
         path += [(t0, *c), (t1 - eps, *c)]
@@ -375,8 +375,8 @@ def cross_validate(
     """
     from plumecast.io.openfoam import time_dirs
     from plumecast.metrics import relative_l2, spearman
-    from plumecast.reference.openfoam_engine import (flow_case_key, generate_openfoam, injected_mass, read_outflow,
-                                                     source_windows)
+    from plumecast.reference.openfoam_engine import (emitting_cell_centres, flow_case_key, generate_openfoam,
+                                                     injected_mass, read_outflow, source_windows)
     from plumecast.reference.plane import plane_sampler
     from plumecast.reference.transport import simulate_scalar
 
@@ -452,7 +452,8 @@ def cross_validate(
             src, cell = _snap_source(src, grid, fields[1])
             cells[sc.name] = cell
             if cell is not None:
-                lowest_label_rule_holds = lowest_label_rule_holds and _candidate_cells(sc.source.position_m, grid)[0] == cell
+                emitting = emitting_cell_centres(grid, sc.source.position_m)
+                lowest_label_rule_holds = lowest_label_rule_holds and np.allclose(emitting, _centre(cell, grid.cell_m))
         elif match_source_cells:
             src = _snap_moving(sc, grid, sim, dt_of)
             cells[sc.name] = "windows"
