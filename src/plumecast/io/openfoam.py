@@ -856,6 +856,31 @@ def mesh_plane_sampler(geom: CellGeometry, height_m: float, cell_m: float, origi
 # ----------------------------------------------------------------------------- import
 
 
+def emitting_cell_centres(geom: CellGeometry, xyz) -> np.ndarray:
+    """``(..., 3)`` centres (m) of the cells a point source at ``xyz (..., 3)`` emits into in OpenFOAM.
+
+    fvOptions' ``selectionMode points`` takes the one cell ``findCell`` returns: the cell
+    holding the point, and for a point on a face, edge or corner the lowest-numbered of the
+    cells touching it (on blockMesh meshes, numbered x fastest, then y, then z: the lower
+    cell along z, then y, then x; measured in tests/test_openfoam_engine.py). Cells are
+    found by their boxes among the 8 whose centres are nearest; a point in no cell keeps
+    its position.
+    """
+    from scipy.spatial import cKDTree
+
+    p = np.asarray(xyz, float)
+    flat = p.reshape(-1, 3)
+    k = min(8, geom.n_cells)
+    _, idx = cKDTree(geom.centres).query(flat, k=k)
+    idx = np.asarray(idx).reshape(len(flat), k)
+    eps = 1e-9 * max(1.0, float(np.abs(geom.hi).max()))
+    inside = ((geom.lo[idx] - eps <= flat[:, None, :]) & (flat[:, None, :] <= geom.hi[idx] + eps)).all(axis=2)
+    lowest = np.where(inside, idx, np.iinfo(np.int64).max).min(axis=1)
+    found = inside.any(axis=1)
+    out = np.where(found[:, None], geom.centres[np.where(found, lowest, 0)], flat)
+    return out.reshape(p.shape)
+
+
 def source_problem(source, geom: CellGeometry, sampler: MeshPlaneSampler, times) -> str | None:
     """Why a declared source cannot be in this case, or None.
 

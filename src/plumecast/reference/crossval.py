@@ -268,6 +268,16 @@ def _candidate_cells(p, grid: Grid3D) -> list[tuple[int, int, int]]:
     return sorted(cand)
 
 
+def grid_geometry(grid: Grid3D):
+    """The fluid cells of ``grid`` as an OpenFOAM cell geometry, numbered as blockMesh and subsetMesh number them."""
+    from plumecast.io.openfoam import CellGeometry
+
+    k, j, i = np.nonzero(grid.fluid)  # C order: x fastest, then y, then z
+    h = grid.cell_m
+    lo = np.stack([i, j, k], 1) * h
+    return CellGeometry(centres=lo + 0.5 * h, volumes=np.full(len(k), h**3), lo=lo.astype(float), hi=lo + h)
+
+
 def _centre(cell, h) -> tuple[float, float, float]:
     k, j, i = cell
     return ((i + 0.5) * h, (j + 0.5) * h, (k + 0.5) * h)
@@ -297,15 +307,16 @@ def _snap_moving(sc, grid: Grid3D, sim, dt_openfoam: float) -> Source:
     points on cell faces, as measured on the static sources: ``emitting_cell_centres``).
     Returned as a Source whose path and rate are piecewise constant (jumps over 1e-6 of a step).
     """
-    from plumecast.reference.openfoam_engine import emitting_cell_centres, source_windows
-
+    from plumecast.io.openfoam import emitting_cell_centres
+    from plumecast.reference.openfoam_engine import source_windows
 
     wins = source_windows(sc, sim.horizon_s, dt_openfoam, sim.snapshot_s, sim.fine_cell_m)
+    cells = emitting_cell_centres(grid_geometry(grid), np.array([w[3] for w in wins]).reshape(-1, 3))
     eps = 1e-6 * dt_openfoam
     path, rate = [], []
     t_prev = 0.0
-    for t0, t1, r, pos in wins:
-        c = tuple(float(v) for v in emitting_cell_centres(grid, pos))
+    for (t0, t1, r, _), c in zip(wins, cells):
+        c = tuple(float(v) for v in c)
         if t0 > t_prev + eps:  # a gap without emission
             rate += [(t_prev + eps, 0.0), (t0 - eps, 0.0)] if rate else [(0.0, 0.0), (t0 - eps, 0.0)]
         path += [(t0, *c), (t1 - eps, *c)]
@@ -375,8 +386,9 @@ def cross_validate(
     """
     from plumecast.io.openfoam import time_dirs
     from plumecast.metrics import relative_l2, spearman
-    from plumecast.reference.openfoam_engine import (emitting_cell_centres, flow_case_key, generate_openfoam,
-                                                     injected_mass, read_outflow, source_windows)
+    from plumecast.io.openfoam import emitting_cell_centres
+    from plumecast.reference.openfoam_engine import (flow_case_key, generate_openfoam, injected_mass, read_outflow,
+                                                     source_windows)
     from plumecast.reference.plane import plane_sampler
     from plumecast.reference.transport import simulate_scalar
 
@@ -452,7 +464,7 @@ def cross_validate(
             src, cell = _snap_source(src, grid, fields[1])
             cells[sc.name] = cell
             if cell is not None:
-                emitting = emitting_cell_centres(grid, sc.source.position_m)
+                emitting = emitting_cell_centres(grid_geometry(grid), sc.source.position_m)
                 lowest_label_rule_holds = lowest_label_rule_holds and np.allclose(emitting, _centre(cell, grid.cell_m))
         elif match_source_cells:
             src = _snap_moving(sc, grid, sim, dt_of)

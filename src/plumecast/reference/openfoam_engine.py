@@ -404,39 +404,6 @@ def _latest_time(case: Path) -> str:
 # ----------------------------------------------------------------------------- sources
 
 
-def emitting_cell_centres(grid: Grid3D, xyz) -> np.ndarray:
-    """``(..., 3)`` centres (m) of the fine cells that ``selectionMode points`` emits into, for points ``xyz (..., 3)``.
-
-    OpenFOAM's fvOptions put a point source into the one cell that ``findCell`` returns: the
-    cell holding the point, and for a point on a face, edge or corner of cells (the presets'
-    sources sit on the fine cells' corners) the lowest-numbered of the fluid cells touching
-    it. blockMesh numbers x fastest, then y, then z (subsetMesh keeps the order), so that
-    is the lower cell along z, then y, then x (measured: tests/test_openfoam_engine.py).
-    The emission therefore sits up to half a fine cell below and beside the scenario's
-    point; the dataset records where it is (the coarse models deposit it there).
-    """
-    p = np.asarray(xyz, float)
-    h, (nz, ny, nx) = grid.cell_m, grid.shape
-    candidates = []
-    for coord, n in ((p[..., 2], nz), (p[..., 1], ny), (p[..., 0], nx)):
-        s = coord / h
-        on_face = np.isclose(s, np.round(s), rtol=0, atol=1e-9)
-        upper = np.clip(np.where(on_face, np.round(s), np.floor(s)), 0, n - 1).astype(np.int64)
-        lower = np.clip(np.where(on_face, np.round(s) - 1, upper), 0, n - 1).astype(np.int64)
-        candidates.append((lower, upper))
-    chosen = np.stack([candidates[a][0] for a in range(3)], -1)
-    found = np.zeros(p.shape[:-1], bool)
-    for a in (0, 1):  # z, then y, then x: the lowest cell number first
-        for b in (0, 1):
-            for c in (0, 1):
-                k, j, i = candidates[0][a], candidates[1][b], candidates[2][c]
-                take = ~found & grid.fluid[k, j, i].astype(bool)
-                chosen[take] = np.stack([k, j, i], -1)[take]
-                found |= take
-    centres = (chosen[..., ::-1] + 0.5) * h  # (x, y, z)
-    return np.where(found[..., None], centres, p)
-
-
 def source_windows(scenario: Scenario, horizon_s: float, dt: float, max_window_s: float, fine_cell_m: float):
     """Constant-rate windows ``(t0, t1, rate, (x, y, z))`` on the time-step grid.
 
@@ -795,7 +762,8 @@ def generate_openfoam(
     or a case fails; GeometryError/ScenarioError for an invalid room or source.
     """
     from plumecast.io.dataset import column_levels_m, make_dataset
-    from plumecast.io.openfoam import OpenFOAMImportError, mesh_plane_sampler, read_field, read_mesh, require_foamlib
+    from plumecast.io.openfoam import (OpenFOAMImportError, emitting_cell_centres, mesh_plane_sampler, read_field,
+                                      read_mesh, require_foamlib)
 
     if int(procs) != procs or procs < 1:
         raise OpenFOAMError(f"procs must be a whole number >= 1, got {procs!r}")
@@ -951,7 +919,8 @@ def generate_openfoam(
         w=sampler(U[:, 2]),
         nu_t=np.clip(sampler(nut), 0.0, None),
         fluid_fraction=sampler.fluid_fraction,
-        source_xyz=emitting_cell_centres(grid, np.stack([s.source.position_at(times) for s in sset.scenarios])),
+        # Where OpenFOAM emits (one cell per point), which the coarse models deposit.
+        source_xyz=emitting_cell_centres(geom, np.stack([s.source.position_at(times) for s in sset.scenarios])),
         source_rate=np.stack([s.source.rate_at(times) for s in sset.scenarios]),
         plane_height_m=sim.plane_height_m,
         mass_unit=sim.mass_unit,
