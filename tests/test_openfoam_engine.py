@@ -10,7 +10,7 @@ import pytest
 
 from plumecast.geometry import plane_fluid_fraction
 from plumecast.io.dataset import FLUX_VARS, LEVEL_VARS, column_levels_m, read_dataset, validate_dataset, write_dataset
-from plumecast.io.openfoam import read_field, read_mesh
+from plumecast.io.openfoam import import_openfoam, read_field, read_mesh
 from plumecast.reference import openfoam_engine as ofe
 from plumecast.scenario import Scenario, Source, load_scenario_set
 
@@ -132,6 +132,17 @@ def test_rerun_resumes_from_finished_scenarios(tiny_openfoam, monkeypatch):
         np.testing.assert_allclose(recorded, peak, atol=1e-9, err_msg=sc.name)
         moved += not np.allclose(recorded, sc.source.position_m)
     assert moved >= 4  # the rule matters for most of them
+    # The importer records a declared source there too when asked (--source-cell), as given otherwise.
+    sc = next(sc for sc in sset.scenarios if not sc.source.moving)
+    k = [s.name for s in sset.scenarios].index(sc.name)
+    sim, flow = sset.simulation, next(work.glob("flow-*"))
+    for cell, expected in ((True, kept), (False, None)):
+        got = import_openfoam(work / f"scalar-{sc.name}", height_m=sim.plane_height_m, cell_m=sim.plane_cell_m,
+                              field_name="s", flow_case=flow, source=sc.source, source_cell=cell)
+        recorded = [float(got[v].values[0, 0]) for v in ("source_x", "source_y", "source_z")]
+        want = sc.source.position_m if expected is None else [float(kept[v].values[k, 0]) for v in
+                                                               ("source_x", "source_y", "source_z")]
+        np.testing.assert_allclose(recorded, want, atol=1e-9)
 
 
 def test_missing_openfoam_says_what_to_install(monkeypatch, tmp_path):

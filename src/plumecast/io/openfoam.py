@@ -1169,6 +1169,7 @@ def import_openfoam_cases(
     jobs: int = 1,
     progress=None,
     fast: bool = True,
+    source_cell: bool = False,
 ):
     """Finished OpenFOAM cases on one mesh to one validated dataset, one scenario per case.
 
@@ -1183,7 +1184,9 @@ def import_openfoam_cases(
     None picks the finest column of up to ``DEFAULT_COLUMN_LEVELS`` layers that keeps a mesh
     cell centre in every layer; 0 writes none. ``jobs`` > 1 parses the cases' fields in
     that many processes; ``progress(done, total)`` counts finished cases. ``fast``: see
-    :func:`read_field`. Any error raises OpenFOAMImportError naming the case (and file).
+    :func:`read_field`. ``source_cell``: record each declared source at the centre of the
+    mesh cell a point source there emits into (:func:`emitting_cell_centres`), for cases
+    whose sources are fvOptions ``selectionMode points``. Any error raises OpenFOAMImportError naming the case (and file).
     """
     from plumecast.io.dataset import SPLITS, make_dataset
 
@@ -1377,6 +1380,11 @@ def import_openfoam_cases(
     for k, c in enumerate(specs):
         if c.source is not None:
             sxyz[k], srate[k] = c.source.position_at(times), c.source.rate_at(times)
+            if source_cell:
+                sxyz[k] = emitting_cell_centres(geom, sxyz[k])
+    if source_cell:
+        history.append("source: recorded at the centre of the mesh cell a point source there emits into "
+                       "(OpenFOAM's selectionMode points; --source-cell)")
     if unknown:
         history.append("source: not described, recorded as position (0, 0, 0) and rate 0"
                        + (f" ({', '.join(unknown)})" if multi else ""))
@@ -1455,6 +1463,7 @@ def import_openfoam(
     levels: int | None = None,
     jobs: int = 1,
     fast: bool = True,
+    source_cell: bool = False,
 ):
     """A finished OpenFOAM case to a validated plumecast dataset (one scenario).
 
@@ -1464,7 +1473,7 @@ def import_openfoam(
     return import_openfoam_cases(
         [CaseSpec(Path(case_dir), scenario_name, split, source)], height_m=height_m, cell_m=cell_m,
         field_name=field_name, flow_time=flow_time, flow_case=flow_case, mass_unit=mass_unit, levels=levels,
-        jobs=jobs, fast=fast,
+        jobs=jobs, fast=fast, source_cell=source_cell,
     )
 
 
