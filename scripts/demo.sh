@@ -45,7 +45,7 @@ RUNS=(physics-quick layered-quick memory-quick column-quick)
 train physics-quick physics "${PLANE[@]}"
 train layered-quick layered "${PLANE[@]}"
 train memory-quick memory --init-from runs/layered-quick --set "$LAYER" "${PLANE[@]}"
-# The column physics (issue 14): the plane as one of five levels, moved by the 3D solver's
+# The column physics (issue 14): the plane as one of nine levels, moved by the 3D solver's
 # own face fluxes summed onto them (exhausts included), sources at their own height; the
 # best model on val on every truth so far (docs/results.md, "The column on the 3D flow's
 # own fluxes").

@@ -385,7 +385,8 @@ def test_importing_the_finished_openfoam_case_gives_the_same_fluxes(tiny_openfoa
     sim = sset.simulation
     out = tmp_path / "flow.nc"
     result = CliRunner().invoke(app, ["import", "openfoam", str(flow), "--field", "k", "--height",
-                                      str(sim.plane_height_m), "--cell", str(sim.plane_cell_m), "--out", str(out)])
+                                      str(sim.plane_height_m), "--cell", str(sim.plane_cell_m), "--levels",
+                                      str(sim.column_levels), "--out", str(out)])
     assert result.exit_code == 0, result.output
     imported = read_dataset(out)
     np.testing.assert_allclose(imported["level"].values, ds["level"].values, rtol=1e-12)
@@ -402,7 +403,8 @@ def test_importing_the_finished_openfoam_case_gives_the_same_fluxes(tiny_openfoa
     for t in [d for d in dec.iterdir() if d.name not in ("0", "constant", "system") and d.name[0].isdigit()]:
         shutil.rmtree(t)  # only the processors hold the flow now
     scalar = work / f"scalar-{sset.scenarios[0].name}"
-    both = import_openfoam(scalar, height_m=sim.plane_height_m, cell_m=sim.plane_cell_m, field_name="s", flow_case=dec)
+    both = import_openfoam(scalar, height_m=sim.plane_height_m, cell_m=sim.plane_cell_m, field_name="s", flow_case=dec,
+                           levels=sim.column_levels)
     assert f"{dec}/processor*/{final}/phi summed onto the column" in both.attrs["history"]
     scale = float(np.abs(ds["flux_z_level"].values).max())
     for name in FLUX_VARS:

@@ -266,7 +266,7 @@ def test_flow_levels_equal_the_plane_at_the_plane_height(tiny):
     grid, _, flow, _ = tiny
     s = load_scenario_set("tiny")
     height, plane = s.room.size_m[2], s.simulation.plane_height_m
-    z = column_levels_m(height, plane)
+    z = column_levels_m(height, plane, s.simulation.column_levels)
     assert len(z) >= 3 and (np.diff(z) > 0).all() and z[0] > 0 and z[-1] < height
     levels = level_flow(grid, flow, z, s.simulation.plane_cell_m)
     k = int(np.flatnonzero(np.isclose(z, plane))[0])

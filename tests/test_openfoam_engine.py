@@ -47,7 +47,8 @@ def test_tiny_end_to_end(tiny_openfoam, tmp_path):
 def test_tiny_flow_levels_equal_the_plane_at_the_plane_height(tiny_openfoam, tmp_path):
     sset, ds, _, _ = tiny_openfoam
     z = ds["level"].values
-    np.testing.assert_allclose(z, column_levels_m(sset.room.size_m[2], sset.simulation.plane_height_m))
+    np.testing.assert_allclose(z, column_levels_m(sset.room.size_m[2], sset.simulation.plane_height_m,
+                                                  sset.simulation.column_levels))
     assert (np.diff(z) > 0).all() and 0 < z[0] and z[-1] < sset.room.size_m[2]
     k = int(np.flatnonzero(np.isclose(z, sset.simulation.plane_height_m))[0])
     for name in ("u", "v", "w", "nu_t"):

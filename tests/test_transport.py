@@ -359,7 +359,8 @@ def test_generated_dataset_holds_flow_levels_and_old_datasets_still_load(tmp_pat
     first = generate_embedded(sset, out)
     ds = read_dataset(out)
     z = ds["level"].values
-    np.testing.assert_allclose(z, column_levels_m(sset.room.size_m[2], sset.simulation.plane_height_m))
+    np.testing.assert_allclose(z, column_levels_m(sset.room.size_m[2], sset.simulation.plane_height_m,
+                                                  sset.simulation.column_levels))
     assert (np.diff(z) > 0).all() and 0 < z[0] and z[-1] < sset.room.size_m[2]
     k = int(np.flatnonzero(np.isclose(z, sset.simulation.plane_height_m))[0])
     for name in ("u", "v", "w", "nu_t"):

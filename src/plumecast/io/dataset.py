@@ -71,7 +71,10 @@ FLUX_DOCS = {
 # Largest net volume flux out of a column cell, as a share of the largest face flux, that
 # still counts as divergence-free (the 3D solvers' continuity tolerance is far below it).
 FLUX_DIVERGENCE_TOL = 1e-3
-DEFAULT_COLUMN_LEVELS = 5
+# The importer's column when --levels is not given: the finest of up to this many layers that
+# keeps a mesh cell in every layer (nine levels 0.3 m apart in a 3 m room of 0.25 m cells, the
+# column val chose on both OpenFOAM rooms: docs/results.md, sessions 42-43).
+DEFAULT_COLUMN_LEVELS = 10
 REQUIRED_ATTRS = (
     "schema_version", "plane_height_m", "dx_m", "dy_m", "mass_unit", "generator", "generator_version",
     "scenario_config",
@@ -327,7 +330,7 @@ def flux_problem(ds: xr.Dataset) -> str | None:
     return None
 
 
-def column_levels_m(height_m: float, plane_height_m: float, n_levels: int = DEFAULT_COLUMN_LEVELS) -> np.ndarray:
+def column_levels_m(height_m: float, plane_height_m: float, n_levels: int) -> np.ndarray:
     """Heights (m) of a column of ``n_levels`` equal layers of the room height, shifted so that the plane is one.
 
     The spacing is ``room_height / n_levels``; levels are the plane height plus whole
