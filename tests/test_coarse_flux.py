@@ -249,6 +249,9 @@ def test_a_column_finer_than_the_fine_cells_is_refused_before_any_solve(tmp_path
     result = CliRunner().invoke(app, ["generate", str(path), "--out", str(out)])
     assert result.exit_code != 0 and "finer than the mesh" in " ".join(result.output.split()) and not out.exists()
     assert load_scenario_set(tiny_variant(tmp_path, "fine_cell_m = 0.25", "fine_cell_m = 0.25\ncolumn_levels = 6"))
+    # An absurd count is refused as fast, without building its column.
+    with pytest.raises(ScenarioError, match=r"more layers than its 6 cell centres.*column_levels = 6"):
+        load_scenario_set(tiny_variant(tmp_path, "fine_cell_m = 0.25", "fine_cell_m = 0.25\ncolumn_levels = 1000000000"))
 
 
 def test_a_dataset_with_an_empty_level_fails_to_load(tiny_embedded, tmp_path):

@@ -173,8 +173,8 @@ class ScenarioSet:
         """ScenarioError, before any solve, when ``column_levels`` leaves a layer without a fine cell."""
         sim, height = self.simulation, float(self.room.size_m[2])
         nz = height / sim.fine_cell_m
-        if not (0 < sim.plane_height_m < height and np.isclose(nz, round(nz))):
-            return  # the room's own checks name these
+        if not (0 < sim.plane_height_m < height and np.isclose(nz, round(nz))) or nz > 1e6:
+            return  # the room's own checks (and the memory check) name these
         centres = (np.arange(round(nz)) + 0.5) * sim.fine_cell_m
         problem = column_too_fine(height, sim.plane_height_m, sim.column_levels, centres)
         if problem:

@@ -353,6 +353,8 @@ def column_too_fine(height_m: float, plane_height_m: float, n_levels: int, centr
     """
     from plumecast.reference.coarse_flux import empty_layers, level_edges_m
 
+    if n_levels > np.size(centres_z):  # more layers than cells (and no huge column built to say so)
+        return f"a column of {n_levels} layers is finer than the mesh: more layers than its {np.size(centres_z)} cell centres"
     z = column_levels_m(height_m, plane_height_m, n_levels)
     empty = empty_layers(z, height_m, centres_z)
     if not len(empty):
@@ -365,7 +367,9 @@ def column_too_fine(height_m: float, plane_height_m: float, n_levels: int, centr
 
 def finest_column_levels(height_m: float, plane_height_m: float, centres_z, upto: int = DEFAULT_COLUMN_LEVELS) -> int:
     """The largest ``n <= upto`` whose column has a mesh cell centre in every layer (0 when none has)."""
-    for n in range(int(upto), 0, -1):
+    # A column has about n layers, each needing its own centre height: no more than the distinct heights.
+    distinct = np.unique(np.round(np.asarray(centres_z, float), 9)).size
+    for n in range(min(int(upto), distinct + 1, 1000), 0, -1):
         if len(column_levels_m(height_m, plane_height_m, n)) and column_too_fine(height_m, plane_height_m, n,
                                                                                   centres_z) is None:
             return n
