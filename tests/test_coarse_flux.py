@@ -234,7 +234,8 @@ def test_a_layer_is_empty_exactly_when_no_fine_cell_is_assigned_to_it():
         assert (column_too_fine(3.0, 1.5, n, centres_z) is None) == bool((assigned > 0).all()), n
     # The OpenFOAM rooms' nine-level column (docs/results.md, session 42) fits the mesh; 24 layers do not.
     assert column_too_fine(3.0, 1.5, 10, centres_z) is None
-    assert "finer than the mesh: 11 of its 23 layers" in column_too_fine(3.0, 1.5, 24, centres_z)
+    assert "finer than the mesh: more layers than its 12 cell centres" in column_too_fine(3.0, 1.5, 24, centres_z)
+    assert "finer than the mesh: 11 of its 23 layers" in column_too_fine(3.0, 1.5, 24, np.repeat(centres_z, 4))
     assert finest_column_levels(3.0, 1.5, centres_z, upto=10) == 10
     assert finest_column_levels(3.0, 1.5, centres_z, upto=11) == 11  # 12 layers put edges on centres: a tie
 
