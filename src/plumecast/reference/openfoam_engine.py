@@ -949,6 +949,7 @@ def generate_openfoam(
         f"{sim.fine_cell_m} m{f' on {procs} MPI ranks' if procs > 1 else ''}; scalarTransport on the frozen flow, dt {dt:g} s (Courant <= {sim.openfoam_max_courant:g}; moving sources "
         f"down to {min(steps.values()):g} s), Deff = D_m + nut/Sc_t "
         f"(Sc_t {sim.turbulent_schmidt}); {len(jobs)} of {len(sset.scenarios)} scenarios run with {n_workers} "
-        f"{'Dask ' if scheduler not in (None, INLINE) else ''}worker(s) in {time.perf_counter() - t_start:.1f} s ({n_cached} from the cache of an earlier run)"
+        f"{'Dask ' if scheduler not in (None, INLINE) else ''}worker(s) in {time.perf_counter() - t_start:.1f} s ({n_cached} from the cache of an earlier run); "
+        "sources recorded at the centre of the cell each emits into"
     )
     return ds
