@@ -354,7 +354,8 @@ def column_too_fine(height_m: float, plane_height_m: float, n_levels: int, centr
     from plumecast.reference.coarse_flux import empty_layers, level_edges_m
 
     if n_levels > np.size(centres_z):  # more layers than cells (and no huge column built to say so)
-        return f"a column of {n_levels} layers is finer than the mesh: more layers than its {np.size(centres_z)} cell centres"
+        return (f"a column of {n_levels} layers is finer than the mesh: more layers than its {np.size(centres_z)} "
+                "cell centres")
     z = column_levels_m(height_m, plane_height_m, n_levels)
     empty = empty_layers(z, height_m, centres_z)
     if not len(empty):

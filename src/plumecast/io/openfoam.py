@@ -1186,7 +1186,8 @@ def import_openfoam_cases(
     that many processes; ``progress(done, total)`` counts finished cases. ``fast``: see
     :func:`read_field`. ``source_cell``: record each declared source at the centre of the
     mesh cell a point source there emits into (:func:`emitting_cell_centres`), for cases
-    whose sources are fvOptions ``selectionMode points``. Any error raises OpenFOAMImportError naming the case (and file).
+    whose sources are fvOptions ``selectionMode points``. Any error raises OpenFOAMImportError
+    naming the case (and file).
     """
     from plumecast.io.dataset import SPLITS, make_dataset
 
