@@ -299,19 +299,20 @@ def _snap_source(src: Source, grid: Grid3D, s3d: np.ndarray) -> tuple[Source, tu
     return replace(src, position_m=_centre(best, grid.cell_m)), best
 
 
-def _snap_moving(sc, grid: Grid3D, sim, dt_openfoam: float) -> Source:
+def _snap_moving(sc, geom, sim, dt_openfoam: float) -> Source:
     """A moving source as OpenFOAM ran it: its constant-rate windows, each in one cell.
 
     The windows are the engine's own (``source_windows`` with OpenFOAM's time step); the
     cell of a window is the lowest-label cell holding its position (OpenFOAM's choice for
     points on cell faces, as measured on the static sources: ``emitting_cell_centres``).
-    Returned as a Source whose path and rate are piecewise constant (jumps over 1e-6 of a step).
+    ``geom``: the grid's fluid cells (:func:`grid_geometry`). Returned as a Source whose path
+    and rate are piecewise constant (jumps over 1e-6 of a step).
     """
     from plumecast.io.openfoam import emitting_cell_centres
     from plumecast.reference.openfoam_engine import source_windows
 
     wins = source_windows(sc, sim.horizon_s, dt_openfoam, sim.snapshot_s, sim.fine_cell_m)
-    cells = emitting_cell_centres(grid_geometry(grid), np.array([w[3] for w in wins]).reshape(-1, 3))
+    cells = emitting_cell_centres(geom, np.array([w[3] for w in wins]).reshape(-1, 3))
     eps = 1e-6 * dt_openfoam
     path, rate = [], []
     t_prev = 0.0
@@ -384,9 +385,8 @@ def cross_validate(
     snapshot or every ``every_s`` seconds (reading OpenFOAM's ascii fields is the slow
     part) and at the horizon. ``match_source_cells``: see the module docstring.
     """
-    from plumecast.io.openfoam import time_dirs
+    from plumecast.io.openfoam import emitting_cell_centres, time_dirs
     from plumecast.metrics import relative_l2, spearman
-    from plumecast.io.openfoam import emitting_cell_centres
     from plumecast.reference.openfoam_engine import (flow_case_key, generate_openfoam, injected_mass, read_outflow,
                                                      source_windows)
     from plumecast.reference.plane import plane_sampler
@@ -399,6 +399,7 @@ def cross_validate(
         sset = ScenarioSet(sset.name, sset.room, sim, sset.flow, sset.scenarios, sset.config)
     sim = sset.simulation
     grid = sset.room.discretise(sim.fine_cell_m)
+    cell_geometry = grid_geometry(grid)  # OpenFOAM's cells and numbering, for the cell a source emits into
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     case_of = {sc.name: work / f"scalar-{sc.name}" for sc in sset.scenarios}
@@ -464,10 +465,10 @@ def cross_validate(
             src, cell = _snap_source(src, grid, fields[1])
             cells[sc.name] = cell
             if cell is not None:
-                emitting = emitting_cell_centres(grid_geometry(grid), sc.source.position_m)
+                emitting = emitting_cell_centres(cell_geometry, sc.source.position_m)
                 lowest_label_rule_holds = lowest_label_rule_holds and np.allclose(emitting, _centre(cell, grid.cell_m))
         elif match_source_cells:
-            src = _snap_moving(sc, grid, sim, dt_of)
+            src = _snap_moving(sc, cell_geometry, sim, dt_of)
             cells[sc.name] = "windows"
         sources.append(replace(sc, source=src))
     of_plane = np.stack(of_plane)
