@@ -15,7 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."  # the repository root
 D=$1; T=$2; V=$3; S=$4; R=runs/$T-$V-s$S; LOG=out/s36-$T-$V-s$S.log
 case $T in  # the columns' footing of each room: l-office's L (session 22), paper-room's P (session 19)
-  prw|prw10) OBS=1.0; W=600; E=15 ;;  # prw10: the nine-level column of session 42
+  prw|prw10|prw10s) OBS=1.0; W=600; E=15 ;;  # prw10: the nine-level column of session 42; prw10s: session 43's sources
   *) OBS=0; W=480; E=16 ;;
 esac
 L="--preset quick --set observation_log_max=$OBS --set observation_spacing_cells=12 --set curriculum_s=[$W] --set window_s=$W --set advection=tvd --set loss=field+log"
