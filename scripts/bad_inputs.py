@@ -104,6 +104,16 @@ def make_shared(base: Path) -> dict:
     solid = np.zeros((4, 4, 8), bool)
     solid[:2, :2, 6:] = True  # a desk: x 1.5..2, y 0..0.5, z 0..0.5
     desk = write_case(shared / "desk-case", solid=solid)
+    decaying = write_case(shared / "decaying-source")  # its fvOptions source has an implicit part: a decay
+    (decaying / "system" / "fvOptions").write_text(
+        "FoamFile { version 2.0; format ascii; class dictionary; object fvOptions; }\n"
+        "leak { type scalarSemiImplicitSource; selectionMode points; points ((1.1 0.6 0.4)); volumeMode absolute; "
+        "injectionRateSuSp { T (1 -0.01); } }\n")
+    emitting = write_case(shared / "point-source")
+    (emitting / "system" / "fvOptions").write_text(
+        "FoamFile { version 2.0; format ascii; class dictionary; object fvOptions; }\n"
+        "leak { type scalarSemiImplicitSource; selectionMode points; points ((1.1 0.6 0.4)); volumeMode absolute; "
+        "injectionRateSuSp { T (1 0); } }\n")
     neg = write_case(shared / "negative-nut")
     nut_values = np.full(128, 1e-3)
     nut_values[32:64] = -5e-3  # the second layer (z 0.25 .. 0.5), about the plane at 0.45 m
@@ -115,7 +125,8 @@ def make_shared(base: Path) -> dict:
     imported_fluent = shared / "imported-fluent.nc"
     r = runner.invoke(app, ["import", "fluent", str(nut), "--out", str(imported_fluent)])
     assert r.exit_code == 0, r.output
-    return {"data": data, "run": run, "case": case, "desk": desk, "neg_nut_case": neg, "nut": nut,
+    return {"data": data, "run": run, "case": case, "desk": desk, "neg_nut_case": neg, "decaying": decaying,
+            "emitting": emitting, "nut": nut,
             "imported": imported, "imported_fluent": imported_fluent, "dir": shared}
 
 
@@ -210,6 +221,9 @@ CASES = [
     Case("import", "`import openfoam --height -4`", lambda w, s: ["import", "openfoam", str(s["case"]), "--height", "-4", "--cell", "0.5", "--out", str(w / "o.nc")]),
     Case("import", "`import openfoam --source-position` inside a desk", lambda w, s: ["import", "openfoam", str(s["desk"]), "--height", "0.75", "--cell", "0.5", "--source-position", "1.75,0.25,0.25", "--source-rate", "1", "--out", str(w / "o.nc")]),
     Case("import", "`import openfoam --levels 24` (layers finer than the mesh)", lambda w, s: ["import", "openfoam", str(s["case"]), "--height", "0.45", "--cell", "0.5", "--levels", "24", "--out", str(w / "o.nc")]),
+    Case("import", "OpenFOAM fvOptions source with an implicit part (a decay)", lambda w, s: ["import", "openfoam", str(s["decaying"]), "--height", "0.45", "--cell", "0.5", "--out", str(w / "o.nc")]),
+    Case("import", "`import openfoam --source-position` 1 m from the case's fvOptions point source", lambda w, s: ["import", "openfoam", str(s["emitting"]), "--height", "0.45", "--cell", "0.5", "--source-position", "0.1,0.6,0.4", "--source-rate", "1", "--out", str(w / "o.nc")]),
+    Case("import", "`import openfoam --source-rate` 1000 times the case's fvOptions rate", lambda w, s: ["import", "openfoam", str(s["emitting"]), "--height", "0.45", "--cell", "0.5", "--source-position", "1.1,0.6,0.4", "--source-rate", "1000", "--out", str(w / "o.nc")]),
     Case("import", "OpenFOAM negative nut", lambda w, s: ["import", "openfoam", str(s["neg_nut_case"]), "--height", "0.45", "--cell", "0.5", "--out", str(w / "o.nc")]),
     Case("import", "`info` on an `import openfoam` output (must work)", lambda w, s: ["info", str(s["imported"])], ok=True),
     Case("import", "`info` on an `import fluent` output (must work)", lambda w, s: ["info", str(s["imported_fluent"])], ok=True),

@@ -95,7 +95,7 @@ def test_flow_is_reused_and_failures_name_case_and_log(tiny_openfoam, tmp_path):
 
 
 @pytest.mark.openfoam
-def test_rerun_resumes_from_finished_scenarios(tiny_openfoam, monkeypatch):
+def test_rerun_resumes_from_finished_scenarios(tiny_openfoam, monkeypatch, tmp_path):
     sset, ds, _, work = tiny_openfoam
     assert ds.attrs["openfoam_scalar_seconds_total"] > 0
     runs = []
@@ -133,17 +133,42 @@ def test_rerun_resumes_from_finished_scenarios(tiny_openfoam, monkeypatch):
         np.testing.assert_allclose(recorded, peak, atol=1e-9, err_msg=sc.name)
         moved += not np.allclose(recorded, sc.source.position_m)
     assert moved >= 4  # the rule matters for most of them
-    # The importer records a declared source there too when asked (--source-cell), as given otherwise.
+    # The importer records a declared source there too: always when the case's fvOptions hold the point source
+    # (tests/test_fvoptions.py), else when asked (--source-cell); here the fvOptions select a cellZone instead,
+    # which the importer cannot place (the copy is never run).
     sc = next(sc for sc in sset.scenarios if not sc.source.moving)
     k = [s.name for s in sset.scenarios].index(sc.name)
     sim, flow = sset.simulation, next(work.glob("flow-*"))
+    case = shutil.copytree(work / f"scalar-{sc.name}", tmp_path / "zone")
+    control = case / "system" / "controlDict"
+    control.write_text(control.read_text().replace("selectionMode points;", "selectionMode cellZone;"))
     for cell, expected in ((True, kept), (False, None)):
-        got = import_openfoam(work / f"scalar-{sc.name}", height_m=sim.plane_height_m, cell_m=sim.plane_cell_m,
+        got = import_openfoam(case, height_m=sim.plane_height_m, cell_m=sim.plane_cell_m,
                               field_name="s", flow_case=flow, source=sc.source, source_cell=cell)
         recorded = [float(got[v].values[0, 0]) for v in ("source_x", "source_y", "source_z")]
         want = sc.source.position_m if expected is None else [float(kept[v].values[k, 0]) for v in
                                                                ("source_x", "source_y", "source_z")]
         np.testing.assert_allclose(recorded, want, atol=1e-9)
+
+
+@pytest.mark.openfoam
+def test_the_importer_reads_each_cases_source_from_its_fvoptions(tiny_openfoam):
+    # No source declared: the importer finds it in the case (the engine's fvOptions in controlDict) and records
+    # it where OpenFOAM emitted, as the engine does: the same cell for static sources, within a fine cell for
+    # walks (the engine records the path's point at each snapshot, the case holds the window's).
+    sset, ds, _, work = tiny_openfoam
+    sim, flow = sset.simulation, next(work.glob("flow-*"))
+    for k, sc in enumerate(sset.scenarios):
+        got = import_openfoam(work / f"scalar-{sc.name}", height_m=sim.plane_height_m, cell_m=sim.plane_cell_m,
+                              field_name="s", flow_case=flow)
+        at = np.searchsorted(ds["time"].values, got["time"].values)
+        recorded, engine = (np.stack([d[f"source_{v}"].values[i][j] for v in "xyz"], -1)
+                            for d, i, j in ((got, 0, slice(None)), (ds, k, at)))
+        np.testing.assert_allclose(recorded, engine, atol=sim.fine_cell_m + 1e-9 if sc.source.moving else 1e-9,
+                                   err_msg=sc.name)
+        if len(sc.source.rate) == 1:  # a constant rate: every window holds it
+            np.testing.assert_allclose(got["source_rate"].values[0], ds["source_rate"].values[k][at], err_msg=sc.name)
+        assert "fvOptions point source emits" in got.attrs["history"]
 
 
 def test_missing_openfoam_says_what_to_install(monkeypatch, tmp_path):

@@ -342,7 +342,7 @@ def import_openfoam_cmd(
     mass_unit: Annotated[str | None, typer.Option("--mass-unit", help="Mass unit of the scalar (default mg).")] = None,
     manifest: Annotated[Path | None, typer.Option("--manifest", help=MANIFEST_HELP)] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", help=JOBS_HELP)] = None,
-    source_cell: Annotated[bool, typer.Option("--source-cell", help="Record each source at the centre of the mesh cell a point source there emits into (fvOptions selectionMode points: the cell holding it, the lowest-numbered on a face), where the case's emission is.")] = False,
+    source_cell: Annotated[bool, typer.Option("--source-cell", help="Record each declared source at the centre of the mesh cell a point source there emits into (fvOptions selectionMode points: the cell holding it, the lowest-numbered on a face), for cases whose fvOptions are not in the folder; a case's own fvOptions point source is always recorded there.")] = False,
 ) -> None:
     """OpenFOAM cases' scalar, U and nut on a horizontal plane (and U, nut at flow levels) to a dataset."""
     from plumecast.io.openfoam import CaseSpec, OpenFOAMImportError, import_openfoam_cases

@@ -856,29 +856,38 @@ def mesh_plane_sampler(geom: CellGeometry, height_m: float, cell_m: float, origi
 # ----------------------------------------------------------------------------- import
 
 
+def containing_cells(geom: CellGeometry, points) -> tuple[np.ndarray, np.ndarray]:
+    """``(cell (n,), found (n,))``: for each point ``(n, 3)`` the lowest-numbered cell whose box holds it.
+
+    Boxes of the 8 cells whose centres are nearest, with a round-off margin; ``cell`` is 0
+    where ``found`` is False (inside an obstacle or outside the room).
+    """
+    from scipy.spatial import cKDTree
+
+    flat = np.asarray(points, float).reshape(-1, 3)
+    k = min(8, geom.n_cells)
+    _, idx = cKDTree(geom.centres).query(flat, k=k)
+    idx = np.asarray(idx).reshape(len(flat), k)
+    eps = 1e-9 * max(1.0, float(np.abs(geom.hi).max()))
+    inside = ((geom.lo[idx] - eps <= flat[:, None, :]) & (flat[:, None, :] <= geom.hi[idx] + eps)).all(axis=2)
+    found = inside.any(axis=1)
+    lowest = np.where(inside, idx, np.iinfo(np.int64).max).min(axis=1)
+    return np.where(found, lowest, 0), found
+
+
 def emitting_cell_centres(geom: CellGeometry, xyz) -> np.ndarray:
     """``(..., 3)`` centres (m) of the cells a point source at ``xyz (..., 3)`` emits into in OpenFOAM.
 
     fvOptions' ``selectionMode points`` takes the one cell ``findCell`` returns: the cell
     holding the point, and for a point on a face, edge or corner the lowest-numbered of the
     cells touching it (on blockMesh meshes, numbered x fastest, then y, then z: the lower
-    cell along z, then y, then x; measured in tests/test_openfoam_engine.py). Cells are
-    found by their boxes among the 8 whose centres are nearest; a point in no cell keeps
-    its position.
+    cell along z, then y, then x; measured in tests/test_openfoam_engine.py)
+    (:func:`containing_cells`). A point in no cell keeps its position.
     """
-    from scipy.spatial import cKDTree
-
     p = np.asarray(xyz, float)
     flat = p.reshape(-1, 3)
-    k = min(8, geom.n_cells)
-    _, idx = cKDTree(geom.centres).query(flat, k=k)
-    idx = np.asarray(idx).reshape(len(flat), k)
-    eps = 1e-9 * max(1.0, float(np.abs(geom.hi).max()))
-    inside = ((geom.lo[idx] - eps <= flat[:, None, :]) & (flat[:, None, :] <= geom.hi[idx] + eps)).all(axis=2)
-    lowest = np.where(inside, idx, np.iinfo(np.int64).max).min(axis=1)
-    found = inside.any(axis=1)
-    out = np.where(found[:, None], geom.centres[np.where(found, lowest, 0)], flat)
-    return out.reshape(p.shape)
+    cell, found = containing_cells(geom, flat)
+    return np.where(found[:, None], geom.centres[cell], flat).reshape(p.shape)
 
 
 def source_problem(source, geom: CellGeometry, sampler: MeshPlaneSampler, times) -> str | None:
@@ -890,8 +899,6 @@ def source_problem(source, geom: CellGeometry, sampler: MeshPlaneSampler, times)
     mesh of axis-aligned hexahedra the box is the cell; on other polyhedra it is a
     slightly larger region, so a point just outside a slanted wall can pass.
     """
-    from scipy.spatial import cKDTree
-
     from plumecast.io.dataset import source_outside_plane
 
     cell = float(sampler.x_m[1] - sampler.x_m[0]) if len(sampler.x_m) > 1 else 1.0
@@ -906,12 +913,7 @@ def source_problem(source, geom: CellGeometry, sampler: MeshPlaneSampler, times)
         way = np.asarray(source.path, float)[:, 0]
         t = np.union1d(t, np.union1d(way, np.linspace(way[0], way[-1], 501)))
     points = np.unique(source.position_at(t), axis=0)
-    k = min(8, geom.n_cells)
-    _, idx = cKDTree(geom.centres).query(points, k=k)
-    idx = np.asarray(idx).reshape(len(points), k)
-    eps = 1e-9 * max(1.0, float(np.abs(geom.hi).max()))
-    inside = ((geom.lo[idx] - eps <= points[:, None, :]) & (points[:, None, :] <= geom.hi[idx] + eps)).all(axis=2)
-    outside = np.flatnonzero(~inside.any(axis=1))
+    outside = np.flatnonzero(~containing_cells(geom, points)[1])
     if outside.size:
         x, y, z = points[outside[0]]
         return (f"the source at ({x:g}, {y:g}, {z:g}) m lies in no cell of the mesh: inside an obstacle or outside "
@@ -1156,6 +1158,57 @@ def _source_config(source) -> dict | None:
     }
 
 
+# A declared source and the case's own fvOptions source must agree: in position within this many plane
+# cells wherever the declared source emits, in total emission within this share (a unit slip is a factor 1000).
+SOURCE_AGREEMENT_CELLS = 1.0
+SOURCE_AGREEMENT_MASS = 0.1
+
+
+def _own_sources(specs, layouts, geom, sampler, times, cell_m, where, named):
+    """``(sources, notes)``: each case's fvOptions point source of its field (or None), checked.
+
+    Inside the mesh and on the plane's fluid (:func:`source_problem`), and against the case's
+    declared source where there is one (positions within ``SOURCE_AGREEMENT_CELLS`` plane
+    cells, emitted mass within ``SOURCE_AGREEMENT_MASS``); a disagreement is an error
+    naming both.
+    """
+    from plumecast.io.fvoptions import read_case_point_source
+
+    sources, notes = [], []
+    fmt = lambda p: ", ".join(f"{v:g}" for v in p)  # noqa: E731
+    for k, c in enumerate(specs):
+        try:
+            own, case_notes = read_case_point_source(c.path, layouts[k].scalar_name, geom)
+        except OpenFOAMImportError as e:
+            raise OpenFOAMImportError(f"{where(k)}: {e}") from None  # the case, then its file and entry
+        notes += [f"{c.scenario}: {n}" for n in case_notes] if len(specs) > 1 else case_notes
+        sources.append(own)
+        if own is None:
+            continue
+        starts = own.starts_s[np.isfinite(own.starts_s)]
+        problem = source_problem(own, geom, sampler, np.union1d(times, starts[(starts >= times[0]) & (starts <= times[-1])]))
+        if problem:
+            raise OpenFOAMImportError(f"{where(k)}: its fvOptions point source ({own.entries[0]}): {problem}")
+        if c.source is None:
+            continue
+        on = times[c.source.rate_at(times) > 0]
+        gap = np.linalg.norm(c.source.position_at(on) - own.position_at(on), axis=-1)
+        if gap.size and gap.max() > SOURCE_AGREEMENT_CELLS * cell_m:
+            i = int(np.argmax(gap))
+            raise OpenFOAMImportError(
+                f"{where(k)}: at t = {on[i]:g} s the declared source ({fmt(c.source.position_at(on[i]))}) m is "
+                f"{gap[i]:.3g} m from the point source the case's fvOptions declare ({fmt(own.position_at(on[i]))}) m "
+                f"({own.entries[0]}); correct the manifest or the case")
+        fine = np.linspace(times[0], times[-1], 20 * len(times) + 1)
+        declared, emitted = (np.trapezoid(s.rate_at(fine), fine) for s in (c.source, own))
+        if abs(declared - emitted) > SOURCE_AGREEMENT_MASS * max(declared, emitted):
+            raise OpenFOAMImportError(
+                f"{where(k)}: the declared source emits {declared:.4g} over {times[0]:g} .. {times[-1]:g} s, the case's "
+                f"fvOptions {emitted:.4g} ({own.entries[0]}); their units or rates differ: correct the manifest or "
+                "the case")
+    return sources, notes
+
+
 def import_openfoam_cases(
     cases,
     *,
@@ -1279,6 +1332,7 @@ def import_openfoam_cases(
     require_memory(ny * nx * 8 * (3 * len(times) * len(specs) + 12 + 9 * len(level_z)),
                    f"a plane grid of {ny} x {nx} cells at {len(times)} times for {len(specs)} case(s)",
                    "choose a larger --cell or import fewer cases at once")
+    own_sources, source_notes = _own_sources(specs, layouts, geom, sampler, times, cell_m, where, named)
     for k, c in enumerate(specs):
         if c.source is not None:
             problem = source_problem(c.source, geom, sampler, times)
@@ -1377,22 +1431,35 @@ def import_openfoam_cases(
                        f"{float(geom.hi[:, 2].max()):g} m height)")
     sxyz = np.zeros((len(specs), len(times), 3))
     srate = np.zeros((len(specs), len(times)))
-    unknown = [names[k] for k, c in enumerate(specs) if c.source is None]
+    unknown = [names[k] for k, c in enumerate(specs) if c.source is None and own_sources[k] is None]
     for k, c in enumerate(specs):
-        if c.source is not None:
+        own = own_sources[k]
+        if own is not None:  # where the case's own point source emitted; the declared rate (its units) first
+            # The last snapshot takes the last step's window (the left limit): its windows end there.
+            at = np.append(times[:-1], np.nextafter(times[-1], -np.inf))
+            sxyz[k] = emitting_cell_centres(geom, own.position_at(at))
+            srate[k] = c.source.rate_at(times) if c.source is not None else own.rate_at(at)
+        elif c.source is not None:
             sxyz[k], srate[k] = c.source.position_at(times), c.source.rate_at(times)
             if source_cell:
                 sxyz[k] = emitting_cell_centres(geom, sxyz[k])
-    if source_cell:
+    read_own = [names[k] for k in range(len(specs)) if own_sources[k] is not None]
+    if read_own:
+        history.append("source: the position where the case's fvOptions point source emits (the centre of the mesh "
+                       "cell OpenFOAM puts it in), the rate as declared or else as the fvOptions give it"
+                       + (f" ({len(read_own)} of {len(specs)} cases)" if multi else ""))
+    if source_cell and len(read_own) < len(specs):
         history.append("source: recorded at the centre of the mesh cell a point source there emits into "
                        "(OpenFOAM's selectionMode points; --source-cell)")
+    history += [f"fvOptions: {n}" for n in source_notes]
     if unknown:
         history.append("source: not described, recorded as position (0, 0, 0) and rate 0"
                        + (f" ({', '.join(unknown)})" if multi else ""))
     per_case = [
         {"case": Path(c.path).name, "scenario": names[k], "split": c.split, "field": layouts[k].scalar_name,
          "flow_time": layouts[k].flow_time, "decomposed_processors": layouts[k].decomposed,
-         "source": _source_config(c.source)}
+         "source": _source_config(c.source),
+         **({"fvOptions_source": own_sources[k].config()} if own_sources[k] is not None else {})}
         for k, c in enumerate(specs)
     ]
     config = {
