@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."  # the repository root
 SEEDS=${SEEDS:-0 1}; N=$(echo $SEEDS | wc -w)
-MSEEDS=${MSEEDS:-0}  # the Markovian ablation's seeds (seed 0 only: the plan's change at 08:40)
+MSEEDS=${MSEEDS-}  # the Markovian ablation's seeds: none (the plan's change at 09:25); MSEEDS=0 once runs/prw10s-exchange-markovian-s0 exists
 files() { local s; for s in ${2:-$SEEDS}; do echo "$1-s$s.csv"; done; }
 names() { local s; for s in ${2:-$SEEDS}; do echo "$1-s$s"; done | paste -sd,; }
 for V in exchange exchange-markovian; do
@@ -22,6 +22,9 @@ pairs() {  # $1: column csv prefix, $2: closure csv prefix, $3: splits, $4: figu
   .venv/bin/python scripts/paired_table.py $(files $1-column) $(files $2-exchange) --model $(names prw10s-exchange) \
       --base $(names prw10s-column) --splits $3 --figure docs/img/paired-paper-room-$4-exchange.png \
       --title "paper-room$5 (OpenFOAM, sources where OpenFOAM emits): exchange closure (memory) minus column, $N seeds"
+  if [ -z "$MSEEDS" ]; then
+    .venv/bin/python out/s36-classes.py $(files $1-column) $(files $2-exchange); return
+  fi
   echo "== exchange (Markovian) minus column, seeds $MSEEDS"
   .venv/bin/python scripts/paired_table.py $(files $1-column "$MSEEDS") $(files $2-exchange-markovian "$MSEEDS") \
       --model $(names prw10s-exchange-markovian "$MSEEDS") --base $(names prw10s-column "$MSEEDS") --splits $3
