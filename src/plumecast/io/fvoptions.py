@@ -11,8 +11,10 @@ Read, in this order: ``system/fvOptions``, ``constant/fvOptions`` and the ``fvOp
 every function object in ``system/controlDict``. An entry counts when its ``type`` is
 ``scalarSemiImplicitSource`` (openfoam.com: ``injectionRateSuSp { FIELD (Su Sp); }``) or
 ``semiImplicitSource`` (openfoam.org: ``sources { FIELD { explicit Su; implicit Sp; } }``)
-and it names the imported field. Its window is ``[timeStart, timeStart + duration)`` (all
-time without ``timeStart``); ``volumeMode absolute`` takes ``Su`` as the rate (field units
+and it names the imported field. Its window is ``[timeStart, timeStart + duration]`` (all
+time without ``timeStart``); on fixed time steps OpenFOAM applies it in each step whose new
+time lies in the window, over the whole step, so it emits over those steps
+(:func:`_emitting_span`), else over the window; ``volumeMode absolute`` takes ``Su`` as the rate (field units
 times m^3/s: mass per second for a field of mass per m^3), ``specific`` as a rate per m^3
 of the cell it emits into.
 
