@@ -27,7 +27,7 @@ def _control(case, delta_t=0.5, extra=""):
 
 def _source(name, point, su, sp=0.0, start=None, duration=None, field="T", mode="points", volume="absolute"):
     window = "" if start is None else f"timeStart {start};\nduration {duration};\n"
-    where = f"points (({' '.join(map(str, point))}));" if mode == "points" else f"cellZone z;"
+    where = f"points (({' '.join(map(str, point))}));" if mode == "points" else "cellZone z;"
     return (f"{name}\n{{\ntype scalarSemiImplicitSource;\n{window}selectionMode {mode};\n{where}\n"
             f"volumeMode {volume};\ninjectionRateSuSp {{ {field} ({su} {sp}); }}\n}}\n")
 
