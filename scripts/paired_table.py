@@ -8,7 +8,10 @@ difference, the share of scenarios where MODEL is lower, a two-sided Wilcoxon si
 p-value (scipy.stats.wilcoxon), a 95 % bootstrap interval of the median difference
 (scipy.stats.bootstrap, resampling scenarios, seeded) and the verdict: MODEL is "ahead"
 (or "behind") only when the interval excludes zero and p < 0.05, else "tie". Negative
-differences favour MODEL.
+differences favour MODEL. With ``--mean`` also the mean difference, its 95 % bootstrap
+interval and a verdict on it alone ("ahead" when the interval lies below zero): a model that
+repairs a few scenarios by much and leaves the rest moves the mean, not the median
+(docs/results.md, session 44).
 The CSVs are those ``scripts/height_table.py --csv`` writes (one row per run and scenario):
 
     .venv/bin/python scripts/height_table.py RUNS --data D --csv out/figures.csv
@@ -59,12 +62,16 @@ def paired(model: dict[str, float], base: dict[str, float]) -> dict:
     diff = np.array([model[s] - base[s] for s in names])
     out = {"n": len(names), "base": float(np.median([base[s] for s in names])),
            "model": float(np.median([model[s] for s in names])), "median_diff": float(np.median(diff)),
-           "wins": int(np.sum(diff < 0)), "p": float("nan"), "low": float("nan"), "high": float("nan")}
+           "wins": int(np.sum(diff < 0)), "p": float("nan"), "low": float("nan"), "high": float("nan"),
+           "mean_diff": float(np.mean(diff)), "mean_low": float("nan"), "mean_high": float("nan")}
     if len(names) >= 2 and np.any(diff != 0):
         out["p"] = float(stats.wilcoxon(diff, zero_method="zsplit").pvalue)
         ci = stats.bootstrap((diff,), np.median, confidence_level=CONFIDENCE, n_resamples=BOOTSTRAP_RESAMPLES,
                              method="percentile", random_state=np.random.default_rng(BOOTSTRAP_SEED)).confidence_interval
         out["low"], out["high"] = float(ci.low), float(ci.high)
+        ci = stats.bootstrap((diff,), np.mean, confidence_level=CONFIDENCE, n_resamples=BOOTSTRAP_RESAMPLES,
+                             method="percentile", random_state=np.random.default_rng(BOOTSTRAP_SEED)).confidence_interval
+        out["mean_low"], out["mean_high"] = float(ci.low), float(ci.high)
     return out
 
 
@@ -79,6 +86,11 @@ def verdict(f: dict) -> str:
     return "ahead" if f["high"] < 0 else "behind" if f["low"] > 0 else "tie"
 
 
+def mean_verdict(f: dict) -> str:
+    """The verdict on the mean difference alone: "ahead" (or "behind") when its interval lies below (above) zero."""
+    return "ahead" if f["mean_high"] < 0 else "behind" if f["mean_low"] > 0 else "tie"
+
+
 def compare(rows: list[dict], model_runs: list[str], base_runs: list[str], splits: list[str]) -> dict:
     """Split -> (MODEL's scenario means, BASE's, their :func:`paired` figures); raises ValueError on a bad input."""
     out = {}
@@ -88,13 +100,22 @@ def compare(rows: list[dict], model_runs: list[str], base_runs: list[str], split
     return out
 
 
-def table(compared: dict) -> str:
-    """Markdown: per split of :func:`compare`, the medians of BASE and MODEL and the paired figures of their difference."""
-    lines = ["| split | n | base median | model median | median of model - base | model lower in | "
-             f"Wilcoxon p | {CONFIDENCE:.0%} interval of the median difference | model is |", "|" + "---|" * 9]
+def table(compared: dict, mean: bool = False) -> str:
+    """Markdown: per split of :func:`compare`, the medians of BASE and MODEL and the paired figures of their difference.
+
+    ``mean``: also the mean difference, its interval and :func:`mean_verdict`.
+    """
+    head = ("| split | n | base median | model median | median of model - base | model lower in | "
+            f"Wilcoxon p | {CONFIDENCE:.0%} interval of the median difference | model is |")
+    if mean:
+        head += f" mean of model - base | {CONFIDENCE:.0%} interval of the mean difference | on the mean, model is |"
+    lines = [head, "|" + "---|" * (12 if mean else 9)]
     for split, (_, _, f) in compared.items():
-        lines.append(f"| {split} | {f['n']} | {f['base']:.3f} | {f['model']:.3f} | {f['median_diff']:+.4f} | "
-                     f"{f['wins']} of {f['n']} | {f['p']:.3f} | [{f['low']:+.4f}, {f['high']:+.4f}] | {verdict(f)} |")
+        line = (f"| {split} | {f['n']} | {f['base']:.3f} | {f['model']:.3f} | {f['median_diff']:+.4f} | "
+                f"{f['wins']} of {f['n']} | {f['p']:.3f} | [{f['low']:+.4f}, {f['high']:+.4f}] | {verdict(f)} |")
+        if mean:
+            line += f" {f['mean_diff']:+.4f} | [{f['mean_low']:+.4f}, {f['mean_high']:+.4f}] | {mean_verdict(f)} |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -133,6 +154,7 @@ def main(argv=None) -> int:
     ap.add_argument("--splits", default="test,ood")
     ap.add_argument("--figure", type=Path, default=None, help="also draw every scenario's difference here (PNG)")
     ap.add_argument("--title", default="", help="the figure's title")
+    ap.add_argument("--mean", action="store_true", help="also the mean difference, its interval and a verdict on it")
     args = ap.parse_args(argv)
     rows: list[dict] = []
     for path in args.csv:
@@ -154,7 +176,7 @@ def main(argv=None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    text = table(compared)
+    text = table(compared, mean=args.mean)
     if args.figure is not None:
         figure(compared, args.figure, args.title)
     print(f"Final-time relative L2, paired by scenario: model = mean of {', '.join(model_runs)}; "

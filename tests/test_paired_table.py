@@ -50,6 +50,25 @@ def test_an_interval_off_zero_without_a_small_p_is_a_tie(paired_table):
     assert paired_table.verdict(f) == "tie"
 
 
+def test_a_few_large_gains_move_the_mean_not_the_median(paired_table):
+    """Lower by 0.1 in 10 of 30 scenarios, within 0.001 either way elsewhere (session 44's closure): the median
+    rule ties, the mean's interval lies below zero; one gain alone leaves the mean's interval across zero."""
+    base = np.linspace(0.1, 0.5, 30)
+    noise = 0.001 * np.where(np.arange(30) % 2 == 0, 1.0, -1.0)
+    model = base + np.where(np.arange(30) % 3 == 0, -0.1, noise)
+    rows = _rows("b", "test", base) + _rows("m", "test", model)
+    f = paired_table.paired(paired_table.scenario_means(rows, ["m"], "test"),
+                            paired_table.scenario_means(rows, ["b"], "test"))
+    assert paired_table.verdict(f) == "tie" and f["mean_diff"] == pytest.approx(-0.1 / 3, abs=1e-3)
+    assert f["mean_high"] < 0 and paired_table.mean_verdict(f) == "ahead"
+    one = base + np.where(np.arange(30) == 0, -0.1, noise)
+    f = paired_table.paired(paired_table.scenario_means(_rows("b", "test", base) + _rows("m", "test", one), ["m"], "test"),
+                            paired_table.scenario_means(_rows("b", "test", base), ["b"], "test"))
+    assert f["mean_low"] < 0 < f["mean_high"] and paired_table.mean_verdict(f) == "tie"
+    table = paired_table.table({"test": ({}, {}, f)}, mean=True)
+    assert table.splitlines()[2].count("|") == 13 and table.endswith("tie |")
+
+
 def test_runs_of_a_set_are_averaged_per_scenario_before_the_difference(paired_table):
     base = np.linspace(0.2, 0.5, 8)
     rows = _rows("b", "ood", base) + _rows("m0", "ood", base + 0.1) + _rows("m1", "ood", base - 0.1)
