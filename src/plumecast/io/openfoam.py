@@ -1164,7 +1164,7 @@ SOURCE_AGREEMENT_CELLS = 1.0
 SOURCE_AGREEMENT_MASS = 0.1
 
 
-def _own_sources(specs, layouts, geom, sampler, times, cell_m, where, named):
+def _own_sources(specs, layouts, geom, sampler, times, cell_m, where):
     """``(sources, notes)``: each case's fvOptions point source of its field (or None), checked.
 
     Inside the mesh and on the plane's fluid (:func:`source_problem`), and against the case's
@@ -1332,7 +1332,7 @@ def import_openfoam_cases(
     require_memory(ny * nx * 8 * (3 * len(times) * len(specs) + 12 + 9 * len(level_z)),
                    f"a plane grid of {ny} x {nx} cells at {len(times)} times for {len(specs)} case(s)",
                    "choose a larger --cell or import fewer cases at once")
-    own_sources, source_notes = _own_sources(specs, layouts, geom, sampler, times, cell_m, where, named)
+    own_sources, source_notes = _own_sources(specs, layouts, geom, sampler, times, cell_m, where)
     for k, c in enumerate(specs):
         if c.source is not None:
             problem = source_problem(c.source, geom, sampler, times)
