@@ -66,13 +66,16 @@ def paired(model: dict[str, float], base: dict[str, float]) -> dict:
            "mean_diff": float(np.mean(diff)), "mean_low": float("nan"), "mean_high": float("nan")}
     if len(names) >= 2 and np.any(diff != 0):
         out["p"] = float(stats.wilcoxon(diff, zero_method="zsplit").pvalue)
-        ci = stats.bootstrap((diff,), np.median, confidence_level=CONFIDENCE, n_resamples=BOOTSTRAP_RESAMPLES,
-                             method="percentile", random_state=np.random.default_rng(BOOTSTRAP_SEED)).confidence_interval
-        out["low"], out["high"] = float(ci.low), float(ci.high)
-        ci = stats.bootstrap((diff,), np.mean, confidence_level=CONFIDENCE, n_resamples=BOOTSTRAP_RESAMPLES,
-                             method="percentile", random_state=np.random.default_rng(BOOTSTRAP_SEED)).confidence_interval
-        out["mean_low"], out["mean_high"] = float(ci.low), float(ci.high)
+        out["low"], out["high"] = _interval(diff, np.median)
+        out["mean_low"], out["mean_high"] = _interval(diff, np.mean)
     return out
+
+
+def _interval(diff: np.ndarray, statistic) -> tuple[float, float]:
+    """The seeded percentile bootstrap interval of ``statistic`` of the differences, resampling scenarios."""
+    ci = stats.bootstrap((diff,), statistic, confidence_level=CONFIDENCE, n_resamples=BOOTSTRAP_RESAMPLES,
+                         method="percentile", random_state=np.random.default_rng(BOOTSTRAP_SEED)).confidence_interval
+    return float(ci.low), float(ci.high)
 
 
 SIGNIFICANCE = 0.05
