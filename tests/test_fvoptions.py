@@ -99,6 +99,8 @@ def test_the_importer_records_the_cases_source_where_it_emits(tmp_path):
     np.testing.assert_allclose(np.stack([ds[f"source_{v}"].values[0] for v in "xyz"], -1),
                                [[0.375, 0.375, 0.375], [0.875, 0.375, 0.375], [0.875, 0.375, 0.375]])
     np.testing.assert_allclose(ds["source_rate"].values[0], [2.0, 2.0, 2.0])  # the last snapshot: the last step's
+    alone = _case(tmp_path / "one", _source("a", (0.5, 0.5, 0.5), 2.0, start=0.25, duration=1.5), times=(0.0,))
+    np.testing.assert_allclose(import_openfoam(alone, height_m=0.45, cell_m=0.5)["source_rate"].values[0], [2.0])
     assert "fvOptions point source emits" in ds.attrs["history"]
     # A declared source that agrees keeps its rate; one elsewhere, or in other units, is refused.
     agree = Source(rate=((0.0, 2.0),), path=((0.0, 0.5, 0.5, 0.5), (1.5, 0.5, 0.5, 0.5), (2.0, 1.0, 0.5, 0.5)))

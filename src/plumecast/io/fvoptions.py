@@ -46,7 +46,7 @@ FVOPTIONS_FILES = ("system/fvOptions", "constant/fvOptions")
 class CasePointSource:
     """A case's point source of one field: constant-rate windows, as its fvOptions declare them.
 
-    ``starts_s, ends_s (n,)``: window ``k`` emits over ``[starts_s[k], ends_s[k])``;
+    ``starts_s, ends_s (n,)``: window ``k`` emits over ``[starts_s[k], ends_s[k])``, in order of start;
     ``points_m (n, 3)``; ``rates (n,)``: field units x m^3/s. Windows at one point add up;
     windows at different points never overlap. Outside every window the source stands
     where it last emitted (before the first, at the first window's point). ``entries``:
@@ -72,15 +72,13 @@ class CasePointSource:
         return (self._active(t_s) * self.rates).sum(axis=-1)
 
     def position_at(self, t_s) -> np.ndarray:
-        """``(..., 3)`` (m): the point of the window emitting at each time, else where the source last emitted."""
-        t = np.asarray(t_s, float)
-        n = len(self.starts_s)
-        rank = np.argsort(np.argsort(self.starts_s, kind="stable"), kind="stable")  # 0 for the earliest window
-        started = self.starts_s <= t[..., None]
-        # The latest-starting active window, else the latest started, else the earliest.
-        score = np.where(self._active(t), 2 * n + rank, np.where(started, n + rank, -rank))
-        pick = np.argmax(score, axis=-1)
-        return self.points_m[pick]
+        """``(..., 3)`` (m): the point of the window emitting at each time, else where the source last emitted.
+
+        The latest window started by ``t`` is the emitting one whenever one emits: windows at other
+        points never overlap it, and one at the same point has the same point.
+        """
+        latest = np.searchsorted(self.starts_s, np.asarray(t_s, float), side="right") - 1
+        return self.points_m[np.maximum(latest, 0)]
 
     def config(self) -> dict:
         """The windows for a dataset's history (JSON): where read, and each window's start, end, point and rate."""
@@ -222,7 +220,10 @@ def read_case_point_source(case_dir: str | Path, field: str, geom: CellGeometry
         starts.append(start), ends.append(end), points.append(point), rates.append(su), names.append(where)
     if not names:
         return None, notes
-    source = CasePointSource(np.array(starts), np.array(ends), np.array(points), np.array(rates), tuple(names))
+    order = np.argsort(starts, kind="stable")
+    names = [names[k] for k in order]
+    source = CasePointSource(np.array(starts)[order], np.array(ends)[order], np.array(points)[order],
+                             np.array(rates)[order], tuple(names))
     a, b, p = source.starts_s, source.ends_s, source.points_m
     overlap = np.minimum(b[:, None], b[None]) - np.maximum(a[:, None], a[None])
     apart = (p[:, None] != p[None]).any(axis=-1)

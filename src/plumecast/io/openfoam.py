@@ -1435,8 +1435,9 @@ def import_openfoam_cases(
     for k, c in enumerate(specs):
         own = own_sources[k]
         if own is not None:  # where the case's own point source emitted; the declared rate (its units) first
-            # The last snapshot takes the last step's window (the left limit): its windows end there.
-            at = np.append(times[:-1], np.nextafter(times[-1], -np.inf))
+            # A snapshot holds the rate of the step it starts; the last (of several) starts none and takes the
+            # step that ends there (the left limit), where the windows end.
+            at = times if len(times) == 1 else np.append(times[:-1], np.nextafter(times[-1], -np.inf))
             sxyz[k] = emitting_cell_centres(geom, own.position_at(at))
             srate[k] = c.source.rate_at(times) if c.source is not None else own.rate_at(at)
         elif c.source is not None:
