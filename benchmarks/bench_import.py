@@ -10,6 +10,10 @@ written at OpenFOAM's default precision (6 digits) plus U and nut, then times:
   readers, flow levels written) in this process;
 - new, N jobs: the same with ``--jobs`` processes.
 
+With ``--windows N`` every case also declares its source as a walk in fvOptions, one
+constant-rate window per entry (as the OpenFOAM engine writes a moving source), which both
+paths read.
+
 Prints the median wall time of ``--repeats`` runs of each, side by side:
 
     .venv/bin/python benchmarks/bench_import.py --cases 8 --snapshots 100 --repeats 3 --jobs 2
@@ -44,8 +48,18 @@ def write_scalar(path: Path, values: np.ndarray) -> None:
                     + f"(\n{body}\n)\n;\n\nboundaryField\n{{\n    walls\n    {{\n        type zeroGradient;\n    }}\n}}\n")
 
 
-def build_cases(root: Path, n_cases: int, n_snapshots: int, shape: tuple[int, int, int]) -> list[Path]:
-    """``n_cases`` cases of one mesh of ``shape`` (nx, ny, nz) cells of 0.5 x 0.5 x 0.25 m."""
+def write_walk(case: Path, n_windows: int, shape: tuple[int, int, int], dt: float = 0.5) -> None:
+    """A ``system/fvOptions`` of ``n_windows`` point-source windows along the room's x (one per step)."""
+    entries = "".join(
+        f"w{i}\n{{\n    type scalarSemiImplicitSource;\n    timeStart {(i + 0.5) * dt:g};\n    duration {dt:g};\n"
+        f"    selectionMode points;\n    points (({0.5 + (0.5 * shape[0] - 1) * i / n_windows:.6g} 1.3 1.5));\n"
+        f"    volumeMode absolute;\n    injectionRateSuSp {{ T (0.001 0); }}\n}}\n" for i in range(n_windows))
+    (case / "system" / "fvOptions").write_text(_header("ascii", "dictionary", "system", "fvOptions") + "\n" + entries)
+
+
+def build_cases(root: Path, n_cases: int, n_snapshots: int, shape: tuple[int, int, int],
+                n_windows: int = 0) -> list[Path]:
+    """``n_cases`` cases of one mesh of ``shape`` (nx, ny, nz) cells of 0.5 x 0.5 x 0.25 m (a walk of ``n_windows``)."""
     nx, ny, nz = shape
     xs, ys, zs = np.linspace(0, 0.5 * nx, nx + 1), np.linspace(0, 0.5 * ny, ny + 1), np.linspace(0, 0.25 * nz, nz + 1)
     first = write_case(root / "case-00", xs=xs, ys=ys, zs=zs, times=())  # mesh, U and nut
@@ -60,6 +74,8 @@ def build_cases(root: Path, n_cases: int, n_snapshots: int, shape: tuple[int, in
         blob = np.exp(-((x - sx) ** 2 + (y - sy) ** 2) / 4.0 - (z - 1.5) ** 2)
         for t in range(1, n_snapshots + 1):
             write_scalar(case / f"{2 * t:g}" / "T", blob * (1 - np.exp(-t / 30.0)) + 1e-4 * t)
+        if n_windows:
+            write_walk(case, n_windows, shape)
     return cases
 
 
@@ -70,12 +86,14 @@ def main(argv=None) -> None:
     ap.add_argument("--shape", default="49,26,12", help="nx,ny,nz mesh cells")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--windows", type=int, default=0, help="fvOptions source windows per case (a walk); 0: none")
     args = ap.parse_args(argv)
     shape = tuple(int(v) for v in args.shape.split(","))
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         t0 = time.perf_counter()
-        cases = build_cases(Path(tmp), args.cases, args.snapshots, shape)
+        cases = build_cases(Path(tmp), args.cases, args.snapshots, shape, args.windows)
         print(f"{args.cases} cases of {shape[0]} x {shape[1]} x {shape[2]} cells, {args.snapshots} snapshots each, "
+              f"{args.windows} fvOptions windows each, "
               f"written in {time.perf_counter() - t0:.1f} s; {args.repeats} repeats, {os.cpu_count()} CPUs",
               flush=True)
         common = dict(height_m=1.5, cell_m=0.5)
@@ -96,9 +114,11 @@ def main(argv=None) -> None:
                 times.setdefault(name, []).append(time.perf_counter() - t)
                 print(f"  repeat {r + 1}: {name}: {times[name][-1]:.2f} s", flush=True)
         # The paths must agree before their times mean anything.
-        old_conc = np.concatenate([ds["concentration"].values for ds in results[next(iter(runs))]])
+        first = results[next(iter(runs))]
         for name in list(runs)[1:]:
-            np.testing.assert_allclose(results[name]["concentration"].values, old_conc, rtol=1e-6, atol=0)
+            for v in ("concentration", "source_x", "source_rate"):
+                np.testing.assert_allclose(results[name][v].values, np.concatenate([ds[v].values for ds in first]),
+                                           rtol=1e-6, atol=0)
         base = statistics.median(times[next(iter(runs))])
         print(f"\n{'path':<36} {'median s':>9} {'per case s':>11} {'speed-up':>9}")
         for name, ts in times.items():

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("foamlib", reason="needs foamlib: pip install 'plumecast[openfoam]'")
 
 from plumecast.io.fvoptions import read_case_point_source  # noqa: E402
-from plumecast.io.openfoam import OpenFOAMImportError, import_openfoam, read_mesh  # noqa: E402
+from plumecast.io.openfoam import CaseSpec, OpenFOAMImportError, import_openfoam, import_openfoam_cases, read_mesh  # noqa: E402
 from plumecast.scenario import Source  # noqa: E402
 
 from _openfoam_case import write_case  # noqa: E402
@@ -110,3 +110,21 @@ def test_the_importer_records_the_cases_source_where_it_emits(tmp_path):
         import_openfoam(case, height_m=0.45, cell_m=0.5, source=Source(rate=((0.0, 2.0),), position_m=(1.5, 0.5, 0.5)))
     with pytest.raises(OpenFOAMImportError, match="units or rates differ"):
         import_openfoam(case, height_m=0.45, cell_m=0.5, source=Source(rate=((0.0, 2000.0),), path=agree.path))
+
+
+def test_many_cases_read_their_sources_in_the_pool_as_in_one_process(tmp_path):
+    # Each case's fvOptions is parsed in the importer's pool; the sources and the refusals match one process's.
+    cases = [_case(tmp_path / "a", _source("a", (0.5, 0.5, 0.5), 2.0, start=0.25, duration=1.5),
+                   _source("b", (1.0, 0.5, 0.5), 2.0, start=1.75, duration=10)),
+             _case(tmp_path / "b", _source("c", (1.0, 1.0, 0.5), 3.0))]
+    specs = [CaseSpec(c, name=c.parent.name) for c in cases]
+    one, pool = (import_openfoam_cases(specs, height_m=0.45, cell_m=0.5, jobs=j) for j in (1, 2))
+    for v in ("source_x", "source_y", "source_z", "source_rate"):
+        np.testing.assert_array_equal(pool[v].values, one[v].values)
+    np.testing.assert_allclose(pool["source_x"].values[:, 0], [0.375, 0.875])
+    np.testing.assert_allclose(pool["source_rate"].values[:, -1], [2.0, 3.0])
+    assert pool.attrs["history"] == one.attrs["history"]
+    wrong = [specs[0], CaseSpec(cases[1], name="b", source=Source(rate=((0.0, 3.0),), position_m=(0.25, 0.25, 0.5)))]
+    for jobs in (1, 2):
+        with pytest.raises(OpenFOAMImportError, match=r"case 'b' .*1\.06 m from the point source"):
+            import_openfoam_cases(wrong, height_m=0.45, cell_m=0.5, jobs=jobs)

@@ -611,7 +611,7 @@ def import_fluent_exports(exports, *, jobs: int = 1, progress=None, **common) ->
 
         finished = []
 
-        def on_done(k):
+        def on_done(k, _result):
             finished.append(k)
             report(len(finished), len(exports))
 

@@ -967,9 +967,22 @@ def _flow_task(layout: CaseLayout, counts: list[int], order) -> tuple[np.ndarray
     return (U, nut) if order is None else (U[order], nut[order])
 
 
+def _source_task(case: Path, field: str) -> tuple:
+    """The case's fvOptions point source of ``field`` and the notes on reading it (:mod:`plumecast.io.fvoptions`).
+
+    In the pool because foamlib parses a long walk's fvOptions (one entry per window) in seconds.
+    """
+    from plumecast.io.fvoptions import read_case_point_source
+
+    return read_case_point_source(case, field, _WORKER["geom"])
+
+
+_TASKS = {"scalar": _scalar_task, "flow": _flow_task, "source": _source_task}
+
+
 def _run_task(task: tuple) -> tuple:
     kind, args = task[0], task[1:]
-    return (_scalar_task if kind == "scalar" else _flow_task)(*args)
+    return _TASKS[kind](*args)
 
 
 class TaskFailed(Exception):
@@ -999,7 +1012,7 @@ def process_pool_context():
 def _run_tasks(tasks: list[tuple], state: dict, jobs: int, on_done) -> list:
     """Run ``tasks`` in this process (``jobs`` <= 1) or a pool of ``jobs`` processes; results in task order.
 
-    ``on_done(i)`` is called as task ``i`` finishes; workers start as
+    ``on_done(i, result)`` is called as task ``i`` finishes; workers start as
     :func:`process_pool_context` says. The first failing task's exception is raised and
     the tasks not yet started are cancelled.
     """
@@ -1012,7 +1025,7 @@ def _run_tasks(tasks: list[tuple], state: dict, jobs: int, on_done) -> list:
                     results[i] = _run_task(task)
                 except Exception as e:
                     raise TaskFailed(i, e) from None
-                on_done(i)
+                on_done(i, results[i])
         finally:
             _WORKER.clear()
         return results
@@ -1022,7 +1035,7 @@ def _run_tasks(tasks: list[tuple], state: dict, jobs: int, on_done) -> list:
 def run_in_pool(fn, tasks: list, jobs: int, on_done, *, initializer=None, initargs: tuple = ()) -> list:
     """``fn(task)`` for every task in a pool of ``jobs`` processes (:func:`process_pool_context`); results in task order.
 
-    ``on_done(i)`` is called as task ``i`` finishes. The first failure raises
+    ``on_done(i, result)`` is called as task ``i`` finishes. The first failure raises
     :class:`TaskFailed` naming the task, and the tasks not yet started are cancelled.
     Both importers parse their cases through it.
     """
@@ -1041,7 +1054,7 @@ def run_in_pool(fn, tasks: list, jobs: int, on_done, *, initializer=None, initar
                     results[i] = f.result()  # re-raises the worker's error (an importer error names the file)
                 except Exception as e:
                     raise TaskFailed(i, e) from None
-                on_done(i)
+                on_done(i, results[i])
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
     return results
@@ -1164,49 +1177,36 @@ SOURCE_AGREEMENT_CELLS = 1.0
 SOURCE_AGREEMENT_MASS = 0.1
 
 
-def _own_sources(specs, layouts, geom, sampler, times, cell_m, where):
-    """``(sources, notes)``: each case's fvOptions point source of its field (or None), checked.
+def _check_own_source(own, spec: CaseSpec, geom, sampler, times, cell_m: float) -> None:
+    """Refuse a case's fvOptions point source ``own`` that cannot be the case's source.
 
     Inside the mesh and on the plane's fluid (:func:`source_problem`), and against the case's
     declared source where there is one (positions within ``SOURCE_AGREEMENT_CELLS`` plane
-    cells, emitted mass within ``SOURCE_AGREEMENT_MASS``); a disagreement is an error
-    naming both.
+    cells wherever the declared source emits, emitted mass within ``SOURCE_AGREEMENT_MASS``):
+    :class:`OpenFOAMImportError` naming both, for the caller to prefix with the case.
     """
-    from plumecast.io.fvoptions import read_case_point_source
-
-    sources, notes = [], []
     fmt = lambda p: ", ".join(f"{v:g}" for v in p)  # noqa: E731
-    for k, c in enumerate(specs):
-        try:
-            own, case_notes = read_case_point_source(c.path, layouts[k].scalar_name, geom)
-        except OpenFOAMImportError as e:
-            raise OpenFOAMImportError(f"{where(k)}: {e}") from None  # the case, then its file and entry
-        notes += [f"{c.scenario}: {n}" for n in case_notes] if len(specs) > 1 else case_notes
-        sources.append(own)
-        if own is None:
-            continue
-        starts = own.starts_s[np.isfinite(own.starts_s)]
-        problem = source_problem(own, geom, sampler, np.union1d(times, starts[(starts >= times[0]) & (starts <= times[-1])]))
-        if problem:
-            raise OpenFOAMImportError(f"{where(k)}: its fvOptions point source ({own.entries[0]}): {problem}")
-        if c.source is None:
-            continue
-        on = times[c.source.rate_at(times) > 0]
-        gap = np.linalg.norm(c.source.position_at(on) - own.position_at(on), axis=-1)
-        if gap.size and gap.max() > SOURCE_AGREEMENT_CELLS * cell_m:
-            i = int(np.argmax(gap))
-            raise OpenFOAMImportError(
-                f"{where(k)}: at t = {on[i]:g} s the declared source ({fmt(c.source.position_at(on[i]))}) m is "
-                f"{gap[i]:.3g} m from the point source the case's fvOptions declare ({fmt(own.position_at(on[i]))}) m "
-                f"({own.entries[0]}); correct the manifest or the case")
-        fine = np.linspace(times[0], times[-1], 20 * len(times) + 1)
-        declared, emitted = (np.trapezoid(s.rate_at(fine), fine) for s in (c.source, own))
-        if abs(declared - emitted) > SOURCE_AGREEMENT_MASS * max(declared, emitted):
-            raise OpenFOAMImportError(
-                f"{where(k)}: the declared source emits {declared:.4g} over {times[0]:g} .. {times[-1]:g} s, the case's "
-                f"fvOptions {emitted:.4g} ({own.entries[0]}); their units or rates differ: correct the manifest or "
-                "the case")
-    return sources, notes
+    starts = own.starts_s[np.isfinite(own.starts_s)]
+    problem = source_problem(own, geom, sampler, np.union1d(times, starts[(starts >= times[0]) & (starts <= times[-1])]))
+    if problem:
+        raise OpenFOAMImportError(f"its fvOptions point source ({own.entries[0]}): {problem}")
+    if spec.source is None:
+        return
+    on = times[spec.source.rate_at(times) > 0]
+    gap = np.linalg.norm(spec.source.position_at(on) - own.position_at(on), axis=-1)
+    if gap.size and gap.max() > SOURCE_AGREEMENT_CELLS * cell_m:
+        i = int(np.argmax(gap))
+        raise OpenFOAMImportError(
+            f"at t = {on[i]:g} s the declared source ({fmt(spec.source.position_at(on[i]))}) m is "
+            f"{gap[i]:.3g} m from the point source the case's fvOptions declare ({fmt(own.position_at(on[i]))}) m "
+            f"({own.entries[0]}); correct the manifest or the case")
+    fine = np.linspace(times[0], times[-1], 20 * len(times) + 1)
+    declared, emitted = (np.trapezoid(s.rate_at(fine), fine) for s in (spec.source, own))
+    if abs(declared - emitted) > SOURCE_AGREEMENT_MASS * max(declared, emitted):
+        raise OpenFOAMImportError(
+            f"the declared source emits {declared:.4g} over {times[0]:g} .. {times[-1]:g} s, the case's "
+            f"fvOptions {emitted:.4g} ({own.entries[0]}); their units or rates differ: correct the manifest or "
+            "the case")
 
 
 def import_openfoam_cases(
@@ -1332,17 +1332,18 @@ def import_openfoam_cases(
     require_memory(ny * nx * 8 * (3 * len(times) * len(specs) + 12 + 9 * len(level_z)),
                    f"a plane grid of {ny} x {nx} cells at {len(times)} times for {len(specs)} case(s)",
                    "choose a larger --cell or import fewer cases at once")
-    own_sources, source_notes = _own_sources(specs, layouts, geom, sampler, times, cell_m, where)
     for k, c in enumerate(specs):
         if c.source is not None:
             problem = source_problem(c.source, geom, sampler, times)
             if problem:
                 raise OpenFOAMImportError(f"{where(k)}: {problem}")
 
-    # 4. Parse the fields: each case's times in chunks so that every job has work, and the flow.
+    # 4. Parse each case's fvOptions source (first: checked as each finishes, so that a bad one
+    # stops the import early), its fields (times in chunks so that every job has work), and the flow.
     jobs = max(1, int(jobs))
     chunks = min(len(times), max(1, -(-jobs // len(specs)))) if jobs > 1 else 1
-    tasks, owner = [], []
+    tasks = [("source", c.path, layouts[k].scalar_name) for k, c in enumerate(specs)]
+    owner = list(range(len(specs)))
     for k, layout in enumerate(layouts):
         for part in np.array_split(np.arange(len(times)), chunks):
             tasks.append(("scalar", [layout.scalar_files[t] for t in part], counts[k], orders[k]))
@@ -1357,17 +1358,34 @@ def import_openfoam_cases(
     report = progress or (lambda done, total: None)
     report(0, len(specs))
 
-    def on_done(i: int) -> None:
-        left[owner[i]] -= 1
-        if left[owner[i]] == 0:
+    own_sources: list = [None] * len(specs)
+    notes_by_case: list[list[str]] = [[] for _ in specs]
+
+    def on_done(i: int, result) -> None:
+        k = owner[i]
+        if tasks[i][0] == "source":
+            own, notes = result
+            notes_by_case[k] = [f"{names[k]}: {n}" for n in notes] if len(specs) > 1 else notes
+            if own is not None:
+                try:
+                    _check_own_source(own, specs[k], geom, sampler, times, cell_m)
+                except OpenFOAMImportError as e:
+                    raise OpenFOAMImportError(f"{where(k)}: {e}") from None
+            own_sources[k] = own
+        left[k] -= 1
+        if left[k] == 0:
             report(int((left == 0).sum()), len(specs))
 
-    state = {"sampler": sampler, "volumes": geom.volumes, "fast": fast}
+    state = {"sampler": sampler, "volumes": geom.volumes, "fast": fast, "geom": geom}
     try:
         results = _run_tasks(tasks, state, jobs, on_done)
+    except OpenFOAMImportError:  # a case's fvOptions source refused as it finished
+        raise
     except TaskFailed as t:
         k = owner[t.index]
         label = where(k) if tasks[t.index][1] is not flow else f"flow case {flow.case}"
+        if tasks[t.index][0] == "source":  # fvOptions errors name the file relative to the case
+            raise OpenFOAMImportError(f"{where(k)}: {t.error}") from None
         if isinstance(t.error, OpenFOAMImportError):
             raise (named(k, t.error) if tasks[t.index][1] is not flow else
                    OpenFOAMImportError(f"{label}: {t.error}")) from None
@@ -1375,6 +1393,7 @@ def import_openfoam_cases(
         raise OpenFOAMImportError(f"{label}: parsing its fields failed: {_short(t.error)}") from None
     except Exception as e:  # the pool itself broke (a worker killed before any task ran)
         raise OpenFOAMImportError(f"parsing the cases' fields failed: {_short(e)}") from None
+    source_notes = [n for notes in notes_by_case for n in notes]  # in case order, however the pool finished
 
     conc = np.zeros((len(specs), len(times), ny, nx))
     mass = np.zeros((len(specs), len(times)))
@@ -1385,7 +1404,7 @@ def import_openfoam_cases(
             m = len(task[1])
             conc[k, filled[k]:filled[k] + m], mass[k, filled[k]:filled[k] + m] = res
             filled[k] += m
-        else:
+        elif task[0] == "flow":
             flows[k] = res
     U, nut = flows[0]
     if flow is None:  # one dataset holds one flow: every case must carry the first's
