@@ -959,7 +959,7 @@ def _scalar_task(files_by_time: list[list[Path]], counts: list[int], order) -> t
     values = np.stack([_read_values(files, counts, fast=fast) for files in files_by_time])
     if order is not None:
         values = values[:, order]
-    return _WORKER["sampler"](values), values @ _WORKER["volumes"]
+    return _WORKER["sampler"](values), values @ _WORKER["geom"].volumes
 
 
 def _flow_task(layout: CaseLayout, counts: list[int], order) -> tuple[np.ndarray, np.ndarray]:
@@ -1376,7 +1376,7 @@ def import_openfoam_cases(
         if left[k] == 0:
             report(int((left == 0).sum()), len(specs))
 
-    state = {"sampler": sampler, "volumes": geom.volumes, "fast": fast, "geom": geom}
+    state = {"sampler": sampler, "geom": geom, "fast": fast}
     try:
         results = _run_tasks(tasks, state, jobs, on_done)
     except OpenFOAMImportError:  # a case's fvOptions source refused as it finished
