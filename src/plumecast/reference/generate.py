@@ -61,8 +61,8 @@ def dask_client(scheduler: str = LOCAL, *, workers: int | None = None, processes
                 memory_per_worker: float | None = None) -> Iterator:
     """A ``distributed.Client`` for ``scheduler``: ``"local"`` (a LocalCluster here) or a scheduler address.
 
-    The LocalCluster listens on 127.0.0.1 only (scheduler, workers and nannies) and has no
-    dashboard; it has ``workers`` workers (default: one per CPU, fewer when
+    The LocalCluster listens on 127.0.0.1 only (scheduler, workers, nannies and the scheduler's
+    HTTP endpoint, on a free port so that two generations at once do not contend for 8787); it has ``workers`` workers (default: one per CPU, fewer when
     ``memory_per_worker`` bytes each would not fit in the memory available), one thread each.
     Dask's own memory limit is off: the pre-flight check (:func:`check_memory`) sizes the
     work instead, and a worker Dask paused or restarted for memory would only stall.
@@ -90,7 +90,7 @@ def dask_client(scheduler: str = LOCAL, *, workers: int | None = None, processes
             n = max(1, min(n, int(free // memory_per_worker)))
     # TCP on 127.0.0.1 for worker threads too (their default, the in-process transport, refuses a host).
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, host="127.0.0.1", protocol="tcp://",
-                           dashboard_address=None, memory_limit=0, silence_logs=40)  # 40: errors only
+                           dashboard_address="127.0.0.1:0", memory_limit=0, silence_logs=40)  # 40: errors only
     try:
         with Client(cluster) as client:
             yield client
