@@ -125,6 +125,9 @@ def test_many_cases_read_their_sources_in_the_pool_as_in_one_process(tmp_path):
     np.testing.assert_allclose(pool["source_rate"].values[:, -1], [2.0, 3.0])
     assert pool.attrs["history"] == one.attrs["history"]
     wrong = [specs[0], CaseSpec(cases[1], name="b", source=Source(rate=((0.0, 3.0),), position_m=(0.25, 0.25, 0.5)))]
+    decay = _case(tmp_path / "c", _source("d", (1.0, 1.0, 0.5), 3.0, sp=-0.1))
     for jobs in (1, 2):
         with pytest.raises(OpenFOAMImportError, match=r"case 'b' .*1\.06 m from the point source"):
             import_openfoam_cases(wrong, height_m=0.45, cell_m=0.5, jobs=jobs)
+        with pytest.raises(OpenFOAMImportError, match=r"case 'c' .*system/fvOptions d: the implicit part Sp"):
+            import_openfoam_cases([specs[0], CaseSpec(decay, name="c")], height_m=0.45, cell_m=0.5, jobs=jobs)
