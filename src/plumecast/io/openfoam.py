@@ -1365,7 +1365,7 @@ def import_openfoam_cases(
         k = owner[i]
         if tasks[i][0] == "source":
             own, notes = result
-            notes_by_case[k] = [f"{names[k]}: {n}" for n in notes] if len(specs) > 1 else notes
+            notes_by_case[k] = [f"{names[k]}: {n}" for n in notes] if multi else notes
             if own is not None:
                 try:
                     _check_own_source(own, specs[k], geom, sampler, times, cell_m)
